@@ -1,0 +1,200 @@
+"""Role-based access with scope tags: the one place that decides who sees and changes what.
+
+An admin holds permissions through role assignments. For areas whose objects
+carry scope tags, a permission reaches only the objects that share a tag with
+the assignment granting it; an assignment with no tags reaches every object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, Concatenate, TypeVar
+
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.db import models
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+
+from portal import rbac
+from portal.models import RoleAssignment, ScopeTag, User
+
+M = TypeVar("M", bound=models.Model)
+AnyUser = User | AnonymousUser
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Whether a permission is held, and over which scope tags (``None``: all of them)."""
+
+    held: bool
+    tag_ids: frozenset[int] | None
+
+    @property
+    def everything(self) -> bool:
+        return self.held and self.tag_ids is None
+
+
+NO_GRANT = Grant(held=False, tag_ids=frozenset())
+FULL_GRANT = Grant(held=True, tag_ids=None)
+
+
+@dataclass(frozen=True)
+class _Assignment:
+    permissions: frozenset[str]
+    tag_ids: frozenset[int]
+    requires_mfa: bool
+
+
+def _assignments(user: User) -> list[_Assignment]:
+    cached: list[_Assignment] | None = getattr(user, "_portal_assignments", None)
+    if cached is None:
+        cached = []
+        rows = RoleAssignment.objects.filter(members=user).select_related("role").prefetch_related("scope_tags")
+        for row in rows:
+            cached.append(
+                _Assignment(
+                    permissions=frozenset(p for p in row.role.permissions if isinstance(p, str)),
+                    tag_ids=frozenset(tag.pk for tag in row.scope_tags.all()),
+                    requires_mfa=row.role.requires_mfa,
+                )
+            )
+        user._portal_assignments = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def forget(user: User) -> None:
+    """Drop the cached assignments (after they change within one request)."""
+    if hasattr(user, "_portal_assignments"):
+        del user._portal_assignments
+
+
+def grant(user: AnyUser, permission: str) -> Grant:
+    if not user.is_authenticated or not user.is_active:
+        return NO_GRANT
+    assert isinstance(user, User)
+    if user.is_superuser:
+        return FULL_GRANT
+    area = permission.split(".", 1)[0]
+    tag_ids: set[int] = set()
+    held = False
+    for assignment in _assignments(user):
+        if permission not in assignment.permissions:
+            continue
+        held = True
+        if not assignment.tag_ids or area not in rbac.SCOPED_AREAS:
+            return FULL_GRANT
+        tag_ids |= assignment.tag_ids
+    return Grant(held=True, tag_ids=frozenset(tag_ids)) if held else NO_GRANT
+
+
+def has_perm(user: AnyUser, permission: str) -> bool:
+    return grant(user, permission).held
+
+
+def permissions(user: AnyUser) -> frozenset[str]:
+    return frozenset(p for p in rbac.ALL_PERMISSIONS if has_perm(user, p))
+
+
+def requires_mfa(user: User) -> bool:
+    return user.is_superuser or any(a.requires_mfa for a in _assignments(user))
+
+
+def _area(model: type[models.Model]) -> str:
+    area = getattr(model, "RBAC_AREA", "")
+    if not area:
+        raise TypeError(f"{model.__name__} has no RBAC_AREA")
+    return str(area)
+
+
+def scoped(queryset: QuerySet[M], user: AnyUser, action: str = "read") -> QuerySet[M]:
+    """Filter ``queryset`` to the objects ``user`` may ``action``."""
+    area = _area(queryset.model)
+    g = grant(user, f"{area}.{action}")
+    if not g.held:
+        return queryset.none()
+    if g.tag_ids is None or area not in rbac.SCOPED_AREAS:
+        return queryset
+    through = queryset.model._meta.get_field("scope_tags").remote_field.through  # type: ignore[union-attr]
+    source = f"{queryset.model._meta.model_name}_id"
+    tagged = through.objects.filter(**{source: OuterRef("pk"), "scopetag_id__in": g.tag_ids})
+    return queryset.filter(Exists(tagged))
+
+
+def can(user: AnyUser, permission: str, obj: models.Model | None = None) -> bool:
+    """Whether ``user`` holds ``permission``, and (for a tagged object) reaches ``obj`` with it."""
+    g = grant(user, permission)
+    if not g.held:
+        return False
+    if obj is None or g.tag_ids is None:
+        return True
+    area = permission.split(".", 1)[0]
+    if area not in rbac.SCOPED_AREAS:
+        return True
+    return bool(g.tag_ids & set(obj.scope_tags.values_list("pk", flat=True)))  # type: ignore[attr-defined]
+
+
+def get_for_user(
+    user: AnyUser, queryset: QuerySet[M], *, write: str | None = None, **lookup: Any
+) -> M:
+    """Fetch one object the user can see (404 otherwise); with ``write``, also require that action (403)."""
+    try:
+        obj = scoped(queryset, user, "read").get(**lookup)
+    except (queryset.model.DoesNotExist, ValueError, models.ObjectDoesNotExist) as exc:
+        raise Http404 from exc
+    if write is not None and not can(user, f"{_area(queryset.model)}.{write}", obj):
+        raise PermissionDenied
+    return obj
+
+
+def held_tags(user: AnyUser) -> QuerySet[ScopeTag]:
+    """The tags an admin may give to objects: those of their assignments, or all if one has none."""
+    if not user.is_authenticated:
+        return ScopeTag.objects.none()
+    assert isinstance(user, User)
+    if user.is_superuser:
+        return ScopeTag.objects.all()
+    assignments = _assignments(user)
+    if any(not a.tag_ids for a in assignments):
+        return ScopeTag.objects.all()
+    ids: set[int] = set()
+    for a in assignments:
+        ids |= a.tag_ids
+    return ScopeTag.objects.filter(pk__in=ids)
+
+
+def creator_tags(user: AnyUser, area: str, requested: Iterable[ScopeTag] | None = None) -> list[ScopeTag]:
+    """Tags for a new object: the requested ones (if held), else the creator's, else Default."""
+    held = list(held_tags(user))
+    held_ids = {t.pk for t in held}
+    if requested:
+        chosen = [t for t in requested if t.pk in held_ids]
+        if chosen:
+            return chosen
+    g = grant(user, f"{area}.create")
+    if g.tag_ids:
+        return [t for t in held if t.pk in g.tag_ids]
+    return [ScopeTag.default()]
+
+
+V = TypeVar("V", bound=Callable[..., HttpResponse])
+
+
+def permission_required(
+    permission: str,
+) -> Callable[[Callable[Concatenate[HttpRequest, ...], HttpResponse]], Callable[..., HttpResponse]]:
+    """View decorator: 403 unless the signed-in admin holds ``permission`` on some object."""
+
+    def decorator(view: Callable[Concatenate[HttpRequest, ...], HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not has_perm(request.user, permission):
+                raise PermissionDenied
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    assert permission in rbac.ALL_PERMISSIONS, permission
+    return decorator

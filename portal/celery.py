@@ -1,0 +1,18 @@
+"""The Celery application and the whole beat schedule, in one place."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+app = Celery("portal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    # Every 30 seconds: a worker records that it is alive, so Home shows whether beat and workers run.
+    "portal-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
+}

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from portal import navigation
+from portal.models import RoleAssignment, User
+
+
+def shell(request: HttpRequest) -> dict[str, Any]:
+    user = request.user
+    if not isinstance(user, User) or not user.is_authenticated:
+        return {"entra_sign_in_enabled": settings.ENTRA_SIGN_IN_ENABLED}
+    roles = sorted({a.role.name for a in RoleAssignment.objects.filter(members=user).select_related("role")})
+    if user.is_superuser and not roles:
+        roles = ["Global Administrator"]
+    return {
+        "nav_items": navigation.items_for(user),
+        "admin_roles": roles,
+        "tenant_name": settings.PORTAL_TENANT_NAME,
+        "entra_sign_in_enabled": settings.ENTRA_SIGN_IN_ENABLED,
+    }

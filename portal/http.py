@@ -1,0 +1,16 @@
+"""Request types for typed views."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.http import HttpRequest
+from django_htmx.middleware import HtmxDetails
+
+from portal.models import User
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    user: User  # type: ignore[assignment]
+    htmx: HtmxDetails
+    correlation_id: uuid.UUID

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+
+from portal import access
+from portal.models import User
+
+# Pages an admin who still has to enrol an authenticator may reach.
+_MFA_EXEMPT_PREFIXES = ("/accounts/", "/static/", "/healthz", "/connector-api/")
+
+
+class CorrelationIdMiddleware:
+    """Give every request an id that ties its audit events and log lines together."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        raw = request.headers.get("client-request-id", "")
+        try:
+            correlation_id = uuid.UUID(raw)
+        except ValueError:
+            correlation_id = uuid.uuid4()
+        request.correlation_id = correlation_id  # type: ignore[attr-defined]
+        response = self.get_response(request)
+        response["request-id"] = str(correlation_id)
+        return response
+
+
+class RequireMfaMiddleware:
+    """Send admins whose role requires MFA to the authenticator set-up until they have one."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if (
+            settings.PORTAL_ENFORCE_MFA
+            and isinstance(user, User)
+            and user.is_authenticated
+            and not request.path.startswith(_MFA_EXEMPT_PREFIXES)
+            and access.requires_mfa(user)
+            and not _has_totp(user)
+        ):
+            return HttpResponseRedirect(f"{reverse('mfa_activate_totp')}?required=1")
+        return self.get_response(request)
+
+
+def _has_totp(user: User) -> bool:
+    from allauth.mfa.models import Authenticator
+
+    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()

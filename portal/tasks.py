@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+import socket
+import time
+
+from celery import shared_task
+from django.core.cache import cache
+
+HEARTBEAT_KEY = "portal:worker-heartbeat"
+
+
+@shared_task(ignore_result=True)
+def heartbeat() -> None:
+    cache.set(HEARTBEAT_KEY, {"at": time.time(), "host": socket.gethostname()}, timeout=3600)

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.urls import include, path
+
+from portal.views import account, audit, home, roles, tenant
+
+urlpatterns = [
+    path("", home.home, name="home"),
+    path("healthz", home.healthz, name="healthz"),
+    path("account/", account.account_settings, name="account_settings"),
+    path("accounts/", include("allauth.urls")),
+    path("troubleshooting/", tenant.troubleshoot, name="troubleshoot"),
+    path("tenant-admin/", tenant.tenant_admin, name="tenant_admin"),
+    path("tenant-admin/audit-logs/", audit.audit_logs, name="audit_logs"),
+    path("tenant-admin/audit-logs/export.csv", audit.audit_export, name="audit_export"),
+    path("tenant-admin/audit-logs/<uuid:code>/", audit.audit_detail, name="audit_detail"),
+    path("tenant-admin/roles/", include(roles.urlpatterns)),
+    path("", include("directory.urls")),
+]

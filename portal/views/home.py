@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import time
+
+from django.contrib.auth.decorators import login_not_required
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from directory.models import Device, DirectoryUser, Group
+from portal import access
+from portal.http import AuthenticatedHttpRequest
+from portal.models import AuditEvent
+from portal.tasks import HEARTBEAT_KEY
+
+# A worker heartbeat older than this means no worker (or no beat) is running.
+_WORKER_STALE_AFTER = 120
+
+
+@require_GET
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
+    user = request.user
+    context: dict[str, object] = {"nav_active": "home", "worker": _worker_status()}
+    if access.has_perm(user, "directory.read"):
+        context["counts"] = {
+            "users": DirectoryUser.objects.filter(removed_at=None).count(),
+            "groups": Group.objects.filter(removed_at=None).count(),
+            "devices": Device.objects.filter(removed_at=None).count(),
+        }
+    if access.has_perm(user, "audit.read"):
+        context["recent_events"] = AuditEvent.objects.all()[:8]
+    return render(request, "portal/home.html", context)
+
+
+def _worker_status() -> dict[str, object]:
+    beat = cache.get(HEARTBEAT_KEY)
+    if not beat:
+        return {"state": "unknown", "label": "No heartbeat yet"}
+    age = int(time.time() - float(beat["at"]))
+    if age > _WORKER_STALE_AFTER:
+        return {"state": "down", "label": f"Last heartbeat {age} s ago", "age": age}
+    return {"state": "up", "label": f"Running (heartbeat {age} s ago)", "age": age}
+
+
+@login_not_required
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness for load balancers and docker-compose: the database answers."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
