@@ -22,6 +22,7 @@ class NavItem:
 NAVIGATION: tuple[NavItem, ...] = (
     NavItem("home", "Home", "home", None, "home"),
     NavItem("certificates", "Certificates", "certs:list", "certificates.read", "certificate"),
+    NavItem("profiles", "Configuration profiles", "profiles:list", "profiles.read", "profile"),
     NavItem("devices", "Devices", "directory:devices", "directory.read", "device"),
     NavItem("users", "Users", "directory:users", "directory.read", "user"),
     NavItem("groups", "Groups", "directory:groups", "directory.read", "group"),

@@ -16,4 +16,7 @@ urlpatterns = [
     path("tenant-admin/audit-logs/<uuid:code>/", audit.audit_detail, name="audit_detail"),
     path("tenant-admin/roles/", include(roles.urlpatterns)),
     path("", include("directory.urls")),
+    path("certificates/", include("certs.urls")),
+    path("profiles/", include("profiles.urls")),
+    path("connectors/", include("connectors.urls")),
 ]
