@@ -95,7 +95,9 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict[str, Any]:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
-            "TEST": {"NAME": str(path.with_name(f"test_{path.name}"))},
+            # A file (not memory) so worker processes and the browser tests' server
+            # share it; one per test run so parallel runs never clobber each other.
+            "TEST": {"NAME": str(path.with_name(f"test_{os.getpid()}_{path.name}"))},
         }
     if scheme in {"postgres", "postgresql", "pgsql"}:
         name = unquote(parts.path.lstrip("/"))

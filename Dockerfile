@@ -1,0 +1,18 @@
+FROM python:3.13-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PORTAL_DATA_DIR=/var/lib/pfx-portal \
+    STATIC_ROOT=/opt/pfx-portal/staticfiles
+
+WORKDIR /opt/pfx-portal
+COPY requirements/ requirements/
+RUN pip install --no-cache-dir -r requirements/base.txt
+COPY . .
+RUN PORTAL_ENV=development python manage.py collectstatic --noinput -v0 \
+    && useradd --system --home /var/lib/pfx-portal --create-home portal \
+    && rm -rf /var/lib/pfx-portal/*
+USER portal
+EXPOSE 8000
+CMD ["gunicorn", "portal.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

@@ -1,0 +1,129 @@
+"""Run the whole demo with one command: web server, Celery worker and Celery beat.
+
+Each runs as its own process, so background work really happens outside the web
+server, as it does in production. Stopping the command (Ctrl+C) stops them all;
+if one of them dies, the others are stopped too and the command fails.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+
+@dataclass
+class Process:
+    name: str
+    argv: list[str]
+    popen: subprocess.Popen[bytes] | None = None
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class Command(BaseCommand):
+    help = "Migrate, seed the demo tenant and run the web server, a Celery worker and Celery beat."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes.")
+        parser.add_argument("--no-seed", action="store_true", help="Skip seeding the demo tenant.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host: str = options["host"]
+        port: int = options["port"]
+        if not port_is_free(host, port):
+            raise CommandError(f"Port {port} on {host} is in use. Stop what uses it, or run with PORT=8001 make run.")
+
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("Database is up to date.")
+        sign_ins: list[tuple[str, str, str]] = []
+        if not options["no_seed"]:
+            call_command("seed_demo", verbosity=0)
+            from directory.management.commands.seed_demo import demo_sign_ins
+
+            sign_ins = [tuple(row[:3]) for row in demo_sign_ins()]  # type: ignore[misc]
+
+        python = sys.executable
+        manage = str(settings.BASE_DIR / "manage.py")
+        processes = [
+            Process("web", [python, manage, "runserver", f"{host}:{port}", "--noreload", "--skip-checks"]),
+            Process(
+                "worker",
+                [python, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork",
+                 "--concurrency", str(options["concurrency"]), "--loglevel", "INFO", "-n", "demo-worker@%h"],
+            ),
+            Process(
+                "beat",
+                [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
+                 "--schedule", str(settings.CELERY_BEAT_SCHEDULE_FILENAME)],
+            ),
+        ]
+        self._run(processes, f"http://{host}:{port}/", sign_ins)
+
+    def _run(self, processes: list[Process], url: str, sign_ins: list[tuple[str, str, str]]) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        for proc in processes:
+            proc.popen = subprocess.Popen(proc.argv, cwd=settings.BASE_DIR, env=env, start_new_session=True)
+        self._banner(url, sign_ins, processes)
+
+        stopping = False
+
+        def stop(signum: int, frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        failed: Process | None = None
+        while not stopping and failed is None:
+            time.sleep(0.5)
+            failed = next((p for p in processes if p.popen and p.popen.poll() is not None), None)
+        self._stop_all(processes)
+        if failed is not None:
+            raise CommandError(f"The {failed.name} process exited with code {failed.popen.returncode if failed.popen else '?'}.")
+        self.stdout.write("Demo stopped.")
+
+    def _stop_all(self, processes: list[Process]) -> None:
+        for proc in processes:
+            if proc.popen and proc.popen.poll() is None:
+                os.killpg(proc.popen.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in processes:
+            if proc.popen is None:
+                continue
+            try:
+                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.popen.pid, signal.SIGKILL)
+
+    def _banner(self, url: str, sign_ins: list[tuple[str, str, str]], processes: list[Process]) -> None:
+        out = self.stdout
+        out.write("")
+        out.write(self.style.SUCCESS(f"PFX Portal is running at {url}"))
+        out.write("Processes: " + ", ".join(f"{p.name} (pid {p.popen.pid if p.popen else '?'})" for p in processes))
+        if sign_ins:
+            out.write("Demo sign-ins:")
+            width = max(len(email) for email, _, _ in sign_ins)
+            for email, password, role in sign_ins:
+                out.write(f"  {email.ljust(width)}  {password}  {role}")
+        out.write("Press Ctrl+C to stop.")
+        out.write("")
