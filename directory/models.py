@@ -16,7 +16,10 @@ class Platform(models.TextChoices):
         "androidEnterpriseFullyManaged",
         "Android Enterprise (fully managed, dedicated and corporate-owned work profile)",
     )
-    ANDROID_WORK_PROFILE = "androidEnterpriseWorkProfile", "Android Enterprise (personally-owned work profile)"
+    ANDROID_WORK_PROFILE = (
+        "androidEnterpriseWorkProfile",
+        "Android Enterprise (personally-owned work profile)",
+    )
     IOS = "iOS", "iOS/iPadOS"
     MACOS = "macOS", "macOS"
     WINDOWS = "windows10", "Windows 10 and later"
@@ -112,8 +115,12 @@ class Group(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     removed_at = models.DateTimeField(null=True, blank=True)
-    users = models.ManyToManyField(DirectoryUser, through="GroupUserMember", related_name="groups", blank=True)
-    devices = models.ManyToManyField("Device", through="GroupDeviceMember", related_name="groups", blank=True)
+    users = models.ManyToManyField(
+        DirectoryUser, through="GroupUserMember", related_name="groups", blank=True
+    )
+    devices: models.ManyToManyField[Device, GroupDeviceMember] = models.ManyToManyField(
+        "Device", through="GroupDeviceMember", related_name="groups", blank=True
+    )
 
     class Meta:
         ordering = ["display_name"]

@@ -10,18 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any, Concatenate, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Exists, OuterRef, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest
 
 from portal import rbac
 from portal.models import RoleAssignment, ScopeTag, User
 
-M = TypeVar("M", bound=models.Model)
 AnyUser = User | AnonymousUser
 
 
@@ -52,7 +51,9 @@ def _assignments(user: User) -> list[_Assignment]:
     cached: list[_Assignment] | None = getattr(user, "_portal_assignments", None)
     if cached is None:
         cached = []
-        rows = RoleAssignment.objects.filter(members=user).select_related("role").prefetch_related("scope_tags")
+        rows = (
+            RoleAssignment.objects.filter(members=user).select_related("role").prefetch_related("scope_tags")
+        )
         for row in rows:
             cached.append(
                 _Assignment(
@@ -109,7 +110,7 @@ def _area(model: type[models.Model]) -> str:
     return str(area)
 
 
-def scoped(queryset: QuerySet[M], user: AnyUser, action: str = "read") -> QuerySet[M]:
+def scoped[M: models.Model](queryset: QuerySet[M], user: AnyUser, action: str = "read") -> QuerySet[M]:
     """Filter ``queryset`` to the objects ``user`` may ``action``."""
     area = _area(queryset.model)
     g = grant(user, f"{area}.{action}")
@@ -136,13 +137,13 @@ def can(user: AnyUser, permission: str, obj: models.Model | None = None) -> bool
     return bool(g.tag_ids & set(obj.scope_tags.values_list("pk", flat=True)))  # type: ignore[attr-defined]
 
 
-def get_for_user(
+def get_for_user[M: models.Model](
     user: AnyUser, queryset: QuerySet[M], *, write: str | None = None, **lookup: Any
 ) -> M:
     """Fetch one object the user can see (404 otherwise); with ``write``, also require that action (403)."""
     try:
         obj = scoped(queryset, user, "read").get(**lookup)
-    except (queryset.model.DoesNotExist, ValueError, models.ObjectDoesNotExist) as exc:
+    except (models.ObjectDoesNotExist, ValueError) as exc:
         raise Http404 from exc
     if write is not None and not can(user, f"{_area(queryset.model)}.{write}", obj):
         raise PermissionDenied
@@ -179,22 +180,21 @@ def creator_tags(user: AnyUser, area: str, requested: Iterable[ScopeTag] | None 
     return [ScopeTag.default()]
 
 
-V = TypeVar("V", bound=Callable[..., HttpResponse])
+V = TypeVar("V", bound=Callable[..., Any])
 
 
-def permission_required(
-    permission: str,
-) -> Callable[[Callable[Concatenate[HttpRequest, ...], HttpResponse]], Callable[..., HttpResponse]]:
+def permission_required(permission: str) -> Callable[[V], V]:
     """View decorator: 403 unless the signed-in admin holds ``permission`` on some object."""
+    if permission not in rbac.ALL_PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}")
 
-    def decorator(view: Callable[Concatenate[HttpRequest, ...], HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: V) -> V:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             if not has_perm(request.user, permission):
                 raise PermissionDenied
             return view(request, *args, **kwargs)
 
-        return wrapped
+        return cast(V, wrapped)
 
-    assert permission in rbac.ALL_PERMISSIONS, permission
     return decorator

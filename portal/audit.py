@@ -99,7 +99,7 @@ def resource(
     changes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
-        "type": type or (obj._meta.verbose_name.title() if obj is not None else ""),
+        "type": type or (str(obj._meta.verbose_name).title() if obj is not None else ""),
         "id": id if id is not None else str(getattr(obj, "code", None) or getattr(obj, "pk", "")),
         "name": name if name is not None else str(obj),
         "changes": changes or [],

@@ -19,7 +19,13 @@ class AuditFilterForm(forms.Form):
     range = forms.ChoiceField(
         required=False,
         label="Date range",
-        choices=[("", "All time"), ("day", "Last day"), ("week", "Last week"), ("month", "Last month"), ("custom", "Custom")],
+        choices=[
+            ("", "All time"),
+            ("day", "Last day"),
+            ("week", "Last week"),
+            ("month", "Last month"),
+            ("custom", "Custom"),
+        ],
     )
     start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From")
     end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To")

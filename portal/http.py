@@ -11,6 +11,6 @@ from portal.models import User
 
 
 class AuthenticatedHttpRequest(HttpRequest):
-    user: User  # type: ignore[assignment]
+    user: User
     htmx: HtmxDetails
     correlation_id: uuid.UUID

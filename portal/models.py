@@ -71,7 +71,9 @@ class ScopeTag(models.Model):
     class Meta:
         ordering = ["-is_default", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["is_default"], condition=models.Q(is_default=True), name="one_default_tag")
+            models.UniqueConstraint(
+                fields=["is_default"], condition=models.Q(is_default=True), name="one_default_tag"
+            )
         ]
 
     def __str__(self) -> str:
@@ -80,14 +82,17 @@ class ScopeTag(models.Model):
     @classmethod
     def default(cls) -> ScopeTag:
         tag, _ = cls.objects.get_or_create(
-            is_default=True, defaults={"name": cls.DEFAULT_NAME, "description": "Given to objects with no other tag."}
+            is_default=True,
+            defaults={"name": cls.DEFAULT_NAME, "description": "Given to objects with no other tag."},
         )
         return tag
 
 
 class Role(models.Model):
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    key = models.SlugField(max_length=60, unique=True, null=True, blank=True, help_text="Set on built-in roles.")
+    key = models.SlugField(
+        max_length=60, unique=True, null=True, blank=True, help_text="Set on built-in roles."
+    )
     name = models.CharField(max_length=100, unique=True)
     description = models.CharField(max_length=500, blank=True)
     permissions = models.JSONField(default=list)
@@ -123,7 +128,9 @@ class RoleAssignment(models.Model):
 
     class Meta:
         ordering = ["role__name", "name"]
-        constraints = [models.UniqueConstraint(fields=["role", "name"], name="unique_assignment_name_per_role")]
+        constraints = [
+            models.UniqueConstraint(fields=["role", "name"], name="unique_assignment_name_per_role")
+        ]
 
     def __str__(self) -> str:
         return f"{self.role.name}: {self.name}"
@@ -194,7 +201,7 @@ class AuditEvent(models.Model):
         return f"{self.activity} by {self.actor_name}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.pk is not None:
+        if not self._state.adding:
             raise PermissionError("The audit log is append-only")
         super().save(*args, **kwargs)
 

@@ -1,4 +1,4 @@
-"""The left navigation, as Endpoint Manager lays it out. Items appear when the admin holds their permission."""
+"""The left navigation, as in Endpoint Manager; items show when the admin holds their permission."""
 
 from __future__ import annotations
 
@@ -55,9 +55,16 @@ class Tile:
 TENANT_ADMIN_TILES: tuple[Tile, ...] = (
     Tile("Roles", "Built-in and custom roles, role assignments and administrators.", "roles", "roles.read"),
     Tile("Scope tags", "Tags that limit which objects an administrator sees.", "scope_tags", "roles.read"),
-    Tile("Audit logs", "Every change made in the portal, with old and new values.", "audit_logs", "audit.read"),
+    Tile(
+        "Audit logs", "Every change made in the portal, with old and new values.", "audit_logs", "audit.read"
+    ),
     Tile("Encryption keys", "Public keys that protect PFX passwords.", "certs:keys", "connectors.read"),
-    Tile("Certificate connectors", "On-premises connectors and their health.", "connectors:list", "connectors.read"),
+    Tile(
+        "Certificate connectors",
+        "On-premises connectors and their health.",
+        "connectors:list",
+        "connectors.read",
+    ),
     Tile("Microsoft Intune", "Tenant connection to Microsoft Graph.", "graph:connection", "connectors.read"),
 )
 

@@ -29,7 +29,9 @@ ACTIONS: dict[str, tuple[str, ...]] = {
 # Objects in these areas carry scope tags; the others are tenant-wide.
 SCOPED_AREAS = frozenset({"certificates", "profiles", "connectors"})
 
-ALL_PERMISSIONS: tuple[str, ...] = tuple(f"{area}.{action}" for area, actions in ACTIONS.items() for action in actions)
+ALL_PERMISSIONS: tuple[str, ...] = tuple(
+    f"{area}.{action}" for area, actions in ACTIONS.items() for action in actions
+)
 
 
 def is_permission(value: str) -> bool:
@@ -53,18 +55,26 @@ BUILT_IN_ROLES: tuple[BuiltInRole, ...] = (
     BuiltInRole(
         key="intune_administrator",
         name="Intune Administrator",
-        description="Manages every part of the portal: certificates, profiles, connectors, keys and the directory.",
+        description="Manages certificates, profiles, connectors, keys and the directory.",
         permissions=tuple(
-            _all("certificates") + _all("profiles") + _all("connectors") + _all("directory") + ["audit.read", "roles.read"]
+            _all("certificates")
+            + _all("profiles")
+            + _all("connectors")
+            + _all("directory")
+            + ["audit.read", "roles.read"]
         ),
         requires_mfa=True,
     ),
     BuiltInRole(
         key="policy_and_profile_manager",
         name="Policy and Profile Manager",
-        description="Creates, assigns and reports on certificate profiles; reads certificates and the directory.",
-        permissions=tuple(
-            _all("profiles") + ["certificates.read", "connectors.read", "directory.read", "audit.read"]
+        description="Creates, assigns and reports on profiles; reads certificates and the directory.",
+        permissions=(
+            *_all("profiles"),
+            "certificates.read",
+            "connectors.read",
+            "directory.read",
+            "audit.read",
         ),
         requires_mfa=False,
     ),
@@ -86,7 +96,7 @@ BUILT_IN_ROLES: tuple[BuiltInRole, ...] = (
         key="intune_role_administrator",
         name="Intune Role Administrator",
         description="Manages roles, role assignments and scope tags. The only built-in role that can grant permissions.",
-        permissions=tuple(_all("roles") + ["audit.read", "directory.read"]),
+        permissions=(*_all("roles"), "audit.read", "directory.read"),
         requires_mfa=True,
     ),
 )

@@ -74,15 +74,17 @@ def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
 
 
 def parse_database_url(url: str, *, base_dir: Path) -> dict[str, Any]:
-    """Turn ``postgres://user:pw@host:port/name?sslmode=...`` or ``sqlite:///path`` into DATABASES['default']."""
+    """Turn ``postgres://user:pw@host:port/name?...`` or ``sqlite:///path`` into DATABASES['default']."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
         # sqlite:///relative.db and sqlite:////absolute/path.db, as dj-database-url reads them.
         raw_path = unquote(parts.path)
         if not raw_path or raw_path == "/":
-            raise ImproperlyConfigured("DATABASE_URL: a sqlite URL needs a file path, e.g. sqlite:///var/db.sqlite3")
-        path = Path(raw_path[1:]) if not raw_path.startswith("//") else Path(raw_path[1:])
+            raise ImproperlyConfigured(
+                "DATABASE_URL: a sqlite URL needs a file path, e.g. sqlite:///var/db.sqlite3"
+            )
+        path = Path(raw_path[1:])
         if not path.is_absolute():
             path = base_dir / path
         return {
@@ -119,4 +121,6 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict[str, Any]:
             "CONN_MAX_AGE": 60,
             "CONN_HEALTH_CHECKS": True,
         }
-    raise ImproperlyConfigured(f"DATABASE_URL: unsupported scheme {parts.scheme!r} (use postgres:// or sqlite:///)")
+    raise ImproperlyConfigured(
+        f"DATABASE_URL: unsupported scheme {parts.scheme!r} (use postgres:// or sqlite:///)"
+    )

@@ -22,7 +22,9 @@ def sync_built_in_roles(apps: Any, schema_editor: Any) -> None:
             },
         )
     if not ScopeTag.objects.filter(is_default=True).exists():
-        ScopeTag.objects.create(name="Default", description="Given to objects with no other tag.", is_default=True)
+        ScopeTag.objects.create(
+            name="Default", description="Given to objects with no other tag.", is_default=True
+        )
 
 
 # The audit log is append-only at the database too, so no code path (not even a

@@ -13,7 +13,9 @@ from portal.models import RoleAssignment
 @require_GET
 def account_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
-    assignments = RoleAssignment.objects.filter(members=user).select_related("role").prefetch_related("scope_tags")
+    assignments = (
+        RoleAssignment.objects.filter(members=user).select_related("role").prefetch_related("scope_tags")
+    )
     return render(
         request,
         "portal/account.html",

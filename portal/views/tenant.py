@@ -15,7 +15,9 @@ from portal.navigation import tenant_admin_tiles
 @require_GET
 def tenant_admin(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
-        request, "portal/tenant_admin.html", {"nav_active": "tenant", "tiles": tenant_admin_tiles(request.user)}
+        request,
+        "portal/tenant_admin.html",
+        {"nav_active": "tenant", "tiles": tenant_admin_tiles(request.user)},
     )
 
 
@@ -35,5 +37,10 @@ def troubleshoot(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request,
         "portal/troubleshoot.html",
-        {"nav_active": "troubleshoot", "query": query, "matches": matches, "can_audit": access.has_perm(request.user, "audit.read")},
+        {
+            "nav_active": "troubleshoot",
+            "query": query,
+            "matches": matches,
+            "can_audit": access.has_perm(request.user, "audit.read"),
+        },
     )

@@ -51,7 +51,9 @@ class Command(BaseCommand):
         host: str = options["host"]
         port: int = options["port"]
         if not port_is_free(host, port):
-            raise CommandError(f"Port {port} on {host} is in use. Stop what uses it, or run with PORT=8001 make run.")
+            raise CommandError(
+                f"Port {port} on {host} is in use. Stop what uses it, or run with PORT=8001 make run."
+            )
 
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Database is up to date.")
@@ -68,13 +70,37 @@ class Command(BaseCommand):
             Process("web", [python, manage, "runserver", f"{host}:{port}", "--noreload", "--skip-checks"]),
             Process(
                 "worker",
-                [python, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork",
-                 "--concurrency", str(options["concurrency"]), "--loglevel", "INFO", "-n", "demo-worker@%h"],
+                [
+                    python,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "portal",
+                    "worker",
+                    "--pool",
+                    "prefork",
+                    "--concurrency",
+                    str(options["concurrency"]),
+                    "--loglevel",
+                    "INFO",
+                    "-n",
+                    "demo-worker@%h",
+                ],
             ),
             Process(
                 "beat",
-                [python, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
-                 "--schedule", str(settings.CELERY_BEAT_SCHEDULE_FILENAME)],
+                [
+                    python,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "portal",
+                    "beat",
+                    "--loglevel",
+                    "INFO",
+                    "--schedule",
+                    str(settings.CELERY_BEAT_SCHEDULE_FILENAME),
+                ],
             ),
         ]
         self._run(processes, f"http://{host}:{port}/", sign_ins)
@@ -99,7 +125,8 @@ class Command(BaseCommand):
             failed = next((p for p in processes if p.popen and p.popen.poll() is not None), None)
         self._stop_all(processes)
         if failed is not None:
-            raise CommandError(f"The {failed.name} process exited with code {failed.popen.returncode if failed.popen else '?'}.")
+            code = failed.popen.returncode if failed.popen else "?"
+            raise CommandError(f"The {failed.name} process exited with code {code}.")
         self.stdout.write("Demo stopped.")
 
     def _stop_all(self, processes: list[Process]) -> None:
@@ -119,7 +146,9 @@ class Command(BaseCommand):
         out = self.stdout
         out.write("")
         out.write(self.style.SUCCESS(f"PFX Portal is running at {url}"))
-        out.write("Processes: " + ", ".join(f"{p.name} (pid {p.popen.pid if p.popen else '?'})" for p in processes))
+        out.write(
+            "Processes: " + ", ".join(f"{p.name} (pid {p.popen.pid if p.popen else '?'})" for p in processes)
+        )
         if sign_ins:
             out.write("Demo sign-ins:")
             width = max(len(email) for email, _, _ in sign_ins)
