@@ -1,0 +1,364 @@
+"""Changes to roles, role assignments, scope tags and administrators.
+
+Each function is one transaction that makes the change and writes its audit
+event, so both exist or neither does. Mail leaves the process only after commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from portal import access, audit, rbac
+from portal.audit import Actor
+from portal.models import AuditEvent, Role, RoleAssignment, ScopeTag, ScopeTagged, User
+
+ROLE_CATEGORY = "Role"
+TAG_CATEGORY = "Scope tag"
+
+ROLE_FIELDS = ("name", "description", "permissions", "requires_mfa")
+ASSIGNMENT_FIELDS = ("name", "description", "role", "members", "scope_tags")
+TAG_FIELDS = ("name", "description")
+ADMIN_FIELDS = ("email", "display_name", "role_assignments")
+
+Op = AuditEvent.Operation
+
+
+# --- Guards against privilege escalation ------------------------------------------------------
+
+
+def _check_can_grant(actor: Actor, permissions: Iterable[str]) -> None:
+    """An admin can hand out only permissions they hold themselves (superusers hold them all)."""
+    if actor.user is None:
+        return  # the system itself (seeding, migrations)
+    held = access.permissions(actor.user)
+    missing = [p for p in permissions if p not in held]
+    if missing:
+        raise ValidationError(f"You can't grant permissions you don't hold yourself: {', '.join(missing)}.")
+
+
+def _check_can_give_tags(actor: Actor, tags: Iterable[ScopeTag]) -> None:
+    """An admin limited to scope tags can give only those tags, and can't lift the limit."""
+    if actor.user is None or actor.user.is_superuser:
+        return
+    if RoleAssignment.objects.filter(members=actor.user, scope_tags=None).exists():
+        return  # one of their assignments has no tags: they reach everything
+    held = set(access.held_tags(actor.user).values_list("pk", flat=True))
+    chosen = {t.pk for t in tags}
+    if not chosen:
+        raise ValidationError(
+            {"scope_tags": "Choose at least one scope tag: you are limited to your own tags."}
+        )
+    if not chosen <= held:
+        raise ValidationError({"scope_tags": "You can only give scope tags that you hold yourself."})
+
+
+def _normalise(permissions: Iterable[str]) -> list[str]:
+    """Known permissions only, in catalogue order, so old and new values compare cleanly."""
+    chosen = set(permissions)
+    unknown = sorted(p for p in chosen if not rbac.is_permission(p))
+    if unknown:
+        raise ValidationError({"permissions": f"Unknown permissions: {', '.join(unknown)}"})
+    return [p for p in rbac.ALL_PERMISSIONS if p in chosen]
+
+
+def _forget(actor: Actor) -> None:
+    if actor.user is not None:
+        access.forget(actor.user)
+
+
+# --- Roles ------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def role_create(
+    *, actor: Actor, name: str, description: str = "", permissions: Iterable[str], requires_mfa: bool = False
+) -> Role:
+    perms = _normalise(permissions)
+    _check_can_grant(actor, perms)
+    role = Role(
+        name=name.strip(), description=description.strip(), permissions=perms, requires_mfa=requires_mfa
+    )
+    role.full_clean()
+    role.save()
+    after = audit.snapshot(role, ROLE_FIELDS)
+    audit.record(
+        actor,
+        activity="Create role",
+        category=ROLE_CATEGORY,
+        operation=Op.CREATE,
+        resources=[audit.resource(role, type="Role", changes=audit.changes({}, after))],
+    )
+    return role
+
+
+@transaction.atomic
+def role_update(
+    *, actor: Actor, role: Role, name: str, description: str, permissions: Iterable[str], requires_mfa: bool
+) -> Role:
+    role = Role.objects.select_for_update().get(pk=role.pk)
+    if role.is_built_in:
+        raise ValidationError("Built-in roles can't be changed. Duplicate the role to make a custom one.")
+    perms = _normalise(permissions)
+    _check_can_grant(actor, set(perms) - set(role.permissions))
+    before = audit.snapshot(role, ROLE_FIELDS)
+    role.name, role.description = name.strip(), description.strip()
+    role.permissions, role.requires_mfa = perms, requires_mfa
+    role.full_clean()
+    role.save()
+    after = audit.snapshot(role, ROLE_FIELDS)
+    audit.record(
+        actor,
+        activity="Update role",
+        category=ROLE_CATEGORY,
+        operation=Op.UPDATE,
+        resources=[audit.resource(role, type="Role", changes=audit.changes(before, after))],
+    )
+    _forget(actor)
+    return role
+
+
+@transaction.atomic
+def role_delete(*, actor: Actor, role: Role) -> None:
+    role = Role.objects.select_for_update().get(pk=role.pk)
+    if role.is_built_in:
+        raise ValidationError("Built-in roles can't be deleted.")
+    in_use = role.assignments.count()
+    if in_use:
+        raise ValidationError(
+            f"“{role.name}” has {in_use} assignment{'s' if in_use != 1 else ''}. Delete them before the role."
+        )
+    before = audit.snapshot(role, ROLE_FIELDS)
+    gone = audit.resource(role, type="Role", changes=audit.changes(before, dict.fromkeys(before)))
+    role.delete()
+    audit.record(actor, activity="Delete role", category=ROLE_CATEGORY, operation=Op.DELETE, resources=[gone])
+
+
+# --- Role assignments -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def assignment_create(
+    *,
+    actor: Actor,
+    role: Role,
+    name: str,
+    description: str = "",
+    members: Iterable[User] = (),
+    scope_tags: Iterable[ScopeTag] = (),
+) -> RoleAssignment:
+    members, scope_tags = list(members), list(scope_tags)
+    if members:
+        _check_can_grant(actor, role.permissions)
+    _check_can_give_tags(actor, scope_tags)
+    assignment = RoleAssignment(role=role, name=name.strip(), description=description.strip())
+    assignment.full_clean()
+    assignment.save()
+    assignment.members.set(members)
+    assignment.scope_tags.set(scope_tags)
+    after = audit.snapshot(assignment, ASSIGNMENT_FIELDS)
+    audit.record(
+        actor,
+        activity="Create role assignment",
+        category=ROLE_CATEGORY,
+        operation=Op.CREATE,
+        resources=[audit.resource(assignment, type="Role assignment", changes=audit.changes({}, after))],
+    )
+    _forget(actor)
+    return assignment
+
+
+@transaction.atomic
+def assignment_update(
+    *,
+    actor: Actor,
+    assignment: RoleAssignment,
+    name: str,
+    description: str,
+    members: Iterable[User],
+    scope_tags: Iterable[ScopeTag],
+) -> RoleAssignment:
+    assignment = RoleAssignment.objects.select_for_update().select_related("role").get(pk=assignment.pk)
+    members, scope_tags = list(members), list(scope_tags)
+    before = audit.snapshot(assignment, ASSIGNMENT_FIELDS)
+    current_members = set(assignment.members.values_list("pk", flat=True))
+    if {m.pk for m in members} - current_members:
+        _check_can_grant(actor, assignment.role.permissions)
+    if {t.pk for t in scope_tags} != set(assignment.scope_tags.values_list("pk", flat=True)):
+        _check_can_give_tags(actor, scope_tags)
+    assignment.name, assignment.description = name.strip(), description.strip()
+    assignment.full_clean()
+    assignment.save()
+    assignment.members.set(members)
+    assignment.scope_tags.set(scope_tags)
+    after = audit.snapshot(assignment, ASSIGNMENT_FIELDS)
+    audit.record(
+        actor,
+        activity="Update role assignment",
+        category=ROLE_CATEGORY,
+        operation=Op.UPDATE,
+        resources=[audit.resource(assignment, type="Role assignment", changes=audit.changes(before, after))],
+    )
+    _forget(actor)
+    return assignment
+
+
+@transaction.atomic
+def assignment_delete(*, actor: Actor, assignment: RoleAssignment) -> None:
+    assignment = RoleAssignment.objects.select_for_update().select_related("role").get(pk=assignment.pk)
+    before = audit.snapshot(assignment, ASSIGNMENT_FIELDS)
+    gone = audit.resource(
+        assignment, type="Role assignment", changes=audit.changes(before, dict.fromkeys(before))
+    )
+    assignment.delete()
+    audit.record(
+        actor,
+        activity="Delete role assignment",
+        category=ROLE_CATEGORY,
+        operation=Op.DELETE,
+        resources=[gone],
+    )
+    _forget(actor)
+
+
+# --- Scope tags -------------------------------------------------------------------------------
+
+
+def tag_usage(tag: ScopeTag) -> tuple[int, int]:
+    """How many role assignments, and how many tagged objects (in any app), carry ``tag``."""
+    objects = 0
+    for model in apps.get_models():
+        if issubclass(model, ScopeTagged):
+            through = model._meta.get_field("scope_tags").remote_field.through  # type: ignore[union-attr]
+            objects += through.objects.filter(scopetag_id=tag.pk).count()
+    return tag.role_assignments.count(), objects
+
+
+@transaction.atomic
+def scope_tag_create(*, actor: Actor, name: str, description: str = "") -> ScopeTag:
+    tag = ScopeTag(name=name.strip(), description=description.strip())
+    tag.full_clean()
+    tag.save()
+    after = audit.snapshot(tag, TAG_FIELDS)
+    audit.record(
+        actor,
+        activity="Create scope tag",
+        category=TAG_CATEGORY,
+        operation=Op.CREATE,
+        resources=[audit.resource(tag, type="Scope tag", changes=audit.changes({}, after))],
+    )
+    return tag
+
+
+@transaction.atomic
+def scope_tag_update(*, actor: Actor, tag: ScopeTag, name: str, description: str) -> ScopeTag:
+    tag = ScopeTag.objects.select_for_update().get(pk=tag.pk)
+    if tag.is_default and name.strip() != tag.name:
+        raise ValidationError({"name": "The Default tag keeps its name."})
+    before = audit.snapshot(tag, TAG_FIELDS)
+    tag.name, tag.description = name.strip(), description.strip()
+    tag.full_clean()
+    tag.save()
+    after = audit.snapshot(tag, TAG_FIELDS)
+    audit.record(
+        actor,
+        activity="Update scope tag",
+        category=TAG_CATEGORY,
+        operation=Op.UPDATE,
+        resources=[audit.resource(tag, type="Scope tag", changes=audit.changes(before, after))],
+    )
+    return tag
+
+
+@transaction.atomic
+def scope_tag_delete(*, actor: Actor, tag: ScopeTag) -> None:
+    tag = ScopeTag.objects.select_for_update().get(pk=tag.pk)
+    if tag.is_default:
+        raise ValidationError("The Default tag can't be deleted: untagged objects carry it.")
+    assignments, objects = tag_usage(tag)
+    if assignments or objects:
+        used = []
+        if assignments:
+            used.append(f"{assignments} role assignment{'s' if assignments != 1 else ''}")
+        if objects:
+            used.append(f"{objects} object{'s' if objects != 1 else ''}")
+        raise ValidationError(f"“{tag.name}” is in use by {' and '.join(used)}. Remove it from them first.")
+    before = audit.snapshot(tag, TAG_FIELDS)
+    gone = audit.resource(tag, type="Scope tag", changes=audit.changes(before, dict.fromkeys(before)))
+    tag.delete()
+    audit.record(
+        actor, activity="Delete scope tag", category=TAG_CATEGORY, operation=Op.DELETE, resources=[gone]
+    )
+
+
+# --- Administrators ---------------------------------------------------------------------------
+
+
+def set_password_url(user: User) -> str:
+    """A one-time link to allauth's password reset form, valid for PASSWORD_RESET_TIMEOUT."""
+    from allauth.account.forms import default_token_generator
+    from allauth.account.utils import user_pk_to_url_str
+
+    path = reverse(
+        "account_reset_password_from_key",
+        kwargs={"uidb36": user_pk_to_url_str(user), "key": default_token_generator.make_token(user)},
+    )
+    return f"{settings.SITE_URL}{path}"
+
+
+def _send_invitation(user: User, inviter: str) -> None:
+    context = {"user": user, "inviter": inviter, "url": set_password_url(user), "site_url": settings.SITE_URL}
+    subject = render_to_string("portal/roles/email/invite_subject.txt", context).strip()
+    body = render_to_string("portal/roles/email/invite_message.txt", context)
+    send_mail(settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + subject, body, None, [user.email])
+
+
+@transaction.atomic
+def admin_invite(
+    *, actor: Actor, email: str, display_name: str = "", assignments: Iterable[RoleAssignment] = ()
+) -> User:
+    """Create an administrator without a password and mail them a link to set one."""
+    email = email.strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError({"email": "An administrator with this e-mail address already exists."})
+    assignments = list(assignments)
+    for assignment in assignments:
+        _check_can_grant(actor, assignment.role.permissions)
+    user = User(email=email, display_name=display_name.strip(), invited_by=actor.user)
+    user.set_unusable_password()
+    user.full_clean()
+    user.save()
+    for assignment in assignments:
+        assignment.members.add(user)
+    after = audit.snapshot(user, ADMIN_FIELDS)
+    audit.record(
+        actor,
+        activity="Invite administrator",
+        category=ROLE_CATEGORY,
+        operation=Op.CREATE,
+        resources=[audit.resource(user, type="Administrator", changes=audit.changes({}, after))],
+    )
+    transaction.on_commit(lambda: _send_invitation(user, actor.name))
+    return user
+
+
+def admin_resend_invite(*, actor: Actor, user: User) -> None:
+    """Mail a fresh set-password link to an administrator who has not set a password yet."""
+    if user.has_usable_password():
+        raise ValidationError("This administrator has already set a password.")
+    with transaction.atomic():
+        audit.record(
+            actor,
+            activity="Resend administrator invitation",
+            category=ROLE_CATEGORY,
+            operation=Op.ACTION,
+            resources=[audit.resource(user, type="Administrator")],
+        )
+        transaction.on_commit(lambda: _send_invitation(user, actor.name))
