@@ -137,6 +137,9 @@ class GroupUserMember(models.Model):
         constraints = [models.UniqueConstraint(fields=["group", "user"], name="unique_group_user")]
         indexes = [models.Index(fields=["user", "group"])]
 
+    def __str__(self) -> str:
+        return f"{self.user} in {self.group}"
+
 
 class GroupDeviceMember(models.Model):
     group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="device_members")
@@ -145,6 +148,9 @@ class GroupDeviceMember(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["group", "device"], name="unique_group_device")]
         indexes = [models.Index(fields=["device", "group"])]
+
+    def __str__(self) -> str:
+        return f"{self.device} in {self.group}"
 
 
 class Device(models.Model):

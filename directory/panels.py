@@ -1,0 +1,47 @@
+"""Extra sections of the user page, contributed by other apps.
+
+The certificates and profiles apps show what reaches a user on that user's page
+without editing the directory app: each registers a panel from its
+``AppConfig.ready()``::
+
+    register_user_panel(UserPanel("certs/_user_panel.html", certificates_for_user, order=10))
+
+A panel's ``context`` function returns the template context, or ``None`` to hide
+the panel (for example when the admin may not read that area).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from directory.models import DirectoryUser
+from portal.http import AuthenticatedHttpRequest
+
+PanelContext = Callable[[AuthenticatedHttpRequest, DirectoryUser], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class UserPanel:
+    template: str
+    context: PanelContext
+    order: int = 100
+
+
+_USER_PANELS: dict[str, UserPanel] = {}
+
+
+def register_user_panel(panel: UserPanel) -> None:
+    """Add (or replace, by template name) a section of the user page."""
+    _USER_PANELS[panel.template] = panel
+
+
+def user_panels(request: AuthenticatedHttpRequest, user: DirectoryUser) -> list[dict[str, Any]]:
+    """The panels to show for ``user``, in order: ``[{"template": ..., "context": {...}}]``."""
+    shown = []
+    for panel in sorted(_USER_PANELS.values(), key=lambda p: (p.order, p.template)):
+        context = panel.context(request, user)
+        if context is not None:
+            shown.append({"template": panel.template, "context": context})
+    return shown

@@ -1,0 +1,648 @@
+"""Writes to the tenant directory: CSV import of users and of group memberships.
+
+Both imports check every row first and change nothing unless every row is valid,
+so a file is applied whole or not at all. Rows are matched to existing objects
+(users by object id, then UPN; groups by object id, then name), so importing the
+same file twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, GroupUserMember
+from portal import audit
+from portal.audit import Actor
+from portal.models import AuditEvent
+
+MAX_BYTES = 5 * 1024 * 1024
+MAX_ROWS = 10_000
+MAX_REPORTED_ERRORS = 200
+CATEGORY = "Directory"
+_LOOKUP_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One problem in the file. ``row`` counts the header as row 1; ``None`` is about the whole file."""
+
+    row: int | None
+    code: str
+    message: str
+
+
+@dataclass
+class ImportReport:
+    kind: str
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    groups_created: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    more_errors: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def changed(self) -> bool:
+        return self.ok and bool(self.created or self.updated or self.groups_created)
+
+    def error(self, row: int | None, code: str, message: str) -> None:
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(RowError(row, code, message))
+        else:
+            self.more_errors += 1
+
+
+class _FileRejected(Exception):
+    def __init__(self, code: str, message: str, row: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.row = code, message, row
+
+
+# --- Reading the file -------------------------------------------------------------
+
+
+def _normalise_header(raw: str) -> str:
+    # Entra's bulk templates write headers like "User name [userPrincipalName] Required".
+    bracketed = re.search(r"\[([^\]]+)\]", raw)
+    name = bracketed.group(1) if bracketed else raw
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise _FileRejected(
+                "encoding", "The file starts like UTF-16 text but is not valid UTF-16."
+            ) from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        row = data[: exc.start].count(b"\n") + 1
+        raise _FileRejected(
+            "encoding",
+            f"Row {row} is not UTF-8 text. Save the file as \u201cCSV UTF-8 (comma delimited)\u201d and try again.",
+            row,
+        ) from exc
+
+
+def _read_rows(
+    file: IO[bytes], columns: dict[str, Sequence[str]], required: Iterable[str]
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield ``(row number, {column: value})`` for each non-blank data row, keyed by canonical column."""
+    data = file.read(MAX_BYTES + 1)
+    if isinstance(data, str):  # a text-mode file object
+        data = data.encode()
+    if len(data) > MAX_BYTES:
+        raise _FileRejected("file_too_large", f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB.")
+    text = _decode(data)
+    if not text.strip():
+        raise _FileRejected("empty", "The file is empty.")
+    if "\x00" in text:
+        raise _FileRejected("not_csv", "The file is not a CSV text file.")
+    first_line = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=first_line.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+        index = _map_header(header, columns, required)
+        count = 0
+        for number, record in enumerate(reader, start=2):
+            if not any(cell.strip() for cell in record):
+                continue
+            count += 1
+            if count > MAX_ROWS:
+                raise _FileRejected("too_many_rows", f"The file has more than {MAX_ROWS} rows; split it up.")
+            if len(record) > len(header):
+                raise _FileRejected(
+                    "extra_cells",
+                    f"Row {number} has {len(record)} cells but the header has {len(header)}.",
+                    number,
+                )
+            yield (
+                number,
+                {
+                    name: record[position].strip() if position < len(record) else ""
+                    for name, position in index.items()
+                },
+            )
+    except csv.Error as exc:
+        raise _FileRejected(
+            "not_csv", f"Row {reader.line_num} cannot be read as CSV: {exc}.", reader.line_num
+        ) from exc
+
+
+def _map_header(
+    header: list[str], columns: dict[str, Sequence[str]], required: Iterable[str]
+) -> dict[str, int]:
+    index: dict[str, int] = {}
+    for position, raw in enumerate(header):
+        key = _normalise_header(raw)
+        for name, aliases in columns.items():
+            if key == name or key in aliases:
+                if name in index:
+                    raise _FileRejected("duplicate_column", f"The column \u201c{raw}\u201d appears twice.", 1)
+                index[name] = position
+    missing = [name for name in required if name not in index]
+    if missing:
+        raise _FileRejected(
+            "missing_column",
+            "The header row lacks the required column"
+            + ("s " if len(missing) > 1 else " ")
+            + ", ".join(f"\u201c{columns[name][0]}\u201d" for name in missing)
+            + ". Found: "
+            + (", ".join(f"\u201c{h}\u201d" for h in header if h.strip()) or "nothing"),
+            1,
+        )
+    return index
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), _LOOKUP_CHUNK):
+        yield values[start : start + _LOOKUP_CHUNK]
+
+
+def _parse_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+# --- Users ---------------------------------------------------------------------------
+
+USER_COLUMNS: dict[str, Sequence[str]] = {
+    # canonical name: (documented header, *other accepted spellings), all compared lower-case without spaces
+    "userprincipalname": ("userPrincipalName", "upn", "username"),
+    "objectid": ("objectId", "id"),
+    "displayname": ("displayName", "name"),
+    "givenname": ("givenName", "firstname"),
+    "surname": ("surname", "lastname"),
+    "mail": ("mail", "email", "emailaddress"),
+    "proxyaddresses": ("proxyAddresses",),
+    "department": ("department",),
+    "jobtitle": ("jobTitle", "title"),
+    "accountenabled": ("accountEnabled", "enabled"),
+}
+_USER_ALIASES = {name: tuple(_normalise_header(a) for a in aliases) for name, aliases in USER_COLUMNS.items()}
+_USER_TEXT_FIELDS = {
+    "displayname": "display_name",
+    "givenname": "given_name",
+    "surname": "surname",
+    "mail": "mail",
+    "department": "department",
+    "jobtitle": "job_title",
+}
+AUDITED_USER_FIELDS = (
+    "upn",
+    "display_name",
+    "given_name",
+    "surname",
+    "mail",
+    "proxy_addresses",
+    "department",
+    "job_title",
+    "account_enabled",
+    "removed_at",
+)
+_TRUE = {"true", "yes", "1", "enabled"}
+_FALSE = {"false", "no", "0", "disabled", "blocked"}
+_UPN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass
+class _UserRow:
+    number: int
+    upn: str
+    object_id: uuid.UUID | None
+    values: dict[str, Any]
+
+
+def _parse_user_row(number: int, cells: dict[str, str], report: ImportReport) -> _UserRow | None:
+    errors_before = len(report.errors) + report.more_errors
+    upn = cells.get("userprincipalname", "")
+    if not upn:
+        report.error(number, "missing_value", "The user principal name is empty.")
+    elif len(upn) > 255 or not _UPN.match(upn):
+        report.error(
+            number, "invalid_upn", f"\u201c{upn[:80]}\u201d is not a user principal name (name@domain)."
+        )
+    object_id = None
+    if cells.get("objectid"):
+        object_id = _parse_uuid(cells["objectid"])
+        if object_id is None:
+            report.error(
+                number, "invalid_object_id", f"\u201c{cells['objectid'][:80]}\u201d is not an object id."
+            )
+    values: dict[str, Any] = {}
+    for column, model_field in _USER_TEXT_FIELDS.items():
+        value = cells.get(column, "")
+        if not value:
+            continue
+        limit = DirectoryUser._meta.get_field(model_field).max_length or 255
+        if len(value) > limit:
+            report.error(
+                number, "value_too_long", f"{USER_COLUMNS[column][0]} is longer than {limit} characters."
+            )
+        values[model_field] = value
+    if values.get("mail"):
+        try:
+            validate_email(values["mail"])
+        except ValidationError:
+            report.error(
+                number, "invalid_email", f"\u201c{values['mail'][:80]}\u201d is not an e-mail address."
+            )
+    if cells.get("proxyaddresses"):
+        values["proxy_addresses"] = _parse_proxies(number, cells["proxyaddresses"], report)
+    enabled = cells.get("accountenabled", "").lower()
+    if enabled:
+        if enabled not in _TRUE | _FALSE:
+            report.error(
+                number,
+                "invalid_boolean",
+                f"accountEnabled must be true or false, not \u201c{enabled[:20]}\u201d.",
+            )
+        values["account_enabled"] = enabled in _TRUE
+    if len(report.errors) + report.more_errors > errors_before:
+        return None
+    return _UserRow(number, upn, object_id, values)
+
+
+def _parse_proxies(number: int, raw: str, report: ImportReport) -> list[str]:
+    proxies = [p.strip() for p in re.split(r"[;|]", raw) if p.strip()]
+    for proxy in proxies:
+        prefix, _, address = proxy.partition(":")
+        if not address or not prefix.isalnum():
+            report.error(
+                number,
+                "invalid_proxy_address",
+                f"\u201c{proxy[:80]}\u201d is not type:address (e.g. smtp:a@b.com).",
+            )
+    if sum(1 for p in proxies if p.startswith("SMTP:")) > 1:
+        report.error(
+            number, "two_primary_addresses", "Only one proxy address may be the primary (upper-case SMTP:)."
+        )
+    return proxies
+
+
+def _existing_users(rows: list[_UserRow]) -> tuple[dict[uuid.UUID, DirectoryUser], dict[str, DirectoryUser]]:
+    by_id: dict[uuid.UUID, DirectoryUser] = {}
+    by_upn: dict[str, DirectoryUser] = {}
+    ids = [r.object_id for r in rows if r.object_id]
+    upns = [r.upn.lower() for r in rows]
+    for chunk in _chunks(ids):
+        by_id.update({u.object_id: u for u in DirectoryUser.objects.filter(object_id__in=chunk)})
+    for chunk in _chunks(upns):
+        by_upn.update(
+            {u.upn.lower(): u for u in DirectoryUser.objects.annotate(l=Lower("upn")).filter(l__in=chunk)}
+        )
+    for user in by_id.values():
+        by_upn.setdefault(user.upn.lower(), user)
+    return by_id, by_upn
+
+
+def import_users_csv(actor: Actor, file: IO[bytes]) -> ImportReport:
+    """Create or update directory users from a CSV file; see ``USER_COLUMNS`` for the header."""
+    report = ImportReport(kind="users")
+    rows: list[_UserRow] = []
+    seen: dict[str, int] = {}
+    try:
+        for number, cells in _read_rows(file, _USER_ALIASES, required=["userprincipalname"]):
+            report.rows += 1
+            row = _parse_user_row(number, cells, report)
+            if row is None:
+                continue
+            for key in (row.upn.lower(), str(row.object_id or "")):
+                if key and key in seen:
+                    report.error(number, "duplicate_row", f"{key} is already in row {seen[key]}.")
+                    break
+            else:
+                seen[row.upn.lower()] = number
+                if row.object_id:
+                    seen[str(row.object_id)] = number
+                rows.append(row)
+    except _FileRejected as exc:
+        report.error(exc.row, exc.code, exc.message)
+        return report
+    if not report.ok:
+        return report
+    plan = _plan_users(rows, report)
+    if report.ok:
+        _apply(actor, report, "Import users", lambda: _save_users(actor, plan, report))
+    return report
+
+
+@dataclass
+class _UserPlan:
+    create: list[DirectoryUser] = field(default_factory=list)
+    update: list[tuple[DirectoryUser, dict[str, Any]]] = field(default_factory=list)
+
+
+def _plan_users(rows: list[_UserRow], report: ImportReport) -> _UserPlan:
+    by_id, by_upn = _existing_users(rows)
+    plan = _UserPlan()
+    for row in rows:
+        user = by_id.get(row.object_id) if row.object_id else None
+        holder = by_upn.get(row.upn.lower())
+        if user is None and holder is not None and row.object_id:
+            report.error(
+                row.number,
+                "object_id_conflict",
+                f"{holder.upn} already exists with object id {holder.object_id}, not {row.object_id}.",
+            )
+            continue
+        user = user or holder
+        if user is not None and holder is not None and holder.pk != user.pk:
+            report.error(
+                row.number, "upn_taken", f"{row.upn} already belongs to another user ({holder.object_id})."
+            )
+            continue
+        if user is None:
+            if not row.values.get("display_name"):
+                report.error(row.number, "missing_value", "displayName is required for a new user.")
+                continue
+            plan.create.append(
+                DirectoryUser(object_id=row.object_id or uuid.uuid4(), upn=row.upn, **row.values)
+            )
+            continue
+        wanted = {"upn": row.upn, **row.values, "removed_at": None}
+        diff = {k: v for k, v in wanted.items() if getattr(user, k) != v}
+        if diff:
+            plan.update.append((user, diff))
+        else:
+            report.unchanged += 1
+    return plan
+
+
+def _save_users(actor: Actor, plan: _UserPlan, report: ImportReport) -> list[dict[str, Any]]:
+    resources = []
+    DirectoryUser.objects.bulk_create(plan.create)
+    for user in plan.create:
+        after = audit.snapshot(user, AUDITED_USER_FIELDS)
+        resources.append(
+            audit.resource(user, type="User", id=str(user.object_id), changes=audit.changes({}, after))
+        )
+    now = timezone.now()
+    fields: set[str] = {"updated_at"}
+    for user, diff in plan.update:
+        before = audit.snapshot(user, AUDITED_USER_FIELDS)
+        for name, value in diff.items():
+            setattr(user, name, value)
+        user.updated_at = now
+        fields |= diff.keys()
+        after = audit.snapshot(user, AUDITED_USER_FIELDS)
+        resources.append(
+            audit.resource(user, type="User", id=str(user.object_id), changes=audit.changes(before, after))
+        )
+    DirectoryUser.objects.bulk_update([u for u, _ in plan.update], sorted(fields), batch_size=_LOOKUP_CHUNK)
+    report.created, report.updated = len(plan.create), len(plan.update)
+    return resources
+
+
+def _apply(actor: Actor, report: ImportReport, activity: str, save: Any) -> None:
+    try:
+        with transaction.atomic():
+            resources = save()
+            if report.changed:
+                audit.record(
+                    actor,
+                    activity=activity,
+                    category=CATEGORY,
+                    operation=AuditEvent.Operation.ACTION,
+                    resources=resources,
+                )
+    except IntegrityError:
+        # Another change got in between the checks and the write (or a UPN swap within the file).
+        report.created = report.updated = report.groups_created = 0
+        report.error(
+            None, "conflict", "The directory changed while importing; nothing was imported. Try again."
+        )
+
+
+# --- Group memberships ------------------------------------------------------------
+
+MEMBERSHIP_COLUMNS: dict[str, Sequence[str]] = {
+    "group": ("group", "groupname", "groupobjectid", "groupid", "groupdisplayname"),
+    "member": ("member", "memberobjectid", "memberid", "userprincipalname", "upn", "devicename", "deviceid"),
+    "groupkind": ("groupKind", "grouptype", "kind"),
+}
+_MEMBERSHIP_ALIASES = {
+    name: tuple(_normalise_header(a) for a in aliases) for name, aliases in MEMBERSHIP_COLUMNS.items()
+}
+_KINDS = {
+    "user": Group.Kind.USER,
+    "usergroup": Group.Kind.USER,
+    "device": Group.Kind.DEVICE,
+    "devicegroup": Group.Kind.DEVICE,
+}
+
+
+@dataclass
+class _Memberships:
+    new_groups: dict[str, Group] = field(default_factory=dict)
+    users: set[tuple[str, int]] = field(default_factory=set)  # (group key, user pk)
+    devices: set[tuple[str, int]] = field(default_factory=set)
+    groups: dict[str, Group] = field(default_factory=dict)  # group key -> group (new ones unsaved)
+    names: dict[tuple[str, int], str] = field(default_factory=dict)
+
+
+class _Directory:
+    """Lookups for one memberships import, loaded once."""
+
+    def __init__(self) -> None:
+        self.groups = list(Group.objects.all())
+        self.group_by_id = {g.object_id: g for g in self.groups}
+        self.groups_by_name: dict[str, list[Group]] = {}
+        for g in self.groups:
+            if g.removed_at is None:
+                self.groups_by_name.setdefault(g.display_name.lower(), []).append(g)
+
+        self._users: dict[str, list[DirectoryUser]] = {}
+        self._devices: dict[str, list[Device]] = {}
+
+    def user(self, value: str) -> list[DirectoryUser]:
+        key = value.lower()
+        if key not in self._users:
+            object_id = _parse_uuid(value)
+            found = (
+                DirectoryUser.objects.filter(object_id=object_id)
+                if object_id
+                else DirectoryUser.objects.annotate(l=Lower("upn")).filter(l=key)
+            )
+            self._users[key] = list(found)
+        return self._users[key]
+
+    def device(self, value: str) -> list[Device]:
+        key = value.lower()
+        if key not in self._devices:
+            device_id = _parse_uuid(value)
+            found = (
+                Device.objects.filter(device_id=device_id)
+                if device_id
+                else Device.objects.filter(name__iexact=value, removed_at__isnull=True)
+            )
+            self._devices[key] = list(found)
+        return self._devices[key]
+
+
+def import_memberships_csv(actor: Actor, file: IO[bytes]) -> ImportReport:
+    """Add users or devices to groups from a CSV file; a group named but not found is created."""
+    report = ImportReport(kind="memberships")
+    directory = _Directory()
+    plan = _Memberships()
+    try:
+        for number, cells in _read_rows(file, _MEMBERSHIP_ALIASES, required=["group", "member"]):
+            report.rows += 1
+            _plan_membership(number, cells, directory, plan, report)
+    except _FileRejected as exc:
+        report.error(exc.row, exc.code, exc.message)
+        return report
+    if report.ok:
+        _apply(actor, report, "Import group memberships", lambda: _save_memberships(plan, report))
+    return report
+
+
+def _find_group(
+    number: int, cells: dict[str, str], directory: _Directory, plan: _Memberships, report: ImportReport
+) -> Group | None:
+    value, kind_raw = cells.get("group", ""), _normalise_header(cells.get("groupkind", ""))
+    kind = _KINDS.get(kind_raw)
+    if kind_raw and kind is None:
+        report.error(
+            number,
+            "invalid_group_kind",
+            f"groupKind must be user or device, not \u201c{cells['groupkind'][:20]}\u201d.",
+        )
+        return None
+    if not value:
+        report.error(number, "missing_value", "The group is empty.")
+        return None
+    object_id = _parse_uuid(value)
+    if object_id:
+        group = directory.group_by_id.get(object_id)
+        if group is None:
+            report.error(number, "unknown_group", f"No group has object id {object_id}.")
+            return None
+        if group.removed_at is not None:
+            report.error(
+                number, "group_removed", f"{group.display_name} has been removed from the directory."
+            )
+            return None
+    else:
+        matches = directory.groups_by_name.get(value.lower(), [])
+        if len(matches) > 1:
+            report.error(
+                number, "ambiguous_group", f"{len(matches)} groups are named {value}; use the object id."
+            )
+            return None
+        if matches:
+            group = matches[0]
+        else:
+            if len(value) > 255:
+                report.error(number, "value_too_long", "The group name is longer than 255 characters.")
+                return None
+            group = plan.new_groups.setdefault(
+                value.lower(),
+                Group(display_name=value, kind=kind or Group.Kind.USER, description="Imported from CSV."),
+            )
+    if kind and group.kind != kind:
+        report.error(
+            number, "wrong_group_kind", f"{group.display_name} is a {group.get_kind_display().lower()}."
+        )
+        return None
+    return group
+
+
+def _plan_membership(
+    number: int, cells: dict[str, str], directory: _Directory, plan: _Memberships, report: ImportReport
+) -> None:
+    group = _find_group(number, cells, directory, plan, report)
+    member = cells.get("member", "")
+    if not member:
+        report.error(number, "missing_value", "The member is empty.")
+    if group is None or not member:
+        return
+    found: Sequence[DirectoryUser | Device]
+    if group.kind == Group.Kind.USER:
+        found, noun = directory.user(member), "user"
+    else:
+        found, noun = directory.device(member), "device"
+    if not found:
+        report.error(
+            number,
+            "unknown_member",
+            f"No {noun} matches \u201c{member[:80]}\u201d ({group.display_name} is a {noun} group).",
+        )
+        return
+    if len(found) > 1:
+        report.error(
+            number, "ambiguous_member", f"{len(found)} devices are named {member}; use the device id."
+        )
+        return
+    if found[0].removed_at is not None:
+        report.error(number, "member_removed", f"{found[0]} has been removed from the directory.")
+        return
+    key = str(group.object_id)
+    plan.groups[key] = group
+    pair = (key, found[0].pk)
+    (plan.users if noun == "user" else plan.devices).add(pair)
+    plan.names[(noun + key, found[0].pk)] = str(found[0])
+
+
+def _save_memberships(plan: _Memberships, report: ImportReport) -> list[dict[str, Any]]:
+    resources = []
+    for group in plan.new_groups.values():
+        group.save()
+        resources.append(
+            audit.resource(
+                group,
+                type="Group",
+                id=str(group.object_id),
+                changes=audit.changes({}, audit.snapshot(group, ("display_name", "kind"))),
+            )
+        )
+    report.groups_created = len(plan.new_groups)
+    added: dict[str, list[str]] = {}
+    for noun, pairs, through, column in (
+        ("user", plan.users, GroupUserMember, "user_id"),
+        ("device", plan.devices, GroupDeviceMember, "device_id"),
+    ):
+        group_ids = {plan.groups[key].pk for key, _ in pairs}
+        existing = set(through.objects.filter(group_id__in=group_ids).values_list("group_id", column))
+        new = [(key, pk) for key, pk in sorted(pairs) if (plan.groups[key].pk, pk) not in existing]
+        through.objects.bulk_create(
+            [through(group_id=plan.groups[key].pk, **{column: pk}) for key, pk in new]
+        )
+        report.unchanged += len(pairs) - len(new)
+        report.created += len(new)
+        for key, pk in new:
+            added.setdefault(key, []).append(plan.names[(noun + key, pk)])
+    for key, names in added.items():
+        group = plan.groups[key]
+        resources.append(
+            audit.resource(
+                group,
+                type="Group",
+                id=str(group.object_id),
+                changes=[{"field": "members added", "old": None, "new": sorted(names)}],
+            )
+        )
+    return resources

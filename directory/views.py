@@ -1,0 +1,154 @@
+"""Browse and search the tenant directory, and import it from CSV."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from directory import services
+from directory.forms import DeviceFilterForm, GroupFilterForm, ImportForm, ListFilterForm, UserFilterForm
+from directory.models import Device, DirectoryUser, Group
+from directory.panels import user_panels
+from portal import access
+from portal.access import permission_required
+from portal.audit import Actor
+from portal.http import AuthenticatedHttpRequest
+
+PAGE_SIZE = 50
+
+
+def _can_import(request: AuthenticatedHttpRequest) -> bool:
+    return access.has_perm(request.user, "directory.create") and access.has_perm(
+        request.user, "directory.update"
+    )
+
+
+def _sort_links(request: AuthenticatedHttpRequest, form: ListFilterForm) -> dict[str, dict[str, str]]:
+    """For each sortable column: the URL that sorts by it (toggling direction) and its aria-sort state."""
+    current = form.current_sort
+    links = {}
+    for key in form.SORTS:
+        query = request.GET.copy()
+        query.pop("page", None)
+        query["sort"] = f"-{key}" if current == key else key
+        state = "ascending" if current == key else "descending" if current == f"-{key}" else "none"
+        links[key] = {"url": f"?{query.urlencode()}", "state": state}
+    return links
+
+
+def _list_page(
+    request: AuthenticatedHttpRequest, form: ListFilterForm, queryset: QuerySet[Any], template: str, nav: str
+) -> HttpResponse:
+    """Render a filtered, sorted, paginated list; only its results fragment when htmx asks."""
+    context: dict[str, Any] = {"form": form, "nav_active": nav, "can_import": _can_import(request)}
+    if not form.is_valid():
+        return render(request, template, context, status=400)
+    query = request.GET.copy()
+    query.pop("page", None)
+    context |= {
+        "page": Paginator(form.apply(queryset), PAGE_SIZE).get_page(request.GET.get("page")),
+        "query": query.urlencode(),
+        "sorts": _sort_links(request, form),
+    }
+    return render(request, f"{template}#results" if request.htmx else template, context)
+
+
+@require_GET
+@permission_required("directory.read")
+def users(request: AuthenticatedHttpRequest) -> HttpResponse:
+    form = UserFilterForm(request.GET)
+    return _list_page(request, form, DirectoryUser.objects.all(), "directory/users.html", "users")
+
+
+@require_GET
+@permission_required("directory.read")
+def user_detail(request: AuthenticatedHttpRequest, object_id: str) -> HttpResponse:
+    user = get_object_or_404(DirectoryUser, object_id=object_id)
+    context = {
+        "directory_user": user,
+        "groups": user.groups.order_by("display_name"),
+        "devices": user.devices.order_by("name"),
+        "panels": user_panels(request, user),
+        "nav_active": "users",
+    }
+    return render(request, "directory/user_detail.html", context)
+
+
+@require_GET
+@permission_required("directory.read")
+def groups(request: AuthenticatedHttpRequest) -> HttpResponse:
+    form = GroupFilterForm(request.GET)
+    queryset = Group.objects.annotate(
+        member_count=Count("user_members", distinct=True) + Count("device_members", distinct=True)
+    )
+    return _list_page(request, form, queryset, "directory/groups.html", "groups")
+
+
+@require_GET
+@permission_required("directory.read")
+def group_detail(request: AuthenticatedHttpRequest, object_id: str) -> HttpResponse:
+    group = get_object_or_404(Group, object_id=object_id)
+    search = " ".join(request.GET.get("q", "").split())[:200]
+    members: QuerySet[Any]
+    if group.kind == Group.Kind.DEVICE:
+        members = group.devices.select_related("primary_user").order_by("name")
+        if search:
+            members = members.filter(Q(name__icontains=search) | Q(primary_user__upn__icontains=search))
+    else:
+        members = group.users.order_by("display_name", "upn")
+        if search:
+            members = members.filter(Q(display_name__icontains=search) | Q(upn__icontains=search))
+    context = {
+        "group": group,
+        "search": search,
+        "query": urlencode({"q": search}) if search else "",
+        "page": Paginator(members, PAGE_SIZE).get_page(request.GET.get("page")),
+        "nav_active": "groups",
+    }
+    template = "directory/group_detail.html"
+    return render(request, f"{template}#results" if request.htmx else template, context)
+
+
+@require_GET
+@permission_required("directory.read")
+def devices(request: AuthenticatedHttpRequest) -> HttpResponse:
+    form = DeviceFilterForm(request.GET)
+    queryset = Device.objects.select_related("primary_user")
+    return _list_page(request, form, queryset, "directory/devices.html", "devices")
+
+
+@require_GET
+@permission_required("directory.read")
+def device_detail(request: AuthenticatedHttpRequest, device_id: str) -> HttpResponse:
+    device = get_object_or_404(Device.objects.select_related("primary_user"), device_id=device_id)
+    context = {"device": device, "groups": device.groups.order_by("display_name"), "nav_active": "devices"}
+    return render(request, "directory/device_detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("directory.read")
+def import_csv(request: AuthenticatedHttpRequest) -> HttpResponse:
+    if not _can_import(request):
+        raise PermissionDenied
+    initial = {"kind": request.GET.get("kind", ImportForm.Kind.USERS)}
+    form = ImportForm(request.POST or None, request.FILES or None, initial=initial)
+    report = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            service = (
+                services.import_users_csv
+                if form.cleaned_data["kind"] == ImportForm.Kind.USERS
+                else services.import_memberships_csv
+            )
+            report = service(Actor.from_request(request), form.cleaned_data["file"])
+        status = 200 if report is not None and report.ok else 400
+    context = {"form": form, "report": report, "nav_active": "users", "services": services}
+    return render(request, "directory/import.html", context, status=status)
