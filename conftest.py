@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 import pytest
 from django.apps import apps as django_apps
+from django.core.cache import cache
 
 from portal.models import Role, RoleAssignment, ScopeTag, User
 
@@ -55,3 +62,86 @@ def intune_admin(make_admin: Callable[..., User]) -> User:
 @pytest.fixture
 def helpdesk(make_admin: Callable[..., User]) -> User:
     return make_admin("help_desk_operator")
+
+
+def _database_url() -> str:
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = quote(db["USER"] or "", safe="")
+    if db["PASSWORD"]:
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def broker_folder(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """With the file-based broker, each test run gets its own queue, so no other worker takes its tasks."""
+    from django.conf import settings
+
+    from portal.celery import app
+
+    if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        return None
+    folder = tmp_path_factory.mktemp("broker")
+    for sub in ("queue", "processed"):
+        (folder / sub).mkdir()
+    app.conf.broker_transport_options = {
+        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+    }
+    return folder
+
+
+@pytest.fixture
+def celery_worker(transactional_db: None, broker_folder: Path | None) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process (prefork pool) working on the test database and broker."""
+    from django.conf import settings
+
+    from portal.celery import app
+    from portal.tasks import HEARTBEAT_KEY, heartbeat
+
+    env = {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1"}
+    if broker_folder is not None:
+        env["CELERY_BROKER_FOLDER"] = str(broker_folder)
+    else:
+        # A shared broker may hold messages of earlier runs; start from an empty queue.
+        app.control.purge()
+    argv = [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork", "--concurrency", "2"]
+    argv += ["--loglevel", "WARNING", "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-gossip", "--without-mingle"]
+    proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env)
+    try:
+        cache.delete(HEARTBEAT_KEY)
+        heartbeat.delay()
+        deadline = time.monotonic() + 60
+        while cache.get(HEARTBEAT_KEY) is None:
+            if proc.poll() is not None:
+                pytest.fail(f"the Celery worker exited with code {proc.returncode}")
+            if time.monotonic() > deadline:
+                pytest.fail("the Celery worker did not start within 60 s")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.2) -> object:
+    """Poll until ``predicate()`` is truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(interval)

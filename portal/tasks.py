@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -11,4 +12,4 @@ HEARTBEAT_KEY = "portal:worker-heartbeat"
 
 @shared_task(ignore_result=True)
 def heartbeat() -> None:
-    cache.set(HEARTBEAT_KEY, {"at": time.time(), "host": socket.gethostname()}, timeout=3600)
+    cache.set(HEARTBEAT_KEY, {"at": time.time(), "host": socket.gethostname(), "pid": os.getpid()}, timeout=3600)
