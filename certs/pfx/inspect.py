@@ -1,0 +1,303 @@
+"""Inspecting a PFX file: what it holds, and every problem an admin should know about."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from asn1crypto import core
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from certs.pfx import limits
+from certs.pfx.encrypt import DEFAULT_PADDING, PasswordEncoding, max_password_bytes, password_bytes
+from certs.pfx.problems import ERROR, Problem, ProblemError
+from certs.pfx.reader import PARSE_ERRORS, Opened, Password, open_fast, open_library, read_structure, spki
+
+Engine = Literal["fast", "library"]
+
+PURPOSES = ("unassigned", "smimeEncryption", "smimeSigning", "vpn", "wifi")
+SMIME_PURPOSES = {"smimeEncryption", "smimeSigning"}
+UPN_OID = "1.3.6.1.4.1.311.20.2.3"
+_NAMES = {NameOID.EMAIL_ADDRESS: "emailAddress"}
+_EKU_NAMES = {
+    "1.3.6.1.5.5.7.3.1": "serverAuth",
+    "1.3.6.1.5.5.7.3.2": "clientAuth",
+    "1.3.6.1.5.5.7.3.3": "codeSigning",
+    "1.3.6.1.5.5.7.3.4": "emailProtection",
+    "1.3.6.1.5.5.7.3.8": "timeStamping",
+    "1.3.6.1.5.5.7.3.9": "OCSPSigning",
+    "2.5.29.37.0": "anyExtendedKeyUsage",
+    "1.3.6.1.4.1.311.20.2.2": "smartcardLogon",
+    "1.3.6.1.4.1.311.10.3.4": "encryptingFileSystem",
+}
+
+
+def normalise_purpose(purpose: str | None) -> str | None:
+    if purpose is None:
+        return None
+    for name in PURPOSES:
+        if purpose.lower() == name.lower():
+            return name
+    raise ProblemError("bad_purpose")
+
+
+@dataclass(frozen=True)
+class Inspection:
+    ok: bool
+    problems: tuple[Problem, ...]
+    thumbprint: str | None = None
+    subject: str | None = None
+    issuer: str | None = None
+    serial: str | None = None
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    emails: tuple[str, ...] = ()
+    upns: tuple[str, ...] = ()
+    ekus: tuple[str, ...] = ()
+    key: dict[str, Any] | None = None
+    chain_length: int = 0
+    kdf: dict[str, Any] | None = None
+    mac: dict[str, Any] | None = None
+    certificate: x509.Certificate | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == ERROR)
+
+    def has(self, code: str) -> bool:
+        return any(p.code == code for p in self.problems)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (dates as ISO 8601 UTC with Z)."""
+        return {
+            "ok": self.ok,
+            "thumbprint": self.thumbprint,
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "serial": self.serial,
+            "not_before": iso_utc(self.not_before),
+            "not_after": iso_utc(self.not_after),
+            "emails": list(self.emails),
+            "upns": list(self.upns),
+            "ekus": list(self.ekus),
+            "key": self.key,
+            "chain_length": self.chain_length,
+            "kdf": self.kdf,
+            "mac": self.mac,
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def inspect_pfx(
+    data: bytes,
+    password: str | bytes | None,
+    *,
+    upn: str | None = None,
+    purpose: str | None = None,
+    now: datetime | None = None,
+    public_key: rsa.RSAPublicKey | None = None,
+    padding: str = DEFAULT_PADDING,
+    password_encoding: PasswordEncoding = "strict",
+    engine: Engine = "fast",
+) -> Inspection:
+    """Inspect a PFX file. Never raises for bad file contents: problems are in the result.
+
+    ``public_key``/``padding`` add the password-length check for that connector key.
+    ``engine="library"`` opens the file with cryptography's loader only (slow; for comparison).
+    Raises ProblemError only for bad arguments (``purpose``, ``padding``).
+    """
+    purpose = normalise_purpose(purpose)
+    now = now or datetime.now(UTC)
+    pw = Password.of(password)
+    problems: list[Problem] = list(_password_problems(password, public_key, padding, password_encoding))
+    try:
+        structure = read_structure(data)
+    except ProblemError as exc:
+        return _result([exc.problem, *problems])
+    problems += structure.warnings
+    kdf = structure.kdf.to_json() if structure.kdf else None
+    mac = structure.mac.to_json() if structure.mac else None
+    try:
+        opened = (open_fast(structure, pw) if engine == "fast" else None) or open_library(structure, pw)
+    except ProblemError as exc:
+        return _result([exc.problem, *problems], kdf=kdf, mac=mac)
+    key_bags = structure.visible_key_bags if engine == "library" else 0
+    try:
+        return _describe(opened, problems, key_bags, upn=upn, purpose=purpose, now=now, kdf=kdf, mac=mac)
+    except PARSE_ERRORS:
+        return _result([Problem.of("corrupt"), *problems], kdf=kdf, mac=mac)
+
+
+def _password_problems(
+    password: str | bytes | None,
+    public_key: rsa.RSAPublicKey | None,
+    padding: str,
+    encoding: PasswordEncoding,
+) -> list[Problem]:
+    try:
+        encoded = password_bytes(password, encoding)
+        if public_key is not None and len(encoded) > (limit := max_password_bytes(public_key, padding)):
+            return [Problem.of("password_too_long", f"at most {limit} bytes")]
+    except ProblemError as exc:
+        if exc.code == "bad_padding":
+            raise
+        return [exc.problem]
+    return []
+
+
+def _result(problems: list[Problem], **fields: Any) -> Inspection:
+    ordered = tuple(sorted(problems, key=lambda p: p.severity != ERROR))
+    return Inspection(ok=not any(p.severity == ERROR for p in ordered), problems=ordered, **fields)
+
+
+def _describe(
+    opened: Opened,
+    problems: list[Problem],
+    visible_key_bags: int,
+    *,
+    upn: str | None,
+    purpose: str | None,
+    now: datetime,
+    kdf: dict[str, Any] | None,
+    mac: dict[str, Any] | None,
+) -> Inspection:
+    keys, certificates = opened.keys, opened.certificates
+    if not certificates:
+        problems.append(Problem.of("no_certificate"))
+    if not keys:
+        problems.append(Problem.of("no_private_key"))
+    elif len(keys) > 1 or visible_key_bags > 1:
+        problems.append(Problem.of("multiple_keys"))
+
+    leaf: x509.Certificate | None = None
+    if keys:
+        wanted = spki(keys[0].public_key())
+        leaf = next((c for c in certificates if _cert_spki(c) == wanted), None)
+        if leaf is None and certificates:
+            problems.append(Problem.of("key_certificate_mismatch"))
+    if leaf is None and certificates:
+        leaf = next((c for c in certificates if not _is_ca(c)), certificates[0])
+    if leaf is None:
+        return _result(problems, kdf=kdf, mac=mac, key=_key_info(keys[0]) if keys else None)
+
+    not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    if now > not_after:
+        problems.append(Problem.of("expired", f"expired {iso_utc(not_after)}"))
+    elif now < not_before:
+        problems.append(Problem.of("not_yet_valid", f"valid from {iso_utc(not_before)}"))
+    elif not_after - now < timedelta(days=limits.expires_soon_days()):
+        problems.append(Problem.of("expires_soon", f"expires {iso_utc(not_after)}"))
+
+    emails, upns = _addresses(leaf)
+    ekus = _ekus(leaf)
+    if upn and upn.casefold() not in {a.casefold() for a in (*emails, *upns)}:
+        problems.append(Problem.of("upn_mismatch"))
+    if (
+        purpose in SMIME_PURPOSES
+        and ekus is not None
+        and not {"emailProtection", "anyExtendedKeyUsage"} & set(ekus)
+    ):
+        problems.append(Problem.of("missing_email_protection_eku"))
+
+    return _result(
+        problems,
+        thumbprint=hashlib.sha1(leaf.public_bytes(Encoding.DER)).hexdigest(),
+        subject=leaf.subject.rfc4514_string(_NAMES),
+        issuer=leaf.issuer.rfc4514_string(_NAMES),
+        serial=format(leaf.serial_number, "x"),
+        not_before=not_before,
+        not_after=not_after,
+        emails=emails,
+        upns=upns,
+        ekus=tuple(ekus or ()),
+        key=_key_info(keys[0] if keys else None, leaf),
+        chain_length=len(certificates),
+        kdf=kdf,
+        mac=mac,
+        certificate=leaf,
+    )
+
+
+def _cert_spki(certificate: x509.Certificate) -> bytes | None:
+    try:
+        return spki(certificate.public_key())
+    except PARSE_ERRORS:
+        return None
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except (x509.ExtensionNotFound, *PARSE_ERRORS):
+        return False
+
+
+def _addresses(certificate: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    emails: list[str] = []
+    upns: list[str] = []
+    for attribute in certificate.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS):
+        if isinstance(attribute.value, str):
+            emails.append(attribute.value)
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (x509.ExtensionNotFound, *PARSE_ERRORS):
+        san = None
+    if san is not None:
+        emails += san.get_values_for_type(x509.RFC822Name)
+        for other in san.get_values_for_type(x509.OtherName):
+            if other.type_id.dotted_string == UPN_OID:
+                try:
+                    value = core.UTF8String.load(other.value).native
+                except PARSE_ERRORS:
+                    continue
+                if isinstance(value, str):
+                    upns.append(value)
+    return tuple(dict.fromkeys(emails)), tuple(dict.fromkeys(upns))
+
+
+def _ekus(certificate: x509.Certificate) -> list[str] | None:
+    """EKU names (dotted OIDs when unnamed); None when the certificate has no EKU extension."""
+    try:
+        usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    except PARSE_ERRORS:
+        return []
+    return [_EKU_NAMES.get(oid.dotted_string, oid.dotted_string) for oid in usages]
+
+
+def _key_info(
+    key: PrivateKeyTypes | None, certificate: x509.Certificate | None = None
+) -> dict[str, Any] | None:
+    if key is None:
+        if certificate is None:
+            return None
+        try:
+            public: Any = certificate.public_key()
+        except PARSE_ERRORS:
+            return None
+    else:
+        public = key.public_key()
+    if isinstance(public, rsa.RSAPublicKey):
+        return {"type": "rsa", "bits": public.key_size}
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        return {"type": "ec", "curve": public.curve.name}
+    if isinstance(public, dsa.DSAPublicKey):
+        return {"type": "dsa", "bits": public.key_size}
+    if isinstance(public, ed25519.Ed25519PublicKey):
+        return {"type": "ed25519"}
+    if isinstance(public, ed448.Ed448PublicKey):
+        return {"type": "ed448"}
+    return {"type": "other"}
