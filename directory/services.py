@@ -12,13 +12,14 @@ import csv
 import io
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -105,12 +106,10 @@ def _decode(data: bytes) -> str:
 
 
 def _read_rows(
-    file: IO[bytes], columns: dict[str, Sequence[str]], required: Iterable[str]
+    file: IO[bytes], columns: Mapping[str, Sequence[str]], required: Iterable[str]
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield ``(row number, {column: value})`` for each non-blank data row, keyed by canonical column."""
     data = file.read(MAX_BYTES + 1)
-    if isinstance(data, str):  # a text-mode file object
-        data = data.encode()
     if len(data) > MAX_BYTES:
         raise _FileRejected("file_too_large", f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB.")
     text = _decode(data)
@@ -151,13 +150,14 @@ def _read_rows(
 
 
 def _map_header(
-    header: list[str], columns: dict[str, Sequence[str]], required: Iterable[str]
+    header: list[str], columns: Mapping[str, Sequence[str]], required: Iterable[str]
 ) -> dict[str, int]:
+    """Map canonical column names to positions. ``columns``: name -> (documented header, *other spellings)."""
     index: dict[str, int] = {}
     for position, raw in enumerate(header):
         key = _normalise_header(raw)
-        for name, aliases in columns.items():
-            if key == name or key in aliases:
+        for name, spellings in columns.items():
+            if key == name or key in {_normalise_header(s) for s in spellings}:
                 if name in index:
                     raise _FileRejected("duplicate_column", f"The column \u201c{raw}\u201d appears twice.", 1)
                 index[name] = position
@@ -202,7 +202,6 @@ USER_COLUMNS: dict[str, Sequence[str]] = {
     "jobtitle": ("jobTitle", "title"),
     "accountenabled": ("accountEnabled", "enabled"),
 }
-_USER_ALIASES = {name: tuple(_normalise_header(a) for a in aliases) for name, aliases in USER_COLUMNS.items()}
 _USER_TEXT_FIELDS = {
     "displayname": "display_name",
     "givenname": "given_name",
@@ -257,7 +256,7 @@ def _parse_user_row(number: int, cells: dict[str, str], report: ImportReport) ->
         value = cells.get(column, "")
         if not value:
             continue
-        limit = DirectoryUser._meta.get_field(model_field).max_length or 255
+        limit = getattr(DirectoryUser._meta.get_field(model_field), "max_length", None) or 255
         if len(value) > limit:
             report.error(
                 number, "value_too_long", f"{USER_COLUMNS[column][0]} is longer than {limit} characters."
@@ -325,7 +324,7 @@ def import_users_csv(actor: Actor, file: IO[bytes]) -> ImportReport:
     rows: list[_UserRow] = []
     seen: dict[str, int] = {}
     try:
-        for number, cells in _read_rows(file, _USER_ALIASES, required=["userprincipalname"]):
+        for number, cells in _read_rows(file, USER_COLUMNS, required=["userprincipalname"]):
             report.rows += 1
             row = _parse_user_row(number, cells, report)
             if row is None:
@@ -444,9 +443,6 @@ MEMBERSHIP_COLUMNS: dict[str, Sequence[str]] = {
     "member": ("member", "memberobjectid", "memberid", "userprincipalname", "upn", "devicename", "deviceid"),
     "groupkind": ("groupKind", "grouptype", "kind"),
 }
-_MEMBERSHIP_ALIASES = {
-    name: tuple(_normalise_header(a) for a in aliases) for name, aliases in MEMBERSHIP_COLUMNS.items()
-}
 _KINDS = {
     "user": Group.Kind.USER,
     "usergroup": Group.Kind.USER,
@@ -509,7 +505,7 @@ def import_memberships_csv(actor: Actor, file: IO[bytes]) -> ImportReport:
     directory = _Directory()
     plan = _Memberships()
     try:
-        for number, cells in _read_rows(file, _MEMBERSHIP_ALIASES, required=["group", "member"]):
+        for number, cells in _read_rows(file, MEMBERSHIP_COLUMNS, required=["group", "member"]):
             report.rows += 1
             _plan_membership(number, cells, directory, plan, report)
     except _FileRejected as exc:
@@ -603,7 +599,10 @@ def _plan_membership(
     key = str(group.object_id)
     plan.groups[key] = group
     pair = (key, found[0].pk)
-    (plan.users if noun == "user" else plan.devices).add(pair)
+    pairs = plan.users if noun == "user" else plan.devices
+    if pair in pairs:
+        report.unchanged += 1  # the same membership twice in the file
+    pairs.add(pair)
     plan.names[(noun + key, found[0].pk)] = str(found[0])
 
 
@@ -621,18 +620,19 @@ def _save_memberships(plan: _Memberships, report: ImportReport) -> list[dict[str
         )
     report.groups_created = len(plan.new_groups)
     added: dict[str, list[str]] = {}
-    for noun, pairs, through, column in (
-        ("user", plan.users, GroupUserMember, "user_id"),
-        ("device", plan.devices, GroupDeviceMember, "device_id"),
-    ):
-        group_ids = {plan.groups[key].pk for key, _ in pairs}
-        existing = set(through.objects.filter(group_id__in=group_ids).values_list("group_id", column))
-        new = [(key, pk) for key, pk in sorted(pairs) if (plan.groups[key].pk, pk) not in existing]
-        through.objects.bulk_create(
-            [through(group_id=plan.groups[key].pk, **{column: pk}) for key, pk in new]
-        )
-        report.unchanged += len(pairs) - len(new)
-        report.created += len(new)
+    new_users = _new_pairs(
+        plan, plan.users, GroupUserMember.objects.values_list("group_id", "user_id"), report
+    )
+    GroupUserMember.objects.bulk_create(
+        GroupUserMember(group_id=plan.groups[key].pk, user_id=pk) for key, pk in new_users
+    )
+    new_devices = _new_pairs(
+        plan, plan.devices, GroupDeviceMember.objects.values_list("group_id", "device_id"), report
+    )
+    GroupDeviceMember.objects.bulk_create(
+        GroupDeviceMember(group_id=plan.groups[key].pk, device_id=pk) for key, pk in new_devices
+    )
+    for noun, new in (("user", new_users), ("device", new_devices)):
         for key, pk in new:
             added.setdefault(key, []).append(plan.names[(noun + key, pk)])
     for key, names in added.items():
@@ -646,3 +646,18 @@ def _save_memberships(plan: _Memberships, report: ImportReport) -> list[dict[str
             )
         )
     return resources
+
+
+def _new_pairs(
+    plan: _Memberships,
+    pairs: set[tuple[str, int]],
+    existing: QuerySet[Any, tuple[Any, Any]],
+    report: ImportReport,
+) -> list[tuple[str, int]]:
+    """The (group key, member pk) pairs not yet in the database; counts the others as unchanged."""
+    group_ids = {plan.groups[key].pk for key, _ in pairs}
+    have = set(existing.filter(group_id__in=group_ids))
+    new = [(key, pk) for key, pk in sorted(pairs) if (plan.groups[key].pk, pk) not in have]
+    report.unchanged += len(pairs) - len(new)
+    report.created += len(new)
+    return new
