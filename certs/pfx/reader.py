@@ -429,7 +429,7 @@ def _collect(
         kind = bag["bag_id"].native
         value = bag["bag_value"]
         if kind == "key_bag":
-            key_ders.append(value.dump())
+            key_ders.append(value.untag().dump())
         elif kind == "pkcs8_shrouded_key_bag":
             protection = describe_protection(value["encryption_algorithm"])
             key_ders.append(_decrypt(protection, value["encrypted_data"].native, password, bmp))
