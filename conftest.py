@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.apps import apps as django_apps
@@ -20,6 +22,12 @@ from portal.models import Role, RoleAssignment, ScopeTag, User
 _seed = importlib.import_module("portal.migrations.0002_built_in_roles_and_audit_guard")
 
 PASSWORD = "correct horse battery staple 7"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    # Production hashing is deliberately slow; tests create many accounts.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -128,7 +136,8 @@ def celery_worker(transactional_db: None, broker_folder: Path | None) -> Iterato
             time.sleep(0.2)
         yield proc
     finally:
-        proc.terminate()
+        # Cold shutdown: the test is over, nothing in flight needs finishing.
+        proc.send_signal(signal.SIGQUIT)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:

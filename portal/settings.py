@@ -273,6 +273,9 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(DATA_DIR / "static")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
+if not PRODUCTION:
+    # whitenoise warns about a missing root before the first collectstatic.
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
