@@ -121,8 +121,26 @@ def celery_worker(transactional_db: None, broker_folder: Path | None) -> Iterato
     else:
         # A shared broker may hold messages of earlier runs; start from an empty queue.
         app.control.purge()
-    argv = [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork", "--concurrency", "2"]
-    argv += ["--loglevel", "WARNING", "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-gossip", "--without-mingle"]
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "portal",
+        "worker",
+        "--pool",
+        "prefork",
+        "--concurrency",
+        "2",
+    ]
+    argv += [
+        "--loglevel",
+        "WARNING",
+        "-n",
+        f"test-{uuid.uuid4().hex[:8]}@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env)
     try:
         cache.delete(HEARTBEAT_KEY)

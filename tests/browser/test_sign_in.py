@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def current_totp(secret: str) -> str:
     counter = next(iter(yield_hotp_counters_from_time()))
-    return format_hotp_value(hotp_value(secret, counter))
+    return str(format_hotp_value(hotp_value(secret, counter)))
 
 
 def test_an_administrator_signs_in_with_a_password_and_a_totp_code(
@@ -58,7 +58,9 @@ def test_a_wrong_totp_code_keeps_the_administrator_out(page: Page, make_admin: C
     assert "/accounts/" in page.url
 
 
-def test_an_administrator_without_mfa_must_set_it_up_before_going_on(page: Page, make_admin: Callable[..., User]) -> None:
+def test_an_administrator_without_mfa_must_set_it_up_before_going_on(
+    page: Page, make_admin: Callable[..., User]
+) -> None:
     make_admin("intune_administrator", email="lidia@contoso.example")
 
     page.goto("/accounts/login/")
