@@ -12,7 +12,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import models, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 
@@ -236,8 +236,11 @@ def tag_usage(tag: ScopeTag) -> tuple[int, int]:
     objects = 0
     for model in apps.get_models():
         if issubclass(model, ScopeTagged):
-            through = model._meta.get_field("scope_tags").remote_field.through  # type: ignore[union-attr]
-            objects += through.objects.filter(scopetag_id=tag.pk).count()
+            field = model._meta.get_field("scope_tags")
+            assert isinstance(field, models.ManyToManyField)
+            through = field.remote_field.through
+            assert through is not None
+            objects += through._default_manager.filter(scopetag_id=tag.pk).count()
     return tag.role_assignments.count(), objects
 
 

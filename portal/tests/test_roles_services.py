@@ -51,7 +51,7 @@ def test_it_creates_a_custom_role_and_records_its_fields(actor: Actor) -> None:
 
 
 def test_it_refuses_to_grant_permissions_the_actor_does_not_hold(actor: Actor) -> None:
-    with pytest.raises(ValidationError, match="certificates.delete"):
+    with pytest.raises(ValidationError, match=r"certificates\.delete"):
         services.role_create(actor=actor, name="Cert cleaner", permissions=["certificates.delete"])
     assert not Role.objects.filter(name="Cert cleaner").exists()
     assert not AuditEvent.objects.exists()
@@ -59,7 +59,9 @@ def test_it_refuses_to_grant_permissions_the_actor_does_not_hold(actor: Actor) -
 
 def test_a_superuser_may_grant_any_permission(db: None) -> None:
     root = User.objects.create_superuser(email="root@contoso.example", password="x" * 20)
-    role = services.role_create(actor=Actor.for_user(root), name="Everything", permissions=["certificates.delete"])
+    role = services.role_create(
+        actor=Actor.for_user(root), name="Everything", permissions=["certificates.delete"]
+    )
     assert role.permissions == ["certificates.delete"]
 
 
@@ -72,7 +74,12 @@ def test_built_in_roles_are_read_only(actor: Actor, built_in_roles: dict[str, Ro
     role = built_in_roles["read_only_operator"]
     with pytest.raises(ValidationError, match="Built-in roles can't be changed"):
         services.role_update(
-            actor=actor, role=role, name="Mine", description="", permissions=["roles.read"], requires_mfa=False
+            actor=actor,
+            role=role,
+            name="Mine",
+            description="",
+            permissions=["roles.read"],
+            requires_mfa=False,
         )
     with pytest.raises(ValidationError, match="can't be deleted"):
         services.role_delete(actor=actor, role=role)
@@ -83,7 +90,11 @@ def test_built_in_roles_are_read_only(actor: Actor, built_in_roles: dict[str, Ro
 def test_it_updates_a_custom_role_with_old_and_new_values(actor: Actor) -> None:
     role = services.role_create(actor=actor, name="Auditors", permissions=["audit.read"])
     services.role_update(
-        actor=actor, role=role, name="Auditors", description="Read the log", permissions=["audit.read", "roles.read"],
+        actor=actor,
+        role=role,
+        name="Auditors",
+        description="Read the log",
+        permissions=["audit.read", "roles.read"],
         requires_mfa=False,
     )
     event = _last_event()
@@ -124,13 +135,19 @@ def test_it_deletes_an_unassigned_custom_role(actor: Actor) -> None:
 
 
 def test_it_creates_an_assignment_with_members_and_tags(
-    actor: Actor, built_in_roles: dict[str, Role], make_tag: Callable[[str], ScopeTag], make_admin: Callable[..., User]
+    actor: Actor,
+    built_in_roles: dict[str, Role],
+    make_tag: Callable[[str], ScopeTag],
+    make_admin: Callable[..., User],
 ) -> None:
     member = make_admin(email="member@contoso.example")
     paris = make_tag("Paris")
     assignment = services.assignment_create(
-        actor=actor, role=built_in_roles["intune_role_administrator"], name="Paris role admins",
-        members=[member], scope_tags=[paris],
+        actor=actor,
+        role=built_in_roles["intune_role_administrator"],
+        name="Paris role admins",
+        members=[member],
+        scope_tags=[paris],
     )
     assert list(assignment.members.all()) == [member]
     assert access.has_perm(member, "roles.assign")
@@ -165,21 +182,30 @@ def test_a_tagged_role_administrator_gives_only_their_own_tags(
 
 
 def test_it_updates_members_and_tags_with_old_and_new_values(
-    actor: Actor, built_in_roles: dict[str, Role], make_tag: Callable[[str], ScopeTag], make_admin: Callable[..., User]
+    actor: Actor,
+    built_in_roles: dict[str, Role],
+    make_tag: Callable[[str], ScopeTag],
+    make_admin: Callable[..., User],
 ) -> None:
     ann, bob = make_admin(email="ann@contoso.example"), make_admin(email="bob@contoso.example")
     assignment = services.assignment_create(
         actor=actor, role=built_in_roles["intune_role_administrator"], name="Team", members=[ann]
     )
     services.assignment_update(
-        actor=actor, assignment=assignment, name="Team", description="", members=[bob],
+        actor=actor,
+        assignment=assignment,
+        name="Team",
+        description="",
+        members=[bob],
         scope_tags=[make_tag("Paris")],
     )
     assert access.has_perm(bob, "roles.read") and not access.has_perm(ann, "roles.read")
     assert _changes(_last_event()) == {"members": (["ann"], ["bob"]), "scope_tags": ([], ["Paris"])}
 
 
-def test_it_deletes_an_assignment(actor: Actor, built_in_roles: dict[str, Role], make_admin: Callable[..., User]) -> None:
+def test_it_deletes_an_assignment(
+    actor: Actor, built_in_roles: dict[str, Role], make_admin: Callable[..., User]
+) -> None:
     ann = make_admin(email="ann@contoso.example")
     assignment = services.assignment_create(
         actor=actor, role=built_in_roles["intune_role_administrator"], name="Team", members=[ann]
@@ -201,7 +227,9 @@ def test_it_creates_updates_and_deletes_a_scope_tag(actor: Actor) -> None:
     assert not ScopeTag.objects.filter(pk=tag.pk).exists()
     activities = list(AuditEvent.objects.order_by("id").values_list("activity", "category"))
     assert activities == [
-        ("Create scope tag", "Scope tag"), ("Update scope tag", "Scope tag"), ("Delete scope tag", "Scope tag")
+        ("Create scope tag", "Scope tag"),
+        ("Update scope tag", "Scope tag"),
+        ("Delete scope tag", "Scope tag"),
     ]
     update = AuditEvent.objects.get(activity="Update scope tag")
     assert _changes(update) == {"name": ("Paris", "Paris HQ")}
@@ -221,7 +249,7 @@ def test_a_tag_in_use_is_refused_with_a_clear_message(
 ) -> None:
     paris = make_tag("Paris")
     make_admin("help_desk_operator", tags=[paris])
-    with pytest.raises(ValidationError, match="“Paris” is in use by 1 role assignment. Remove it"):
+    with pytest.raises(ValidationError, match=r"“Paris” is in use by 1 role assignment\. Remove it"):
         services.scope_tag_delete(actor=actor, tag=paris)
     assert ScopeTag.objects.filter(pk=paris.pk).exists()
 

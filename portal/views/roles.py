@@ -115,8 +115,8 @@ def role_edit(request: AuthenticatedHttpRequest, code: uuid.UUID) -> HttpRespons
 @permission_required("roles.delete")
 def role_delete(request: AuthenticatedHttpRequest, code: uuid.UUID) -> HttpResponse:
     role = get_object_or_404(Role, code=code, is_built_in=False)
-    form = Form(request.POST or None)
-    if request.method == "POST":
+    form = Form(request.POST if request.method == "POST" else None)
+    if form.is_valid():
         try:
             services.role_delete(actor=Actor.from_request(request), role=role)
         except ValidationError as exc:
@@ -169,8 +169,8 @@ def assignment_edit(request: AuthenticatedHttpRequest, code: uuid.UUID) -> HttpR
 @permission_required("roles.assign")
 def assignment_delete(request: AuthenticatedHttpRequest, code: uuid.UUID) -> HttpResponse:
     assignment = get_object_or_404(RoleAssignment.objects.select_related("role"), code=code)
-    form = Form(request.POST or None)
-    if request.method == "POST":
+    form = Form(request.POST if request.method == "POST" else None)
+    if form.is_valid():
         try:
             services.assignment_delete(actor=Actor.from_request(request), assignment=assignment)
         except ValidationError as exc:
@@ -227,8 +227,8 @@ def scope_tag_edit(request: AuthenticatedHttpRequest, code: uuid.UUID) -> HttpRe
 @permission_required("roles.delete")
 def scope_tag_delete(request: AuthenticatedHttpRequest, code: uuid.UUID) -> HttpResponse:
     tag = get_object_or_404(ScopeTag, code=code)
-    form = Form(request.POST or None)
-    if request.method == "POST":
+    form = Form(request.POST if request.method == "POST" else None)
+    if form.is_valid():
         try:
             services.scope_tag_delete(actor=Actor.from_request(request), tag=tag)
         except ValidationError as exc:
