@@ -128,6 +128,12 @@ def test_a_broken_file_gets_a_clear_error_not_a_crash(actor, content: bytes, cod
     assert report.errors[0].message
 
 
+def test_a_missing_column_is_named_as_documented(actor) -> None:
+    report = services.import_users_csv(actor, _file("displayName,mail\nMegan,m@contoso.com\n"))
+    assert "\u201cuserPrincipalName\u201d" in report.errors[0].message
+    assert report.errors[0].row == 1
+
+
 def test_a_file_with_a_bom_semicolons_and_entra_headers_is_read(actor) -> None:
     content = (
         "\ufeffName [displayName] Required;User name [userPrincipalName] Required\nMegan;megan@contoso.com\n"

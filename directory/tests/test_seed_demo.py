@@ -6,7 +6,7 @@ import pytest
 from allauth.mfa.models import Authenticator
 from django.core.management import call_command
 
-from directory.demo import DEMO_PASSWORD, demo_sign_ins
+from directory.demo import DEMO_PASSWORD, DEMO_TOTP_SECRET, demo_sign_ins
 from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, GroupUserMember, Platform
 from portal import access
 from portal.models import AuditEvent, RoleAssignment, ScopeTag, User
@@ -71,3 +71,20 @@ def test_a_scoped_demo_admin_has_the_scope_tag(built_in_roles) -> None:
     call_command("seed_demo", verbosity=0)
     assignment = RoleAssignment.objects.get(members__email="helpdesk.eu@contoso.com")
     assert [t.name for t in assignment.scope_tags.all()] == ["Europe"]
+
+
+def test_the_demo_intune_administrator_signs_in_with_the_printed_totp_secret(
+    built_in_roles, client, settings
+) -> None:
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value, yield_hotp_counters_from_time
+
+    settings.PORTAL_ENFORCE_MFA = True
+    call_command("seed_demo", verbosity=0)
+    response = client.post("/accounts/login/", {"login": "admin@contoso.com", "password": DEMO_PASSWORD})
+    assert response.status_code == 302 and "/2fa/" in response["Location"]
+    counters = list(yield_hotp_counters_from_time())  # now, with allauth's tolerance either side
+    counter = counters[len(counters) // 2]
+    code = format_hotp_value(hotp_value(DEMO_TOTP_SECRET, counter))
+    response = client.post(response["Location"], {"code": code})
+    assert response.status_code == 302
+    assert client.get("/users/").status_code == 200
