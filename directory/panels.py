@@ -6,8 +6,9 @@ without editing the directory app: each registers a panel from its
 
     register_user_panel(UserPanel("certs/_user_panel.html", certificates_for_user, order=10))
 
-A panel's ``context`` function returns the template context, or ``None`` to hide
-the panel (for example when the admin may not read that area).
+A panel's ``context`` function returns a dict, or ``None`` to hide the panel (for
+example when the admin may not read that area). The panel template sees that dict
+as ``panel`` and the page's user as ``directory_user``.
 """
 
 from __future__ import annotations
