@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from asn1crypto import core
@@ -41,7 +42,7 @@ class Pair:
 _KEYS: dict[str, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey] = {}
 
 
-def key_for(kind: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+def key_for(kind: str) -> Any:
     """Keys are slow to make, so each test session makes each kind once (plus spares)."""
     if kind not in _KEYS:
         if kind.startswith("ec"):
@@ -180,7 +181,10 @@ def unprotected_pfx(
         )
     safe = asn1_pkcs12.SafeContents(bags).dump()
     auth = asn1_pkcs12.AuthenticatedSafe([{"content_type": "data", "content": safe}]).dump()
-    return asn1_pkcs12.Pfx({"version": "v3", "auth_safe": {"content_type": "data", "content": auth}}).dump()
+    pfx: bytes = asn1_pkcs12.Pfx(
+        {"version": "v3", "auth_safe": {"content_type": "data", "content": auth}}
+    ).dump()
+    return pfx
 
 
 def with_iterations(data: bytes, iterations: int) -> bytes:
@@ -193,13 +197,15 @@ def with_iterations(data: bytes, iterations: int) -> bytes:
             algorithm["parameters"]["key_derivation_func"]["parameters"]["iteration_count"] = iterations
     mac = pfx["mac_data"]
     mac["iterations"] = iterations
-    return asn1_pkcs12.Pfx(
-        {
-            "version": "v3",
-            "auth_safe": {"content_type": "data", "content": auth.dump(force=True)},
-            "mac_data": mac,
-        }
-    ).dump(force=True)
+    return bytes(
+        asn1_pkcs12.Pfx(
+            {
+                "version": "v3",
+                "auth_safe": {"content_type": "data", "content": auth.dump(force=True)},
+                "mac_data": mac,
+            }
+        ).dump(force=True)
+    )
 
 
 def to_ber(data: bytes) -> bytes:
@@ -213,7 +219,8 @@ def to_ber(data: bytes) -> bytes:
     octets = b"\x24\x80" + chunks + b"\x00\x00"
     content_info = b"\x30\x80" + core.ObjectIdentifier("1.2.840.113549.1.7.1").dump() + b"\xa0\x80" + octets
     content_info += b"\x00\x00\x00\x00"
-    return b"\x30\x80" + core.Integer(3).dump() + content_info + pfx["mac_data"].dump() + b"\x00\x00"
+    mac: bytes = pfx["mac_data"].dump()
+    return bytes(b"\x30\x80" + core.Integer(3).dump() + content_info + mac + b"\x00\x00")
 
 
 @pytest.fixture(scope="session")
