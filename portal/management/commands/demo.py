@@ -57,12 +57,12 @@ class Command(BaseCommand):
 
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Database is up to date.")
-        sign_ins: list[tuple[str, str, str]] = []
+        sign_ins = ""
         if not options["no_seed"]:
-            call_command("seed_demo", verbosity=0)
-            from directory.management.commands.seed_demo import demo_sign_ins
+            from directory.management.commands.seed_demo import Command as SeedDemo
 
-            sign_ins = [tuple(row[:3]) for row in demo_sign_ins()]  # type: ignore[misc]
+            call_command("seed_demo", verbosity=0)
+            sign_ins = SeedDemo().format_sign_ins()
 
         python = sys.executable
         manage = str(settings.BASE_DIR / "manage.py")
@@ -105,7 +105,7 @@ class Command(BaseCommand):
         ]
         self._run(processes, f"http://{host}:{port}/", sign_ins)
 
-    def _run(self, processes: list[Process], url: str, sign_ins: list[tuple[str, str, str]]) -> None:
+    def _run(self, processes: list[Process], url: str, sign_ins: str) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for proc in processes:
             proc.popen = subprocess.Popen(proc.argv, cwd=settings.BASE_DIR, env=env, start_new_session=True)
@@ -142,7 +142,7 @@ class Command(BaseCommand):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.popen.pid, signal.SIGKILL)
 
-    def _banner(self, url: str, sign_ins: list[tuple[str, str, str]], processes: list[Process]) -> None:
+    def _banner(self, url: str, sign_ins: str, processes: list[Process]) -> None:
         out = self.stdout
         out.write("")
         out.write(self.style.SUCCESS(f"PFX Portal is running at {url}"))
@@ -150,9 +150,6 @@ class Command(BaseCommand):
             "Processes: " + ", ".join(f"{p.name} (pid {p.popen.pid if p.popen else '?'})" for p in processes)
         )
         if sign_ins:
-            out.write("Demo sign-ins:")
-            width = max(len(email) for email, _, _ in sign_ins)
-            for email, password, role in sign_ins:
-                out.write(f"  {email.ljust(width)}  {password}  {role}")
+            out.write(sign_ins)
         out.write("Press Ctrl+C to stop.")
         out.write("")
