@@ -83,7 +83,10 @@ def role_detail(request: AuthenticatedHttpRequest, code: uuid.UUID) -> HttpRespo
 @permission_required("roles.create")
 def role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     source = _source_role(request)
-    form = RoleForm(request.POST or None, initial=RoleForm.initial_from(source, copy=True) if source else {})
+    form = RoleForm(
+        request.POST or None,
+        initial=RoleForm.initial_from(source, copy=True) if source else {"requires_mfa": True},
+    )
     if request.method == "POST" and form.is_valid():
         try:
             role = services.role_create(actor=Actor.from_request(request), **form.service_kwargs())
