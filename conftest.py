@@ -96,13 +96,14 @@ def broker_folder(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
     if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
         return None
     folder = tmp_path_factory.mktemp("broker")
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir()
     app.conf.broker_transport_options = {
         **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
         "data_folder_in": str(folder / "queue"),
         "data_folder_out": str(folder / "queue"),
         "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
     }
     return folder
 
