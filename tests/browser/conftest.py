@@ -35,7 +35,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if "tests/browser/" in str(item.path).replace(os.sep, "/"):
             item.add_marker(pytest.mark.browser)
             if not CHROMIUM.exists() and os.environ.get("CI") != "true":
-                item.add_marker(pytest.mark.skip(reason=f"Chromium not found at {CHROMIUM} (apt-get install chromium)"))
+                item.add_marker(
+                    pytest.mark.skip(reason=f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+                )
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +45,9 @@ def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.fail(f"Chromium is required for browser tests and is missing at {CHROMIUM}")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
         yield chromium
         chromium.close()
 
@@ -72,7 +76,13 @@ def sign_in_as(context: BrowserContext, live_server: object) -> Callable[[User],
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.create()
         context.add_cookies(
-            [{"name": settings.SESSION_COOKIE_NAME, "value": session.session_key or "", "url": str(live_server)}]
+            [
+                {
+                    "name": settings.SESSION_COOKIE_NAME,
+                    "value": session.session_key or "",
+                    "url": str(live_server),
+                }
+            ]
         )
 
     return sign_in
