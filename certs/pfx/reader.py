@@ -11,6 +11,7 @@ tells a wrong password from a damaged file.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,7 +113,13 @@ class Protection:
     cipher: str
     iterations: int
     weak: bool
-    asn1: EncryptionAlgorithm = field(repr=False, compare=False)
+    scheme: str = field(default="", repr=False, compare=False)
+    hash_name: str = field(default="", repr=False, compare=False)
+    salt: bytes = field(default=b"", repr=False, compare=False)
+    key_length: int = field(default=0, repr=False, compare=False)
+    cipher_name: str = field(default="", repr=False, compare=False)
+    mode: str = field(default="", repr=False, compare=False)
+    iv: bytes = field(default=b"", repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"algorithm": self.algorithm, "cipher": self.cipher, "iterations": self.iterations}
@@ -265,11 +272,19 @@ def _check_iterations(value: object) -> int:
 
 
 def describe_protection(algorithm: EncryptionAlgorithm) -> Protection:
+    protection = _describe(algorithm.dump())
+    _check_iterations(protection.iterations)
+    return protection
+
+
+@functools.lru_cache(maxsize=64)
+def _describe(der: bytes) -> Protection:
+    """Read an encryption AlgorithmIdentifier once (a file mentions each one several times)."""
+    algorithm = EncryptionAlgorithm.load(der)
     name = algorithm["algorithm"].native
     if name == "pbes2":
         if algorithm.kdf != "pbkdf2":
             raise ProblemError.of("unsupported_algorithm", f"PBES2 with {algorithm.kdf}")
-        iterations = _check_iterations(algorithm.kdf_iterations)
         cipher = algorithm.encryption_cipher
         mode = algorithm.encryption_mode
         bits = 8 * algorithm.key_length
@@ -277,16 +292,43 @@ def describe_protection(algorithm: EncryptionAlgorithm) -> Protection:
             cipher, f"{cipher}-{bits}-{mode}"
         )
         weak = cipher == "des" or (cipher == "rc2" and bits < 128)
-        return Protection(f"pbkdf2-{algorithm.kdf_hmac}", label, iterations, weak, algorithm)
+        return Protection(
+            f"pbkdf2-{algorithm.kdf_hmac}",
+            label,
+            _iterations(algorithm.kdf_iterations),
+            weak,
+            scheme=name,
+            hash_name=algorithm.kdf_hmac,
+            salt=algorithm.kdf_salt,
+            key_length=algorithm.key_length,
+            cipher_name=cipher,
+            mode=mode,
+            iv=algorithm.encryption_iv if cipher in {"aes", "tripledes"} else b"",
+        )
     if name in _PKCS12_PBE:
-        label, _, weak = _PKCS12_PBE[name]
-        return Protection("pkcs12-sha1", label, _check_iterations(algorithm.kdf_iterations), weak, algorithm)
+        label, length, weak = _PKCS12_PBE[name]
+        return Protection(
+            "pkcs12-sha1",
+            label,
+            _iterations(algorithm.kdf_iterations),
+            weak,
+            scheme=name,
+            hash_name="sha1",
+            salt=algorithm.kdf_salt,
+            key_length=length,
+        )
     if isinstance(name, str) and name.startswith("pbes1_"):
         _, digest, cipher = name.split("_", 2)
         return Protection(
-            f"pbes1-{digest}", f"{cipher}-cbc", _check_iterations(algorithm.kdf_iterations), True, algorithm
+            f"pbes1-{digest}", f"{cipher}-cbc", _iterations(algorithm.kdf_iterations), True, name
         )
     raise ProblemError.of("unsupported_algorithm", str(name))
+
+
+def _iterations(value: object) -> int:
+    if not isinstance(value, int) or value < 1:
+        raise ValueError("bad iteration count")
+    return value
 
 
 def walk_bags(bags: list[asn1_pkcs12.SafeBag], depth: int = 0) -> list[Protection | None]:
@@ -454,30 +496,26 @@ def _decrypt(protection: Protection, ciphertext: bytes, password: Password, bmp:
 
 def _decryptors(protection: Protection, password: Password, bmp: bytes | None) -> Any:
     """Yield (decrypt function, block size) for each password encoding worth trying."""
-    algorithm = protection.asn1
-    name = algorithm["algorithm"].native
-    if name == "pbes2":
-        cipher = algorithm.encryption_cipher
-        if algorithm.encryption_mode != "cbc" or cipher not in {"aes", "tripledes"}:
+    if protection.scheme == "pbes2":
+        cipher = protection.cipher_name
+        if protection.mode != "cbc" or cipher not in {"aes", "tripledes"}:
             raise _Unsupported(cipher)
-        if algorithm.kdf_hmac not in _PBKDF2_HASHES:
-            raise _Unsupported(algorithm.kdf_hmac)
-        iv = algorithm.encryption_iv
-        length = algorithm.key_length
+        if protection.hash_name not in _PBKDF2_HASHES:
+            raise _Unsupported(protection.hash_name)
         for candidate in password.byte_candidates():
-            key = PBKDF2HMAC(
-                _hash(algorithm.kdf_hmac), length, algorithm.kdf_salt, algorithm.kdf_iterations
-            ).derive(candidate)
-            yield _cbc(algorithm_for(cipher, key), iv), (16 if cipher == "aes" else 8)
-    elif name in ("pkcs12_sha1_tripledes_3key", "pkcs12_sha1_tripledes_2key"):
-        length = _PKCS12_PBE[name][1]
-        salt, iterations = algorithm.kdf_salt, algorithm.kdf_iterations
+            kdf = PBKDF2HMAC(
+                _hash(protection.hash_name), protection.key_length, protection.salt, protection.iterations
+            )
+            key = kdf.derive(candidate)
+            yield _cbc(algorithm_for(cipher, key), protection.iv), (16 if cipher == "aes" else 8)
+    elif protection.scheme in ("pkcs12_sha1_tripledes_3key", "pkcs12_sha1_tripledes_2key"):
+        salt, iterations, length = protection.salt, protection.iterations, protection.key_length
         for candidate in [bmp] if bmp is not None else password.bmp_candidates():
             key = pkcs12_kdf("sha1", candidate, salt, KEY_ID, iterations, length)
             iv = pkcs12_kdf("sha1", candidate, salt, IV_ID, iterations, 8)
             yield _cbc(TripleDES(key), iv), 8
     else:
-        raise _Unsupported(name)
+        raise _Unsupported(protection.scheme)
 
 
 def algorithm_for(cipher: str, key: bytes) -> Any:
