@@ -227,3 +227,13 @@ def test_it_never_puts_the_password_in_the_result(good_pfx):
     for password in (PASSWORD, "wrong-secret-123"):
         assert password not in repr(inspect_pfx(good_pfx, password))
         assert password not in str(inspect_pfx(good_pfx, password).to_json())
+
+
+def test_every_problem_code_is_documented():
+    from pathlib import Path
+
+    from certs.pfx import CATALOGUE
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "pfx-problem-codes.md").read_text()
+    for code, (severity, message) in CATALOGUE.items():
+        assert f"| `{code}` | {severity} |" in doc and message in doc, code
