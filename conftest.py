@@ -24,6 +24,12 @@ _seed = importlib.import_module("portal.migrations.0002_built_in_roles_and_audit
 PASSWORD = "correct horse battery staple 7"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def empty_cache() -> None:
+    # The cache outlives test runs (files or Redis); rate limits from a previous run must not leak in.
+    cache.clear()
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings: Any) -> None:
     # Production hashing is deliberately slow; tests create many accounts.

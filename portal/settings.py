@@ -256,17 +256,23 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("PORTAL_MAX_UPLOAD_FILES", 2000, minimum=1)
 
 # --- E-mail -------------------------------------------------------------------
-EMAIL_BACKEND = env_str(
+_email_backend = env_str(
     "EMAIL_BACKEND",
     "django.core.mail.backends.smtp.EmailBackend"
     if PRODUCTION
     else "django.core.mail.backends.console.EmailBackend",
 )
-EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
-EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
-EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+_email_options: dict[str, object] = {}
+if _email_backend.endswith("smtp.EmailBackend"):
+    _email_options = {
+        "host": env_str("EMAIL_HOST", "localhost"),
+        "port": env_int("EMAIL_PORT", 25, minimum=1, maximum=65535),
+        "username": env_str("EMAIL_HOST_USER"),
+        "password": env_secret("EMAIL_HOST_PASSWORD"),
+        "use_tls": env_bool("EMAIL_USE_TLS", default=False),
+        "timeout": env_int("EMAIL_TIMEOUT", 20, minimum=1),
+    }
+MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _email_options}}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "PFX Portal <pfx-portal@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -308,5 +314,12 @@ LOGGING = {
 }
 
 # --- Product ---------------------------------------------------------------------
+# --- PFX engine limits ---------------------------------------------------------
+# Hostile files are refused before any expensive work: size first, then the
+# key-derivation iteration count read from the file's structure.
+PFX_MAX_FILE_BYTES = env_int("PFX_MAX_FILE_BYTES", 1024 * 1024, minimum=1024)
+PFX_MAX_KDF_ITERATIONS = env_int("PFX_MAX_KDF_ITERATIONS", 1_000_000, minimum=1)
+PFX_EXPIRES_SOON_DAYS = env_int("PFX_EXPIRES_SOON_DAYS", 30, minimum=0)
+
 PORTAL_TENANT_NAME = env_str("PORTAL_TENANT_NAME", "Contoso")
 PORTAL_TENANT_DOMAIN = env_str("PORTAL_TENANT_DOMAIN", "contoso.com")
