@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "certs",
     "profiles",
     "connectors",
+    "graph",
 ]
 
 MIDDLEWARE = [

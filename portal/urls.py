@@ -19,4 +19,6 @@ urlpatterns = [
     path("certificates/", include("certs.urls")),
     path("profiles/", include("profiles.urls")),
     path("connectors/", include("connectors.urls")),
+    path("connector-api/", include("connectors.api_urls")),
+    path("tenant-admin/intune/", include("graph.urls")),
 ]
