@@ -6,6 +6,7 @@ import uuid
 from typing import ClassVar
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -103,6 +104,20 @@ class Profile(ScopeTagged):
     @property
     def has_certificate_access(self) -> bool:
         return self.platform == Platform.ANDROID_FULLY_MANAGED
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.platform == Platform.WINDOWS and not self.key_storage_provider:
+            errors["key_storage_provider"] = "Choose a key storage provider."
+        if self.platform == Platform.ANDROID_FULLY_MANAGED:
+            if not self.certificate_access:
+                errors["certificate_access"] = "Choose how apps get access to the certificate."
+            elif (
+                self.certificate_access == CertificateAccess.SPECIFIC_APPS and not self.silent_access_packages
+            ):
+                errors["silent_access_packages"] = "List at least one app package to grant access silently."
+        if errors:
+            raise ValidationError(errors)
 
     def settings_key(self) -> tuple[str, str, tuple[str, ...]]:
         """What must agree between two profiles of one purpose and platform for them not to conflict."""

@@ -1,6 +1,20 @@
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
+
+from profiles import views
 
 app_name = "profiles"
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("", views.profile_list, name="list"),
+    path("create/", views.profile_create, name="create"),
+    path("create/<uuid:wizard>/<slug:step>/", views.profile_wizard, name="wizard"),
+    path("users/<uuid:object_id>/", views.user_profiles, name="user_profiles"),
+    path("<uuid:code>/", views.profile_detail, name="detail"),
+    path("<uuid:code>/properties/", views.profile_properties, name="properties"),
+    path("<uuid:code>/properties/<slug:section>/", views.profile_edit, name="edit"),
+    path("<uuid:code>/status/", views.profile_report, name="report"),
+    path("<uuid:code>/status.csv", views.profile_report_csv, name="report_csv"),
+    path("<uuid:code>/delete/", views.profile_delete, name="delete"),
+    path("<uuid:code>/duplicate/", views.profile_duplicate, name="duplicate"),
+]
