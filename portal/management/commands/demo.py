@@ -151,5 +151,6 @@ class Command(BaseCommand):
         )
         if sign_ins:
             out.write(sign_ins)
+            out.write("Current code for the TOTP accounts: .venv/bin/python manage.py demo_totp")
         out.write("Press Ctrl+C to stop.")
         out.write("")

@@ -1,0 +1,22 @@
+"""Print the current sign-in code for the demo accounts' authenticator.
+
+It computes the code from the published demo secret only, so it reveals nothing
+about real accounts, which have secrets of their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value, yield_hotp_counters_from_time
+from django.core.management.base import BaseCommand
+
+from directory.demo import DEMO_TOTP_SECRET
+
+
+class Command(BaseCommand):
+    help = "Print the current TOTP code of the demo administrators (secret printed by make run)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        counter = next(iter(yield_hotp_counters_from_time()))
+        self.stdout.write(str(format_hotp_value(hotp_value(DEMO_TOTP_SECRET, counter))))
