@@ -643,6 +643,8 @@ def certificate_holders(purpose: str) -> QuerySet[DirectoryUser] | None:
         certificate = apps.get_model(CERTIFICATE_MODEL)
     except LookupError:
         return None
+    if certificate._meta.db_table not in connection.introspection.table_names():
+        return None  # the model exists but its migration has not run yet
     current = certificate._default_manager.filter(
         user_id=OuterRef("pk"), purpose=purpose, not_after__gt=timezone.now()
     )

@@ -1,0 +1,94 @@
+"""Targeting warnings, and what one directory user gets."""
+
+from __future__ import annotations
+
+from django.test import Client
+from django.urls import reverse
+
+from directory.models import DirectoryUser, Group, Platform
+from profiles import evaluation
+from profiles.evaluation import evaluate, lint, profiles_for_user
+from profiles.tests import factories as f
+
+
+def codes(found):
+    return [item.code for item in found]
+
+
+def test_mixed_group_types_and_cross_type_exclusions_are_flagged(db):
+    sales, kiosks = f.group("Sales"), f.group("Kiosks", Group.Kind.DEVICE)
+    f.user("alice@contoso.example", sales)
+    f.device("K1", None, kiosks)
+    p = f.profile(include=[sales], exclude=[kiosks])
+    assert "userIncludeDeviceExclude" in codes(lint(evaluate(p), holders=lambda purpose: None))
+    q = f.profile("Both kinds", include=[sales, kiosks])
+    assert "mixedGroupTypes" in codes(lint(evaluate(q), holders=lambda purpose: None))
+
+
+def test_empty_groups_are_flagged(db):
+    empty = f.group("Nobody")
+    found = lint(evaluate(f.profile(include=[empty])), holders=lambda purpose: None)
+    assert [item.message for item in found if item.code == "emptyGroup"] == [
+        "The group Nobody has no members."
+    ]
+
+
+def test_targeted_users_without_a_certificate_of_the_purpose_are_flagged(db):
+    alice, bob = f.user("alice@contoso.example"), f.user("bob@contoso.example")
+    f.device("PC-A", alice)
+    f.device("PC-B", bob)
+    p = f.profile(all_users=True)
+    seen = []
+
+    def holders(purpose):
+        seen.append(purpose)
+        return DirectoryUser.objects.filter(pk=alice.pk)
+
+    found = {item.code: item.message for item in lint(evaluate(p), holders=holders)}
+    assert seen == ["smimeEncryption"]
+    assert found["usersWithoutCertificate"].startswith("1 targeted user has no current certificate")
+    assert "bob@contoso.example" in found["usersWithoutCertificate"]
+
+
+def test_the_certificate_check_is_skipped_while_certificates_are_not_tracked(db, monkeypatch):
+    def missing(*args, **kwargs):
+        raise LookupError
+
+    monkeypatch.setattr(evaluation.apps, "get_model", missing)
+    assert evaluation.certificate_holders("smimeEncryption") is None
+    f.device("PC", f.user("alice@contoso.example"))
+    assert "usersWithoutCertificate" not in codes(lint(evaluate(f.profile(all_users=True))))
+
+
+def test_devices_of_other_platforms_are_flagged(db):
+    f.device("IPHONE", f.user("alice@contoso.example"), platform=Platform.IOS, version="17")
+    found = lint(evaluate(f.profile(all_users=True)), holders=lambda purpose: None)
+    assert "1 targeted device is not Windows 10 and later" in [i.message for i in found][0]
+
+
+def test_profiles_for_user_lists_reaching_profiles_first_with_reasons(db):
+    contractors = f.group("Contractors")
+    alice = f.user("alice@contoso.example", contractors)
+    f.device("PC-ALICE", alice)
+    f.profile("Excluding", all_users=True, exclude=[contractors])
+    f.profile("Reaching", all_users=True)
+    f.profile("Mac only", platform=Platform.MACOS, all_users=True)
+    f.profile("Unassigned", platform=Platform.IOS)
+    results = profiles_for_user(alice)
+    assert [r.profile.name for r in results] == ["Reaching", "Excluding", "Mac only", "Unassigned"]
+    excluded = results[1].results[0]
+    assert excluded.state_label == "Excluded"
+    assert excluded.reason == "Excluded by user group Contractors"
+    assert results[2].results[0].reason == "Platform is not macOS"
+
+
+def test_the_user_page_fragment_renders_for_helpdesk(helpdesk, client: Client):
+    alice = f.user("alice@contoso.example")
+    f.device("PC-ALICE", alice)
+    f.profile("Reaching", all_users=True)
+    client.force_login(helpdesk)
+    url = reverse("profiles:user_profiles", args=[alice.object_id])
+    assert b"<html" not in client.get(url, headers={"HX-Request": "true"}).content
+    page = client.get(url)
+    assert page.status_code == 200
+    assert b"PC-ALICE" in page.content and b"Waiting for the device to check in" in page.content
