@@ -12,4 +12,6 @@ HEARTBEAT_KEY = "portal:worker-heartbeat"
 
 @shared_task(ignore_result=True)
 def heartbeat() -> None:
-    cache.set(HEARTBEAT_KEY, {"at": time.time(), "host": socket.gethostname(), "pid": os.getpid()}, timeout=3600)
+    cache.set(
+        HEARTBEAT_KEY, {"at": time.time(), "host": socket.gethostname(), "pid": os.getpid()}, timeout=3600
+    )
