@@ -120,6 +120,7 @@ def test_the_report_filters_and_exports_csv(manager: Client):
     p = f.profile(all_users=True)
     page = manager.get(reverse("profiles:report", args=[p.code]), {"status": "notApplicable"})
     assert b"IPHONE-ALICE" in page.content and b"PC-ALICE" not in page.content
-    csv = b"".join(manager.get(reverse("profiles:report_csv", args=[p.code])).streaming_content).decode()
+    response = manager.get(reverse("profiles:report_csv", args=[p.code]))
+    csv = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
     assert "PC-ALICE,alice@contoso.example" in csv
     assert "Platform is not Windows 10 and later" in csv
