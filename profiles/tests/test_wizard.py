@@ -26,7 +26,7 @@ def start(client: Client, platform: str = Platform.WINDOWS) -> str:
     return response["Location"].rsplit("/", 2)[0] + "/"
 
 
-def post(client: Client, base: str, step: str, data: dict, action: str = "next"):
+def post(client: Client, base: str, step: str, data: dict[str, object], action: str = "next"):
     return client.post(f"{base}{step}/", {**data, "action": action})
 
 
