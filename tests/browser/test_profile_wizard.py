@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
@@ -30,7 +31,7 @@ ARGS = [
 @pytest.fixture
 def page(live_server, make_admin, settings):
     sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
+    if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed")
     settings.PORTAL_ENFORCE_MFA = False
     admin = make_admin("policy_and_profile_manager")
