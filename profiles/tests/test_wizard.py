@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -26,7 +28,7 @@ def start(client: Client, platform: str = Platform.WINDOWS) -> str:
     return response["Location"].rsplit("/", 2)[0] + "/"
 
 
-def post(client: Client, base: str, step: str, data: dict[str, object], action: str = "next"):
+def post(client: Client, base: str, step: str, data: dict[str, Any], action: str = "next"):
     return client.post(f"{base}{step}/", {**data, "action": action})
 
 
