@@ -26,7 +26,7 @@ from certs.pfx import (
 from certs.pfx.kdf import HASHES, bmp_password, pkcs12_kdf, pkcs12_kdf_python
 from certs.tests.conftest import PASSWORD, UPN, key_for
 
-SCHEMA = Path(__file__).resolve().parents[3] / "shared" / "reference" / "graph-userpfx-schema.json"
+SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "graph-userpfx-schema.json"
 HASH: dict[str, Any] = {"oaepSha256": hashes.SHA256, "oaepSha384": hashes.SHA384, "oaepSha512": hashes.SHA512}
 
 
