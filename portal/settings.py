@@ -204,6 +204,8 @@ PORTAL_OPEN_SIGNUP = env_bool("PORTAL_OPEN_SIGNUP", default=False)
 
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("PORTAL_MFA_ISSUER", "PFX Portal")
+# Accept the previous and next 30-second code too: phones drift and people type slowly.
+MFA_TOTP_TOLERANCE = 1
 # Accounts holding a role marked "requires MFA" must enrol TOTP before using the portal.
 PORTAL_ENFORCE_MFA = env_bool("PORTAL_ENFORCE_MFA", default=True)
 
