@@ -15,4 +15,7 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     # Every 30 seconds: a worker records that it is alive, so Home shows whether beat and workers run.
     "portal-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
+    # Every 30 seconds: compare each connector's last check-in with its interval, store status
+    # changes and send one alert per change (e-mail, optional webhook).
+    "connectors-health-sweep": {"task": "connectors.tasks.health_sweep", "schedule": 30.0},
 }

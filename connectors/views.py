@@ -1,0 +1,184 @@
+"""Tenant administration > Connectors and tokens > Certificate connectors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from certs.models import EncryptionKey
+from connectors import health, services
+from connectors.forms import RenameForm, RotationForm, TokenForm
+from connectors.models import Connector, EnrollmentToken, KeyRotation
+from portal import access
+from portal.access import permission_required
+from portal.audit import Actor
+from portal.http import AuthenticatedHttpRequest
+
+NAV = "tenant"
+
+
+def _can(request: AuthenticatedHttpRequest) -> dict[str, bool]:
+    return {a: access.has_perm(request.user, f"connectors.{a}") for a in ("create", "update", "delete")}
+
+
+@require_GET
+@permission_required("connectors.read")
+def connector_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    connectors = access.scoped(Connector.objects.prefetch_related("keys", "scope_tags"), request.user)
+    tokens = access.scoped(
+        EnrollmentToken.objects.filter(used_at=None, expires_at__gt=timezone.now()), request.user
+    )
+    context = {
+        "nav_active": NAV,
+        "connectors": connectors,
+        "tokens": tokens,
+        "now": timezone.now(),
+        "can": _can(request),
+    }
+    template = "connectors/list.html#rows" if request.htmx else "connectors/list.html"
+    return render(request, template, context)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("connectors.create")
+def token_create(request: AuthenticatedHttpRequest) -> HttpResponse:
+    form = TokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        token, secret = services.token_create(
+            Actor.from_request(request),
+            name=form.cleaned_data["name"],
+            tags=access.creator_tags(request.user, "connectors"),
+            ttl=timedelta(hours=form.cleaned_data["hours"]),
+        )
+        # Shown once: the page is rendered, not redirected to, and the secret is not stored.
+        response = render(
+            request, "connectors/token_created.html", {"nav_active": NAV, "token": token, "secret": secret}
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+    return render(request, "connectors/token_form.html", {"nav_active": NAV, "form": form})
+
+
+@require_GET
+@permission_required("connectors.read")
+def connector_detail(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    connector = access.get_for_user(request.user, Connector.objects.all(), code=code)
+    context = {
+        "nav_active": NAV,
+        "connector": connector,
+        "now": timezone.now(),
+        "heartbeats": connector.heartbeats.all()[:50],
+        "changes": connector.status_changes.all()[:50],
+        "events": connector.events.all()[:100],
+        "keys": connector.keys.all(),
+        "rename_form": RenameForm(initial={"name": connector.name}),
+        "can": _can(request),
+    }
+    return render(request, "connectors/detail.html", context)
+
+
+@require_POST
+@permission_required("connectors.update")
+def connector_rename(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    connector = access.get_for_user(request.user, Connector.objects.all(), write="update", code=code)
+    form = RenameForm(request.POST)
+    if form.is_valid():
+        services.connector_rename(Actor.from_request(request), connector, name=form.cleaned_data["name"])
+        messages.success(request, "Connector renamed.")
+    else:
+        messages.error(request, "Enter a name of at most 100 characters.")
+    return redirect("connectors:detail", code=connector.code)
+
+
+@require_POST
+@permission_required("connectors.update")
+def connector_state(request: AuthenticatedHttpRequest, code: str, action: str) -> HttpResponse:
+    connector = access.get_for_user(request.user, Connector.objects.all(), write="update", code=code)
+    change = {
+        "disable": services.connector_disable,
+        "enable": services.connector_enable,
+        "revoke": services.connector_revoke,
+    }
+    try:
+        change[action](Actor.from_request(request), connector)
+    except services.ConnectorError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Connector {connector.name}: {connector.get_state_display().lower()}.")
+    return redirect("connectors:detail", code=connector.code)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("connectors.delete")
+def connector_delete(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    connector = access.get_for_user(request.user, Connector.objects.all(), write="delete", code=code)
+    if request.method == "POST":
+        services.connector_delete(Actor.from_request(request), connector)
+        messages.success(request, f"Connector {connector.name} deleted.")
+        return redirect("connectors:list")
+    return render(request, "connectors/confirm_delete.html", {"nav_active": NAV, "connector": connector})
+
+
+@require_GET
+@permission_required("connectors.read")
+def key_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    keys = access.scoped(EncryptionKey.objects.all(), request.user)
+    rotations = access.scoped(KeyRotation.objects.all(), request.user)[:20]
+    context = {
+        "nav_active": NAV,
+        "holdings": health.key_holders(keys),
+        "rotations": [(r, services.rotation_progress(r)) for r in rotations],
+        "form": RotationForm(keys=keys),
+        "can": _can(request),
+    }
+    return render(request, "connectors/keys.html", context)
+
+
+@require_POST
+@permission_required("connectors.update")
+def rotation_start(request: AuthenticatedHttpRequest) -> HttpResponse:
+    keys = access.scoped(EncryptionKey.objects.all(), request.user, "update")
+    form = RotationForm(request.POST, keys=keys)
+    if not form.is_valid():
+        messages.error(request, "Choose two different keys you may change.")
+        return redirect("connectors:keys")
+    try:
+        rotation = services.rotation_start(
+            Actor.from_request(request),
+            from_key=form.cleaned_data["from_key"],
+            to_key=form.cleaned_data["to_key"],
+        )
+    except services.ConnectorError as exc:
+        messages.error(request, exc.message)
+        return redirect("connectors:keys")
+    messages.success(request, f"Key rotation started: {rotation.total} certificate password(s) to re-wrap.")
+    return redirect("connectors:rotation", code=rotation.code)
+
+
+@require_GET
+@permission_required("connectors.read")
+def rotation_detail(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    rotation = access.get_for_user(request.user, KeyRotation.objects.all(), code=code)
+    context = {
+        "nav_active": NAV,
+        "rotation": rotation,
+        "progress": services.rotation_progress(rotation),
+        "failures": rotation.jobs.filter(state="failed")[:50],
+        "can": _can(request),
+    }
+    template = "connectors/rotation.html#progress" if request.htmx else "connectors/rotation.html"
+    return render(request, template, context)
+
+
+@require_POST
+@permission_required("connectors.update")
+def rotation_retry(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    rotation = access.get_for_user(request.user, KeyRotation.objects.all(), write="update", code=code)
+    count = services.rotation_retry(Actor.from_request(request), rotation)
+    messages.success(request, f"{count} failed job(s) queued again.")
+    return redirect("connectors:rotation", code=rotation.code)
