@@ -1,0 +1,19 @@
+"""The Certificate profiles section of a directory user's page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from directory.models import DirectoryUser
+from portal import access
+from portal.http import AuthenticatedHttpRequest
+
+
+def user_profiles_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) -> dict[str, Any] | None:
+    from profiles.evaluation import profiles_for_user
+    from profiles.models import Profile
+
+    if not access.has_perm(request.user, "profiles.read"):
+        return None
+    visible = access.scoped(Profile.objects.all(), request.user)
+    return {"user_profiles": profiles_for_user(user, profiles=visible)}
