@@ -1,0 +1,328 @@
+"""Reading a bulk import: PFX files (loose or in a ZIP) and the CSV manifest that names their users.
+
+Everything is checked before anything is stored: a problem anywhere refuses the whole
+upload with a list of errors (stable code, message, CSV line number where there is one).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import posixpath
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models.functions import Lower
+
+from certs.models import Purpose
+from certs.services import Entry
+from directory.models import DirectoryUser
+
+COLUMNS = ("filename", "upn", "password", "purpose")
+TEMPLATE = (
+    "filename,upn,password,purpose\r\n"
+    "alice.pfx,alice@contoso.com,Export-Password-1,smimeEncryption\r\n"
+    "bob.pfx,,Export-Password-2,smimeSigning\r\n"
+)
+ARCHIVE_SUFFIXES = (".zip", ".7z", ".rar", ".gz", ".tgz", ".tar", ".bz2", ".xz", ".cab", ".jar")
+ARCHIVE_MAGICS = (b"PK\x03\x04", b"7z\xbc\xaf", b"Rar!", b"\x1f\x8b")
+
+
+def max_files() -> int:
+    return int(getattr(settings, "CERTS_MAX_FILES", 10_000))
+
+
+def max_uncompressed_bytes() -> int:
+    return int(getattr(settings, "CERTS_MAX_UNCOMPRESSED_BYTES", 200 * 1024 * 1024))
+
+
+def max_manifest_bytes() -> int:
+    return int(getattr(settings, "CERTS_MAX_MANIFEST_BYTES", 4 * 1024 * 1024))
+
+
+def max_file_bytes() -> int:
+    return int(getattr(settings, "PFX_MAX_FILE_BYTES", 1024 * 1024))
+
+
+@dataclass(frozen=True)
+class ManifestError:
+    code: str
+    message: str
+    line: int | None = None
+    filename: str = ""
+
+
+class Refused(Exception):
+    def __init__(self, errors: list[ManifestError]) -> None:
+        super().__init__(f"{len(errors)} problems")
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    filename: str
+    upn: str
+    password: str
+    purpose: str
+
+
+def _safe_name(name: str) -> str | None:
+    """The normalised relative path of an archive member, or None if it is absolute or climbs out."""
+    name = name.replace("\\", "/")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return None
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    return "/".join(parts)
+
+
+def read_zip(data: bytes) -> dict[str, bytes]:
+    """The PFX files of a ZIP, by relative path; refuses bombs, nesting, traversal and duplicates."""
+    errors: list[ManifestError] = []
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = [m for m in archive.infolist() if not m.is_dir()]
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise Refused([ManifestError("bad_zip", "The ZIP file cannot be read. Create it again.")]) from exc
+    if len(members) > max_files():
+        raise Refused(
+            [
+                ManifestError(
+                    "too_many_files",
+                    f"The ZIP holds {len(members)} files; at most {max_files()} are allowed.",
+                )
+            ]
+        )
+    total = sum(m.file_size for m in members)
+    if total > max_uncompressed_bytes():
+        raise Refused(
+            [
+                ManifestError(
+                    "zip_too_large",
+                    f"The ZIP expands to {total} bytes; at most {max_uncompressed_bytes()} are allowed.",
+                )
+            ]
+        )
+    seen: dict[str, str] = {}
+    names: list[tuple[str, zipfile.ZipInfo]] = []
+    for member in members:
+        safe = _safe_name(member.filename)
+        if safe is None:
+            errors.append(
+                ManifestError(
+                    "unsafe_path",
+                    "The ZIP has a file with an absolute path or '..' in its name.",
+                    filename=member.filename[:200],
+                )
+            )
+            continue
+        if safe.lower().endswith(ARCHIVE_SUFFIXES):
+            errors.append(
+                ManifestError("nested_archive", "Archives inside the ZIP are not accepted.", filename=safe)
+            )
+            continue
+        if safe.lower() in seen:
+            errors.append(
+                ManifestError("duplicate_name", "Two files in the ZIP have the same name.", filename=safe)
+            )
+            continue
+        if member.file_size > max_file_bytes():
+            errors.append(
+                ManifestError("file_too_large", "The file is larger than a PFX file can be.", filename=safe)
+            )
+            continue
+        seen[safe.lower()] = safe
+        names.append((safe, member))
+    files: dict[str, bytes] = {}
+    if not errors:
+        for safe, member in names:
+            try:
+                content = archive.read(member)[: max_file_bytes() + 1]
+            except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError, RuntimeError):
+                errors.append(ManifestError("bad_zip", "This file in the ZIP cannot be read.", filename=safe))
+                continue
+            if content.startswith(ARCHIVE_MAGICS):
+                errors.append(
+                    ManifestError(
+                        "nested_archive", "Archives inside the ZIP are not accepted.", filename=safe
+                    )
+                )
+                continue
+            files[safe] = content
+    if errors:
+        raise Refused(errors)
+    return files
+
+
+def read_files(uploads: Iterable[tuple[str, bytes]]) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    errors: list[ManifestError] = []
+    lowered: set[str] = set()
+    for name, data in uploads:
+        base = posixpath.basename(name.replace("\\", "/"))
+        if base.lower() in lowered:
+            errors.append(
+                ManifestError("duplicate_name", "Two uploaded files have the same name.", filename=base)
+            )
+            continue
+        lowered.add(base.lower())
+        files[base] = data
+    if len(files) > max_files():
+        errors.append(
+            ManifestError("too_many_files", f"At most {max_files()} files can be imported at once.")
+        )
+    if errors:
+        raise Refused(errors)
+    return files
+
+
+def read_manifest(data: bytes) -> list[Row]:
+    if len(data) > max_manifest_bytes():
+        raise Refused(
+            [
+                ManifestError(
+                    "manifest_too_large", f"The manifest is larger than {max_manifest_bytes()} bytes."
+                )
+            ]
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise Refused(
+            [ManifestError("csv_encoding", "The manifest is not UTF-8 text. Save it as CSV UTF-8.")]
+        ) from exc
+    reader = csv.reader(io.StringIO(text, newline=""))
+    errors: list[ManifestError] = []
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+    except csv.Error as exc:
+        raise Refused([ManifestError("csv_syntax", f"The CSV cannot be read: {exc}.", line=1)]) from exc
+    missing = [c for c in ("filename", "password") if c not in header]
+    unknown = [h for h in header if h not in COLUMNS]
+    if missing or unknown:
+        raise Refused(
+            [
+                ManifestError(
+                    "csv_header",
+                    "The first line must name the columns filename,upn,password,purpose "
+                    f"(missing: {', '.join(missing) or 'none'}; unknown: {', '.join(unknown) or 'none'}).",
+                    line=1,
+                )
+            ]
+        )
+    rows: list[Row] = []
+    purposes = {p.value.lower(): p.value for p in Purpose}
+    names: set[str] = set()
+    try:
+        for values in reader:
+            line = reader.line_num
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                errors.append(
+                    ManifestError(
+                        "csv_columns", f"Expected {len(header)} columns, found {len(values)}.", line=line
+                    )
+                )
+                continue
+            record = dict(zip(header, values, strict=True))
+            filename = record.get("filename", "").strip()
+            purpose_text = record.get("purpose", "").strip() or "unassigned"
+            if not filename:
+                errors.append(ManifestError("csv_missing_filename", "The filename is empty.", line=line))
+                continue
+            if filename.lower() in names:
+                errors.append(
+                    ManifestError(
+                        "csv_duplicate_row", "Another row names the same file.", line=line, filename=filename
+                    )
+                )
+                continue
+            names.add(filename.lower())
+            if purpose_text.lower() not in purposes:
+                errors.append(
+                    ManifestError(
+                        "csv_bad_purpose",
+                        "The purpose must be unassigned, smimeEncryption or smimeSigning.",
+                        line=line,
+                        filename=filename,
+                    )
+                )
+                continue
+            rows.append(
+                Row(
+                    line,
+                    filename,
+                    record.get("upn", "").strip(),
+                    record["password"],
+                    purposes[purpose_text.lower()],
+                )
+            )
+    except csv.Error as exc:
+        errors.append(ManifestError("csv_syntax", f"The CSV cannot be read: {exc}.", line=reader.line_num))
+    if not rows and not errors:
+        errors.append(ManifestError("csv_empty", "The manifest has no rows."))
+    if errors:
+        raise Refused(errors)
+    return rows
+
+
+def _match(name: str, files: dict[str, bytes], by_base: dict[str, list[str]]) -> str | None:
+    wanted = _safe_name(name)
+    if wanted is None:
+        return None
+    exact = {k.lower(): k for k in files}
+    if wanted.lower() in exact:
+        return exact[wanted.lower()]
+    candidates = by_base.get(posixpath.basename(wanted).lower(), [])
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def entries(rows: list[Row], files: dict[str, bytes]) -> list[Entry]:
+    """Pair each row with its file and check the named users exist; every problem is reported at once."""
+    errors: list[ManifestError] = []
+    by_base: dict[str, list[str]] = {}
+    for key in files:
+        by_base.setdefault(posixpath.basename(key).lower(), []).append(key)
+    upns = {r.upn.lower() for r in rows if r.upn}
+    known = set(
+        DirectoryUser.objects.annotate(u=Lower("upn"))
+        .filter(u__in=upns, removed_at__isnull=True)
+        .values_list("u", flat=True)
+    )
+    used: set[str] = set()
+    result: list[Entry] = []
+    for row in rows:
+        found = _match(row.filename, files, by_base)
+        if found is None:
+            errors.append(
+                ManifestError(
+                    "missing_file", "No uploaded file has this name.", line=row.line, filename=row.filename
+                )
+            )
+            continue
+        key = found
+        used.add(key)
+        if row.upn and row.upn.lower() not in known:
+            errors.append(
+                ManifestError(
+                    "unknown_upn",
+                    f"No user in the directory has the UPN {row.upn}.",
+                    line=row.line,
+                    filename=row.filename,
+                )
+            )
+            continue
+        result.append(
+            Entry(filename=key, data=files[key], password=row.password, upn=row.upn, purpose=row.purpose)
+        )
+    for key in files:
+        if key not in used:
+            errors.append(ManifestError("file_without_row", "No manifest row names this file.", filename=key))
+    if errors:
+        raise Refused(errors)
+    return result

@@ -1,0 +1,738 @@
+"""Writes on keys, certificates and import batches. Each is atomic and writes its audit row inside."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from certs import staging
+from certs.models import (
+    Certificate,
+    EncryptionKey,
+    GraphState,
+    ImportBatch,
+    ImportItem,
+    ItemState,
+    stale_claim_cutoff,
+)
+from certs.pfx import Inspection, ProblemError, encrypt_password, inspect_pfx, load_public_key
+from certs.pfx import public_key_fingerprint as fingerprint_of
+from directory.models import DirectoryUser
+from portal import audit
+from portal.audit import Actor
+from portal.models import AuditEvent, ScopeTag
+
+logger = logging.getLogger(__name__)
+
+CERTIFICATES = "Certificates"
+KEYS = "Encryption keys"
+
+# Items per worker task. Each task holds this many PFX files (a few KB each) in memory and
+# writes their results in one transaction; 100 keeps a task well under a second on RSA-2048
+# files while the per-task overhead (claim, load, write) stays a small share of the work.
+CHUNK_SIZE = 100
+
+# Problems the pipeline adds to the PFX engine's catalogue.
+PIPELINE_PROBLEMS: dict[str, str] = {
+    "unknown_user": "No user in the directory has this UPN. Add the user or fix the UPN.",
+    "no_upn": "The row names no UPN and the certificate carries no UPN or e-mail address of a directory user.",
+    "already_imported": "This certificate is already imported for this user and purpose; it was left as it was.",
+    "staging_failed": "The staged password could not be read (the staging key changed). Retry with the password.",
+    "cancelled": "The import was cancelled before this file was processed.",
+    "internal_error": "The file could not be processed because of an internal error. Retry the row.",
+}
+
+
+class ServiceError(Exception):
+    """A refused change, with a stable code and a message for the admin."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# --- Encryption keys ----------------------------------------------------------------
+
+
+@transaction.atomic
+def key_add(
+    actor: Actor,
+    *,
+    data: bytes,
+    provider_name: str,
+    key_name: str,
+    default_padding: str,
+    make_default: bool,
+    tags: Sequence[ScopeTag],
+) -> EncryptionKey:
+    """Add a connector public key from a PEM or CNG RSAPUBLICBLOB file. Private keys are refused."""
+    try:
+        public = load_public_key(data)
+    except ProblemError as exc:
+        raise ServiceError(exc.code, exc.problem.message) from exc
+    fingerprint = fingerprint_of(public)
+    if EncryptionKey.objects.filter(fingerprint=fingerprint).exists():
+        raise ServiceError("duplicate_key", "This public key is already in the list.")
+    if EncryptionKey.objects.filter(provider_name=provider_name, key_name=key_name).exists():
+        raise ServiceError("duplicate_key_name", "A key with this provider and key name already exists.")
+    first = not EncryptionKey.objects.exists()
+    if make_default or first:
+        EncryptionKey.objects.filter(is_default=True).update(is_default=False)
+    key = EncryptionKey(
+        provider_name=provider_name,
+        key_name=key_name,
+        size=public.key_size,
+        fingerprint=fingerprint,
+        public_key_pem=public.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode("ascii"),
+        default_padding=default_padding,
+        is_default=make_default or first,
+        created_by=actor.user,
+    )
+    key.full_clean()
+    key.save()
+    key.scope_tags.set(tags)
+    fields = ["provider_name", "key_name", "size", "fingerprint", "default_padding", "is_default"]
+    changes = audit.changes({}, audit.snapshot(key, fields))
+    audit.record(
+        actor,
+        activity="Add encryption key",
+        category=KEYS,
+        operation=AuditEvent.Operation.CREATE,
+        resources=[audit.resource(key, type="Encryption key", changes=changes)],
+    )
+    return key
+
+
+@transaction.atomic
+def key_set_default(actor: Actor, *, key: EncryptionKey) -> EncryptionKey:
+    previous = EncryptionKey.objects.filter(is_default=True).exclude(pk=key.pk).first()
+    EncryptionKey.objects.filter(is_default=True).exclude(pk=key.pk).update(is_default=False)
+    EncryptionKey.objects.filter(pk=key.pk).update(is_default=True)
+    key.is_default = True
+    resources = [
+        audit.resource(
+            key, type="Encryption key", changes=[{"field": "is_default", "old": False, "new": True}]
+        )
+    ]
+    if previous is not None:
+        resources.append(
+            audit.resource(
+                previous, type="Encryption key", changes=[{"field": "is_default", "old": True, "new": False}]
+            )
+        )
+    audit.record(
+        actor,
+        activity="Set default encryption key",
+        category=KEYS,
+        operation=AuditEvent.Operation.UPDATE,
+        resources=resources,
+    )
+    return key
+
+
+@lru_cache(maxsize=32)
+def _public_key(pem: str) -> rsa.RSAPublicKey:
+    return load_public_key(pem.encode("ascii"))
+
+
+# --- Import batches -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file to import. ``password`` is plaintext and lives only in this request's memory."""
+
+    filename: str
+    data: bytes
+    password: str
+    upn: str = ""
+    purpose: str = "unassigned"
+
+
+def _context(batch: ImportBatch, position: int) -> str:
+    return f"{batch.code}:{position}"
+
+
+def _enqueue(batch: ImportBatch, item_ids: Sequence[int]) -> None:
+    from certs.tasks import process_chunk_task
+
+    for start in range(0, len(item_ids), CHUNK_SIZE):
+        chunk = list(item_ids[start : start + CHUNK_SIZE])
+        transaction.on_commit(partial(process_chunk_task.delay, batch.pk, chunk))
+
+
+@transaction.atomic
+def batch_create(
+    actor: Actor,
+    *,
+    kind: str,
+    key: EncryptionKey,
+    entries: Sequence[Entry],
+    tags: Sequence[ScopeTag],
+    dry_run: bool = False,
+    on_duplicate: str = ImportBatch.OnDuplicate.SKIP,
+    enqueue: bool = True,
+) -> ImportBatch:
+    """Create a batch with one item per file; the passwords are staged (encrypted), and workers take over."""
+    batch = ImportBatch.objects.create(
+        kind=kind,
+        dry_run=dry_run,
+        on_duplicate=on_duplicate,
+        encryption_key=key,
+        padding=key.default_padding,
+        total=len(entries),
+        created_by=actor.user,
+        created_by_name=actor.name[:254],
+    )
+    batch.scope_tags.set(tags)
+    items = [
+        ImportItem(
+            batch=batch,
+            position=position,
+            filename=entry.filename[:255],
+            upn=entry.upn.strip()[:255],
+            purpose=entry.purpose,
+            pfx=entry.data,
+            staged_password=staging.seal(entry.password, context=_context(batch, position)),
+        )
+        for position, entry in enumerate(entries)
+    ]
+    created = ImportItem.objects.bulk_create(items, batch_size=500)
+    audit.record(
+        actor,
+        activity="Start certificate import" + (" (dry run)" if dry_run else ""),
+        category=CERTIFICATES,
+        operation=AuditEvent.Operation.ACTION,
+        resources=[
+            audit.resource(
+                batch,
+                type="Import batch",
+                changes=[
+                    {"field": "files", "old": None, "new": len(entries)},
+                    {"field": "encryption_key", "old": None, "new": str(key)},
+                    {"field": "on_duplicate", "old": None, "new": on_duplicate},
+                ],
+            )
+        ],
+    )
+    if enqueue:
+        _enqueue(batch, [item.pk for item in created])
+    return batch
+
+
+def certificate_import(
+    actor: Actor,
+    *,
+    entry: Entry,
+    key: EncryptionKey,
+    tags: Sequence[ScopeTag],
+    on_duplicate: str = ImportBatch.OnDuplicate.SKIP,
+) -> ImportItem:
+    """Import one file now, in this process: the password never leaves the request's memory."""
+    with transaction.atomic():
+        batch = ImportBatch.objects.create(
+            kind=ImportBatch.Kind.SINGLE,
+            on_duplicate=on_duplicate,
+            encryption_key=key,
+            padding=key.default_padding,
+            total=1,
+            created_by=actor.user,
+            created_by_name=actor.name[:254],
+        )
+        batch.scope_tags.set(tags)
+        item = ImportItem.objects.create(
+            batch=batch,
+            position=0,
+            filename=entry.filename[:255],
+            upn=entry.upn.strip(),
+            purpose=entry.purpose,
+            pfx=entry.data,
+            claim=uuid.uuid4(),
+            claimed_at=timezone.now(),
+        )
+    process_items(batch, [item], {item.pk: entry.password})
+    item.refresh_from_db()
+    return item
+
+
+def preview(entry: Entry, key: EncryptionKey, padding: str | None = None) -> Inspection:
+    """What the engine says about a file before anything is stored (the live check of the single import)."""
+    return inspect_pfx(
+        entry.data,
+        entry.password,
+        upn=entry.upn or None,
+        purpose=entry.purpose,
+        public_key=_public_key(key.public_key_pem),
+        padding=padding or key.default_padding,
+    )
+
+
+def process_chunk(batch_id: int, item_ids: Sequence[int]) -> int:
+    """Claim the items (a second run finds nothing to claim), unstage their passwords, process them."""
+    claim = uuid.uuid4()
+    now = timezone.now()
+    claimable = Q(claim__isnull=True) | Q(claimed_at__lt=stale_claim_cutoff(now))
+    claimed = (
+        ImportItem.objects.filter(batch_id=batch_id, pk__in=item_ids, done=False)
+        .filter(claimable)
+        .update(claim=claim, claimed_at=now)
+    )
+    if not claimed:
+        return 0
+    batch = ImportBatch.objects.select_related("encryption_key").filter(pk=batch_id).first()
+    if batch is None:
+        logger.info("import batch %s no longer exists", batch_id)
+        return 0
+    items = list(ImportItem.objects.filter(claim=claim).order_by("position"))
+    passwords: dict[int, str] = {}
+    for item in items:
+        with contextlib.suppress(staging.StagingError):
+            passwords[item.pk] = staging.unseal(item.staged_password, context=_context(batch, item.position))
+    process_items(batch, items, passwords)
+    return len(items)
+
+
+@dataclass
+class _Outcome:
+    item: ImportItem
+    inspection: Inspection | None = None
+    user: DirectoryUser | None = None
+    encrypted: bytes | None = None
+    existing: Certificate | None = None
+
+
+def _fail(item: ImportItem, code: str, message: str | None = None) -> None:
+    item.state = ItemState.FAILED
+    item.problem_code = code
+    item.problem_message = (message or PIPELINE_PROBLEMS.get(code, code))[:1000]
+
+
+def _users_by_address(outcomes: Iterable[_Outcome]) -> dict[str, DirectoryUser]:
+    wanted: set[str] = set()
+    for o in outcomes:
+        if o.item.upn:
+            wanted.add(o.item.upn.lower())
+        elif o.inspection is not None:
+            wanted |= {a.lower() for a in (*o.inspection.upns, *o.inspection.emails)}
+    if not wanted:
+        return {}
+    users = DirectoryUser.objects.annotate(upn_lower=Lower("upn")).filter(
+        upn_lower__in=wanted, removed_at__isnull=True
+    )
+    return {u.upn.lower(): u for u in users}
+
+
+def _resolve_user(outcome: _Outcome, users: dict[str, DirectoryUser]) -> None:
+    item, inspection = outcome.item, outcome.inspection
+    assert inspection is not None
+    if item.upn:
+        outcome.user = users.get(item.upn.lower())
+        if outcome.user is None:
+            _fail(item, "unknown_user")
+        return
+    for address in (*inspection.upns, *inspection.emails):
+        if address.lower() in users:
+            outcome.user = users[address.lower()]
+            item.upn = outcome.user.upn
+            return
+    _fail(item, "no_upn")
+
+
+def _validate(batch: ImportBatch, outcomes: list[_Outcome], passwords: dict[int, str]) -> None:
+    public = _public_key(batch.encryption_key.public_key_pem)
+    for o in outcomes:
+        item = o.item
+        if item.pk not in passwords:
+            _fail(item, "staging_failed")
+            continue
+        o.inspection = inspect_pfx(
+            bytes(item.pfx),
+            passwords[item.pk],
+            upn=item.upn or None,
+            purpose=item.purpose,
+            public_key=public,
+            padding=batch.padding,
+        )
+        ins = o.inspection
+        item.thumbprint = ins.thumbprint or ""
+        item.subject = (ins.subject or "")[:1000]
+        item.not_after = ins.not_after
+        item.warnings = [p.to_json() for p in ins.problems if p.severity != "error"]
+        if not ins.ok:
+            _fail(item, ins.errors[0].code, ins.errors[0].message)
+    users = _users_by_address(o for o in outcomes if o.inspection is not None and o.inspection.ok)
+    for o in outcomes:
+        if o.item.state != ItemState.FAILED:
+            _resolve_user(o, users)
+            if o.item.state != ItemState.FAILED:
+                o.item.state = ItemState.VALIDATED
+
+
+def _encrypt(batch: ImportBatch, outcomes: list[_Outcome], passwords: dict[int, str]) -> None:
+    public = _public_key(batch.encryption_key.public_key_pem)
+    for o in outcomes:
+        if o.item.state != ItemState.VALIDATED:
+            continue
+        try:
+            o.encrypted = encrypt_password(passwords[o.item.pk], public, batch.padding)
+        except ProblemError as exc:
+            _fail(o.item, exc.code, exc.problem.message)
+            continue
+        o.item.state = ItemState.ENCRYPTED
+
+
+def _mark(items: Iterable[ImportItem], state: str) -> None:
+    ids = [i.pk for i in items if i.state == state]
+    if ids:
+        ImportItem.objects.filter(pk__in=ids, done=False).update(state=state)
+
+
+def _new_certificate(batch: ImportBatch, o: _Outcome, now: Any) -> Certificate:
+    ins, item = o.inspection, o.item
+    assert ins is not None and o.user is not None and o.encrypted is not None
+    assert ins.thumbprint and ins.not_before and ins.not_after
+    key = ins.key or {}
+    return Certificate(
+        user=o.user,
+        upn=o.user.upn,
+        thumbprint=ins.thumbprint,
+        purpose=item.purpose,
+        subject=(ins.subject or "")[:1000],
+        issuer=(ins.issuer or "")[:1000],
+        serial=(ins.serial or "")[:100],
+        not_before=ins.not_before,
+        not_after=ins.not_after,
+        key_type=str(key.get("type", "")),
+        key_size=key.get("bits"),
+        encryption_key=batch.encryption_key,
+        padding=batch.padding,
+        pfx_blob=bytes(item.pfx),
+        encrypted_password=o.encrypted,
+        batch=batch,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _store(batch: ImportBatch, outcomes: list[_Outcome], now: Any) -> list[Certificate]:
+    """Insert new certificates and (on request) update re-imported ones; mark skipped duplicates."""
+    ready = [o for o in outcomes if o.item.state == ItemState.ENCRYPTED]
+    if not ready:
+        return []
+    existing: dict[tuple[str, str, str], Certificate] = {}
+    thumbprints = {o.inspection.thumbprint for o in ready if o.inspection}
+    for cert in Certificate.objects.filter(thumbprint__in=thumbprints):
+        existing[(cert.upn.lower(), cert.thumbprint, cert.purpose)] = cert
+    new: list[Certificate] = []
+    updated: list[Certificate] = []
+    seen: dict[tuple[str, str, str], Certificate] = {}
+    for o in ready:
+        assert o.inspection is not None and o.user is not None
+        identity = (o.user.upn.lower(), o.inspection.thumbprint or "", o.item.purpose)
+        found = existing.get(identity) or seen.get(identity)
+        if found is not None and (batch.on_duplicate == ImportBatch.OnDuplicate.SKIP or identity in seen):
+            o.item.state = ItemState.SKIPPED
+            o.item.problem_code = "already_imported"
+            o.item.problem_message = PIPELINE_PROBLEMS["already_imported"]
+            o.item.certificate = found if found.pk else None
+            continue
+        if found is not None:
+            fresh = _new_certificate(batch, o, now)
+            for field in (
+                "pfx_blob",
+                "encrypted_password",
+                "encryption_key",
+                "padding",
+                "batch",
+                "not_before",
+            ):
+                setattr(found, field, getattr(fresh, field))
+            found.graph_state = GraphState.NOT_UPLOADED
+            found.updated_at = now
+            updated.append(found)
+            o.item.certificate = found
+        else:
+            cert = _new_certificate(batch, o, now)
+            new.append(cert)
+            seen[identity] = cert
+            o.item.certificate = cert
+        o.item.state = ItemState.STORED
+    Certificate.objects.bulk_create(new)
+    if updated:
+        Certificate.objects.bulk_update(
+            updated,
+            [
+                "pfx_blob",
+                "encrypted_password",
+                "encryption_key",
+                "padding",
+                "batch",
+                "graph_state",
+                "updated_at",
+            ],
+        )
+    tag_ids = list(batch.scope_tags.values_list("pk", flat=True))
+    through = Certificate.scope_tags.through
+    through.objects.bulk_create(
+        [through(certificate_id=c.pk, scopetag_id=t) for c in new for t in tag_ids], batch_size=1000
+    )
+    return [*new, *updated]
+
+
+_ITEM_FIELDS = [
+    "state",
+    "done",
+    "upn",
+    "pfx",
+    "staged_password",
+    "claim",
+    "problem_code",
+    "problem_message",
+    "warnings",
+    "thumbprint",
+    "subject",
+    "not_after",
+    "certificate",
+    "finished_at",
+    "attempts",
+]
+
+
+def _finish_items(batch: ImportBatch, outcomes: list[_Outcome], now: Any) -> None:
+    for o in outcomes:
+        item = o.item
+        if batch.dry_run and item.state == ItemState.ENCRYPTED:
+            item.state = ItemState.VALIDATED
+        item.done = True
+        item.staged_password = None  # destroyed on success and on failure alike
+        item.claim = None
+        item.finished_at = now
+        item.attempts += 1
+        if item.state in (ItemState.STORED, ItemState.SKIPPED) or batch.dry_run:
+            item.pfx = b""
+    ImportItem.objects.bulk_update([o.item for o in outcomes], _ITEM_FIELDS)
+
+
+def after_store(certificate_ids: Sequence[int]) -> None:
+    """Hand stored certificates to the Graph upload step (a later release); until then they stay
+    "stored, not uploaded". The upload task will be enqueued here, on commit."""
+
+
+def process_items(batch: ImportBatch, items: list[ImportItem], passwords: dict[int, str]) -> None:
+    """Validate, encrypt and store claimed items, writing the results of the whole chunk at once."""
+    outcomes = [_Outcome(item) for item in items]
+    try:
+        _validate(batch, outcomes, passwords)
+        _mark(items, ItemState.VALIDATED)
+        if not batch.dry_run:
+            _encrypt(batch, outcomes, passwords)
+            _mark(items, ItemState.ENCRYPTED)
+        _commit(batch, outcomes)
+    except OperationalError:
+        # The database went away: leave the rows queued for the task's retry to claim again.
+        with contextlib.suppress(OperationalError):
+            ImportItem.objects.filter(pk__in=[i.pk for i in items], done=False).update(
+                claim=None, state=ItemState.QUEUED
+            )
+        raise
+    except Exception:
+        logger.exception("import batch %s: a chunk of %d items failed", batch.pk, len(items))
+        _give_up(batch, items)
+        raise
+    finally:
+        passwords.clear()
+
+
+def _commit(batch: ImportBatch, outcomes: list[_Outcome]) -> None:
+    now = timezone.now()
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                stored = [] if batch.dry_run else _store(batch, outcomes, now)
+                _finish_items(batch, outcomes, now)
+                _audit_chunk(batch, outcomes, stored)
+                ids = [c.pk for c in stored]
+                transaction.on_commit(partial(after_store, ids))
+            break
+        except IntegrityError:
+            # Another chunk stored the same certificate meanwhile: retry once, now seeing it.
+            if attempt:
+                raise
+            for o in outcomes:
+                if o.item.state in (ItemState.STORED, ItemState.SKIPPED):
+                    o.item.state = ItemState.ENCRYPTED
+                    o.item.certificate = None
+    _finish_batch(batch.pk)
+
+
+def _audit_chunk(batch: ImportBatch, outcomes: list[_Outcome], stored: list[Certificate]) -> None:
+    if not stored:
+        return
+    actor = Actor(
+        user=batch.created_by, name=batch.created_by_name or "PFX Portal", correlation_id=batch.code
+    )
+    audit.record(
+        actor,
+        activity="Import certificates",
+        category=CERTIFICATES,
+        operation=AuditEvent.Operation.CREATE,
+        resources=[
+            audit.resource(c, type="Certificate", name=f"{c.upn} {c.thumbprint} ({c.purpose})")
+            for c in stored
+        ],
+    )
+
+
+def _give_up(batch: ImportBatch, items: list[ImportItem]) -> None:
+    """After an unexpected error, fail the chunk's rows and destroy their staged passwords."""
+    ImportItem.objects.filter(pk__in=[i.pk for i in items], done=False).update(
+        state=ItemState.FAILED,
+        done=True,
+        staged_password=None,
+        claim=None,
+        problem_code="internal_error",
+        problem_message=PIPELINE_PROBLEMS["internal_error"],
+        finished_at=timezone.now(),
+    )
+    _finish_batch(batch.pk)
+
+
+def _finish_batch(batch_id: int) -> None:
+    if not ImportItem.objects.filter(batch_id=batch_id, done=False).exists():
+        ImportBatch.objects.filter(pk=batch_id, state=ImportBatch.State.RUNNING).update(
+            state=ImportBatch.State.DONE, finished_at=timezone.now()
+        )
+
+
+@transaction.atomic
+def batch_cancel(actor: Actor, *, batch: ImportBatch) -> int:
+    """Stop a batch: rows not yet taken by a worker are cancelled and their staged passwords destroyed."""
+    if batch.state != ImportBatch.State.RUNNING:
+        raise ServiceError("not_running", "This import has already finished.")
+    cancelled = ImportItem.objects.filter(batch=batch, done=False, claim__isnull=True).update(
+        state=ItemState.CANCELLED,
+        done=True,
+        staged_password=None,
+        problem_code="cancelled",
+        problem_message=PIPELINE_PROBLEMS["cancelled"],
+        finished_at=timezone.now(),
+    )
+    ImportBatch.objects.filter(pk=batch.pk).update(
+        state=ImportBatch.State.CANCELLED, finished_at=timezone.now()
+    )
+    batch.refresh_from_db()
+    audit.record(
+        actor,
+        activity="Cancel certificate import",
+        category=CERTIFICATES,
+        operation=AuditEvent.Operation.ACTION,
+        resources=[
+            audit.resource(
+                batch,
+                type="Import batch",
+                changes=[{"field": "cancelled_rows", "old": None, "new": cancelled}],
+            )
+        ],
+    )
+    return cancelled
+
+
+@transaction.atomic
+def items_retry(actor: Actor, *, batch: ImportBatch, passwords: dict[int, str]) -> int:
+    """Queue failed rows again with the passwords the admin re-entered (keyed by item id)."""
+    items = list(
+        ImportItem.objects.select_for_update().filter(
+            batch=batch, pk__in=list(passwords), state__in=[ItemState.FAILED, ItemState.CANCELLED]
+        )
+    )
+    if not items:
+        raise ServiceError("nothing_to_retry", "Enter the password of at least one failed row.")
+    for item in items:
+        item.state = ItemState.QUEUED
+        item.done = False
+        item.claim = None
+        item.problem_code = ""
+        item.problem_message = ""
+        item.staged_password = staging.seal(passwords[item.pk], context=_context(batch, item.position))
+    ImportItem.objects.bulk_update(
+        items, ["state", "done", "claim", "problem_code", "problem_message", "staged_password"]
+    )
+    ImportBatch.objects.filter(pk=batch.pk).update(state=ImportBatch.State.RUNNING, finished_at=None)
+    audit.record(
+        actor,
+        activity="Retry failed import rows",
+        category=CERTIFICATES,
+        operation=AuditEvent.Operation.ACTION,
+        resources=[
+            audit.resource(
+                batch,
+                type="Import batch",
+                changes=[{"field": "retried_rows", "old": None, "new": len(items)}],
+            )
+        ],
+    )
+    _enqueue(batch, [i.pk for i in items])
+    return len(items)
+
+
+def batch_counts(batch: ImportBatch) -> dict[str, int]:
+    counts = {state.value: 0 for state in ItemState}
+    for row in batch.items.values("state").annotate(n=Count("pk")):
+        counts[row["state"]] = row["n"]
+    return counts
+
+
+# --- Certificates -------------------------------------------------------------------
+
+
+@transaction.atomic
+def certificate_delete(actor: Actor, *, certificate: Certificate) -> None:
+    resource = audit.resource(
+        certificate,
+        type="Certificate",
+        name=f"{certificate.upn} {certificate.thumbprint} ({certificate.purpose})",
+        changes=[{"field": "not_after", "old": certificate.not_after.isoformat(), "new": None}],
+    )
+    certificate.delete()
+    audit.record(
+        actor,
+        activity="Delete certificate",
+        category=CERTIFICATES,
+        operation=AuditEvent.Operation.DELETE,
+        resources=[resource],
+    )
+
+
+@transaction.atomic
+def remove_expired(actor: Actor, *, certificates: QuerySet[Certificate]) -> int:
+    """Delete the given certificates that have expired (valid ones are never touched here)."""
+    expired = list(certificates.filter(not_after__lte=timezone.now()).select_for_update())
+    if not expired:
+        raise ServiceError("nothing_expired", "None of the selected certificates has expired.")
+    resources = [
+        audit.resource(c, type="Certificate", name=f"{c.upn} {c.thumbprint} ({c.purpose})") for c in expired
+    ]
+    Certificate.objects.filter(pk__in=[c.pk for c in expired]).delete()
+    audit.record(
+        actor,
+        activity="Remove expired certificates",
+        category=CERTIFICATES,
+        operation=AuditEvent.Operation.DELETE,
+        resources=resources,
+    )
+    return len(expired)

@@ -1,0 +1,29 @@
+"""Celery tasks of the import pipeline and the expiry reminders. Thin: ids in, a service call out."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from certs import reports, services
+
+
+@shared_task(
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=5,
+    soft_time_limit=240,
+    time_limit=300,
+)
+def process_chunk_task(batch_id: int, item_ids: list[int]) -> None:
+    """Process one chunk of an import batch; safe to run twice (rows are claimed first)."""
+    services.process_chunk(batch_id, item_ids)
+
+
+@shared_task(ignore_result=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def send_expiry_reminders_task() -> None:
+    """Daily: reminders 30, 14, 7 and 1 days before a certificate expires, each sent once."""
+    reports.send_expiry_reminders()

@@ -1,0 +1,244 @@
+"""The import services on the real database: batches, the pipeline, duplicates, retries and deletes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from django.utils import timezone
+
+from certs import services, staging
+from certs.models import Certificate, GraphState, ImportBatch, ImportItem, ItemState
+from certs.tests.importing import add_key, connector_private_key, directory_user, pfx_for
+from portal.audit import Actor
+from portal.models import AuditEvent, ScopeTag
+
+pytestmark = pytest.mark.django_db
+
+ALICE = "alice@contoso.example"
+BOB = "bob@contoso.example"
+
+
+def _run(batch: ImportBatch) -> None:
+    ids = list(batch.items.values_list("pk", flat=True))
+    services.process_chunk(batch.pk, ids)
+
+
+def _bulk(entries, **kwargs) -> ImportBatch:
+    return services.batch_create(
+        Actor.system(),
+        kind=ImportBatch.Kind.BULK,
+        key=kwargs.pop("key", None) or add_key(),
+        entries=entries,
+        tags=[ScopeTag.default()],
+        enqueue=False,
+        **kwargs,
+    )
+
+
+def test_a_bulk_batch_stores_good_files_and_fails_bad_ones_with_their_codes() -> None:
+    directory_user(ALICE)
+    directory_user(BOB)
+    batch = _bulk(
+        [
+            services.Entry(
+                "alice.pfx", pfx_for(ALICE, "Alice-Pass-1"), "Alice-Pass-1", ALICE, "smimeEncryption"
+            ),
+            services.Entry("bob.pfx", pfx_for(BOB, "Bob-Pass-1"), "wrong", BOB, "smimeEncryption"),
+            services.Entry("junk.pfx", b"not a pfx", "x", BOB, "unassigned"),
+        ]
+    )
+    _run(batch)
+    states = dict(batch.items.values_list("filename", "state"))
+    codes = dict(batch.items.values_list("filename", "problem_code"))
+    assert states == {"alice.pfx": "stored", "bob.pfx": "failed", "junk.pfx": "failed"}
+    assert codes["bob.pfx"] == "wrong_password"
+    assert codes["junk.pfx"] == "not_pkcs12"
+    batch.refresh_from_db()
+    assert batch.state == ImportBatch.State.DONE
+
+
+def test_the_stored_password_decrypts_with_the_connector_key_and_the_item_keeps_no_staged_secret() -> None:
+    directory_user(ALICE)
+    batch = _bulk([services.Entry("a.pfx", pfx_for(ALICE, "Secret-Alice-9"), "Secret-Alice-9", ALICE)])
+    assert batch.items.get().staged_password is not None
+    _run(batch)
+    item = batch.items.get()
+    assert item.staged_password is None and bytes(item.pfx) == b""
+    cert = Certificate.objects.get()
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA512()), algorithm=hashes.SHA512(), label=None)
+    assert connector_private_key().decrypt(bytes(cert.encrypted_password), oaep) == b"Secret-Alice-9"
+    assert cert.graph_state == GraphState.NOT_UPLOADED
+    assert list(cert.scope_tags.all()) == [ScopeTag.default()]
+
+
+def test_a_failed_item_loses_its_staged_password_too() -> None:
+    directory_user(ALICE)
+    batch = _bulk([services.Entry("a.pfx", pfx_for(ALICE, "right"), "wrong", ALICE)])
+    _run(batch)
+    item = batch.items.get()
+    assert item.state == ItemState.FAILED and item.staged_password is None and bytes(item.pfx)
+
+
+def test_running_a_chunk_twice_processes_each_item_once() -> None:
+    directory_user(ALICE)
+    batch = _bulk([services.Entry("a.pfx", pfx_for(ALICE, "pw-1"), "pw-1", ALICE)])
+    _run(batch)
+    _run(batch)
+    assert Certificate.objects.count() == 1
+    assert batch.items.get().attempts == 1
+
+
+def test_an_empty_upn_is_taken_from_the_certificate() -> None:
+    directory_user(ALICE)
+    batch = _bulk([services.Entry("a.pfx", pfx_for(ALICE, "pw-2"), "pw-2", "")])
+    _run(batch)
+    item = batch.items.get()
+    assert item.state == ItemState.STORED and item.upn == ALICE
+
+
+def test_a_certificate_naming_no_directory_user_fails_with_no_upn() -> None:
+    batch = _bulk([services.Entry("a.pfx", pfx_for("nobody@elsewhere.example", "pw-3"), "pw-3", "")])
+    _run(batch)
+    assert batch.items.get().problem_code == "no_upn"
+
+
+def test_a_reimport_is_skipped_or_updates_on_request() -> None:
+    directory_user(ALICE)
+    key = add_key()
+    data = pfx_for(ALICE, "pw-4")
+    first = _bulk([services.Entry("a.pfx", data, "pw-4", ALICE)], key=key)
+    _run(first)
+    again = _bulk([services.Entry("a.pfx", data, "pw-4", ALICE)], key=key)
+    _run(again)
+    assert again.items.get().state == ItemState.SKIPPED
+    assert again.items.get().problem_code == "already_imported"
+    update = _bulk([services.Entry("a.pfx", data, "pw-4", ALICE)], key=key, on_duplicate="update")
+    _run(update)
+    assert update.items.get().state == ItemState.STORED
+    assert Certificate.objects.count() == 1
+    assert Certificate.objects.get().batch == update
+
+
+def test_the_same_file_twice_in_one_batch_is_stored_once() -> None:
+    directory_user(ALICE)
+    data = pfx_for(ALICE, "pw-5")
+    batch = _bulk(
+        [services.Entry("a.pfx", data, "pw-5", ALICE), services.Entry("b.pfx", data, "pw-5", ALICE)]
+    )
+    _run(batch)
+    assert sorted(batch.items.values_list("state", flat=True)) == ["skipped", "stored"]
+
+
+def test_a_newer_certificate_keeps_the_past_one() -> None:
+    directory_user(ALICE)
+    key = add_key()
+    _run(_bulk([services.Entry("old.pfx", pfx_for(ALICE, "a", days=20, kind="old"), "a", ALICE)], key=key))
+    _run(_bulk([services.Entry("new.pfx", pfx_for(ALICE, "b", days=400, kind="new"), "b", ALICE)], key=key))
+    assert Certificate.objects.filter(upn=ALICE).count() == 2
+
+
+def test_a_dry_run_validates_and_stores_nothing() -> None:
+    directory_user(ALICE)
+    batch = _bulk([services.Entry("a.pfx", pfx_for(ALICE, "pw-6"), "pw-6", ALICE)], dry_run=True)
+    _run(batch)
+    assert batch.items.get().state == ItemState.VALIDATED
+    assert not Certificate.objects.exists()
+    batch.refresh_from_db()
+    assert batch.state == ImportBatch.State.DONE
+
+
+def test_retrying_a_failed_row_with_the_right_password_stores_it() -> None:
+    directory_user(ALICE)
+    batch = _bulk([services.Entry("a.pfx", pfx_for(ALICE, "right-7"), "wrong", ALICE)])
+    _run(batch)
+    item = batch.items.get()
+    services.items_retry(Actor.system(), batch=batch, passwords={item.pk: "right-7"})
+    _run(batch)
+    item.refresh_from_db()
+    assert item.state == ItemState.STORED and item.staged_password is None
+
+
+def test_cancelling_destroys_the_staged_passwords_of_waiting_rows() -> None:
+    directory_user(ALICE)
+    batch = _bulk([services.Entry("a.pfx", pfx_for(ALICE, "pw-8"), "pw-8", ALICE)])
+    assert services.batch_cancel(Actor.system(), batch=batch) == 1
+    item = batch.items.get()
+    assert item.state == ItemState.CANCELLED and item.staged_password is None
+    batch.refresh_from_db()
+    assert batch.state == ImportBatch.State.CANCELLED
+
+
+def test_a_single_import_stores_the_certificate_at_once() -> None:
+    directory_user(ALICE)
+    item = services.certificate_import(
+        Actor.system(),
+        entry=services.Entry("a.pfx", pfx_for(ALICE, "pw-9"), "pw-9", ALICE, "smimeSigning"),
+        key=add_key(),
+        tags=[ScopeTag.default()],
+    )
+    assert item.state == ItemState.STORED
+    assert item.certificate is not None and item.certificate.purpose == "smimeSigning"
+    assert AuditEvent.objects.filter(activity="Import certificates", category="Certificates").exists()
+
+
+def test_deleting_a_certificate_is_audited() -> None:
+    directory_user(ALICE)
+    item = services.certificate_import(
+        Actor.system(),
+        entry=services.Entry("a.pfx", pfx_for(ALICE, "pw-10"), "pw-10", ALICE),
+        key=add_key(),
+        tags=[ScopeTag.default()],
+    )
+    assert item.certificate is not None
+    services.certificate_delete(Actor.system(), certificate=item.certificate)
+    assert not Certificate.objects.exists()
+    assert AuditEvent.objects.filter(activity="Delete certificate").exists()
+
+
+def test_remove_expired_deletes_only_expired_certificates() -> None:
+    directory_user(ALICE)
+    key = add_key()
+    for name in ("valid", "expired"):
+        _run(_bulk([services.Entry(f"{name}.pfx", pfx_for(ALICE, "p", kind=name), "p", ALICE)], key=key))
+    expired = Certificate.objects.order_by("pk").last()
+    assert expired is not None
+    Certificate.objects.filter(pk=expired.pk).update(not_after=timezone.now() - timedelta(days=5))
+    assert services.remove_expired(Actor.system(), certificates=Certificate.objects.all()) == 1
+    assert list(Certificate.objects.all()) != [expired] and Certificate.objects.count() == 1
+
+
+def test_a_staged_password_opens_only_for_its_own_row() -> None:
+    sealed = staging.seal("s3cret", context="batch:1")
+    assert staging.unseal(sealed, context="batch:1") == "s3cret"
+    with pytest.raises(staging.StagingError):
+        staging.unseal(sealed, context="batch:2")
+
+
+def test_an_unreadable_staged_password_fails_the_row_with_staging_failed() -> None:
+    directory_user(ALICE)
+    batch = _bulk([services.Entry("a.pfx", pfx_for(ALICE, "pw-11"), "pw-11", ALICE)])
+    ImportItem.objects.filter(batch=batch).update(staged_password=staging.seal("pw-11", context="other"))
+    _run(batch)
+    assert batch.items.get().problem_code == "staging_failed"
+
+
+def test_a_private_key_is_refused_as_an_encryption_key() -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    pem = connector_private_key().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    with pytest.raises(services.ServiceError) as refused:
+        services.key_add(
+            Actor.system(),
+            data=pem,
+            provider_name="p",
+            key_name="k",
+            default_padding="oaepSha512",
+            make_default=True,
+            tags=[],
+        )
+    assert refused.value.code == "private_key_given"

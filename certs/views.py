@@ -1,0 +1,445 @@
+"""Certificate pages: encryption keys, single and bulk import, batch progress, the list and deletes."""
+
+from __future__ import annotations
+
+import csv
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.files.uploadhandler import MemoryFileUploadHandler
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.db.models.functions import Lower
+from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from certs import manifest, services
+from certs.forms import (
+    BulkImportForm,
+    CertificateFilterForm,
+    KeyForm,
+    RetryForm,
+    SelectCertificatesForm,
+    SingleImportForm,
+)
+from certs.models import Certificate, EncryptionKey, ImportBatch, ItemState
+from directory.models import DirectoryUser
+from portal import access
+from portal.access import permission_required
+from portal.audit import Actor
+from portal.http import AuthenticatedHttpRequest
+
+PAGE_SIZE = 50
+
+
+def max_request_bytes() -> int:
+    return int(getattr(settings, "CERTS_MAX_UPLOAD_BYTES", 100 * 1024 * 1024))
+
+
+def _keys(request: AuthenticatedHttpRequest) -> QuerySet[EncryptionKey]:
+    # Importing with a key is using it: the admin must be able to read it.
+    return access.scoped(EncryptionKey.objects.all(), request.user, "read")
+
+
+def _tags(request: AuthenticatedHttpRequest) -> list[Any]:
+    return access.creator_tags(request.user, "certificates")
+
+
+# --- Encryption keys --------------------------------------------------------------------
+
+
+@require_GET
+@permission_required("connectors.read")
+def keys(request: AuthenticatedHttpRequest) -> HttpResponse:
+    rows = _keys(request)
+    context = {
+        "keys": rows,
+        "can_add": access.has_perm(request.user, "connectors.create"),
+        "can_update": access.has_perm(request.user, "connectors.update"),
+        "nav_active": "tenant",
+    }
+    return render(request, "certs/keys.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("connectors.create")
+def key_add(request: AuthenticatedHttpRequest) -> HttpResponse:
+    tags = access.creator_tags(request.user, "connectors")
+    form = KeyForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            key = services.key_add(Actor.from_request(request), tags=tags, **form.cleaned_data)
+        except services.ServiceError as exc:
+            form.add_error("file", f"{exc.message} (code {exc.code})")
+        else:
+            messages.success(request, f"Encryption key {key} added.")
+            return redirect("certs:keys")
+    status = 400 if form.errors else 200
+    return render(request, "certs/key_add.html", {"form": form, "nav_active": "tenant"}, status=status)
+
+
+@require_POST
+def key_default(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    key = access.get_for_user(request.user, EncryptionKey.objects.all(), write="update", code=code)
+    services.key_set_default(Actor.from_request(request), key=key)
+    messages.success(request, f"{key} is now the default key for imports.")
+    return redirect("certs:keys")
+
+
+# --- Single import ----------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("certificates.create")
+def import_single(request: AuthenticatedHttpRequest) -> HttpResponse:
+    keys = _keys(request)
+    initial = {"upn": request.GET.get("upn", "")[:255]}
+    form = SingleImportForm(request.POST or None, request.FILES or None, keys=keys, initial=initial)
+    if request.method == "POST" and form.is_valid() and request.POST.get("action") == "import":
+        data = form.cleaned_data
+        entry = services.Entry(
+            filename=str(getattr(request.FILES.get("file"), "name", "") or "upload.pfx"),
+            data=data["file"],
+            password=data["password"],
+            upn=data["upn"],
+            purpose=data["purpose"],
+        )
+        item = services.certificate_import(
+            Actor.from_request(request),
+            entry=entry,
+            key=data["key"],
+            tags=_tags(request),
+            on_duplicate=data["on_duplicate"],
+        )
+        return redirect("certs:batch", code=item.batch.code)
+    check = _check(form) if request.method == "POST" and form.is_valid() else None
+    context = {"form": form, "check": check, "has_keys": keys.exists(), "nav_active": "certificates"}
+    return render(request, "certs/import.html", context, status=400 if form.errors else 200)
+
+
+def _check(form: SingleImportForm) -> Any:
+    data = form.cleaned_data
+    entry = services.Entry("upload.pfx", data["file"], data["password"], data["upn"], data["purpose"])
+    return services.preview(entry, data["key"])
+
+
+@require_POST
+@permission_required("certificates.create")
+def import_check(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The live check of the single import: what the engine finds, before anything is stored."""
+    form = SingleImportForm(request.POST, request.FILES, keys=_keys(request))
+    check = _check(form) if form.is_valid() else None
+    return render(request, "certs/import.html#check", {"form": form, "check": check})
+
+
+@require_GET
+@permission_required("certificates.create")
+def user_options(request: AuthenticatedHttpRequest) -> HttpResponse:
+    search = " ".join(request.GET.get("upn", "").split())[:200]
+    users = DirectoryUser.objects.filter(removed_at__isnull=True).order_by(Lower("upn"))
+    if search:
+        users = users.filter(upn__icontains=search) | users.filter(display_name__icontains=search)
+    return render(request, "certs/import.html#user_options", {"users": users[:20]})
+
+
+# --- Bulk import ------------------------------------------------------------------------
+
+
+class _KeepInMemory(MemoryFileUploadHandler):
+    """Keep every uploaded file in memory, so a manifest's passwords never touch a temporary file.
+
+    Safe because the request's size is capped before the body is read.
+    """
+
+    def handle_raw_input(self, *args: Any, **kwargs: Any) -> None:
+        super().handle_raw_input(*args, **kwargs)
+        self.activated = True
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+@permission_required("certificates.create")
+def import_bulk(request: AuthenticatedHttpRequest) -> HttpResponse:
+    if int(request.META.get("CONTENT_LENGTH") or 0) > max_request_bytes():
+        context = {"limit": max_request_bytes(), "nav_active": "certificates"}
+        return render(request, "certs/too_large.html", context, status=413)
+    request.upload_handlers = [_KeepInMemory(request)]
+    response: HttpResponse = csrf_protect(_import_bulk)(request)
+    return response
+
+
+def _import_bulk(request: AuthenticatedHttpRequest) -> HttpResponse:
+    keys = _keys(request)
+    form = BulkImportForm(request.POST or None, request.FILES or None, keys=keys)
+    errors: list[manifest.ManifestError] = []
+    if request.method == "POST" and form.is_valid():
+        try:
+            entries = _bulk_entries(request, form.cleaned_data["manifest"])
+        except manifest.Refused as exc:
+            errors = exc.errors
+        else:
+            batch = services.batch_create(
+                Actor.from_request(request),
+                kind=ImportBatch.Kind.BULK,
+                key=form.cleaned_data["key"],
+                entries=entries,
+                tags=_tags(request),
+                dry_run=form.cleaned_data["dry_run"],
+                on_duplicate=form.cleaned_data["on_duplicate"],
+            )
+            return redirect("certs:batch", code=batch.code)
+    context = {"form": form, "errors": errors, "has_keys": keys.exists(), "nav_active": "certificates"}
+    return render(request, "certs/bulk.html", context, status=400 if form.errors or errors else 200)
+
+
+def _bulk_entries(request: AuthenticatedHttpRequest, form_manifest: Any) -> list[services.Entry]:
+    uploads = request.FILES.getlist("pfx_files")
+    if len(uploads) == 1 and (uploads[0].name or "").lower().endswith(".zip"):
+        files = manifest.read_zip(uploads[0].read())
+    elif uploads:
+        files = manifest.read_files((u.name or "", u.read()) for u in uploads)
+    else:
+        raise manifest.Refused([manifest.ManifestError("no_files", "Choose the PFX files or one ZIP file.")])
+    rows = manifest.read_manifest(bytes(form_manifest.read()))
+    return manifest.entries(rows, files)
+
+
+@require_GET
+@permission_required("certificates.create")
+def manifest_template(request: AuthenticatedHttpRequest) -> HttpResponse:
+    response = HttpResponse(manifest.TEMPLATE, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="pfx-import-manifest.csv"'
+    return response
+
+
+# --- Batches ----------------------------------------------------------------------------
+
+
+@require_GET
+@permission_required("certificates.read")
+def batches(request: AuthenticatedHttpRequest) -> HttpResponse:
+    rows = access.scoped(ImportBatch.objects.select_related("encryption_key"), request.user)
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "certs/batches.html", {"page": page, "query": "", "nav_active": "certificates"})
+
+
+def progress(batch: ImportBatch) -> dict[str, Any]:
+    counts = services.batch_counts(batch)
+    total = batch.total or 1
+    finished = sum(counts[s] for s in ("stored", "failed", "skipped", "cancelled"))
+    if batch.dry_run:
+        finished += counts["validated"]
+    end = batch.finished_at or timezone.now()
+    elapsed = max((end - batch.created_at).total_seconds(), 0.001)
+    rate = finished / elapsed
+    left = (batch.total - finished) / rate if rate and batch.state == ImportBatch.State.RUNNING else None
+    return {
+        "counts": counts,
+        "finished": finished,
+        "percent": min(100, round(100 * finished / total)),
+        "rate": rate,
+        "seconds_left": round(left) if left is not None else None,
+        "running": batch.state == ImportBatch.State.RUNNING,
+    }
+
+
+@require_GET
+def batch(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    batch = access.get_for_user(request.user, ImportBatch.objects.select_related("encryption_key"), code=code)
+    state = request.GET.get("state", "")
+    items = batch.items.defer("pfx", "staged_password").select_related("certificate")
+    if state in ItemState.values:
+        items = items.filter(state=state)
+    context = {
+        "batch": batch,
+        "progress": progress(batch),
+        "page": Paginator(items, PAGE_SIZE).get_page(request.GET.get("page")),
+        "query": f"state={state}" if state else "",
+        "state_filter": state,
+        "can_write": access.can(request.user, "certificates.create", batch),
+        "nav_active": "certificates",
+    }
+    template = "certs/batch.html"
+    return render(request, f"{template}#progress" if request.htmx else template, context)
+
+
+@require_POST
+def batch_cancel(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    batch = access.get_for_user(request.user, ImportBatch.objects.all(), write="create", code=code)
+    try:
+        count = services.batch_cancel(Actor.from_request(request), batch=batch)
+        messages.success(request, f"Import cancelled; {count} rows were not processed.")
+    except services.ServiceError as exc:
+        messages.error(request, exc.message)
+    return redirect("certs:batch", code=batch.code)
+
+
+@require_POST
+def batch_retry(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    batch = access.get_for_user(request.user, ImportBatch.objects.all(), write="create", code=code)
+    failed = list(
+        batch.items.filter(state__in=[ItemState.FAILED, ItemState.CANCELLED]).values_list("pk", flat=True)
+    )
+    form = RetryForm(request.POST, item_ids=failed)
+    try:
+        if not form.is_valid():
+            raise services.ServiceError("bad_form", "The form could not be read.")
+        count = services.items_retry(Actor.from_request(request), batch=batch, passwords=form.passwords())
+        messages.success(request, f"{count} rows queued again.")
+    except services.ServiceError as exc:
+        messages.error(request, exc.message)
+    return redirect("certs:batch", code=batch.code)
+
+
+# --- Certificates -----------------------------------------------------------------------
+
+
+@require_GET
+@permission_required("certificates.read")
+def certificate_list(request: AuthenticatedHttpRequest) -> HttpResponseBase:
+    visible = access.scoped(
+        Certificate.objects.select_related("user", "encryption_key", "batch"), request.user
+    )
+    form = CertificateFilterForm(request.GET)
+    if not form.is_valid():
+        return render(request, "certs/list.html", {"form": form, "nav_active": "certificates"}, status=400)
+    rows = form.apply(visible.defer("pfx_blob", "encrypted_password"))
+    if request.GET.get("format") == "csv":
+        return _csv_export(rows)
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page")),
+        "query": query.urlencode(),
+        "sorts": _sort_links(request, form),
+        "can_import": access.has_perm(request.user, "certificates.create"),
+        "nav_active": "certificates",
+    }
+    return render(request, "certs/list.html#results" if request.htmx else "certs/list.html", context)
+
+
+def _sort_links(request: AuthenticatedHttpRequest, form: CertificateFilterForm) -> dict[str, dict[str, str]]:
+    links = {}
+    for key in form.SORTS:
+        query = request.GET.copy()
+        query.pop("page", None)
+        query["sort"] = f"-{key}" if form.current_sort == key else key
+        state = {key: "ascending", f"-{key}": "descending"}.get(form.current_sort, "none")
+        links[key] = {"url": f"?{query.urlencode()}", "state": state}
+    return links
+
+
+def spreadsheet_safe(value: object) -> str:
+    """Neutralise cells a spreadsheet would run as a formula (=, +, -, @, tab, CR)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_export(rows: QuerySet[Certificate]) -> StreamingHttpResponse:
+    header = [
+        "upn",
+        "thumbprint",
+        "purpose",
+        "subject",
+        "issuer",
+        "serial",
+        "not_before",
+        "not_after",
+        "key",
+        "graph_state",
+        "batch",
+    ]
+    writer = csv.writer(_Echo())
+
+    def lines() -> Any:
+        yield writer.writerow(header)
+        for c in rows.iterator(chunk_size=500):
+            values = [
+                c.upn,
+                c.thumbprint,
+                c.purpose,
+                c.subject,
+                c.issuer,
+                c.serial,
+                c.not_before.isoformat(),
+                c.not_after.isoformat(),
+                c.key_label,
+                c.graph_state,
+                c.batch.code if c.batch else "",
+            ]
+            yield writer.writerow([spreadsheet_safe(v) for v in values])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="certificates.csv"'
+    return response
+
+
+@require_GET
+def certificate_detail(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    cert = access.get_for_user(
+        request.user, Certificate.objects.select_related("user", "encryption_key", "batch"), code=code
+    )
+    context = {
+        "cert": cert,
+        "can_delete": access.can(request.user, "certificates.delete", cert),
+        "nav_active": "certificates",
+    }
+    return render(request, "certs/detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def certificate_delete(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    cert = access.get_for_user(
+        request.user, Certificate.objects.select_related("user"), write="delete", code=code
+    )
+    if request.method == "POST" and request.POST.get("confirm") == cert.thumbprint:
+        user = cert.user
+        services.certificate_delete(Actor.from_request(request), certificate=cert)
+        messages.success(request, f"Certificate {cert.thumbprint} of {cert.upn} deleted.")
+        return redirect("directory:user", user.object_id)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "certs/delete.html", {"cert": cert, "nav_active": "certificates"}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("certificates.delete")
+def remove_expired(request: AuthenticatedHttpRequest, object_id: str) -> HttpResponse:
+    expired = access.scoped(Certificate.objects.filter(not_after__lte=timezone.now()), request.user, "delete")
+    expired = expired.filter(user__object_id=object_id).defer("pfx_blob", "encrypted_password")
+    form = SelectCertificatesForm(request.POST or None, choices=[(c.pk, str(c)) for c in expired])
+    if request.method == "POST" and form.is_valid() and form.cleaned_data["confirm"]:
+        chosen = expired.filter(pk__in=form.cleaned_data["certificates"])
+        count = services.remove_expired(Actor.from_request(request), certificates=chosen)
+        messages.success(request, f"{count} expired certificates removed.")
+        return redirect("directory:user", object_id)
+    user = DirectoryUser.objects.filter(object_id=object_id).first()
+    context = {"expired": expired, "form": form, "directory_user": user, "nav_active": "users"}
+    return render(
+        request, "certs/remove_expired.html", context, status=400 if request.method == "POST" else 200
+    )
+
+
+def user_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) -> dict[str, Any] | None:
+    """The Certificates section of a user's page (hidden from admins who may not read certificates)."""
+    if not access.has_perm(request.user, "certificates.read"):
+        return None
+    certificates = access.scoped(Certificate.objects.filter(user=user), request.user).select_related(
+        "batch", "encryption_key"
+    )
+    return {
+        "certificates": certificates.defer("pfx_blob", "encrypted_password").order_by("-not_after"),
+        "has_expired": certificates.filter(not_after__lte=timezone.now()).exists(),
+        "can_delete": access.has_perm(request.user, "certificates.delete"),
+        "can_import": access.has_perm(request.user, "certificates.create"),
+    }
