@@ -1,0 +1,199 @@
+"""The real agent program, run as a subprocess against the live server (through a recording proxy)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from django.core import mail
+from django.db import connection
+
+from certs.models import EncryptionKey
+from conftest import wait_for
+from connectors import services
+from connectors.models import Connector, ConnectorEvent, KeyRotation, Status, StatusChange, hash_secret
+from connectors.tests.conftest import PASSPHRASE
+from portal.audit import Actor
+from portal.models import AuditEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PROVIDER = "Microsoft Software Key Storage Provider"
+
+
+def _post(url: str, body: dict[str, object], credential: str = "") -> tuple[int, dict[str, object]]:
+    headers = {"Content-Type": "application/json"}
+    if credential:
+        headers["Authorization"] = f"Bearer {credential}"
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _private_key(state_dir: Path, key_name: str) -> rsa.RSAPrivateKey:
+    data = (state_dir / "keys" / PROVIDER / f"{key_name}.p8").read_bytes()
+    key = serialization.load_pem_private_key(data, password=PASSPHRASE.encode())
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key
+
+
+def _secret_forms(key: rsa.RSAPrivateKey) -> list[bytes]:
+    """Ways the private key could be written down: numbers in hex and decimal, DER and PEM, plain or Base64."""
+    numbers = key.private_numbers()
+    der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    forms = [format(numbers.d, "x").encode(), str(numbers.d).encode(), format(numbers.p, "x").encode()]
+    forms += [der[-64:], base64.b64encode(der)[-64:], b"PRIVATE KEY"]
+    forms.append(base64.b64encode(numbers.d.to_bytes(256, "big"))[:64])
+    return forms
+
+
+def _database_text() -> bytes:
+    dump = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f'SELECT * FROM "{table}"')
+            for row in cursor.fetchall():
+                dump.append(repr(row))
+    return "\n".join(dump).encode()
+
+
+def _connector(name: str) -> Connector:
+    return wait_for(lambda: Connector.objects.filter(name=name).first())  # type: ignore[return-value]
+
+
+def test_an_agent_enrolls_with_a_one_time_token_publishes_its_key_and_checks_in_healthy(
+    live_server, proxy, start_agent, token_for, tmp_path
+):
+    token = token_for("Connector A")
+    agent = start_agent(proxy.url, "a", "--enroll", token, "--key-name", "KeyA")
+    connector = _connector("a")
+
+    key = wait_for(lambda: EncryptionKey.objects.filter(key_name="KeyA").first())
+    assert key.source == EncryptionKey.Source.CONNECTOR and key.provider_name == PROVIDER
+    assert connector.keys.get().fingerprint == key.fingerprint
+    wait_for(lambda: Connector.objects.get(pk=connector.pk).status() == Status.HEALTHY)
+    connector.refresh_from_db()
+    assert connector.host_name == "host-a" and connector.version and "rewrap" in connector.features
+    assert {t["name"] for t in connector.last_self_tests} == {
+        "key_loadable",
+        "round_trip",
+        "clock_skew",
+        "pending_work",
+    }
+    assert connector.self_tests_ok and connector.heartbeats.exists()
+
+    credential = json.loads((tmp_path / "a" / "credential.json").read_text())["credential"]
+    assert connector.credential_hash == hash_secret(credential)
+    assert credential.encode() not in _database_text() and token.encode() not in _database_text()
+
+    status, answer = _post(f"{live_server}/connector-api/enroll", {"token": token, "host_name": "thief"})
+    assert status == 401 and answer["error"]["code"] == "token_used"
+    assert Connector.objects.count() == 1
+    assert agent.poll() is None
+
+
+def test_key_rotation_rewraps_passwords_so_the_new_private_key_decrypts_them_and_no_private_key_leaves_the_agent(
+    live_server, proxy, start_agent, token_for, make_certificates, intune_admin, tmp_path
+):
+    start_agent(proxy.url, "a", "--enroll", token_for("A"), "--key-name", "KeyA")
+    old_key = wait_for(lambda: EncryptionKey.objects.filter(key_name="KeyA").first())
+    passwords = ["Passw0rd-one", "second secret", "x" * 100]
+    certificates = make_certificates(old_key, passwords)
+    start_agent(proxy.url, "b", "--enroll", token_for("B"), "--key-name", "KeyB")
+    new_key = wait_for(lambda: EncryptionKey.objects.filter(key_name="KeyB").first())
+
+    rotation = services.rotation_start(Actor.for_user(intune_admin), from_key=old_key, to_key=new_key)
+    assert rotation.total == 3
+    wait_for(lambda: KeyRotation.objects.get(pk=rotation.pk).state == KeyRotation.State.DONE)
+
+    new_private = _private_key(tmp_path / "b", "KeyB")
+    for certificate, password in zip(certificates, passwords, strict=True):
+        certificate.refresh_from_db()
+        assert certificate.encryption_key_id == new_key.pk
+        algorithm = hashes.SHA512()
+        oaep = padding.OAEP(mgf=padding.MGF1(algorithm=algorithm), algorithm=algorithm, label=None)
+        assert new_private.decrypt(bytes(certificate.encrypted_password), oaep) == password.encode()
+    worker = Connector.objects.get(name="a")
+    assert worker.events.filter(event_id=ConnectorEvent.REENCRYPT_SUCCESS).count() == 3
+    assert AuditEvent.objects.filter(
+        activity="Re-wrap certificate passwords", actor_type="connector"
+    ).exists()
+    assert AuditEvent.objects.filter(activity="Finish key rotation").exists()
+
+    wire = b"\n".join(proxy.bodies)
+    database = _database_text()
+    assert b"public_key_pem" in wire  # the recording saw the traffic
+    for name in ("a", "b"):
+        for form in _secret_forms(_private_key(tmp_path / name, f"Key{name.upper()}")):
+            assert form not in wire
+            assert form not in database
+    for password in passwords:
+        assert password.encode() not in wire and password.encode() not in database
+
+
+def test_a_killed_agent_goes_to_error_and_one_alert_is_sent(
+    live_server, start_agent, token_for, intune_admin
+):
+    agent = start_agent(str(live_server), "a", "--enroll", token_for("A"))
+    connector = _connector("a")
+    wait_for(lambda: Connector.objects.get(pk=connector.pk).status() == Status.HEALTHY)
+    services.health_sweep()
+    agent.kill()
+    agent.wait(timeout=10)
+
+    wait_for(lambda: Connector.objects.get(pk=connector.pk).status() == Status.ERROR, timeout=30)
+    services.health_sweep()
+    services.alerts_send()
+    services.health_sweep()
+    services.alerts_send()
+
+    change = StatusChange.objects.get(connector=connector, new_status=Status.ERROR)
+    assert change.alerted_at is not None and "mailed" in change.alert_result
+    alerts = [m for m in mail.outbox if "is error" in m.subject]
+    assert len(alerts) == 1 and intune_admin.email in alerts[0].to
+
+
+def test_a_revoked_agent_is_refused_at_its_next_request_and_stops(
+    live_server, start_agent, token_for, intune_admin
+):
+    agent = start_agent(str(live_server), "a", "--enroll", token_for("A"))
+    connector = _connector("a")
+    wait_for(lambda: Connector.objects.get(pk=connector.pk).last_seen)
+    services.connector_revoke(Actor.for_user(intune_admin), connector)
+
+    wait_for(lambda: agent.poll() is not None, timeout=30)
+    assert agent.returncode == 3
+    connector.refresh_from_db()
+    assert connector.credential_hash is None and connector.status() == Status.REVOKED
+
+
+def test_the_run_connector_command_has_the_same_shape_and_needs_no_database(tmp_path):
+    from django.conf import settings
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CONNECTOR_KEY_PASSPHRASE": PASSPHRASE,
+        "DATABASE_URL": "postgres://nowhere.invalid/x",
+    }
+    result = subprocess.run(
+        [settings.BASE_DIR / ".venv/bin/python", "manage.py", "run_connector", "--help"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    for flag in (b"--server", b"--enroll", b"--state-dir", b"--export-key", b"--import-key"):
+        assert flag in result.stdout
