@@ -138,7 +138,7 @@ def heartbeat(request: HttpRequest, connector: Connector, data: dict[str, Any]) 
     report = HeartbeatReport(
         version=_text(data, "version", 50),
         host_name=_text(data, "host_name"),
-        features=_strings(data, "features"),
+        features=_strings(data, "features") if "features" in data else None,
         self_tests=[
             {
                 "name": str(t.get("name", ""))[:50],

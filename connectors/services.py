@@ -254,7 +254,7 @@ def _release_claims(connector: Connector) -> None:
 class HeartbeatReport:
     version: str
     host_name: str
-    features: list[str]
+    features: list[str] | None  # None: unchanged
     self_tests: list[dict[str, Any]]
     pending_work: int
     sent_at: datetime | None
@@ -278,7 +278,7 @@ def heartbeat_record(connector: Connector, report: HeartbeatReport, *, ip: str |
         last_ip=ip,
         version=report.version[:50] or F("version"),
         host_name=report.host_name[:255] or F("host_name"),
-        features=[f for f in report.features if f in FEATURES],
+        features=F("features") if report.features is None else [f for f in report.features if f in FEATURES],
         last_self_tests=report.self_tests,
         clock_skew_seconds=skew,
     )

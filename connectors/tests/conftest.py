@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from certs.models import Certificate, EncryptionKey
@@ -33,6 +34,8 @@ def _fast_connector_clock(settings: Any) -> None:
     settings.CONNECTOR_GRACE_SECONDS = 2
     settings.CONNECTOR_DOWN_AFTER_SECONDS = 6
     settings.PORTAL_ENFORCE_MFA = False
+    # Rate-limit counters live in the shared cache; each test starts with none.
+    cache.clear()
 
 
 class RecordingProxy:

@@ -1,0 +1,185 @@
+"""The connector API through the test client: credentials, refusals, limits and job routing."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from django.test import Client
+from django.utils import timezone
+
+from connectors import services
+from connectors.models import Connector, ConnectorJob, EnrollmentToken
+from portal.audit import Actor
+
+pytestmark = pytest.mark.django_db
+
+
+def _post(client: Client, path: str, body: object, credential: str = "") -> tuple[int, dict]:
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {credential}"} if credential else {}
+    response = client.post(
+        f"/connector-api/{path}", json.dumps(body), content_type="application/json", **headers
+    )
+    return response.status_code, response.json()
+
+
+def _pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+@pytest.fixture
+def enrolled(token_for) -> tuple[Connector, str]:
+    connector, credential = services.connector_enroll(
+        token=token_for("A"), host_name="srv1", version="1.2.0", features=["rewrap", "bogus"]
+    )
+    return connector, credential
+
+
+def test_enrollment_returns_a_credential_once_and_keeps_only_its_hash(client, token_for):
+    token = token_for("A")
+    status, answer = _post(client, "enroll", {"token": token, "host_name": "srv1", "version": "1.2.0"})
+    assert status == 201 and answer["credential"].startswith("pfxc_")
+    connector = Connector.objects.get()
+    assert answer["credential"] not in str(Connector.objects.values().get())
+    assert EnrollmentToken.objects.get().used_at is not None
+    status, answer = _post(client, "enroll", {"token": token})
+    assert (status, answer["error"]["code"]) == (401, "token_used")
+    assert connector.name == "A"
+
+
+def test_an_expired_or_unknown_token_is_refused(client, token_for):
+    token = token_for("A")
+    EnrollmentToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert _post(client, "enroll", {"token": token})[1]["error"]["code"] == "token_expired"
+    assert _post(client, "enroll", {"token": "pfxe_nope"})[1]["error"]["code"] == "invalid_token"
+
+
+def test_enrollment_is_rate_limited_per_address(client, settings):
+    settings.CONNECTOR_ENROLL_RATE_PER_MINUTE = 2
+    codes = [_post(client, "enroll", {"token": "pfxe_guess"})[0] for _ in range(4)]
+    assert codes[:2] == [401, 401] and codes[-1] == 429
+
+
+def test_connector_endpoints_need_the_connectors_own_credential(client, enrolled):
+    _, credential = enrolled
+    assert _post(client, "heartbeat", {})[0] == 401
+    assert _post(client, "heartbeat", {}, "pfxc_wrong")[1]["error"]["code"] == "invalid_credential"
+    assert _post(client, "heartbeat", {"version": "1.2.0"}, credential)[0] == 200
+    assert client.get("/connector-api/heartbeat").status_code == 405
+
+
+def test_a_disabled_connector_gets_403_and_a_revoked_one_401_at_once(client, enrolled, intune_admin):
+    connector, credential = enrolled
+    services.connector_disable(Actor.for_user(intune_admin), connector)
+    assert _post(client, "heartbeat", {}, credential)[1]["error"]["code"] == "connector_disabled"
+    services.connector_enable(Actor.for_user(intune_admin), connector)
+    assert _post(client, "heartbeat", {}, credential)[0] == 200
+    services.connector_revoke(Actor.for_user(intune_admin), connector)
+    assert _post(client, "heartbeat", {}, credential)[0] == 401
+
+
+def test_bad_bodies_get_clear_error_codes(client, enrolled):
+    _, credential = enrolled
+    response = client.post(
+        "/connector-api/heartbeat",
+        "not json",
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {credential}",
+    )
+    assert response.json()["error"]["code"] == "bad_json"
+    assert _post(client, "heartbeat", {"self_tests": "x"}, credential)[1]["error"]["code"] == "bad_request"
+    assert _post(client, "heartbeat", {"pad": "x" * 300_000}, credential)[1]["error"]["code"] == "too_large"
+    assert (
+        _post(client, "keys", {"provider_name": "P", "key_name": "K", "public_key_pem": "junk"}, credential)[
+            1
+        ]["error"]["code"]
+        == "bad_public_key"
+    )
+
+
+def test_a_published_private_key_is_refused(client, enrolled):
+    _, credential = enrolled
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    status, answer = _post(
+        client, "keys", {"provider_name": "P", "key_name": "K", "public_key_pem": pem}, credential
+    )
+    assert status == 400 and answer["error"]["code"] == "bad_public_key"
+
+
+def test_a_second_key_under_a_taken_name_is_a_conflict(client, enrolled):
+    _, credential = enrolled
+    assert (
+        _post(client, "keys", {"provider_name": "P", "key_name": "K", "public_key_pem": _pem()}, credential)[
+            0
+        ]
+        == 200
+    )
+    status, answer = _post(
+        client, "keys", {"provider_name": "P", "key_name": "K", "public_key_pem": _pem()}, credential
+    )
+    assert (status, answer["error"]["code"]) == (409, "key_name_conflict")
+
+
+def test_a_job_is_claimed_by_exactly_one_connector_and_retried_by_another_after_a_timeout(
+    client, token_for, make_certificates, settings
+):
+    pem = _pem()
+    pairs = [
+        services.connector_enroll(token=token_for(n), host_name=n, version="1.2.0", features=["rewrap"])
+        for n in "ab"
+    ]
+    for _, credential in pairs:
+        _post(client, "keys", {"provider_name": "P", "key_name": "K", "public_key_pem": pem}, credential)
+        _post(client, "heartbeat", {"self_tests": [{"name": "round_trip", "ok": True}]}, credential)
+    from certs.models import EncryptionKey
+
+    key = EncryptionKey.objects.get()
+    other = EncryptionKey.objects.create(
+        provider_name="P", key_name="K2", size=2048, fingerprint="f" * 64, public_key_pem=_pem()
+    )
+    make_certificates(key, ["one"])
+    services.rotation_start(Actor.system(), from_key=key, to_key=other)
+
+    first = _post(client, "jobs/claim", {"limit": 5}, pairs[0][1])[1]["jobs"]
+    second = _post(client, "jobs/claim", {"limit": 5}, pairs[1][1])[1]["jobs"]
+    assert len(first) == 1 and second == []
+    assert "pfx" not in json.dumps(first).lower()
+
+    ConnectorJob.objects.update(claimed_at=timezone.now() - timedelta(hours=1))
+    retried = _post(client, "jobs/claim", {"limit": 5}, pairs[1][1])[1]["jobs"]
+    assert [j["id"] for j in retried] == [first[0]["id"]]
+    late = _post(
+        client,
+        "jobs/results",
+        {"results": [{"job": first[0]["id"], "ok": True, "encrypted_password": "AA=="}]},
+        pairs[0][1],
+    )
+    assert late[1]["results"][first[0]["id"]] == "not_claimed"
+
+
+def test_jobs_wait_while_no_connector_holds_the_key(client, enrolled, make_certificates):
+    from certs.models import EncryptionKey
+
+    _, credential = enrolled
+    key = EncryptionKey.objects.create(
+        provider_name="P", key_name="K", size=2048, fingerprint="a" * 64, public_key_pem=_pem()
+    )
+    other = EncryptionKey.objects.create(
+        provider_name="P", key_name="K2", size=2048, fingerprint="b" * 64, public_key_pem=_pem()
+    )
+    make_certificates(key, ["one"])
+    services.rotation_start(Actor.system(), from_key=key, to_key=other)
+    _post(client, "heartbeat", {"self_tests": [{"name": "round_trip", "ok": True}]}, credential)
+    assert _post(client, "jobs/claim", {}, credential)[1]["jobs"] == []
+    assert ConnectorJob.objects.get().state == ConnectorJob.State.QUEUED

@@ -1,0 +1,96 @@
+"""Connector pages through the test client: success paths, 403 for read-only, 404 for outsiders, 405."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from connectors import services
+from connectors.models import Connector, EnrollmentToken
+from portal.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def connector(token_for) -> Connector:
+    return services.connector_enroll(token=token_for("Srv1"), host_name="srv1", version="1.2.0", features=[])[
+        0
+    ]
+
+
+def test_the_list_shows_connectors_with_their_status(intune_admin, connector):
+    response = _client(intune_admin).get(reverse("connectors:list"))
+    assert response.status_code == 200
+    assert b"Srv1" in response.content and b"Unknown" in response.content and b"srv1" in response.content
+
+
+def test_adding_shows_the_token_once_and_stores_only_its_hash(intune_admin):
+    response = _client(intune_admin).post(reverse("connectors:add"), {"name": "Paris", "hours": 2})
+    secret = response.context["secret"]
+    assert secret.startswith("pfxe_") and secret.encode() in response.content
+    assert response["Cache-Control"] == "no-store"
+    token = EnrollmentToken.objects.get()
+    assert secret not in str(EnrollmentToken.objects.values().get()) and token.name == "Paris"
+    assert secret.encode() not in _client(intune_admin).get(reverse("connectors:list")).content
+
+
+def test_the_detail_page_shows_timeline_events_and_check_ins(intune_admin, connector):
+    response = _client(intune_admin).get(reverse("connectors:detail", args=[connector.code]))
+    assert response.status_code == 200 and b"Event log" in response.content and b">1<" in response.content
+
+
+def test_rename_disable_and_revoke_are_audited(intune_admin, connector):
+    client = _client(intune_admin)
+    client.post(reverse("connectors:rename", args=[connector.code]), {"name": "Paris-1"})
+    client.post(reverse("connectors:disable", args=[connector.code]))
+    client.post(reverse("connectors:revoke", args=[connector.code]))
+    connector.refresh_from_db()
+    assert connector.name == "Paris-1" and connector.state == Connector.State.REVOKED
+    activities = set(AuditEvent.objects.values_list("activity", flat=True))
+    assert {"Rename connector", "Disable connector", "Revoke connector"} <= activities
+
+
+def test_delete_asks_first_then_removes(intune_admin, connector):
+    client = _client(intune_admin)
+    assert client.get(reverse("connectors:delete", args=[connector.code])).status_code == 200
+    client.post(reverse("connectors:delete", args=[connector.code]))
+    assert not Connector.objects.exists()
+
+
+def test_a_help_desk_operator_reads_but_cannot_change(helpdesk, connector):
+    client = _client(helpdesk)
+    assert client.get(reverse("connectors:list")).status_code == 200
+    assert client.get(reverse("connectors:keys")).status_code == 200
+    assert client.post(reverse("connectors:revoke", args=[connector.code])).status_code == 403
+    assert client.post(reverse("connectors:add"), {"name": "x", "hours": 1}).status_code == 403
+
+
+def test_an_admin_outside_the_connectors_tag_gets_404(make_admin, make_tag, connector):
+    outsider = make_admin("intune_administrator", tags=[make_tag("Berlin")])
+    assert _client(outsider).get(reverse("connectors:detail", args=[connector.code])).status_code == 404
+
+
+def test_wrong_methods_are_405(intune_admin, connector):
+    client = _client(intune_admin)
+    assert client.get(reverse("connectors:revoke", args=[connector.code])).status_code == 405
+    assert client.post(reverse("connectors:list")).status_code == 405
+
+
+def test_the_keys_page_warns_when_no_healthy_connector_holds_a_used_key(intune_admin, make_certificates):
+    from certs.models import EncryptionKey
+    from connectors.tests.test_api import _pem
+
+    key = EncryptionKey.objects.create(
+        provider_name="P", key_name="K", size=2048, fingerprint="c" * 64, public_key_pem=_pem()
+    )
+    make_certificates(key, ["one"])
+    response = _client(intune_admin).get(reverse("connectors:keys"))
+    assert b"no healthy connector holds it" in response.content
