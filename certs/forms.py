@@ -17,7 +17,7 @@ KEY_FILE_MAX = 64 * 1024
 
 
 class KeyForm(forms.Form):
-    file = forms.FileField(
+    key_file = forms.FileField(
         label="Public key file",
         help_text="PEM (BEGIN PUBLIC KEY) or the CNG blob written by Export-IntunePublicKey. Never a private key.",
     )
@@ -26,8 +26,8 @@ class KeyForm(forms.Form):
     default_padding = forms.ChoiceField(choices=Padding.choices, initial=Padding.OAEP_SHA512)
     make_default = forms.BooleanField(required=False, label="Use for new imports (default key)")
 
-    def clean_file(self) -> bytes:
-        upload = self.cleaned_data["file"]
+    def clean_key_file(self) -> bytes:
+        upload = self.cleaned_data["key_file"]
         if upload.size > KEY_FILE_MAX:
             raise forms.ValidationError("A public key file is a few hundred bytes; this one is too large.")
         return bytes(upload.read())

@@ -73,9 +73,10 @@ def key_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = KeyForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            key = services.key_add(Actor.from_request(request), tags=tags, **form.cleaned_data)
+            data = dict(form.cleaned_data)
+            key = services.key_add(Actor.from_request(request), tags=tags, data=data.pop("key_file"), **data)
         except services.ServiceError as exc:
-            form.add_error("file", f"{exc.message} (code {exc.code})")
+            form.add_error("key_file", f"{exc.message} (code {exc.code})")
         else:
             messages.success(request, f"Encryption key {key} added.")
             return redirect("certs:keys")

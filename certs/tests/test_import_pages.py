@@ -1,0 +1,314 @@
+"""The certificate pages through the test client: keys, imports, batches, list, deletes and access."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from certs import services
+from certs.models import Certificate, EncryptionKey, ImportBatch, ImportItem
+from certs.tests.importing import add_key, directory_user, pfx_for, public_pem
+from portal.audit import Actor
+from portal.models import ScopeTag, User
+
+ALICE = "alice@contoso.example"
+
+
+@pytest.fixture(autouse=True)
+def no_mfa_step(settings: Any) -> None:
+    settings.PORTAL_ENFORCE_MFA = False
+
+
+@pytest.fixture
+def admin_client(intune_admin: User) -> Client:
+    client = Client()
+    client.force_login(intune_admin)
+    return client
+
+
+@pytest.fixture
+def helpdesk_client(helpdesk: User) -> Client:
+    client = Client()
+    client.force_login(helpdesk)
+    return client
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _upload(name: str, data: bytes) -> io.BytesIO:
+    f = io.BytesIO(data)
+    f.name = name
+    return f
+
+
+def _stored_certificate() -> Certificate:
+    directory_user(ALICE)
+    item = services.certificate_import(
+        Actor.system(),
+        entry=services.Entry("a.pfx", pfx_for(ALICE, "pw"), "pw", ALICE, "smimeEncryption"),
+        key=add_key(),
+        tags=[ScopeTag.default()],
+    )
+    assert item.certificate is not None
+    return item.certificate
+
+
+def test_an_admin_adds_a_pem_key_and_it_becomes_the_default(admin_client: Client) -> None:
+    response = admin_client.post(
+        reverse("certs:key_add"),
+        {
+            "key_file": _upload("key.pem", public_pem()),
+            "provider_name": "Microsoft Software Key Storage Provider",
+            "key_name": "PFXEncryptionKey",
+            "default_padding": "oaepSha512",
+        },
+    )
+    assert response.status_code == 302
+    key = EncryptionKey.objects.get()
+    assert key.is_default and key.size == 2048
+    page = admin_client.get(reverse("certs:keys"))
+    assert key.fingerprint[:20] in page.content.decode()
+
+
+def test_a_private_key_upload_is_refused_with_its_code(admin_client: Client) -> None:
+    from certs.tests.importing import connector_private_key
+    from cryptography.hazmat.primitives import serialization
+
+    pem = connector_private_key().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    response = admin_client.post(
+        reverse("certs:key_add"),
+        {
+            "key_file": _upload("k.pem", pem),
+            "provider_name": "p",
+            "key_name": "k",
+            "default_padding": "oaepSha512",
+        },
+    )
+    assert response.status_code == 400
+    assert "private_key_given" in response.content.decode()
+    assert not EncryptionKey.objects.exists()
+
+
+def test_the_live_check_shows_the_thumbprint_before_anything_is_stored(admin_client: Client) -> None:
+    directory_user(ALICE)
+    add_key()
+    response = admin_client.post(
+        reverse("certs:import_check"),
+        {
+            "file": _upload("a.pfx", pfx_for(ALICE, "pw")),
+            "password": "pw",
+            "upn": ALICE,
+            "purpose": "smimeEncryption",
+            "on_duplicate": "skip",
+            "key": EncryptionKey.objects.get().pk,
+        },
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    assert "Ready to import" in response.content.decode()
+    assert not Certificate.objects.exists()
+
+
+def test_a_single_import_stores_the_certificate_and_shows_the_batch(admin_client: Client) -> None:
+    directory_user(ALICE)
+    key = add_key()
+    response = admin_client.post(
+        reverse("certs:import"),
+        {
+            "file": _upload("a.pfx", pfx_for(ALICE, "pw")),
+            "password": "pw",
+            "upn": ALICE,
+            "purpose": "smimeEncryption",
+            "on_duplicate": "skip",
+            "key": key.pk,
+            "action": "import",
+        },
+    )
+    assert response.status_code == 302
+    assert Certificate.objects.filter(upn=ALICE).exists()
+    page = admin_client.get(response["Location"])
+    assert 'data-state="stored"' in page.content.decode()
+
+
+def test_an_unknown_user_is_refused_on_the_single_import(admin_client: Client) -> None:
+    key = add_key()
+    response = admin_client.post(
+        reverse("certs:import"),
+        {
+            "file": _upload("a.pfx", pfx_for(ALICE, "pw")),
+            "password": "pw",
+            "upn": "ghost@contoso.example",
+            "purpose": "unassigned",
+            "on_duplicate": "skip",
+            "key": key.pk,
+            "action": "import",
+        },
+    )
+    assert response.status_code == 400
+    assert "unknown_upn" in response.content.decode()
+
+
+def _bulk_post(client: Client, files: list[tuple[str, bytes]], manifest: str, **extra: Any) -> Any:
+    key = EncryptionKey.objects.first() or add_key()
+    data = {
+        "pfx_files": [_upload(n, d) for n, d in files],
+        "manifest": _upload("manifest.csv", manifest.encode()),
+        "on_duplicate": "skip",
+        "key": key.pk,
+        **extra,
+    }
+    return client.post(reverse("certs:bulk_import"), data)
+
+
+def test_a_bulk_zip_creates_a_batch_with_one_row_per_file(admin_client: Client) -> None:
+    directory_user(ALICE)
+    archive = _zip({"a.pfx": pfx_for(ALICE, "pw"), "b.pfx": b"junk"})
+    manifest = f"filename,upn,password,purpose\na.pfx,{ALICE},pw,smimeEncryption\nb.pfx,{ALICE},pw,\n"
+    response = _bulk_post(admin_client, [("certs.zip", archive)], manifest)
+    assert response.status_code == 302
+    batch = ImportBatch.objects.get()
+    assert batch.total == 2 and batch.items.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("files", "manifest", "code"),
+    [
+        ({"../evil.pfx": b"x"}, "filename,password\nevil.pfx,p\n", "unsafe_path"),
+        ({"/abs.pfx": b"x"}, "filename,password\nabs.pfx,p\n", "unsafe_path"),
+        ({"inner.zip": b"PK\x03\x04"}, "filename,password\ninner.zip,p\n", "nested_archive"),
+        ({"sneaky.pfx": b"PK\x03\x04rest"}, "filename,password\nsneaky.pfx,p\n", "nested_archive"),
+        ({"a.pfx": b"x"}, "filename,password\na.pfx,p\nmissing.pfx,p\n", "missing_file"),
+        ({"a.pfx": b"x", "b.pfx": b"y"}, "filename,password\na.pfx,p\n", "file_without_row"),
+        ({"a.pfx": b"x"}, "filename,upn,password\na.pfx,ghost@contoso.example,p\n", "unknown_upn"),
+        ({"a.pfx": b"x"}, "name,password\na.pfx,p\n", "csv_header"),
+        ({"a.pfx": b"x"}, "filename,password,purpose\na.pfx,p,vpnish\n", "csv_bad_purpose"),
+        ({"a.pfx": b"x"}, "filename,password\na.pfx,p,extra\n", "csv_columns"),
+    ],
+)
+def test_a_bad_bulk_upload_is_refused_whole_with_a_stable_code(
+    admin_client: Client, files: dict[str, bytes], manifest: str, code: str
+) -> None:
+    response = _bulk_post(admin_client, [("certs.zip", _zip(files))], manifest)
+    assert response.status_code == 400
+    assert code in response.content.decode()
+    assert not ImportBatch.objects.exists() and not ImportItem.objects.exists()
+
+
+def test_csv_errors_carry_their_line_number(admin_client: Client) -> None:
+    response = _bulk_post(admin_client, [("a.pfx", b"x")], "filename,password,purpose\na.pfx,p,\n,p,\n")
+    assert response.status_code == 400
+    assert '<td class="num">3</td>' in response.content.decode()
+
+
+def test_duplicate_names_in_a_zip_are_refused(admin_client: Client) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.pfx", b"x")
+        archive.writestr("A.PFX", b"y")
+    response = _bulk_post(admin_client, [("c.zip", buffer.getvalue())], "filename,password\na.pfx,p\n")
+    assert response.status_code == 400 and "duplicate_name" in response.content.decode()
+
+
+def test_a_zip_expanding_beyond_the_limit_is_refused(admin_client: Client, settings: Any) -> None:
+    settings.CERTS_MAX_UNCOMPRESSED_BYTES = 1000
+    archive = _zip({"a.pfx": b"\0" * 5000})
+    response = _bulk_post(admin_client, [("c.zip", archive)], "filename,password\na.pfx,p\n")
+    assert response.status_code == 400 and "zip_too_large" in response.content.decode()
+
+
+def test_a_request_over_the_size_cap_gets_413(admin_client: Client, settings: Any) -> None:
+    settings.CERTS_MAX_UPLOAD_BYTES = 2000
+    response = _bulk_post(admin_client, [("a.pfx", b"x" * 5000)], "filename,password\na.pfx,p\n")
+    assert response.status_code == 413 and "request_too_large" in response.content.decode()
+
+
+def test_the_manifest_template_downloads(admin_client: Client) -> None:
+    response = admin_client.get(reverse("certs:manifest_template"))
+    assert response.status_code == 200
+    assert response.content.decode().startswith("filename,upn,password,purpose")
+
+
+def test_the_csv_export_escapes_spreadsheet_formulas(admin_client: Client) -> None:
+    cert = _stored_certificate()
+    Certificate.objects.filter(pk=cert.pk).update(subject="=HYPERLINK(1)")
+    response = admin_client.get(reverse("certs:list") + "?format=csv")
+    body = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
+    assert "'=HYPERLINK(1)" in body and cert.thumbprint in body
+
+
+def test_the_list_filters_by_expiry_window(admin_client: Client) -> None:
+    cert = _stored_certificate()
+    inside = admin_client.get(reverse("certs:list") + "?expiring=400")
+    outside = admin_client.get(reverse("certs:list") + "?expiring=7")
+    assert cert.thumbprint in inside.content.decode()
+    assert cert.thumbprint not in outside.content.decode()
+    assert admin_client.get(reverse("certs:list") + "?expiring=abc").status_code == 400
+
+
+def test_the_user_page_lists_the_users_certificates(admin_client: Client) -> None:
+    cert = _stored_certificate()
+    page = admin_client.get(reverse("directory:user", args=[cert.user.object_id]))
+    assert cert.thumbprint in page.content.decode()
+
+
+def test_deleting_needs_the_thumbprint_typed(admin_client: Client) -> None:
+    cert = _stored_certificate()
+    url = reverse("certs:delete", args=[cert.code])
+    assert admin_client.post(url, {"confirm": "nope"}).status_code == 400
+    assert admin_client.post(url, {"confirm": cert.thumbprint}).status_code == 302
+    assert not Certificate.objects.exists()
+
+
+def test_help_desk_sees_everything_and_changes_nothing(helpdesk_client: Client) -> None:
+    cert = _stored_certificate()
+    batch = cert.batch
+    assert batch is not None
+    for url in (
+        reverse("certs:list"),
+        reverse("certs:detail", args=[cert.code]),
+        reverse("certs:batch", args=[batch.code]),
+        reverse("certs:batches"),
+        reverse("certs:keys"),
+        reverse("directory:user", args=[cert.user.object_id]),
+    ):
+        assert helpdesk_client.get(url).status_code == 200, url
+    for method, url in (
+        ("get", reverse("certs:import")),
+        ("get", reverse("certs:bulk_import")),
+        ("post", reverse("certs:delete", args=[cert.code])),
+        ("post", reverse("certs:batch_cancel", args=[batch.code])),
+        ("post", reverse("certs:batch_retry", args=[batch.code])),
+        ("post", reverse("certs:key_default", args=[cert.encryption_key.code])),
+        ("get", reverse("certs:key_add")),
+        ("post", reverse("certs:remove_expired", args=[cert.user.object_id])),
+    ):
+        assert getattr(helpdesk_client, method)(url).status_code == 403, url
+    assert Certificate.objects.exists()
+
+
+def test_an_admin_scoped_to_another_tag_gets_404(make_admin: Any, make_tag: Any) -> None:
+    cert = _stored_certificate()
+    other = make_admin("intune_administrator", tags=[make_tag("Paris")])
+    client = Client()
+    client.force_login(other)
+    assert client.get(reverse("certs:detail", args=[cert.code])).status_code == 404
+    assert cert.thumbprint not in client.get(reverse("certs:list")).content.decode()
+
+
+def test_wrong_methods_get_405(admin_client: Client) -> None:
+    cert = _stored_certificate()
+    assert admin_client.get(reverse("certs:key_default", args=[cert.encryption_key.code])).status_code == 405
+    assert admin_client.post(reverse("certs:list")).status_code == 405
