@@ -8,6 +8,7 @@ import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 PROVIDER = "Microsoft Software Key Storage Provider"
 
 
-def _post(url: str, body: dict[str, object], credential: str = "") -> tuple[int, dict[str, object]]:
+def _post(url: str, body: dict[str, Any], credential: str = "") -> tuple[int, dict[str, Any]]:
     headers = {"Content-Type": "application/json"}
     if credential:
         headers["Authorization"] = f"Bearer {credential}"
@@ -69,6 +70,10 @@ def _database_text() -> bytes:
     return "\n".join(dump).encode()
 
 
+def _key(name: str) -> EncryptionKey:
+    return wait_for(lambda: EncryptionKey.objects.filter(key_name=name).first())  # type: ignore[return-value]
+
+
 def _connector(name: str) -> Connector:
     return wait_for(lambda: Connector.objects.filter(name=name).first())  # type: ignore[return-value]
 
@@ -80,9 +85,9 @@ def test_an_agent_enrolls_with_a_one_time_token_publishes_its_key_and_checks_in_
     agent = start_agent(proxy.url, "a", "--enroll", token, "--key-name", "KeyA")
     connector = _connector("a")
 
-    key = wait_for(lambda: EncryptionKey.objects.filter(key_name="KeyA").first())
+    key = _key("KeyA")
     assert key.source == EncryptionKey.Source.CONNECTOR and key.provider_name == PROVIDER
-    assert connector.keys.get().fingerprint == key.fingerprint
+    assert _connector("a").keys.get().fingerprint == key.fingerprint
     wait_for(lambda: Connector.objects.get(pk=connector.pk).status() == Status.HEALTHY)
     connector.refresh_from_db()
     assert connector.host_name == "host-a" and connector.version and "rewrap" in connector.features
@@ -108,11 +113,11 @@ def test_key_rotation_rewraps_passwords_so_the_new_private_key_decrypts_them_and
     live_server, proxy, start_agent, token_for, make_certificates, intune_admin, tmp_path
 ):
     start_agent(proxy.url, "a", "--enroll", token_for("A"), "--key-name", "KeyA")
-    old_key = wait_for(lambda: EncryptionKey.objects.filter(key_name="KeyA").first())
+    old_key = _key("KeyA")
     passwords = ["Passw0rd-one", "second secret", "x" * 100]
     certificates = make_certificates(old_key, passwords)
     start_agent(proxy.url, "b", "--enroll", token_for("B"), "--key-name", "KeyB")
-    new_key = wait_for(lambda: EncryptionKey.objects.filter(key_name="KeyB").first())
+    new_key = _key("KeyB")
 
     rotation = services.rotation_start(Actor.for_user(intune_admin), from_key=old_key, to_key=new_key)
     assert rotation.total == 3

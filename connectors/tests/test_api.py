@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -18,10 +19,10 @@ from portal.audit import Actor
 pytestmark = pytest.mark.django_db
 
 
-def _post(client: Client, path: str, body: object, credential: str = "") -> tuple[int, dict]:
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {credential}"} if credential else {}
+def _post(client: Client, path: str, body: object, credential: str = "") -> tuple[int, dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {credential}"} if credential else {}
     response = client.post(
-        f"/connector-api/{path}", json.dumps(body), content_type="application/json", **headers
+        f"/connector-api/{path}", json.dumps(body), content_type="application/json", headers=headers
     )
     return response.status_code, response.json()
 
