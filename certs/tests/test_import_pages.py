@@ -82,8 +82,9 @@ def test_an_admin_adds_a_pem_key_and_it_becomes_the_default(admin_client: Client
 
 
 def test_a_private_key_upload_is_refused_with_its_code(admin_client: Client) -> None:
-    from certs.tests.importing import connector_private_key
     from cryptography.hazmat.primitives import serialization
+
+    from certs.tests.importing import connector_private_key
 
     pem = connector_private_key().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
