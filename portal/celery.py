@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -15,6 +16,11 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     # Every 30 seconds: a worker records that it is alive, so Home shows whether beat and workers run.
     "portal-heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
+    # Every day at 06:00: e-mail reminders for certificates expiring in 30, 14, 7 and 1 days (each sent once).
+    "certs-expiry-reminders": {
+        "task": "certs.tasks.send_expiry_reminders_task",
+        "schedule": crontab(hour=6, minute=0),
+    },
     # Every 30 seconds: compare each connector's last check-in with its interval, store status
     # changes and send one alert per change (e-mail, optional webhook).
     "connectors-health-sweep": {"task": "connectors.tasks.health_sweep", "schedule": 30.0},

@@ -88,7 +88,7 @@ def redis_dump() -> bytes:
 
     out = io.BytesIO()
     for url in urls:
-        client = redis.Redis.from_url(url)
+        client: Any = redis.Redis.from_url(url)
         for key in client.scan_iter(count=1000):
             out.write(key)
             kind = client.type(key)
