@@ -35,7 +35,7 @@ from typing import Any
 from django.apps import apps
 from django.db import connection, transaction
 from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
-from django.db.models.expressions import Combinable
+from django.db.models.expressions import Combinable, RawSQL
 from django.utils import timezone
 
 from directory.models import (
@@ -380,6 +380,20 @@ def _ints(values: Iterable[int]) -> str:
     return ", ".join(str(int(v)) for v in values) or "NULL"
 
 
+def _user_rank_sql() -> str:
+    """SQL giving a device row's rank in :data:`_USER_RANK` (0: excluded or not targeted)."""
+    ranks = sorted(_USER_RANK.items(), key=lambda item: -item[1])
+    whens = " ".join(f"WHEN flags IN ({_ints(flags_for([state]))}) THEN {value}" for state, value in ranks)
+    return f"CASE {whens} ELSE 0 END"
+
+
+# Device rows that count towards a user: a primary user still in the directory. (A removed
+# user's devices are Not applicable, but the user is no longer one of the tenant's users.)
+_CURRENT_OWNER = f"primary_user_id IS NOT NULL AND (flags & {NO_USER}) = 0"
+# The flags a user without a device can have (only the user-group bits are computed).
+_USER_ONLY_FLAGS: tuple[int, ...] = (0, USER_INCLUDED, USER_EXCLUDED, USER_INCLUDED | USER_EXCLUDED)
+
+
 @dataclass(frozen=True)
 class Summary:
     devices: dict[str, int]
@@ -401,6 +415,26 @@ class Pair:
     device_id: int | None
     state: str
     reason: str
+
+
+@dataclass(frozen=True)
+class UserRow:
+    """One user's check-in status for a profile: the worst of their devices', with the reasons."""
+
+    user: DirectoryUser
+    state: str
+    reason: str
+    devices: tuple[tuple[Device, str], ...] = ()  # every current device, with its state
+
+    @property
+    def state_label(self) -> str:
+        return STATE_LABELS.get(self.state, self.state)
+
+    @property
+    def devices_text(self) -> str:
+        return ", ".join(
+            f"{device.name} ({STATE_LABELS.get(state, state)})" for device, state in self.devices
+        )
 
 
 @dataclass(frozen=True)
@@ -503,17 +537,13 @@ class Evaluation:
         devices', computed per user in SQL over the same rows.
         """
         inner, params = self._with_flags_sql()
-        rank = " ".join(
-            f"WHEN flags IN ({_ints(flags_for([state]))}) THEN {value}"
-            for state, value in sorted(_USER_RANK.items(), key=lambda item: -item[1])
-        )
         sql = (
             f"WITH t AS ({inner}) "
             "SELECT 0, flags, COUNT(*) FROM t GROUP BY flags "
             "UNION ALL "
             "SELECT 1, r, COUNT(*) FROM ("
-            f"  SELECT primary_user_id, MAX(CASE {rank} ELSE 0 END) AS r FROM t"
-            "   WHERE primary_user_id IS NOT NULL GROUP BY primary_user_id"
+            f"  SELECT primary_user_id, MAX({_user_rank_sql()}) AS r FROM t"
+            f"   WHERE {_CURRENT_OWNER} GROUP BY primary_user_id"
             ") u GROUP BY r"
         )
         devices: Counter[str] = Counter()
@@ -576,6 +606,57 @@ class Evaluation:
         for user_id, flags in self._deviceless_users(everyone=True):
             result = self.deviceless_outcome(flags)
             yield Pair(user_id, None, result.state, result.reason)
+
+    # Per user -----------------------------------------------------------------
+
+    def user_rows(self, states: Iterable[str] | None = None) -> QuerySet[DirectoryUser]:
+        """Current users whose check-in status is one of ``states`` (default: any), as the overview counts.
+
+        Users with devices are picked by one grouped query over the device flags; users
+        without a device by their group flags. Nothing is evaluated per user.
+        """
+        wanted = [s for s in (STATUSES if states is None else states) if s in _USER_RANK]
+        inner, params = self._with_flags_sql()
+        ranks = _ints(_USER_RANK[s] for s in wanted)
+        with_devices = (
+            f"SELECT primary_user_id FROM ({inner}) t WHERE {_CURRENT_OWNER} "
+            f"GROUP BY primary_user_id HAVING MAX({_user_rank_sql()}) IN ({ranks})"
+        )
+        chosen = Q(pk__in=RawSQL(with_devices, params))
+        deviceless = [f for f in _USER_ONLY_FLAGS if self.deviceless_outcome(f).state in wanted]
+        if deviceless and self.spec.targets_users:
+            waiting = self.users_without_devices().filter(flags__in=deviceless).values("pk")
+            chosen |= Q(pk__in=waiting)
+        return DirectoryUser.objects.filter(removed_at__isnull=True).filter(chosen)
+
+    def user_details(self, users: Sequence[DirectoryUser]) -> list[UserRow]:
+        """Status, reason and devices for a page of users (two queries, whatever the page size)."""
+        ids = [u.pk for u in users]
+        owned: dict[int, list[tuple[Device, Outcome]]] = {}
+        for device in self.devices().filter(primary_user_id__in=ids).order_by("name", "pk"):
+            owned.setdefault(device.primary_user_id, []).append((device, self.outcome(device.flags)))
+        deviceless = dict(
+            self.users_without_devices()
+            .filter(pk__in=[i for i in ids if i not in owned])
+            .values_list("pk", "flags")
+        )
+        by_rank = {value: state for state, value in _USER_RANK.items()}
+        rows = []
+        for user in users:
+            devices = owned.get(user.pk, [])
+            if not devices:
+                result = self.deviceless_outcome(deviceless.get(user.pk, 0))
+                rows.append(UserRow(user, result.state, self.explain(result.reason)))
+                continue
+            ranked = [(d, o) for d, o in devices if o.state in _USER_RANK]
+            if ranked:
+                state = by_rank[max(_USER_RANK[o.state] for _d, o in ranked)]
+            else:
+                state = EXCLUDED if any(o.state == EXCLUDED for _d, o in devices) else NOT_TARGETED
+            reasons = dict.fromkeys(self.explain(o.reason, device=d) for d, o in devices if o.state == state)
+            listed = tuple((d, o.state) for d, o in devices)
+            rows.append(UserRow(user, state, "; ".join(reasons), listed))
+        return rows
 
     # Explanations -------------------------------------------------------------
 

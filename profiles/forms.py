@@ -243,5 +243,10 @@ class ReportFilterForm(forms.Form):
     q = forms.CharField(label="Search", required=False, max_length=200)
 
 
+class UserReportFilterForm(forms.Form):
+    status = forms.ChoiceField(required=False, choices=REPORT_STATES)
+    q = forms.CharField(label="Search", required=False, max_length=200)
+
+
 class DuplicateForm(BasicsForm):
     pass

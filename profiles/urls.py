@@ -15,6 +15,8 @@ urlpatterns = [
     path("<uuid:code>/properties/<slug:section>/", views.profile_edit, name="edit"),
     path("<uuid:code>/status/", views.profile_report, name="report"),
     path("<uuid:code>/status.csv", views.profile_report_csv, name="report_csv"),
+    path("<uuid:code>/user-status/", views.user_report, name="user_report"),
+    path("<uuid:code>/user-status.csv", views.user_report_csv, name="user_report_csv"),
     path("<uuid:code>/delete/", views.profile_delete, name="delete"),
     path("<uuid:code>/duplicate/", views.profile_duplicate, name="duplicate"),
 ]

@@ -42,6 +42,7 @@ from profiles.forms import (
     RuleFormSet,
     ScopeTagsForm,
     SettingsForm,
+    UserReportFilterForm,
     rule_initial,
 )
 from profiles.models import Profile, ProfileAssignment
@@ -483,10 +484,86 @@ def _csv_rows(writer: Any, evaluation: Any, devices: list[Any]) -> Iterator[str]
                 _cell(device.primary_user.upn if device.primary_user else ""),
                 device.get_platform_display(),
                 device.get_os_edition_display() if device.os_edition else "",
-                device.os_version,
+                _cell(device.os_version),
                 row["state_label"],
                 _cell(row["reason"]),
                 device.last_check_in.strftime("%Y-%m-%dT%H:%M:%SZ") if device.last_check_in else "",
+            ]
+        )
+
+
+# --- User status report --------------------------------------------------------
+
+
+def _user_report_rows(profile: Profile, form: UserReportFilterForm) -> tuple[Evaluation, QuerySet[Any]]:
+    evaluation = evaluate(profile)
+    data = form.cleaned_data if form.is_bound else {"status": "", "q": ""}
+    users = evaluation.user_rows([data["status"]] if data.get("status") else None).order_by("upn", "pk")
+    if data.get("q"):
+        q = data["q"]
+        users = users.filter(Q(upn__icontains=q) | Q(display_name__icontains=q) | Q(mail__icontains=q))
+    return evaluation, users
+
+
+@require_GET
+@permission_required("profiles.read")
+def user_report(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    profile = _profile(request, code)
+    form = UserReportFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        context = {"profile": profile, "form": form, "tab": "user_report", **NAV}
+        return render(request, "profiles/user_report.html", context, status=400)
+    evaluation, users = _user_report_rows(profile, form)
+    page = Paginator(users, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "profile": profile,
+        "form": form,
+        "page": page,
+        "rows": evaluation.user_details(list(page.object_list)),
+        "query": query.urlencode(),
+        "tab": "user_report",
+        **NAV,
+    }
+    template = "profiles/user_report.html#results" if request.htmx else "profiles/user_report.html"
+    return render(request, template, context)
+
+
+@require_GET
+@permission_required("profiles.read")
+def user_report_csv(request: AuthenticatedHttpRequest, code: str) -> HttpResponse | StreamingHttpResponse:
+    profile = _profile(request, code)
+    form = UserReportFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        return HttpResponse("Invalid filters", status=400, content_type="text/plain")
+    evaluation, users = _user_report_rows(profile, form)
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(["User", "Display name", "Status", "Reason", "Devices"])
+        chunk: list[DirectoryUser] = []
+        for user_obj in users.iterator(chunk_size=2000):
+            chunk.append(user_obj)
+            if len(chunk) == 2000:
+                yield from _user_csv_rows(writer, evaluation, chunk)
+                chunk = []
+        yield from _user_csv_rows(writer, evaluation, chunk)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="profile-{profile.code}-users.csv"'
+    return response
+
+
+def _user_csv_rows(writer: Any, evaluation: Evaluation, users: list[DirectoryUser]) -> Iterator[str]:
+    for row in evaluation.user_details(users) if users else []:
+        yield writer.writerow(
+            [
+                _cell(row.user.upn),
+                _cell(row.user.display_name),
+                row.state_label,
+                _cell(row.reason),
+                _cell(row.devices_text),
             ]
         )
 
