@@ -146,7 +146,13 @@ def profile_create(*, actor: Actor, draft: ProfileDraft) -> Profile:
     _settings_for_platform(profile)
     profile.full_clean()
     profile.save()
-    profile.scope_tags.set(access.creator_tags(actor.user or AnonymousUser(), "profiles", draft.scope_tags))
+    if actor.user is None and draft.scope_tags:
+        # The system (demo seeding, migrations) is not bound by an admin's tags.
+        profile.scope_tags.set(draft.scope_tags)
+    else:
+        profile.scope_tags.set(
+            access.creator_tags(actor.user or AnonymousUser(), "profiles", draft.scope_tags)
+        )
     _write_assignments(
         profile, draft.include_groups, draft.exclude_groups, draft.all_users, draft.all_devices
     )
