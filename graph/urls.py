@@ -1,6 +1,18 @@
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
+
+from graph import views
 
 app_name = "graph"
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("", views.connection, name="connection"),
+    path("edit/", views.connection_edit, name="connection_edit"),
+    path("test/", views.connection_test, name="connection_test"),
+    path("uploads/retry/", views.retry_failed, name="retry_failed"),
+    path("reconcile/", views.reconcile_report, name="reconcile"),
+    path("reconcile/start/", views.reconcile_start, name="reconcile_start"),
+    path("reconcile/findings/<int:pk>/<str:action>/", views.finding_resolve, name="finding_resolve"),
+    path("directory-sync/", views.sync_status, name="sync"),
+    path("directory-sync/start/", views.sync_start, name="sync_start"),
+]

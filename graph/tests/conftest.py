@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from certs.models import Certificate, EncryptionKey
+from directory.models import DirectoryUser
+from graph import services
 from graph.client import CLOUDS, GraphClient, TokenSource
 from graph.emulator import Config, Emulator
+from graph.models import TenantConnection
+from graph.services import ConnectionInput
+from graph.tests.factories import make_pfx
+from portal.audit import Actor
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +78,80 @@ def graph(emulator: Emulator) -> GraphClient:
         backoff_base=0.05,
         backoff_cap=2.0,
     )
+
+
+@pytest.fixture(autouse=True)
+def _private_broker(broker_folder: Path | None) -> None:
+    # Tasks sent on commit go to this run's own queue, never to the demo's.
+    pass
+
+
+@pytest.fixture
+def connected(emulator: Emulator, db: None) -> TenantConnection:
+    """The portal's tenant connection, pointing at the emulator."""
+    return services.save_connection(
+        Actor.system("test"),
+        ConnectionInput(
+            tenant_id=emulator.config.tenant_id,
+            client_id=emulator.config.client_id,
+            cloud="global",
+            credential_kind="secret",
+            secret=emulator.config.client_secret,
+            authority_url=emulator.url,
+            graph_url=emulator.url,
+            ca_certificate=emulator.ca_path.read_text(),
+        ),
+    )
+
+
+@pytest.fixture
+def portal_graph(connected: TenantConnection) -> GraphClient:
+    """The client the services build from the stored connection (with quick backoff for tests)."""
+    client = services.client_for(connected)
+    client.backoff_base, client.backoff_cap = 0.05, 2.0
+    return client
+
+
+@pytest.fixture
+def make_certificate(emulator: Emulator, db: None) -> Callable[..., Certificate]:
+    """``make_certificate(upn)``: a stored certificate for a user of the emulator's tenant."""
+    key = EncryptionKey.objects.create(
+        provider_name="Microsoft Software Key Storage Provider",
+        key_name="PFXEncryptionKey",
+        size=2048,
+        fingerprint=uuid.uuid4().hex,
+        public_key_pem="-",
+    )
+
+    def make(upn: str | None = None, *, purpose: str = "smimeEncryption") -> Certificate:
+        found = next(
+            (u for u in emulator.state.users.values() if upn is None or u["userPrincipalName"] == upn), None
+        )
+        object_id = uuid.UUID(found["id"]) if found else uuid.uuid4()
+        user, _ = DirectoryUser.objects.get_or_create(
+            object_id=object_id,
+            defaults={"upn": upn or found["userPrincipalName"], "display_name": "x"},  # type: ignore[index]
+        )
+        pfx, thumbprint, cert = make_pfx(user.upn)
+        return Certificate.objects.create(
+            user=user,
+            upn=user.upn,
+            thumbprint=thumbprint,
+            purpose=purpose,
+            subject=user.upn,
+            issuer=user.upn,
+            serial=str(cert.serial_number),
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            key_type="ec",
+            encryption_key=key,
+            padding="oaepSha512",
+            pfx_blob=pfx,
+            encrypted_password=b"\x02" * 256,
+        )
+
+    return make
+
+
+def emulator_upns(emulator: Emulator, count: int) -> list[str]:
+    return [str(u["userPrincipalName"]) for u in list(emulator.state.users.values())[:count]]

@@ -17,8 +17,10 @@ from graph.tests.factories import graph_body, make_pfx
 
 
 def _upn(emulator: Emulator, needle: str) -> str:
-    return next(
-        u["userPrincipalName"] for u in emulator.state.users.values() if needle in u["userPrincipalName"]
+    return str(
+        next(
+            u["userPrincipalName"] for u in emulator.state.users.values() if needle in u["userPrincipalName"]
+        )
     )
 
 

@@ -1,0 +1,176 @@
+"""The tenant's Graph connection, and what the portal knows about Intune's copy of each certificate."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+
+class TenantConnection(models.Model):
+    """The one app registration the portal signs in with. Its credential is encrypted; the key is not in the database."""
+
+    class Cloud(models.TextChoices):
+        GLOBAL = "global", "Global (commercial, GCC)"
+        USGOV = "usgov", "US Government (GCC High, DoD)"
+
+    class Credential(models.TextChoices):
+        SECRET = "secret", "Client secret"
+        CERTIFICATE = "certificate", "Certificate"
+
+    SINGLETON = 1
+
+    tenant_id = models.CharField("tenant id", max_length=100)
+    client_id = models.CharField("application (client) id", max_length=100)
+    cloud = models.CharField(max_length=10, choices=Cloud.choices, default=Cloud.GLOBAL)
+    credential_kind = models.CharField(max_length=12, choices=Credential.choices, default=Credential.SECRET)
+    credential_encrypted = models.BinaryField(editable=False)
+    certificate_thumbprint = models.CharField(max_length=64, blank=True)
+    credential_set_at = models.DateTimeField(null=True, blank=True)
+    # Only for a local emulator or a test tenant: endpoints instead of the cloud's, and the CA they use.
+    authority_url = models.URLField("sign-in endpoint", blank=True)
+    graph_url = models.URLField("Graph endpoint", blank=True)
+    ca_certificate = models.TextField("trusted CA certificate (PEM)", blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by_name = models.CharField(max_length=254, blank=True)
+    tested_at = models.DateTimeField(null=True, blank=True)
+    test_ok = models.BooleanField(null=True)
+    test_result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(pk=1), name="one_tenant_connection")]
+
+    def __str__(self) -> str:
+        return f"Tenant {self.tenant_id}"
+
+    @classmethod
+    def current(cls) -> TenantConnection | None:
+        return cls.objects.filter(pk=cls.SINGLETON).first()
+
+    @property
+    def is_custom(self) -> bool:
+        return bool(self.authority_url or self.graph_url)
+
+
+class UploadRecord(models.Model):
+    """Intune's copy of one certificate: its Graph id, whether it is there, and who is working on it.
+
+    The row outlives the certificate, so a deletion in the portal can still be carried out in Intune.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Upload queued"
+        SYNCED = "synced", "In Intune"
+        FAILED = "failed", "Upload failed"
+        DELETING = "deleting", "Deletion queued"
+        DELETED = "deleted", "Deleted from Intune"
+        DELETE_FAILED = "delete_failed", "Deletion failed"
+        ADOPTED = "adopted", "In Intune only (adopted)"
+
+    graph_id = models.CharField(max_length=100, unique=True)
+    certificate = models.OneToOneField(
+        "certs.Certificate", null=True, blank=True, on_delete=models.SET_NULL, related_name="graph_upload"
+    )
+    upn = models.CharField(max_length=255)
+    thumbprint = models.CharField(max_length=40)
+    state = models.CharField(max_length=15, choices=State.choices, default=State.QUEUED, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    claim = models.UUIDField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    error = models.JSONField(default=dict, blank=True)
+    read_back = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-queued_at"]
+        indexes = [models.Index(fields=["state", "claimed_at"])]
+
+    def __str__(self) -> str:
+        return self.graph_id
+
+
+class Run(models.Model):
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Finished"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Scheduled"
+        MANUAL = "manual", "On demand"
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
+    started_by_name = models.CharField(max_length=254, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-started_at"]
+
+    def count(self, name: str) -> int:
+        value: Any = self.counts.get(name, 0)
+        return int(value)
+
+
+class ReconcileRun(Run):
+    """One comparison of every userPfxCertificate in Intune with the portal's certificates."""
+
+    class Meta(Run.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"Reconcile {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class ReconcileFinding(models.Model):
+    class Kind(models.TextChoices):
+        MISSING = "missing", "Missing in Intune"
+        ONLY_IN_INTUNE = "only_in_intune", "Only in Intune"
+        MISMATCH = "mismatch", "Fields differ"
+
+    class Resolution(models.TextChoices):
+        OPEN = "", "Open"
+        REUPLOADED = "reuploaded", "Uploaded again"
+        ADOPTED = "adopted", "Adopted"
+        DELETED = "deleted", "Deleted from Intune"
+
+    run = models.ForeignKey(ReconcileRun, on_delete=models.CASCADE, related_name="findings")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    graph_id = models.CharField(max_length=100)
+    certificate = models.ForeignKey(
+        "certs.Certificate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    upn = models.CharField(max_length=255, blank=True)
+    thumbprint = models.CharField(max_length=40, blank=True)
+    differences = models.JSONField(default=list, blank=True)
+    intune = models.JSONField(default=dict, blank=True)
+    resolution = models.CharField(
+        max_length=12, choices=Resolution.choices, default=Resolution.OPEN, blank=True
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by_name = models.CharField(max_length=254, blank=True)
+
+    class Meta:
+        ordering = ["kind", "upn"]
+        constraints = [models.UniqueConstraint(fields=["run", "graph_id"], name="one_finding_per_record")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.graph_id}"
+
+
+class SyncRun(Run):
+    """One directory sync: users, groups with members, and managed devices."""
+
+    class Meta(Run.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"Directory sync {self.started_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,208 @@
+"""Compare every userPfxCertificate in Intune with the portal's certificates, and act on what differs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from certs.models import Certificate, GraphState
+from graph import services
+from graph.client import GraphClient, GraphError
+from graph.models import ReconcileFinding, ReconcileRun, UploadRecord
+from portal import audit
+from portal.models import AuditEvent
+
+log = logging.getLogger(__name__)
+Kind = ReconcileFinding.Kind
+Op = AuditEvent.Operation
+
+
+def start(actor: audit.Actor) -> ReconcileRun:
+    """An on-demand run: recorded now, carried out by a worker."""
+    from graph import tasks
+
+    with transaction.atomic():
+        run = ReconcileRun.objects.create(trigger=ReconcileRun.Trigger.MANUAL, started_by_name=actor.name)
+        audit.record(
+            actor,
+            activity="Start Intune reconcile",
+            category=services.CERTIFICATE_CATEGORY,
+            operation=Op.ACTION,
+            resources=[audit.resource(run, type="Reconcile run", id=str(run.code))],
+        )
+        transaction.on_commit(lambda: tasks.reconcile.delay(run.pk))
+    return run
+
+
+def run(run_id: int | None = None, *, client: GraphClient | None = None) -> ReconcileRun:
+    if run_id is None:
+        reconcile_run = ReconcileRun.objects.create(
+            trigger=ReconcileRun.Trigger.SCHEDULE, started_by_name="schedule"
+        )
+    else:
+        reconcile_run = ReconcileRun.objects.get(pk=run_id)
+        if reconcile_run.state != ReconcileRun.State.RUNNING:
+            return reconcile_run
+    try:
+        client = client or services.connected_client()
+        intune = {str(r.get("id", "")).lower(): r for r in client.list_pfx()}
+    except (GraphError, services.NotConnected) as exc:
+        error = (
+            exc.to_json() | {"summary": exc.summary()}
+            if isinstance(exc, GraphError)
+            else {"summary": str(exc)}
+        )
+        ReconcileRun.objects.filter(pk=reconcile_run.pk).update(
+            state=ReconcileRun.State.FAILED, finished_at=timezone.now(), error=error
+        )
+        reconcile_run.refresh_from_db()
+        return reconcile_run
+    _compare(reconcile_run, intune)
+    reconcile_run.refresh_from_db()
+    return reconcile_run
+
+
+def _compare(reconcile_run: ReconcileRun, intune: dict[str, dict[str, Any]]) -> None:
+    findings: list[ReconcileFinding] = []
+    expected: set[str] = set()
+    missing_ids: list[int] = []
+    matched = 0
+    certificates = Certificate.objects.select_related("user", "encryption_key")
+    for certificate in certificates.iterator(chunk_size=500):
+        gid = services.graph_id(certificate)
+        expected.add(gid)
+        record = intune.get(gid)
+        if record is None:
+            missing_ids.append(certificate.pk)
+            findings.append(_finding(reconcile_run, Kind.MISSING, gid, certificate))
+            continue
+        diffs = services.differences(certificate, record)
+        if diffs:
+            findings.append(_finding(reconcile_run, Kind.MISMATCH, gid, certificate, record, diffs))
+        else:
+            matched += 1
+    adopted = set(
+        UploadRecord.objects.filter(state=UploadRecord.State.ADOPTED).values_list("graph_id", flat=True)
+    )
+    for gid, record in intune.items():
+        if gid not in expected and gid not in adopted:
+            findings.append(_finding(reconcile_run, Kind.ONLY_IN_INTUNE, gid, None, record))
+    counts = {
+        "intune": len(intune),
+        "portal": len(expected),
+        "matched": matched,
+        Kind.MISSING: sum(f.kind == Kind.MISSING for f in findings),
+        Kind.ONLY_IN_INTUNE: sum(f.kind == Kind.ONLY_IN_INTUNE for f in findings),
+        Kind.MISMATCH: sum(f.kind == Kind.MISMATCH for f in findings),
+        "adopted": len(adopted & set(intune)),
+    }
+    with transaction.atomic():
+        ReconcileFinding.objects.bulk_create(findings, batch_size=500)
+        # The portal must not claim a certificate is in Intune when it is not.
+        Certificate.objects.filter(pk__in=missing_ids, graph_state=GraphState.SYNCED).update(
+            graph_state=GraphState.NOT_UPLOADED, graph_error="Missing in Intune (found by reconcile)"
+        )
+        UploadRecord.objects.filter(certificate_id__in=missing_ids, state=UploadRecord.State.SYNCED).update(
+            state=UploadRecord.State.FAILED, error={"summary": "Missing in Intune (found by reconcile)"}
+        )
+        ReconcileRun.objects.filter(pk=reconcile_run.pk).update(
+            state=ReconcileRun.State.DONE, finished_at=timezone.now(), counts=counts
+        )
+        audit.record(
+            audit.Actor.system("Intune reconcile"),
+            activity="Reconcile Intune certificates",
+            category=services.CERTIFICATE_CATEGORY,
+            operation=Op.ACTION,
+            resources=[
+                audit.resource(
+                    type="Reconcile run",
+                    id=str(reconcile_run.code),
+                    name=str(reconcile_run),
+                    changes=[{"field": k, "old": None, "new": v} for k, v in counts.items()],
+                )
+            ],
+        )
+
+
+def _finding(
+    reconcile_run: ReconcileRun,
+    kind: str,
+    gid: str,
+    certificate: Certificate | None,
+    record: dict[str, Any] | None = None,
+    diffs: list[dict[str, Any]] | None = None,
+) -> ReconcileFinding:
+    record = record or {}
+    return ReconcileFinding(
+        run=reconcile_run,
+        kind=kind,
+        graph_id=gid,
+        certificate=certificate,
+        upn=certificate.user.upn if certificate else str(record.get("userPrincipalName") or ""),
+        thumbprint=certificate.thumbprint.lower()
+        if certificate
+        else str(record.get("thumbprint") or "")[:40],
+        differences=diffs or [],
+        intune={k: v for k, v in record.items() if k not in {"encryptedPfxBlob", "encryptedPfxPassword"}},
+    )
+
+
+ACTIONS = {
+    Kind.MISSING: ("reupload",),
+    Kind.MISMATCH: ("reupload",),
+    Kind.ONLY_IN_INTUNE: ("adopt", "delete"),
+}
+
+
+def resolve(actor: audit.Actor, finding: ReconcileFinding, action: str) -> ReconcileFinding:
+    """Upload again, adopt (keep Intune's record, stop reporting it) or delete it from Intune."""
+    if finding.resolution or action not in ACTIONS[ReconcileFinding.Kind(finding.kind)]:
+        raise ValueError(f"Cannot {action} this finding.")
+    with transaction.atomic():
+        if action == "reupload":
+            if finding.certificate is None:
+                raise ValueError("The certificate is no longer in the portal.")
+            services.queue_upload(finding.certificate)
+            resolution = ReconcileFinding.Resolution.REUPLOADED
+        elif action == "adopt":
+            UploadRecord.objects.update_or_create(
+                graph_id=finding.graph_id,
+                defaults={
+                    "upn": finding.upn,
+                    "thumbprint": finding.thumbprint,
+                    "state": UploadRecord.State.ADOPTED,
+                },
+            )
+            resolution = ReconcileFinding.Resolution.ADOPTED
+        else:
+            services.queue_delete(finding.graph_id, upn=finding.upn, thumbprint=finding.thumbprint)
+            resolution = ReconcileFinding.Resolution.DELETED
+        finding.resolution = resolution
+        finding.resolved_at = timezone.now()
+        finding.resolved_by_name = actor.name
+        finding.save(update_fields=["resolution", "resolved_at", "resolved_by_name"])
+        audit.record(
+            actor,
+            activity={
+                "reupload": "Upload certificate to Intune again",
+                "adopt": "Adopt Intune certificate",
+                "delete": "Delete certificate from Intune",
+            }[action],
+            category=services.CERTIFICATE_CATEGORY,
+            operation=Op.DELETE if action == "delete" else Op.ACTION,
+            resources=[
+                audit.resource(
+                    type="Intune certificate",
+                    id=finding.graph_id,
+                    name=f"{finding.upn} {finding.thumbprint[:12]}",
+                )
+            ],
+        )
+    return finding
+
+
+def latest() -> ReconcileRun | None:
+    return ReconcileRun.objects.first()

@@ -1,0 +1,50 @@
+"""Thin Celery tasks: each takes ids and calls a service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from graph import reconcile as reconcile_service
+from graph import services, sync
+from graph.services import RetryLater
+
+# Throttling and outages pass; the services count attempts and give up on their own.
+
+
+@shared_task(
+    autoretry_for=(RetryLater,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=50,
+    ignore_result=True,
+)
+def upload_certificate(record_id: int) -> str:
+    return services.upload(record_id)
+
+
+@shared_task(
+    autoretry_for=(RetryLater,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=50,
+    ignore_result=True,
+)
+def delete_from_intune(record_id: int) -> str:
+    return services.delete(record_id)
+
+
+@shared_task(ignore_result=True)
+def sweep_stalled() -> int:
+    return services.sweep()
+
+
+@shared_task(ignore_result=True)
+def reconcile(run_id: int | None = None) -> int:
+    return reconcile_service.run(run_id).pk
+
+
+@shared_task(ignore_result=True)
+def sync_directory(run_id: int | None = None) -> int:
+    return sync.run(run_id).pk

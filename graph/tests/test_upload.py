@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.db import transaction
+
+from certs.models import Certificate, GraphState
+from graph import services
+from graph.client import GraphClient
+from graph.emulator import Emulator
+from graph.models import UploadRecord
+from graph.tests.factories import graph_body
+from portal.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def _upn(emulator: Emulator, needle: str) -> str:
+    return str(
+        next(
+            u["userPrincipalName"] for u in emulator.state.users.values() if needle in u["userPrincipalName"]
+        )
+    )
+
+
+def test_an_upload_creates_the_record_reads_it_back_and_marks_the_certificate_synced(
+    emulator: Emulator, portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
+) -> None:
+    certificate = make_certificate(_upn(emulator, "o'neil"))
+    record = services.queue_upload(certificate)
+    assert services.upload(record.pk, client=portal_graph) == "synced"
+    certificate.refresh_from_db()
+    record.refresh_from_db()
+    assert certificate.graph_state == GraphState.SYNCED
+    assert record.graph_id == f"{certificate.user.object_id.hex}-{certificate.thumbprint}"
+    assert record.graph_id in emulator.state.pfx
+    assert record.read_back["encryptedPfxBlob"] == "AA=="
+    assert record.read_back["encryptedPfxPassword"] == ""
+    assert AuditEvent.objects.filter(activity="Upload certificate to Intune", result="success").exists()
+
+
+def test_a_guest_with_ext_in_the_upn_is_uploaded(
+    emulator: Emulator, portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
+) -> None:
+    certificate = make_certificate(_upn(emulator, "#EXT#"))
+    record = services.queue_upload(certificate)
+    assert services.upload(record.pk, client=portal_graph) == "synced"
+
+
+def test_a_retry_after_the_record_landed_reads_it_back_instead_of_posting_again(
+    emulator: Emulator, portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
+) -> None:
+    certificate = make_certificate()
+    # An earlier attempt created the record, then its worker died before saying so.
+    portal_graph.create_pfx(services.certificate_body(certificate))
+    record = services.queue_upload(certificate)
+    assert services.upload(record.pk, client=portal_graph) == "synced"
+    assert emulator.state.stats.posts == 1
+    assert emulator.state.stats.conflicts == 0
+    assert len(emulator.state.pfx) == 1
+
+
+def test_running_the_same_upload_twice_posts_once(
+    emulator: Emulator, portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
+) -> None:
+    record = services.queue_upload(make_certificate())
+    assert services.upload(record.pk, client=portal_graph) == "synced"
+    assert services.upload(record.pk, client=portal_graph) == "not-claimed"
+    UploadRecord.objects.filter(pk=record.pk).update(state=UploadRecord.State.QUEUED)
+    assert services.upload(record.pk, client=portal_graph) == "synced"
+    assert emulator.state.stats.posts == 1
+
+
+def test_a_record_that_differs_in_intune_is_patched(
+    emulator: Emulator, portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
+) -> None:
+    certificate = make_certificate()
+    body = services.certificate_body(certificate) | {"intendedPurpose": "smimeSigning"}
+    portal_graph.create_pfx(body)
+    record = services.queue_upload(certificate)
+    assert services.upload(record.pk, client=portal_graph) == "synced"
+    assert emulator.state.stats.patches == 1
+    assert emulator.state.pfx[record.graph_id]["intendedPurpose"] == "smimeEncryption"
+
+
+def test_a_body_graph_refuses_marks_the_certificate_failed_with_the_request_ids(
+    portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
+) -> None:
+    certificate = make_certificate("left.company@contoso.com")
+    record = services.queue_upload(certificate)
+    assert services.upload(record.pk, client=portal_graph) == "failed"
+    record.refresh_from_db()
+    certificate.refresh_from_db()
+    assert certificate.graph_state == GraphState.FAILED
+    assert record.error["status"] == 400
+    assert record.error["request_id"] and record.error["client_request_id"]
+    assert "left.company@contoso.com" in record.error["body"]
+    assert "request-id" in certificate.graph_error
+
+
+def test_throttling_that_outlasts_the_client_leaves_the_upload_queued_for_a_retry(
+    emulator: Emulator, portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
+) -> None:
+    emulator.config.write_limit, emulator.config.write_window, emulator.config.retry_after = 1, 60.0, "none"
+    portal_graph.create_pfx(graph_body(next(iter(emulator.state.users.values()))["userPrincipalName"]))
+    portal_graph.max_attempts = 2
+    record = services.queue_upload(make_certificate())
+    with pytest.raises(services.RetryLater):
+        services.upload(record.pk, client=portal_graph)
+    record.refresh_from_db()
+    assert record.state == UploadRecord.State.QUEUED
+    assert record.claim is None and record.attempts == 1
+    assert record.error["status"] == 429
+
+
+def test_deleting_a_certificate_deletes_it_in_intune_and_checks_it_is_gone(
+    emulator: Emulator, portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
+) -> None:
+    certificate = make_certificate()
+    record = services.queue_upload(certificate)
+    services.upload(record.pk, client=portal_graph)
+    with transaction.atomic():
+        services.certificate_deleted(certificate)
+        certificate.delete()
+    record.refresh_from_db()
+    assert record.state == UploadRecord.State.DELETING
+    assert services.delete(record.pk, client=portal_graph) == "deleted"
+    record.refresh_from_db()
+    assert record.state == UploadRecord.State.DELETED
+    assert record.graph_id not in emulator.state.pfx
+    assert emulator.state.stats.deletes == 1
+
+
+def test_the_sweep_hands_work_of_a_dead_worker_back_to_the_queue(
+    portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
+) -> None:
+    from django.utils import timezone
+
+    record = services.queue_upload(make_certificate())
+    UploadRecord.objects.filter(pk=record.pk).update(
+        claim="5f0e4a56-0000-0000-0000-000000000000", claimed_at=timezone.now()
+    )
+    assert services.upload(record.pk, client=portal_graph) == "not-claimed"
+    assert services.sweep(claimed_before=timezone.now()) == 1
+    assert services.upload(record.pk, client=portal_graph) == "synced"

@@ -1,0 +1,155 @@
+"""Tenant administration > Microsoft Intune: the Graph connection, uploads, reconcile and directory sync."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db.models import Count
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from graph import reconcile, services, sync
+from graph.forms import ConnectionForm
+from graph.models import ReconcileFinding, ReconcileRun, SyncRun, TenantConnection, UploadRecord
+from portal.access import permission_required
+from portal.audit import Actor
+from portal.http import AuthenticatedHttpRequest
+
+
+@require_GET
+@permission_required("connectors.read")
+def connection(request: AuthenticatedHttpRequest) -> HttpResponse:
+    states = dict(UploadRecord.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
+    context = {
+        "connection": TenantConnection.current(),
+        "upload_counts": [
+            (label, states.get(value, 0), value) for value, label in UploadRecord.State.choices
+        ],
+        "failures": UploadRecord.objects.filter(
+            state__in=[UploadRecord.State.FAILED, UploadRecord.State.DELETE_FAILED]
+        ).order_by("-queued_at")[:20],
+        "nav_active": "tenant_admin",
+    }
+    return render(request, "graph/connection.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("connectors.update")
+def connection_edit(request: AuthenticatedHttpRequest) -> HttpResponse:
+    current = TenantConnection.current()
+    initial = {"cloud": "global", "credential_kind": "secret"}
+    if current:
+        initial = {
+            f: getattr(current, f)
+            for f in (
+                "tenant_id",
+                "client_id",
+                "cloud",
+                "credential_kind",
+                "authority_url",
+                "graph_url",
+                "ca_certificate",
+            )
+        }
+    form = ConnectionForm(request.POST or None, initial=initial, has_credential=bool(current))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.save_connection(Actor.from_request(request), form.to_input())
+        except ValueError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Connection saved. Test it to check the sign-in.")
+            return redirect("graph:connection")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "graph/connection_edit.html", {"form": form, "connection": current}, status=status)
+
+
+@require_POST
+@permission_required("connectors.update")
+def connection_test(request: AuthenticatedHttpRequest) -> HttpResponse:
+    try:
+        tested = services.test_connection(Actor.from_request(request))
+    except services.NotConnected as exc:
+        messages.error(request, str(exc))
+        return redirect("graph:connection")
+    if tested.test_ok:
+        messages.success(request, "Signed in and read a page of users and certificates.")
+    else:
+        messages.error(request, f"The test failed: {tested.test_result.get('summary', '')}")
+    return redirect("graph:connection")
+
+
+@require_POST
+@permission_required("connectors.update")
+def retry_failed(request: AuthenticatedHttpRequest) -> HttpResponse:
+    ids = list(
+        UploadRecord.objects.filter(state=UploadRecord.State.FAILED, certificate__isnull=False).values_list(
+            "certificate_id", flat=True
+        )
+    )
+    messages.success(request, f"{services.queue_uploads([i for i in ids if i])} uploads queued again.")
+    return redirect("graph:connection")
+
+
+@require_GET
+@permission_required("connectors.read")
+def reconcile_report(request: AuthenticatedHttpRequest) -> HttpResponse:
+    code = request.GET.get("run")
+    run = get_object_or_404(ReconcileRun, code=code) if code else ReconcileRun.objects.first()
+    kind = request.GET.get("kind", "")
+    findings = run.findings.select_related("certificate") if run else ReconcileFinding.objects.none()
+    if kind in ReconcileFinding.Kind.values:
+        findings = findings.filter(kind=kind)
+    context = {
+        "run": run,
+        "runs": ReconcileRun.objects.all()[:10],
+        "findings": findings[:500],
+        "kind": kind,
+        "kinds": ReconcileFinding.Kind.choices,
+        "actions": {k.value: v for k, v in reconcile.ACTIONS.items()},
+        "nav_active": "tenant_admin",
+    }
+    template = "graph/reconcile.html#results" if request.htmx else "graph/reconcile.html"
+    return render(request, template, context)
+
+
+@require_POST
+@permission_required("connectors.update")
+def reconcile_start(request: AuthenticatedHttpRequest) -> HttpResponse:
+    run = reconcile.start(Actor.from_request(request))
+    messages.success(request, "Reconcile started. This page shows the result when the worker is done.")
+    return redirect(f"{reverse('graph:reconcile')}?run={run.code}")
+
+
+@require_POST
+@permission_required("connectors.update")
+def finding_resolve(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
+    finding = get_object_or_404(ReconcileFinding.objects.select_related("run", "certificate__user"), pk=pk)
+    try:
+        reconcile.resolve(Actor.from_request(request), finding, action)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{finding.get_resolution_display()}: {finding.upn}")
+    return redirect(f"{reverse('graph:reconcile')}?run={finding.run.code}")
+
+
+@require_GET
+@permission_required("directory.read")
+def sync_status(request: AuthenticatedHttpRequest) -> HttpResponse:
+    context = {
+        "runs": SyncRun.objects.all()[:20],
+        "connection": TenantConnection.current(),
+        "nav_active": "tenant_admin",
+    }
+    template = "graph/sync.html#runs" if request.htmx else "graph/sync.html"
+    return render(request, template, context)
+
+
+@require_POST
+@permission_required("directory.update")
+def sync_start(request: AuthenticatedHttpRequest) -> HttpResponse:
+    sync.start(Actor.from_request(request))
+    messages.success(request, "Directory sync started.")
+    return redirect("graph:sync")
