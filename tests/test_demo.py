@@ -49,7 +49,7 @@ def test_the_demo_command_serves_the_portal_with_a_worker_and_beat_and_stops_cle
             text = log.read_text()
             assert f"PFX Portal is running at http://127.0.0.1:{port}/" in text
             assert "admin@contoso.com" in text and "helpdesk@contoso.com" in text
-            assert "worker (pid" in text and "beat (pid" in text
+            assert "worker (pid" in text and "beat (pid" in text and "connector (pid" in text
         finally:
             demo.send_signal(signal.SIGINT)
             demo.wait(timeout=60)

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from directory.demo import DEMO_TOTP_SECRET, DemoSignIn, demo_sign_ins, domain, mfa_required_emails, seed
+from profiles.demo import seed_demo_profiles
 
 __all__ = ["Command", "DemoSignIn", "demo_sign_ins"]
 
@@ -19,6 +20,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         started = time.monotonic()
         result = seed()
+        seed_demo_profiles()
         if options["verbosity"] < 1:
             return
         elapsed = time.monotonic() - started

@@ -1,4 +1,4 @@
-"""Run the whole demo with one command: web server, Celery worker and Celery beat.
+"""Run the whole demo with one command: web server, Celery worker and beat, and a connector.
 
 Each runs as its own process, so background work really happens outside the web
 server, as it does in production. Stopping the command (Ctrl+C) stops them all;
@@ -8,12 +8,17 @@ if one of them dies, the others are stopped too and the command fails.
 from __future__ import annotations
 
 import os
+import secrets
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+import urllib.request
+from dataclasses import dataclass, field
+from io import StringIO
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +30,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 class Process:
     name: str
     argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    needs_web: bool = False
     popen: subprocess.Popen[bytes] | None = None
 
 
@@ -66,6 +73,7 @@ class Command(BaseCommand):
 
         python = sys.executable
         manage = str(settings.BASE_DIR / "manage.py")
+        url = f"http://{host}:{port}/"
         processes = [
             Process("web", [python, manage, "runserver", f"{host}:{port}", "--noreload", "--skip-checks"]),
             Process(
@@ -103,12 +111,33 @@ class Command(BaseCommand):
                 ],
             ),
         ]
-        self._run(processes, f"http://{host}:{port}/", sign_ins)
+        processes.append(
+            Process("connector", self._connector_argv(url), env=self._connector_env(), needs_web=True)
+        )
+        self._run(processes, url, sign_ins)
+
+    def _connector_argv(self, url: str) -> list[str]:
+        # A first run gets a one-time enrolment token; later runs reuse the stored credential.
+        out = StringIO()
+        call_command("connector_demo_token", server=url.rstrip("/"), stdout=out)
+        return shlex.split(out.getvalue().strip())
+
+    def _connector_env(self) -> dict[str, str]:
+        # The demo connector's key store passphrase stays beside its state, never in the database.
+        path = Path(settings.DATA_DIR) / "connector-passphrase"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+        return {"CONNECTOR_KEY_PASSPHRASE": path.read_text().strip()}
 
     def _run(self, processes: list[Process], url: str, sign_ins: str) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for proc in processes:
-            proc.popen = subprocess.Popen(proc.argv, cwd=settings.BASE_DIR, env=env, start_new_session=True)
+            if proc.needs_web and not self._web_answers(url, processes):
+                break
+            proc.popen = subprocess.Popen(
+                proc.argv, cwd=settings.BASE_DIR, env={**env, **proc.env}, start_new_session=True
+            )
         self._banner(url, sign_ins, processes)
 
         stopping = False
@@ -128,6 +157,19 @@ class Command(BaseCommand):
             code = failed.popen.returncode if failed.popen else "?"
             raise CommandError(f"The {failed.name} process exited with code {code}.")
         self.stdout.write("Demo stopped.")
+
+    def _web_answers(self, url: str, processes: list[Process]) -> bool:
+        """Wait for the web server before starting what talks to it."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(p.popen and p.popen.poll() is not None for p in processes):
+                return False
+            try:
+                with urllib.request.urlopen(f"{url}healthz", timeout=2):
+                    return True
+            except OSError:
+                time.sleep(0.3)
+        return False
 
     def _stop_all(self, processes: list[Process]) -> None:
         for proc in processes:
