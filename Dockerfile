@@ -12,7 +12,7 @@ RUN pip install --no-cache-dir -r requirements/base.txt
 COPY . .
 RUN PORTAL_ENV=development python manage.py collectstatic --noinput -v0 \
     && useradd --system --home /var/lib/pfx-portal --create-home portal \
-    && rm -rf /var/lib/pfx-portal/* \
+    && rm -rf /var/lib/pfx-portal/* && chown portal /var/lib/pfx-portal \
     && mkdir -p /data/connector && chown portal /data/connector && chmod 700 /data/connector
 USER portal
 EXPOSE 8000
