@@ -1,0 +1,225 @@
+"""Bulk import end to end through real Celery workers, against the PFX engine alone on the same files.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/pfx_bench REDIS_URL=redis://127.0.0.1:6379/1 \\
+        .venv/bin/python benchmarks/import_pipeline.py [--files 10000] [--workers 2]
+
+Makes N OpenSSL-default RSA-2048 PFX files (PBES2 AES-256-CBC, PBKDF2/MAC SHA-256, 2048
+iterations; each with its own certificate and user, keys drawn from a small pool because
+key generation is slow and does not change the work per file), then:
+
+1. engine: inspect + OAEP-encrypt every file in this process, one core -> files/s;
+2. end to end: start ``--workers`` worker processes, create the batch as the bulk page
+   does (staging every password, storing every file), and wait until the workers have
+   validated, encrypted and stored every certificate -> files/s.
+
+Prints both rates and end-to-end / (engine x workers). The target is >= 0.60.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+import django
+
+django.setup()
+
+from asn1crypto import core  # noqa: E402
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
+from cryptography.hazmat.primitives.serialization import pkcs12  # noqa: E402
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.cache import cache  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+
+from certs import services  # noqa: E402
+from certs.models import Certificate, EncryptionKey, ImportBatch  # noqa: E402
+from certs.pfx import encrypt_password, inspect_pfx, load_public_key  # noqa: E402
+from directory.models import DirectoryUser  # noqa: E402
+from portal.audit import Actor  # noqa: E402
+from portal.celery import app  # noqa: E402
+from portal.models import ScopeTag  # noqa: E402
+from portal.tasks import HEARTBEAT_KEY, heartbeat  # noqa: E402
+
+DOMAIN = "bench.example"
+KEY_POOL = 32
+UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+CACHE = Path(settings.DATA_DIR) / "bench-import"
+
+
+def _make_batch(args: tuple[int, int]) -> list[tuple[str, bytes, str]]:
+    start, stop = args
+    now = datetime.now(UTC)
+    ca = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    keys = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(KEY_POOL // 2)]
+    out = []
+    for i in range(start, stop):
+        upn = f"user{i:05d}@{DOMAIN}"
+        password = f"Bench-{i:05d}-{uuid.uuid4().hex[:8]}"
+        key = keys[i % len(keys)]
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"User {i}")]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bench Issuing CA")]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=365))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.RFC822Name(upn), x509.OtherName(UPN_OID, core.UTF8String(upn).dump())]
+                ),
+                critical=False,
+            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            .sign(ca, hashes.SHA256())
+        )
+        encryption = (
+            serialization.PrivateFormat.PKCS12.encryption_builder()
+            .kdf_rounds(2048)
+            .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+            .hmac_hash(hashes.SHA256())
+            .build(password.encode())
+        )
+        out.append(
+            (upn, pkcs12.serialize_key_and_certificates(b"user", key, cert, None, encryption), password)
+        )
+    return out
+
+
+def make_files(n: int) -> list[tuple[str, bytes, str]]:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cached = CACHE / f"{n}.bin"
+    if cached.exists():
+        import pickle
+
+        return list(pickle.loads(cached.read_bytes()))
+    step = max(1, n // 8)
+    with ProcessPoolExecutor() as pool:
+        parts = pool.map(_make_batch, [(s, min(n, s + step)) for s in range(0, n, step)])
+        files = [f for part in parts for f in part]
+    import pickle
+
+    cached.write_bytes(pickle.dumps(files))
+    return files
+
+
+def engine_rate(files: list[tuple[str, bytes, str]], public: rsa.RSAPublicKey) -> float:
+    start = time.perf_counter()
+    for upn, data, password in files:
+        inspection = inspect_pfx(data, password, upn=upn, purpose="smimeEncryption", public_key=public)
+        assert inspection.ok, inspection.problems
+        encrypt_password(password, public, "oaepSha512")
+    return len(files) / (time.perf_counter() - start)
+
+
+def start_workers(count: int) -> subprocess.Popen[bytes]:
+    app.control.purge()
+    argv = [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork"]
+    argv += ["--concurrency", str(count), "--loglevel", "WARNING", "-n", f"bench-{uuid.uuid4().hex[:6]}@%h"]
+    argv += ["--without-gossip", "--without-mingle", "--prefetch-multiplier", "1"]
+    proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=os.environ.copy())
+    cache.delete(HEARTBEAT_KEY)
+    heartbeat.delay()
+    deadline = time.monotonic() + 60
+    while cache.get(HEARTBEAT_KEY) is None:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the workers did not start")
+        time.sleep(0.2)
+    return proc
+
+
+def reset() -> None:
+    Certificate.objects.filter(upn__endswith=DOMAIN).delete()
+    ImportBatch.objects.filter(created_by_name="benchmark").delete()
+    DirectoryUser.objects.filter(upn__endswith=DOMAIN).delete()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    call_command("migrate", verbosity=0)
+    print(
+        f"database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, broker {settings.CELERY_BROKER_URL.split(':')[0]}"
+    )
+    files = make_files(args.files)
+    reset()
+    connector = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = connector.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    key = EncryptionKey.objects.filter(key_name="BenchKey").first()
+    if key is not None:
+        Certificate.objects.filter(encryption_key=key).delete()
+        ImportBatch.objects.filter(encryption_key=key).delete()
+        key.delete()
+    key = services.key_add(
+        Actor.system("benchmark"),
+        data=pem,
+        provider_name="Bench KSP",
+        key_name="BenchKey",
+        default_padding="oaepSha512",
+        make_default=False,
+        tags=[ScopeTag.default()],
+    )
+    DirectoryUser.objects.bulk_create(
+        [DirectoryUser(upn=upn, display_name=upn.split("@")[0], mail=upn) for upn, _, _ in files],
+        batch_size=1000,
+    )
+
+    engine = engine_rate(files, load_public_key(pem))
+    print(f"engine only (1 process): {engine:8.1f} files/s")
+
+    workers = start_workers(args.workers)
+    try:
+        entries = [
+            services.Entry(f"{upn}.pfx", data, password, upn, "smimeEncryption")
+            for upn, data, password in files
+        ]
+        start = time.perf_counter()
+        batch = services.batch_create(
+            Actor.system("benchmark"),
+            kind=ImportBatch.Kind.BULK,
+            key=key,
+            entries=entries,
+            tags=[ScopeTag.default()],
+        )
+        staged = time.perf_counter()
+        while ImportBatch.objects.filter(pk=batch.pk, state=ImportBatch.State.RUNNING).exists():
+            time.sleep(0.05)
+        end = time.perf_counter()
+    finally:
+        workers.send_signal(signal.SIGTERM)
+        workers.wait(timeout=60)
+    counts = services.batch_counts(batch)
+    assert counts["stored"] == len(files), counts
+    e2e = len(files) / (end - start)
+    print(f"batch created (staging + rows): {staged - start:6.2f} s")
+    print(f"workers: {args.workers} processes, chunks of {services.CHUNK_SIZE}")
+    print(f"end to end ({len(files)} files): {e2e:8.1f} files/s in {end - start:.2f} s")
+    print(
+        f"ratio end to end / (engine x {args.workers}): {e2e / (engine * args.workers):.2f}  (target >= 0.60)"
+    )
+    reset()
+
+
+if __name__ == "__main__":
+    main()
