@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -450,7 +450,7 @@ def _store(batch: ImportBatch, outcomes: list[_Outcome], now: Any) -> list[Certi
             o.item.state = ItemState.SKIPPED
             o.item.problem_code = "already_imported"
             o.item.problem_message = PIPELINE_PROBLEMS["already_imported"]
-            o.item.certificate = found if found.pk else None
+            o.item.certificate = found
             continue
         if found is not None:
             fresh = _new_certificate(batch, o, now)
@@ -508,10 +508,12 @@ _RESULT_COLUMNS = (
     ("subject", "text"),
     ("not_after", "timestamptz"),
     ("certificate_id", "bigint"),
+    ("attempts", "integer"),
 )
 
 
-def _write_results(items: list[ImportItem]) -> None:
+def _write_results(items: list[ImportItem], *, keep_files: set[int], now: Any) -> None:
+    """One statement per chunk: each row's result, its staged password destroyed, its claim released."""
     ops = connection.ops
     postgres = connection.vendor == "postgresql"
     rows: list[Any] = []
@@ -527,22 +529,32 @@ def _write_results(items: list[ImportItem]) -> None:
             item.subject,
             ops.adapt_datetimefield_value(item.not_after),
             item.certificate.pk if item.certificate else None,
+            item.attempts + 1,
+            1 if item.pk in keep_files else 0,
         ]
-    names = ["id", *(name for name, _ in _RESULT_COLUMNS)]
+    names = ["id", *(name for name, _ in _RESULT_COLUMNS), "keep_file"]
     placeholders = ", ".join(["(" + ", ".join(["%s"] * len(names)) + ")"] * len(items))
     table = ops.quote_name(ImportItem._meta.db_table)
 
     def value(name: str, cast: str) -> str:
         return f"CAST(v.{name} AS {cast})" if postgres else f"v.{name}"
 
-    assignments = ", ".join(f"{ops.quote_name(name)} = {value(name, cast)}" for name, cast in _RESULT_COLUMNS)
+    assignments = [f"{ops.quote_name(name)} = {value(name, cast)}" for name, cast in _RESULT_COLUMNS]
+    empty = "CAST('' AS bytea)" if postgres else "X''"
+    assignments += [
+        f"pfx = CASE WHEN {value('keep_file', 'integer')} = 1 THEN {table}.pfx ELSE {empty} END",
+        "staged_password = NULL",  # destroyed on success and on failure alike
+        "claim = NULL",
+        "done = %s",
+        "finished_at = %s",
+    ]
     key = "CAST(v.id AS bigint)" if postgres else "v.id"
     sql = (
         f"WITH v({', '.join(names)}) AS (VALUES {placeholders}) "
-        f"UPDATE {table} SET {assignments} FROM v WHERE {table}.id = {key}"
+        f"UPDATE {table} SET {', '.join(assignments)} FROM v WHERE {table}.id = {key}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, rows)
+        cursor.execute(sql, [*rows, True, ops.adapt_datetimefield_value(now)])
 
 
 def _finish_items(batch: ImportBatch, outcomes: list[_Outcome], now: Any) -> None:
@@ -550,15 +562,9 @@ def _finish_items(batch: ImportBatch, outcomes: list[_Outcome], now: Any) -> Non
     for item in items:
         if batch.dry_run and item.state == ItemState.ENCRYPTED:
             item.state = ItemState.VALIDATED
-    ids = [i.pk for i in items]
-    # Destroyed on success and on failure alike.
-    ImportItem.objects.filter(pk__in=ids).update(
-        done=True, staged_password=None, claim=None, finished_at=now, attempts=F("attempts") + 1
-    )
     # The certificate holds the file now; a failed row keeps it for a retry.
-    kept = [] if batch.dry_run else [i.pk for i in items if i.state == ItemState.FAILED]
-    ImportItem.objects.filter(pk__in=ids).exclude(pk__in=kept).update(pfx=b"")
-    _write_results(items)
+    keep = set() if batch.dry_run else {i.pk for i in items if i.state == ItemState.FAILED}
+    _write_results(items, keep_files=keep, now=now)
 
 
 def after_store(certificate_ids: Sequence[int]) -> None:
