@@ -324,6 +324,20 @@ PFX_MAX_FILE_BYTES = env_int("PFX_MAX_FILE_BYTES", 1024 * 1024, minimum=1024)
 PFX_MAX_KDF_ITERATIONS = env_int("PFX_MAX_KDF_ITERATIONS", 1_000_000, minimum=1)
 PFX_EXPIRES_SOON_DAYS = env_int("PFX_EXPIRES_SOON_DAYS", 30, minimum=0)
 
+# --- Certificate import ----------------------------------------------------------
+# Passwords waiting for a worker are encrypted with this key, which never enters the
+# database or the broker (Base64 of 32 random bytes).
+PORTAL_STAGING_KEY = env_secret("PORTAL_STAGING_KEY")
+if PRODUCTION and not PORTAL_STAGING_KEY:
+    raise ImproperlyConfigured(
+        "PORTAL_STAGING_KEY (or PORTAL_STAGING_KEY_FILE) is required when PORTAL_ENV=production"
+    )
+PORTAL_EXPIRY_RECIPIENTS = env_list("PORTAL_EXPIRY_RECIPIENTS")
+CERTS_MAX_UPLOAD_BYTES = env_int("CERTS_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, minimum=1024 * 1024)
+CERTS_MAX_FILES = env_int("CERTS_MAX_FILES", 10_000, minimum=1)
+CERTS_MAX_UNCOMPRESSED_BYTES = env_int("CERTS_MAX_UNCOMPRESSED_BYTES", 200 * 1024 * 1024, minimum=1024 * 1024)
+CERTS_MAX_MANIFEST_BYTES = env_int("CERTS_MAX_MANIFEST_BYTES", 4 * 1024 * 1024, minimum=1024)
+
 # --- Certificate connectors -------------------------------------------------------
 CONNECTOR_HEARTBEAT_INTERVAL = env_int("CONNECTOR_HEARTBEAT_INTERVAL", 60, minimum=5)
 CONNECTOR_GRACE_SECONDS = env_int("CONNECTOR_GRACE_SECONDS", 60, minimum=0)

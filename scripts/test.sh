@@ -17,6 +17,7 @@ echo "== migrations are up to date"
 $py manage.py makemigrations --check --dry-run >/dev/null
 echo "== deploy checks (production settings)"
 PORTAL_ENV=production SECRET_KEY="$($py -c 'import secrets; print(secrets.token_urlsafe(60))')" \
+    PORTAL_STAGING_KEY="$($py -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')" \
     ALLOWED_HOSTS=portal.example.com $py manage.py check --deploy --fail-level WARNING
 
 echo "== tests (SQLite, filesystem broker)"

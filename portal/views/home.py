@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from certs.reports import expiry_summary
 from connectors import health as connector_health
 from directory.models import Device, DirectoryUser, Group
 from portal import access
@@ -31,6 +32,7 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
             "devices": Device.objects.filter(removed_at=None).count(),
         }
     context["connector_health"] = connector_health.summary_for(user)
+    context["expiry"] = expiry_summary(user)
     if access.has_perm(user, "audit.read"):
         context["recent_events"] = AuditEvent.objects.all()[:8]
     return render(request, "portal/home.html", context)

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from certs.import_cli import add_import_arguments, run_import
 from certs.pfx import (
     DEFAULT_PADDING,
     PURPOSES,
@@ -54,6 +55,11 @@ class Command(BaseCommand):
             "--padding", default=DEFAULT_PADDING, help="oaepSha512 (default), oaepSha384, oaepSha256."
         )
 
+        batch = subcommands.add_parser(
+            "import", help="Import many PFX files listed in a CSV manifest, through the import pipeline."
+        )
+        add_import_arguments(batch)
+
     @staticmethod
     def _add_common(parser: CommandParser) -> None:
         parser.add_argument("file", help="The .pfx/.p12 file.")
@@ -74,6 +80,11 @@ class Command(BaseCommand):
             handler(**options)
         except ProblemError as exc:
             self._fail([exc.problem])
+
+    def handle_import(self, **options: Any) -> None:
+        status = run_import(options, self.stdout, self.stderr)  # type: ignore[arg-type]
+        if status:
+            sys.exit(status)
 
     def handle_inspect(self, **options: Any) -> None:
         data = self._read_file(options["file"])
