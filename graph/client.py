@@ -212,7 +212,7 @@ class TokenSource:
 
     def forget(self) -> None:
         with self._lock:
-            for token in self.app.token_cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN):
+            for token in list(self.app.token_cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
                 self.app.token_cache.remove_at(token)
 
 

@@ -58,6 +58,8 @@ class Config:
     # How a 429 says when to come back: "seconds" (Retry-After), "ms" (x-ms-retry-after-ms), "none".
     retry_after: str = "seconds"
     write_latency: float = 0.0
+    # Seconds between storing a new record and answering: a client may die in between.
+    create_answer_delay: float = 0.0
     token_lifetime: int = 3599
 
 
@@ -327,6 +329,9 @@ class _Server(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # One write per response, sent at once (headers and body apart meet delayed ACKs: 40 ms a request).
+    wbufsize = -1
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -641,9 +646,10 @@ class Handler(BaseHTTPRequestHandler):
             }
             state.pfx[record_id] = record
             state.stats.creates += 1
-            self._send(
-                201, self._redacted(record), {"Location": f"{self.server.base_url}{PFX_PATH}/{record_id}"}
-            )
+            delay = state.config.create_answer_delay
+        if delay:
+            time.sleep(delay)
+        self._send(201, self._redacted(record), {"Location": f"{self.server.base_url}{PFX_PATH}/{record_id}"})
 
     def _validated(self, body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
         required = (

@@ -6,6 +6,7 @@ from celery import shared_task
 
 from graph import reconcile as reconcile_service
 from graph import services, sync
+from graph.models import TenantConnection
 from graph.services import RetryLater
 
 # Throttling and outages pass; the services count attempts and give up on their own.
@@ -41,10 +42,14 @@ def sweep_stalled() -> int:
 
 
 @shared_task(ignore_result=True)
-def reconcile(run_id: int | None = None) -> int:
+def reconcile(run_id: int | None = None) -> int | None:
+    if run_id is None and TenantConnection.current() is None:
+        return None  # Scheduled, but nothing is connected yet.
     return reconcile_service.run(run_id).pk
 
 
 @shared_task(ignore_result=True)
-def sync_directory(run_id: int | None = None) -> int:
+def sync_directory(run_id: int | None = None) -> int | None:
+    if run_id is None and TenantConnection.current() is None:
+        return None
     return sync.run(run_id).pk

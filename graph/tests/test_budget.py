@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+from graph.budget import WriteBudget
+
+
+def _spend(path: str, count: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    budget = WriteBudget(limit=5, window=0.5, path=Path(path))
+    for _ in range(count):
+        budget.acquire()
+        out.put(time.time())
+
+
+def test_writes_from_several_processes_never_exceed_the_limit_in_any_window(tmp_path: Path) -> None:
+    out: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    workers = [
+        multiprocessing.Process(target=_spend, args=(str(tmp_path / "b.json"), 8, out)) for _ in range(3)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(30)
+    starts = sorted(out.get() for _ in range(24))
+    for i in range(len(starts) - 5):
+        # Any six consecutive starts span about a window (less a little for process scheduling).
+        assert starts[i + 5] - starts[i] >= 0.45
+
+
+def test_a_pause_holds_every_write_until_it_ends(tmp_path: Path) -> None:
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    budget = WriteBudget(limit=100, window=1.0, path=tmp_path / "b.json", sleep=sleep)
+    WriteBudget(limit=100, window=1.0, path=tmp_path / "b.json").pause(0.2)
+    budget.acquire()
+    assert waits and 0 < waits[0] <= 0.2

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import pytest
+
+from directory.models import Device, DirectoryUser, Group, GroupUserMember
+from graph import sync
+from graph.client import GraphClient
+from graph.emulator import Emulator
+from graph.models import SyncRun
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_first_sync_pages_through_every_user_group_member_and_device(
+    emulator: Emulator, portal_graph: GraphClient
+) -> None:
+    run = sync.run(client=portal_graph)
+    assert run.state == SyncRun.State.DONE
+    state = emulator.state
+    assert DirectoryUser.objects.count() == len(state.users) == run.count("users created")
+    assert Group.objects.count() == len(state.groups)
+    assert Device.objects.count() == len(state.devices)
+    members = sum(len(m) for m in state.members.values())
+    assert run.count("memberships added") == members
+    guest = DirectoryUser.objects.get(upn__contains="#EXT#", upn__startswith="kari")
+    assert guest.groups.filter(display_name="Contractors").exists()
+    windows = Group.objects.get(display_name="All Windows Devices")
+    assert windows.kind == Group.Kind.DEVICE and windows.devices.count() > 0
+    owned = next(d for d in state.devices.values() if d["userId"])
+    device = Device.objects.get(device_id=owned["azureADDeviceId"])
+    assert str(device.primary_user.object_id) == owned["userId"]  # type: ignore[union-attr]
+    assert device.os_version == owned["osVersion"]
+
+
+def test_a_second_sync_updates_in_place_and_marks_what_graph_no_longer_lists(
+    emulator: Emulator, portal_graph: GraphClient
+) -> None:
+    sync.run(client=portal_graph)
+    state = emulator.state
+    users = list(state.users.values())
+    renamed, leaver = users[0], users[1]
+    renamed["displayName"] = "Renamed Person"
+    del state.users[leaver["id"]]
+    device_id = next(iter(state.devices))
+    gone_device = state.devices.pop(device_id)
+    group_id = next(g for g, m in state.members.items() if any(x["id"] == renamed["id"] for x in m))
+    state.members[group_id] = [m for m in state.members[group_id] if m["id"] != renamed["id"]]
+    user_pk_before = DirectoryUser.objects.get(object_id=renamed["id"]).pk
+
+    run = sync.run(client=portal_graph)
+
+    assert (run.count("users created"), run.count("users updated"), run.count("users removed")) == (0, 1, 1)
+    assert run.count("devices removed") == 1
+    assert run.count("memberships removed") >= 1
+    user = DirectoryUser.objects.get(object_id=renamed["id"])
+    assert user.pk == user_pk_before and user.display_name == "Renamed Person"
+    assert DirectoryUser.objects.get(object_id=leaver["id"]).removed_at is not None
+    assert Device.objects.get(device_id=gone_device["azureADDeviceId"]).removed_at is not None
+    assert not GroupUserMember.objects.filter(group__object_id=group_id, user=user).exists()
+
+
+def test_a_user_who_comes_back_is_no_longer_marked_removed(
+    emulator: Emulator, portal_graph: GraphClient
+) -> None:
+    sync.run(client=portal_graph)
+    user = next(iter(emulator.state.users.values()))
+    del emulator.state.users[user["id"]]
+    sync.run(client=portal_graph)
+    emulator.state.users[user["id"]] = user
+    sync.run(client=portal_graph)
+    assert DirectoryUser.objects.get(object_id=user["id"]).removed_at is None

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from certs.models import Certificate
+from graph import reconcile, secrets, services
+from graph.client import GraphClient
+from graph.emulator import Emulator
+from graph.models import ReconcileFinding, TenantConnection, UploadRecord
+from portal.models import AuditEvent, User
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture(autouse=True)
+def no_mfa(settings):
+    settings.PORTAL_ENFORCE_MFA = False
+
+
+def _form(emulator: Emulator, **changes: str) -> dict[str, str]:
+    return {
+        "tenant_id": emulator.config.tenant_id,
+        "client_id": emulator.config.client_id,
+        "cloud": "global",
+        "credential_kind": "secret",
+        "secret": emulator.config.client_secret,
+        "authority_url": emulator.url,
+        "graph_url": emulator.url,
+        "ca_certificate": emulator.ca_path.read_text(),
+        **changes,
+    }
+
+
+def test_an_admin_connects_and_the_secret_is_stored_encrypted_and_never_shown(
+    client: Client, intune_admin: User, emulator: Emulator
+) -> None:
+    client.force_login(intune_admin)
+    response = client.post(reverse("graph:connection_edit"), _form(emulator))
+    assert response.status_code == 302
+    connection = TenantConnection.objects.get()
+    assert emulator.config.client_secret.encode() not in bytes(connection.credential_encrypted)
+    assert secrets.unseal(connection.credential_encrypted) == {"secret": emulator.config.client_secret}
+    for url in (reverse("graph:connection"), reverse("graph:connection_edit")):
+        assert emulator.config.client_secret not in client.get(url).content.decode()
+    event = AuditEvent.objects.get(activity="Connect Microsoft Graph")
+    assert emulator.config.client_secret not in str(event.resources)
+
+
+def test_saving_without_a_secret_keeps_the_stored_one(
+    client: Client, intune_admin: User, emulator: Emulator, connected: TenantConnection
+) -> None:
+    client.force_login(intune_admin)
+    response = client.post(
+        reverse("graph:connection_edit"), _form(emulator, secret="", client_id=emulator.config.client_id)
+    )
+    assert response.status_code == 302
+    assert (
+        secrets.unseal(TenantConnection.objects.get().credential_encrypted)["secret"]
+        == emulator.config.client_secret
+    )
+
+
+def test_a_first_connection_without_a_credential_is_refused(
+    client: Client, intune_admin: User, emulator: Emulator
+) -> None:
+    client.force_login(intune_admin)
+    response = client.post(reverse("graph:connection_edit"), _form(emulator, secret=""))
+    assert response.status_code == 400
+    assert not TenantConnection.objects.exists()
+
+
+def test_test_connection_signs_in_and_reads_a_page(
+    client: Client, intune_admin: User, connected: TenantConnection
+) -> None:
+    client.force_login(intune_admin)
+    response = client.post(reverse("graph:connection_test"), follow=True)
+    assert "Signed in and read a page" in response.content.decode()
+    connected.refresh_from_db()
+    assert connected.test_ok is True and connected.test_result["users"] == 1
+
+
+def test_a_failing_test_shows_graph_error_and_request_ids(
+    client: Client, intune_admin: User, emulator: Emulator, connected: TenantConnection
+) -> None:
+    client.force_login(intune_admin)
+    client.post(reverse("graph:connection_edit"), _form(emulator, secret="wrong"))
+    response = client.post(reverse("graph:connection_test"), follow=True)
+    page = response.content.decode()
+    assert "AADSTS7000215" in page
+    assert TenantConnection.objects.get().test_ok is False
+
+
+def test_the_help_desk_reads_the_pages_but_cannot_change_anything(
+    client: Client, helpdesk: User, connected: TenantConnection
+) -> None:
+    client.force_login(helpdesk)
+    for name in ("connection", "reconcile", "sync"):
+        assert client.get(reverse(f"graph:{name}")).status_code == 200
+    for name in ("connection_edit", "connection_test", "reconcile_start", "sync_start", "retry_failed"):
+        assert client.post(reverse(f"graph:{name}")).status_code == 403
+
+
+def test_an_admin_without_a_role_is_refused(client: Client, make_admin: Callable[..., User]) -> None:
+    client.force_login(make_admin(None))
+    assert client.get(reverse("graph:connection")).status_code == 403
+
+
+def test_actions_refuse_get(client: Client, intune_admin: User) -> None:
+    client.force_login(intune_admin)
+    for name in ("connection_test", "reconcile_start", "sync_start", "retry_failed"):
+        assert client.get(reverse(f"graph:{name}")).status_code == 405
+
+
+def test_the_reconcile_report_shows_counts_and_resolves_a_finding(
+    client: Client,
+    intune_admin: User,
+    emulator: Emulator,
+    portal_graph: GraphClient,
+    make_certificate: Callable[..., Certificate],
+) -> None:
+    certificate = make_certificate()
+    services.upload(services.queue_upload(certificate).pk, client=portal_graph)
+    portal_graph.delete_pfx(services.graph_id(certificate))
+    run = reconcile.run(client=portal_graph)
+    client.force_login(intune_admin)
+    page = client.get(reverse("graph:reconcile")).content.decode()
+    assert "Missing in Intune" in page and services.graph_id(certificate) in page
+    partial = client.get(reverse("graph:reconcile") + f"?run={run.code}&kind=missing", headers=HTMX)
+    assert "<html" not in partial.content.decode()
+    finding = run.findings.get()
+    response = client.post(reverse("graph:finding_resolve", args=[finding.pk, "reupload"]))
+    assert response.status_code == 302
+    finding.refresh_from_db()
+    assert finding.resolution == ReconcileFinding.Resolution.REUPLOADED
+    assert UploadRecord.objects.get(certificate=certificate).state == UploadRecord.State.QUEUED
+    assert (
+        client.post(reverse("graph:finding_resolve", args=[finding.pk, "adopt"]), follow=True).status_code
+        == 200
+    )
+
+
+def test_starting_reconcile_and_sync_records_a_run_and_an_audit_event(
+    client: Client, intune_admin: User, connected: TenantConnection
+) -> None:
+    client.force_login(intune_admin)
+    response = client.post(reverse("graph:reconcile_start"))
+    assert response.status_code == 302 and "?run=" in response["Location"]
+    assert client.post(reverse("graph:sync_start")).status_code == 302
+    assert client.get(reverse("graph:sync")).status_code == 200
+    activities = set(AuditEvent.objects.values_list("activity", flat=True))
+    assert {"Start Intune reconcile", "Start directory sync"} <= activities
