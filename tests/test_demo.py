@@ -46,6 +46,10 @@ def test_the_demo_command_serves_the_portal_with_a_worker_and_beat_and_stops_cle
                 except OSError:
                     time.sleep(0.5)
             assert health["status"] == "ok"
+            while "Press Ctrl+C to stop." not in log.read_text():
+                assert demo.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.3)
             text = log.read_text()
             assert f"PFX Portal is running at http://127.0.0.1:{port}/" in text
             assert "admin@contoso.com" in text and "helpdesk@contoso.com" in text

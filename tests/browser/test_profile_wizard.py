@@ -2,55 +2,27 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-from django.conf import settings as django_settings
-from django.test import Client
+from playwright.sync_api import Page
 
 from directory.models import Group
+from portal.models import User
 from profiles.models import Profile
 from profiles.tests import factories as f
 
-pytestmark = pytest.mark.browser
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def page(live_server, make_admin, settings):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed")
-    settings.PORTAL_ENFORCE_MFA = False
-    admin = make_admin("policy_and_profile_manager")
-    client = Client()
-    client.force_login(admin)
-    session = client.cookies[django_settings.SESSION_COOKIE_NAME].value
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(base_url=live_server.url)
-        context.add_cookies(
-            [{"name": django_settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}]
-        )
-        tab = context.new_page()
-        tab.set_default_timeout(10_000)
-        yield tab
-        browser.close()
+def signed_in_page(page: Page, make_admin: Callable[..., User], sign_in_as: Callable[[User], None]) -> Page:
+    sign_in_as(make_admin("policy_and_profile_manager"))
+    return page
 
 
-def test_an_admin_creates_a_windows_profile_through_every_step(page, transactional_db):
+def test_an_admin_creates_a_windows_profile_through_every_step(signed_in_page: Page) -> None:
+    page = signed_in_page
     sales = f.group("Sales")
     f.group("Kiosks", Group.Kind.DEVICE)
     f.device("PC-ALICE", f.user("alice@contoso.example", sales))
