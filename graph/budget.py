@@ -48,14 +48,6 @@ return 1
 """
 
 
-def limit() -> int:
-    return int(getattr(settings, "GRAPH_WRITE_LIMIT", 100))
-
-
-def window() -> float:
-    return float(getattr(settings, "GRAPH_WRITE_WINDOW_SECONDS", 20.0))
-
-
 class WriteBudget:
     def __init__(
         self,
@@ -82,10 +74,11 @@ class WriteBudget:
             raise ValueError("a Redis URL or a state file is required")
 
     @classmethod
-    def from_settings(cls) -> WriteBudget:
+    def shared(cls, *, limit: int, window: float) -> WriteBudget:
+        """The budget every process of this deployment shares (Redis if configured, else a file)."""
         return cls(
-            limit=limit(),
-            window=window(),
+            limit=limit,
+            window=window,
             redis_url=str(getattr(settings, "REDIS_URL", "") or ""),
             path=Path(settings.DATA_DIR) / "graph-write-budget.json",
         )

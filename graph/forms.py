@@ -29,6 +29,12 @@ class ConnectionForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 6, "class": "mono", "autocomplete": "off"}),
         help_text="The certificate registered on the app and its unencrypted private key. Stored encrypted.",
     )
+    write_limit = forms.IntegerField(
+        label="Write budget: writes",
+        min_value=0,
+        help_text="Uploads and deletions all workers together start per window. Intune allows 100 per 20 s per app.",
+    )
+    write_window_seconds = forms.FloatField(label="Write budget: window (seconds)", min_value=0.1)
     authority_url = forms.URLField(
         label="Sign-in endpoint override",
         required=False,
@@ -76,4 +82,6 @@ class ConnectionForm(forms.Form):
             authority_url=d.get("authority_url") or "",
             graph_url=d.get("graph_url") or "",
             ca_certificate=d.get("ca_certificate") or "",
+            write_limit=d["write_limit"],
+            write_window_seconds=d["write_window_seconds"],
         )

@@ -5,8 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+
+def default_write_limit() -> int:
+    return int(getattr(settings, "GRAPH_WRITE_LIMIT", 100))
+
+
+def default_write_window() -> float:
+    return float(getattr(settings, "GRAPH_WRITE_WINDOW_SECONDS", 20.0))
 
 
 class TenantConnection(models.Model):
@@ -33,6 +42,10 @@ class TenantConnection(models.Model):
     authority_url = models.URLField("sign-in endpoint", blank=True)
     graph_url = models.URLField("Graph endpoint", blank=True)
     ca_certificate = models.TextField("trusted CA certificate (PEM)", blank=True)
+    # Writes (POST/PATCH/DELETE) all workers together start per window; Intune documents 100 per 20 s
+    # per app and tenant, 200 per tenant for all apps.
+    write_limit = models.PositiveIntegerField(default=default_write_limit, help_text="0: no pacing.")
+    write_window_seconds = models.FloatField(default=default_write_window)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by_name = models.CharField(max_length=254, blank=True)
     tested_at = models.DateTimeField(null=True, blank=True)

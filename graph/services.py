@@ -12,7 +12,7 @@ import hashlib
 import logging
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from django.utils import timezone
 from certs.models import Certificate, GraphState
 from graph.budget import WriteBudget
 from graph.client import CLOUDS, REDACTED_BLOB, GraphClient, GraphError, TokenSource
-from graph.models import TenantConnection, UploadRecord
+from graph.models import TenantConnection, UploadRecord, default_write_limit, default_write_window
 from graph.secrets import seal, unseal
 from portal import audit
 from portal.models import AuditEvent
@@ -65,6 +65,8 @@ class ConnectionInput:
     authority_url: str = ""
     graph_url: str = ""
     ca_certificate: str = ""
+    write_limit: int = field(default_factory=default_write_limit)
+    write_window_seconds: float = field(default_factory=default_write_window)
 
 
 def certificate_credential(pem: str) -> dict[str, str]:
@@ -102,7 +104,8 @@ def save_connection(actor: audit.Actor, data: ConnectionInput) -> TenantConnecti
         before = audit.snapshot(connection, fields) if connection else {}
         connection = connection or TenantConnection(pk=TenantConnection.SINGLETON)
         for name in fields:
-            setattr(connection, name, getattr(data, name).strip())
+            value = getattr(data, name)
+            setattr(connection, name, value.strip() if isinstance(value, str) else value)
         changes = audit.changes(before, audit.snapshot(connection, fields))
         credential: dict[str, str] | None = None
         if data.credential_kind == TenantConnection.Credential.SECRET and data.secret:
@@ -203,7 +206,10 @@ def connected_client() -> GraphClient:
         raise NotConnected(
             "Connect the portal to Microsoft Graph first (Tenant administration > Microsoft Intune)."
         )
-    return client_for(connection, budget=WriteBudget.from_settings())
+    return client_for(
+        connection,
+        budget=WriteBudget.shared(limit=connection.write_limit, window=connection.write_window_seconds),
+    )
 
 
 def test_connection(actor: audit.Actor) -> TenantConnection:

@@ -38,20 +38,9 @@ def connection(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("connectors.update")
 def connection_edit(request: AuthenticatedHttpRequest) -> HttpResponse:
     current = TenantConnection.current()
-    initial = {"cloud": "global", "credential_kind": "secret"}
-    if current:
-        initial = {
-            f: getattr(current, f)
-            for f in (
-                "tenant_id",
-                "client_id",
-                "cloud",
-                "credential_kind",
-                "authority_url",
-                "graph_url",
-                "ca_certificate",
-            )
-        }
+    # Secrets are never put back into the form.
+    shown = [name for name in ConnectionForm.base_fields if name not in {"secret", "certificate_pem"}]
+    initial = {name: getattr(current or TenantConnection(), name) for name in shown}
     form = ConnectionForm(request.POST or None, initial=initial, has_credential=bool(current))
     if request.method == "POST" and form.is_valid():
         try:

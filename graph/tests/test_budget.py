@@ -15,10 +15,9 @@ def _spend(path: str, count: int, out: multiprocessing.Queue) -> None:  # type: 
 
 
 def test_writes_from_several_processes_never_exceed_the_limit_in_any_window(tmp_path: Path) -> None:
-    out: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-    workers = [
-        multiprocessing.Process(target=_spend, args=(str(tmp_path / "b.json"), 8, out)) for _ in range(3)
-    ]
+    spawn = multiprocessing.get_context("spawn")  # the test process runs threads: do not fork it
+    out: multiprocessing.Queue = spawn.Queue()  # type: ignore[type-arg]
+    workers = [spawn.Process(target=_spend, args=(str(tmp_path / "b.json"), 8, out)) for _ in range(3)]
     for w in workers:
         w.start()
     for w in workers:

@@ -32,6 +32,8 @@ def _form(emulator: Emulator, **changes: str) -> dict[str, str]:
         "authority_url": emulator.url,
         "graph_url": emulator.url,
         "ca_certificate": emulator.ca_path.read_text(),
+        "write_limit": "100",
+        "write_window_seconds": "20",
         **changes,
     }
 

@@ -32,6 +32,10 @@ class Command(BaseCommand):
             "--wait", type=float, default=30.0, help="Seconds to wait for the emulator to answer."
         )
         parser.add_argument(
+            "--write-limit", type=int, default=Config().write_limit, help="The portal's write budget."
+        )
+        parser.add_argument("--write-window", type=float, default=Config().write_window, help="Seconds.")
+        parser.add_argument(
             "--force", action="store_true", help="Replace a connection that points at a real tenant."
         )
 
@@ -57,6 +61,8 @@ class Command(BaseCommand):
                 authority_url=url,
                 graph_url=url,
                 ca_certificate=ca,
+                write_limit=options["write_limit"],
+                write_window_seconds=options["write_window"],
             ),
         )
         tested = services.test_connection(Actor.system("graph_connect_demo"))
