@@ -201,19 +201,7 @@ def batch_create(
         created_by_name=actor.name[:254],
     )
     batch.scope_tags.set(tags)
-    items = [
-        ImportItem(
-            batch=batch,
-            position=position,
-            filename=entry.filename[:255],
-            upn=entry.upn.strip()[:255],
-            purpose=entry.purpose,
-            pfx=entry.data,
-            staged_password=staging.seal(entry.password, context=_context(batch, position)),
-        )
-        for position, entry in enumerate(entries)
-    ]
-    created = ImportItem.objects.bulk_create(items, batch_size=500)
+    item_ids = _insert_items(batch, entries)
     audit.record(
         actor,
         activity="Start certificate import" + (" (dry run)" if dry_run else ""),
@@ -232,8 +220,71 @@ def batch_create(
         ],
     )
     if enqueue:
-        _enqueue(batch, [item.pk for item in created])
+        _enqueue(batch, item_ids)
     return batch
+
+
+# Columns of a new import item, in the order _insert_items writes them.
+_ITEM_COLUMNS = (
+    "batch_id",
+    "position",
+    "filename",
+    "upn",
+    "purpose",
+    "state",
+    "done",
+    "pfx",
+    "staged_password",
+    "attempts",
+    "problem_code",
+    "problem_message",
+    "warnings",
+    "thumbprint",
+    "subject",
+)
+
+
+def _insert_items(batch: ImportBatch, entries: Sequence[Entry]) -> list[int]:
+    """Insert the batch's items (one per file, password staged) and return their ids by position.
+
+    On PostgreSQL the rows go in with one COPY (10,000 files: well under a second, against
+    several seconds for INSERTs); elsewhere with bulk_create. Either way inside the caller's
+    transaction, so a failed upload leaves nothing behind.
+    """
+    rows = (
+        (
+            batch.pk,
+            position,
+            entry.filename[:255],
+            entry.upn.strip()[:255],
+            entry.purpose,
+            ItemState.QUEUED.value,
+            False,
+            entry.data,
+            staging.seal(entry.password, context=_context(batch, position)),
+            0,
+            "",
+            "",
+            "[]",
+            "",
+            "",
+        )
+        for position, entry in enumerate(entries)
+    )
+    if connection.vendor != "postgresql":
+        items = [ImportItem(**dict(zip(_ITEM_COLUMNS, row, strict=True))) for row in rows]
+        for item in items:
+            item.warnings = []
+        return [item.pk for item in ImportItem.objects.bulk_create(items, batch_size=500)]
+    table = connection.ops.quote_name(ImportItem._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(c) for c in _ITEM_COLUMNS)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"SELECT id FROM {table} WHERE batch_id = %s ORDER BY position", [batch.pk])
+        return [row[0] for row in cursor.fetchall()]
 
 
 def certificate_import(
@@ -397,12 +448,6 @@ def _encrypt(batch: ImportBatch, outcomes: list[_Outcome], passwords: dict[int, 
         o.item.state = ItemState.ENCRYPTED
 
 
-def _mark(items: Iterable[ImportItem], state: str) -> None:
-    ids = [i.pk for i in items if i.state == state]
-    if ids:
-        ImportItem.objects.filter(pk__in=ids, done=False).update(state=state)
-
-
 def _new_certificate(batch: ImportBatch, o: _Outcome, now: Any) -> Certificate:
     ins, item = o.inspection, o.item
     assert ins is not None and o.user is not None and o.encrypted is not None
@@ -437,7 +482,12 @@ def _store(batch: ImportBatch, outcomes: list[_Outcome], now: Any) -> list[Certi
         return []
     existing: dict[tuple[str, str, str], Certificate] = {}
     thumbprints = {o.inspection.thumbprint for o in ready if o.inspection}
-    for cert in Certificate.objects.filter(thumbprint__in=thumbprints):
+    upns = {o.user.upn.lower() for o in ready if o.user}
+    # Filtered on lower(upn) too, so the unique index answers instead of a scan of every certificate.
+    candidates = Certificate.objects.annotate(upn_lower=Lower("upn")).filter(
+        upn_lower__in=upns, thumbprint__in=thumbprints
+    )
+    for cert in candidates:
         existing[(cert.upn.lower(), cert.thumbprint, cert.purpose)] = cert
     new: list[Certificate] = []
     updated: list[Certificate] = []
@@ -576,11 +626,11 @@ def process_items(batch: ImportBatch, items: list[ImportItem], passwords: dict[i
     """Validate, encrypt and store claimed items, writing the results of the whole chunk at once."""
     outcomes = [_Outcome(item) for item in items]
     try:
+        # No intermediate writes: a chunk takes well under a second, and its rows go from
+        # "queued" to their final state in the one statement that writes the results.
         _validate(batch, outcomes, passwords)
-        _mark(items, ItemState.VALIDATED)
         if not batch.dry_run:
             _encrypt(batch, outcomes, passwords)
-            _mark(items, ItemState.ENCRYPTED)
         _commit(batch, outcomes)
     except OperationalError:
         # The database went away: leave the rows queued for the task's retry to claim again.

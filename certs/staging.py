@@ -58,10 +58,15 @@ def _key() -> bytes:
     return _decode(path.read_text(), str(path))
 
 
+@cache
+def _cipher() -> AESGCM:
+    return AESGCM(_key())
+
+
 def seal(password: str, *, context: str) -> bytes:
     """Encrypt ``password`` for the row named by ``context`` (for example the item's batch and position)."""
     nonce = secrets.token_bytes(NONCE_BYTES)
-    sealed = AESGCM(_key()).encrypt(nonce, password.encode("utf-8"), context.encode("utf-8"))
+    sealed = _cipher().encrypt(nonce, password.encode("utf-8"), context.encode("utf-8"))
     return VERSION + nonce + sealed
 
 
@@ -72,7 +77,7 @@ def unseal(value: bytes | memoryview | None, *, context: str) -> str:
     if data[:1] != VERSION or len(data) < 1 + NONCE_BYTES + 16:
         raise StagingError("unknown staging format")
     try:
-        plain = AESGCM(_key()).decrypt(data[1 : 1 + NONCE_BYTES], data[1 + NONCE_BYTES :], context.encode())
+        plain = _cipher().decrypt(data[1 : 1 + NONCE_BYTES], data[1 + NONCE_BYTES :], context.encode())
     except InvalidTag as exc:
         raise StagingError("the staged password does not open with this staging key") from exc
     return plain.decode("utf-8")
