@@ -487,8 +487,8 @@ def _store(batch: ImportBatch, outcomes: list[_Outcome], now: Any) -> list[Certi
     candidates = Certificate.objects.annotate(upn_lower=Lower("upn")).filter(
         upn_lower__in=upns, thumbprint__in=thumbprints
     )
-    for cert in candidates:
-        existing[(cert.upn.lower(), cert.thumbprint, cert.purpose)] = cert
+    for found_cert in candidates:
+        existing[(found_cert.upn.lower(), found_cert.thumbprint, found_cert.purpose)] = found_cert
     new: list[Certificate] = []
     updated: list[Certificate] = []
     seen: dict[tuple[str, str, str], Certificate] = {}
