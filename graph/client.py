@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -217,7 +218,7 @@ class TokenSource:
 
 
 class GraphClient:
-    """Graph calls with retries. ``before_write`` runs before every POST/PATCH/DELETE attempt
+    """Graph calls with retries. Every POST/PATCH/DELETE attempt is sent inside ``write_slot()``
     (the shared write budget); ``on_throttle`` hears every 429 and how long it asked to wait."""
 
     def __init__(
@@ -227,7 +228,7 @@ class GraphClient:
         tokens: Callable[[], str],
         session: requests.Session | None = None,
         forget_token: Callable[[], None] | None = None,
-        before_write: Callable[[], None] | None = None,
+        write_slot: Callable[[], AbstractContextManager[object]] | None = None,
         on_throttle: Callable[[float], None] | None = None,
         max_attempts: int = 6,
         backoff_base: float = 1.0,
@@ -239,7 +240,7 @@ class GraphClient:
         self.tokens = tokens
         self.session = session or requests.Session()
         self.forget_token = forget_token
-        self.before_write = before_write
+        self.write_slot = write_slot
         self.on_throttle = on_throttle
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
@@ -261,8 +262,6 @@ class GraphClient:
         attempt = 0
         while True:
             client_request_id = str(uuid.uuid4())
-            if write and self.before_write:
-                self.before_write()
             headers = {
                 "Authorization": f"Bearer {self.tokens()}",
                 "Accept": "application/json",
@@ -270,7 +269,10 @@ class GraphClient:
                 "return-client-request-id": "true",
             }
             try:
-                response = self.session.request(method, url, json=json, headers=headers, timeout=self.timeout)
+                with self.write_slot() if write and self.write_slot else nullcontext():
+                    response = self.session.request(
+                        method, url, json=json, headers=headers, timeout=self.timeout
+                    )
             except requests.RequestException as exc:
                 # A write may have landed before the connection broke: the caller checks and retries
                 # the whole step. Reads are safe to repeat here.

@@ -100,6 +100,8 @@ def save_connection(actor: audit.Actor, data: ConnectionInput) -> TenantConnecti
             "authority_url",
             "graph_url",
             "ca_certificate",
+            "write_limit",
+            "write_window_seconds",
         ]
         before = audit.snapshot(connection, fields) if connection else {}
         connection = connection or TenantConnection(pk=TenantConnection.SINGLETON)
@@ -193,7 +195,7 @@ def client_for(connection: TenantConnection, *, budget: WriteBudget | None = Non
         tokens=source.token,
         forget_token=source.forget,
         session=source.session,
-        before_write=budget.acquire if budget else None,
+        write_slot=budget.slot if budget else None,
         on_throttle=budget.pause if budget else None,
         max_attempts=int(getattr(settings, "GRAPH_MAX_ATTEMPTS", 6)),
         backoff_cap=float(getattr(settings, "GRAPH_BACKOFF_CAP_SECONDS", 60.0)),

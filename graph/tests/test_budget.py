@@ -4,7 +4,7 @@ import multiprocessing
 import time
 from pathlib import Path
 
-from graph.budget import WriteBudget
+from graph.budget import POLL, WriteBudget
 
 
 def _spend(path: str, count: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -39,3 +39,20 @@ def test_a_pause_holds_every_write_until_it_ends(tmp_path: Path) -> None:
     WriteBudget(limit=100, window=1.0, path=tmp_path / "b.json").pause(0.2)
     budget.acquire()
     assert waits and 0 < waits[0] <= 0.2
+
+
+def test_a_write_in_flight_keeps_its_place_until_its_answer_is_in(tmp_path: Path) -> None:
+    first = WriteBudget(limit=1, window=0.2, path=tmp_path / "b.json")
+    in_flight = first.slot()
+    in_flight.__enter__()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 3:
+            in_flight.__exit__(None, None, None)  # the answer arrives
+        time.sleep(seconds)
+
+    WriteBudget(limit=1, window=0.2, path=tmp_path / "b.json", sleep=sleep).acquire()
+    assert waits[:3] == [POLL, POLL, POLL]  # polled while the first write was in flight
+    assert len(waits) > 3  # then waited out the window after its answer

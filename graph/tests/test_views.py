@@ -49,18 +49,22 @@ def test_an_admin_connects_and_the_secret_is_stored_encrypted_and_never_shown(
     assert secrets.unseal(connection.credential_encrypted) == {"secret": emulator.config.client_secret}
     for url in (reverse("graph:connection"), reverse("graph:connection_edit")):
         assert emulator.config.client_secret not in client.get(url).content.decode()
+    assert (connection.write_limit, connection.write_window_seconds) == (100, 20.0)
     event = AuditEvent.objects.get(activity="Connect Microsoft Graph")
     assert emulator.config.client_secret not in str(event.resources)
 
 
-def test_saving_without_a_secret_keeps_the_stored_one(
+def test_saving_without_a_secret_keeps_the_stored_one_and_changes_the_budget(
     client: Client, intune_admin: User, emulator: Emulator, connected: TenantConnection
 ) -> None:
     client.force_login(intune_admin)
     response = client.post(
-        reverse("graph:connection_edit"), _form(emulator, secret="", client_id=emulator.config.client_id)
+        reverse("graph:connection_edit"),
+        _form(emulator, secret="", write_limit="50", write_window_seconds="10"),
     )
     assert response.status_code == 302
+    connection = TenantConnection.objects.get()
+    assert (connection.write_limit, connection.write_window_seconds) == (50, 10.0)
     assert (
         secrets.unseal(TenantConnection.objects.get().credential_encrypted)["secret"]
         == emulator.config.client_secret
