@@ -677,7 +677,6 @@ def _write_results(items: list[ImportItem], *, keep_files: set[int], now: Any) -
         _write_results_postgresql(items, keep_files=keep_files, now=now)
         return
     ops = connection.ops
-    postgres = False
     rows: list[Any] = []
     for item in items:
         rows += [
@@ -698,22 +697,17 @@ def _write_results(items: list[ImportItem], *, keep_files: set[int], now: Any) -
     placeholders = ", ".join(["(" + ", ".join(["%s"] * len(names)) + ")"] * len(items))
     table = ops.quote_name(ImportItem._meta.db_table)
 
-    def value(name: str, cast: str) -> str:
-        return f"CAST(v.{name} AS {cast})" if postgres else f"v.{name}"
-
-    assignments = [f"{ops.quote_name(name)} = {value(name, cast)}" for name, cast in _RESULT_COLUMNS]
-    empty = "CAST('' AS bytea)" if postgres else "X''"
+    assignments = [f"{ops.quote_name(name)} = v.{name}" for name, _ in _RESULT_COLUMNS]
     assignments += [
-        f"pfx = CASE WHEN {value('keep_file', 'integer')} = 1 THEN {table}.pfx ELSE {empty} END",
+        f"pfx = CASE WHEN v.keep_file = 1 THEN {table}.pfx ELSE X'' END",
         "staged_password = NULL",  # destroyed on success and on failure alike
         "claim = NULL",
         "done = %s",
         "finished_at = %s",
     ]
-    key = "CAST(v.id AS bigint)" if postgres else "v.id"
     sql = (
         f"WITH v({', '.join(names)}) AS (VALUES {placeholders}) "
-        f"UPDATE {table} SET {', '.join(assignments)} FROM v WHERE {table}.id = {key}"
+        f"UPDATE {table} SET {', '.join(assignments)} FROM v WHERE {table}.id = v.id"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*rows, True, ops.adapt_datetimefield_value(now)])
