@@ -29,7 +29,7 @@ def connection(request: AuthenticatedHttpRequest) -> HttpResponse:
         "failures": UploadRecord.objects.filter(
             state__in=[UploadRecord.State.FAILED, UploadRecord.State.DELETE_FAILED]
         ).order_by("-queued_at")[:20],
-        "nav_active": "tenant_admin",
+        "nav_active": "tenant",
     }
     return render(request, "graph/connection.html", context)
 
@@ -51,7 +51,12 @@ def connection_edit(request: AuthenticatedHttpRequest) -> HttpResponse:
             messages.success(request, "Connection saved. Test it to check the sign-in.")
             return redirect("graph:connection")
     status = 400 if request.method == "POST" else 200
-    return render(request, "graph/connection_edit.html", {"form": form, "connection": current}, status=status)
+    return render(
+        request,
+        "graph/connection_edit.html",
+        {"form": form, "connection": current, "nav_active": "tenant"},
+        status=status,
+    )
 
 
 @require_POST
@@ -97,7 +102,7 @@ def reconcile_report(request: AuthenticatedHttpRequest) -> HttpResponse:
         "kind": kind,
         "kinds": ReconcileFinding.Kind.choices,
         "actions": {k.value: v for k, v in reconcile.ACTIONS.items()},
-        "nav_active": "tenant_admin",
+        "nav_active": "tenant",
     }
     template = "graph/reconcile.html#results" if request.htmx else "graph/reconcile.html"
     return render(request, template, context)
@@ -130,7 +135,7 @@ def sync_status(request: AuthenticatedHttpRequest) -> HttpResponse:
     context = {
         "runs": SyncRun.objects.all()[:20],
         "connection": TenantConnection.current(),
-        "nav_active": "tenant_admin",
+        "nav_active": "tenant",
     }
     template = "graph/sync.html#runs" if request.htmx else "graph/sync.html"
     return render(request, template, context)

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from django.test import Client
 from django.urls import reverse
 
@@ -160,3 +165,44 @@ def test_starting_reconcile_and_sync_records_a_run_and_an_audit_event(
     assert client.get(reverse("graph:sync")).status_code == 200
     activities = set(AuditEvent.objects.values_list("activity", flat=True))
     assert {"Start Intune reconcile", "Start directory sync"} <= activities
+
+
+def test_an_admin_connects_with_a_certificate_credential(
+    client: Client, intune_admin: User, emulator: Emulator
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "PFX Portal")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ) + cert.public_bytes(serialization.Encoding.PEM)
+    client.force_login(intune_admin)
+    form = _form(emulator, credential_kind="certificate", secret="", certificate_pem=pem.decode())
+    assert client.post(reverse("graph:connection_edit"), form).status_code == 302
+    connection = TenantConnection.objects.get()
+    assert b"PRIVATE KEY" not in bytes(connection.credential_encrypted)
+    assert len(connection.certificate_thumbprint) == 40
+    client.post(reverse("graph:connection_test"))
+    assert TenantConnection.objects.get().test_ok is True
+
+
+def test_a_pem_without_its_private_key_is_refused(
+    client: Client, intune_admin: User, emulator: Emulator
+) -> None:
+    client.force_login(intune_admin)
+    form = _form(
+        emulator, credential_kind="certificate", secret="", certificate_pem=emulator.ca_path.read_text()
+    )
+    response = client.post(reverse("graph:connection_edit"), form)
+    assert response.status_code == 400
+    assert "Cannot use this PEM" in response.content.decode()
