@@ -60,6 +60,8 @@ class Config:
     write_latency: float = 0.0
     # Seconds between storing a new record and answering: a client may die in between.
     create_answer_delay: float = 0.0
+    # The next this-many DELETEs answer 204 but keep the record (Intune has been seen doing this).
+    ignored_deletes: int = 0
     token_lifetime: int = 3599
 
 
@@ -635,7 +637,10 @@ class Handler(BaseHTTPRequestHandler):
                 state.stats.patches += 1
                 self._send(204)
             elif method == "DELETE":
-                del state.pfx[key]
+                if state.config.ignored_deletes > 0:
+                    state.config.ignored_deletes -= 1
+                else:
+                    del state.pfx[key]
                 state.stats.deletes += 1
                 self._send(204)
             else:

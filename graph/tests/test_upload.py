@@ -144,3 +144,20 @@ def test_the_sweep_hands_work_of_a_dead_worker_back_to_the_queue(
     assert services.upload(record.pk, client=portal_graph) == "not-claimed"
     assert services.sweep(claimed_before=timezone.now()) == 1
     assert services.upload(record.pk, client=portal_graph) == "synced"
+
+
+def test_a_delete_answered_204_that_did_not_delete_is_tried_again(
+    emulator: Emulator, portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
+) -> None:
+    certificate = make_certificate()
+    record = services.queue_upload(certificate)
+    services.upload(record.pk, client=portal_graph)
+    with transaction.atomic():
+        services.certificate_deleted(certificate)
+        certificate.delete()
+    emulator.config.ignored_deletes = 1
+    with pytest.raises(services.RetryLater, match="still lists"):
+        services.delete(record.pk, client=portal_graph)
+    assert record.graph_id in emulator.state.pfx
+    assert services.delete(record.pk, client=portal_graph) == "deleted"
+    assert record.graph_id not in emulator.state.pfx
