@@ -29,7 +29,14 @@ from django.utils import timezone
 from certs.models import Certificate, GraphState
 from graph.budget import WriteBudget
 from graph.client import CLOUDS, REDACTED_BLOB, GraphClient, GraphError, TokenSource
-from graph.models import TenantConnection, UploadRecord, default_write_limit, default_write_window
+from graph.models import (
+    ReconcileRun,
+    SyncRun,
+    TenantConnection,
+    UploadRecord,
+    default_write_limit,
+    default_write_window,
+)
 from graph.secrets import seal, unseal
 from portal import audit
 from portal.models import AuditEvent
@@ -606,6 +613,12 @@ def sweep(*, claimed_before: dt.datetime | None = None, queued_before: dt.dateti
         Q(claim__isnull=False, claimed_at__lt=claimed_before)
         | Q(claim__isnull=True, queued_at__lt=queued_before)
     )
+    # A run whose worker died would show "Running" for ever.
+    gone = {"summary": "The worker stopped before this run finished."}
+    for model in (ReconcileRun, SyncRun):
+        model.objects.filter(state=model.State.RUNNING, started_at__lt=claimed_before).update(
+            state=model.State.FAILED, finished_at=now, error=gone
+        )
     count = 0
     for record in stalled.only("pk", "state"):
         released = (

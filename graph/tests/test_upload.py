@@ -161,3 +161,22 @@ def test_a_delete_answered_204_that_did_not_delete_is_tried_again(
     assert record.graph_id in emulator.state.pfx
     assert services.delete(record.pk, client=portal_graph) == "deleted"
     assert record.graph_id not in emulator.state.pfx
+
+
+def test_the_sweep_closes_a_run_whose_worker_died(connected: object) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from graph.models import ReconcileRun, SyncRun
+
+    old = timezone.now() - dt.timedelta(hours=2)
+    stuck = ReconcileRun.objects.create(started_at=old)
+    SyncRun.objects.create(started_at=old)
+    current = ReconcileRun.objects.create()
+    services.sweep()
+    stuck.refresh_from_db()
+    current.refresh_from_db()
+    assert stuck.state == ReconcileRun.State.FAILED and "worker stopped" in stuck.error["summary"]
+    assert SyncRun.objects.get().state == SyncRun.State.FAILED
+    assert current.state == ReconcileRun.State.RUNNING
