@@ -761,8 +761,11 @@ def _finish_items(batch: ImportBatch, outcomes: list[_Outcome], now: Any) -> Non
 
 
 def after_store(certificate_ids: Sequence[int]) -> None:
-    """Hand stored certificates to the Graph upload step (a later release); until then they stay
-    "stored, not uploaded". The upload task will be enqueued here, on commit."""
+    """Hand stored certificates to the Graph upload step (its tasks are sent on commit)."""
+    from graph.services import queue_uploads
+
+    if certificate_ids:
+        queue_uploads(certificate_ids)
 
 
 def process_items(batch: ImportBatch, items: list[ImportItem], passwords: dict[int, str]) -> None:
@@ -940,6 +943,10 @@ def certificate_delete(actor: Actor, *, certificate: Certificate) -> None:
         name=f"{certificate.upn} {certificate.thumbprint} ({certificate.purpose})",
         changes=[{"field": "not_after", "old": certificate.not_after.isoformat(), "new": None}],
     )
+    # Its copy in Intune goes too, after this transaction commits.
+    from graph.services import certificate_deleted
+
+    certificate_deleted(certificate)
     certificate.delete()
     audit.record(
         actor,
@@ -959,6 +966,10 @@ def remove_expired(actor: Actor, *, certificates: QuerySet[Certificate]) -> int:
     resources = [
         audit.resource(c, type="Certificate", name=f"{c.upn} {c.thumbprint} ({c.purpose})") for c in expired
     ]
+    from graph.services import certificate_deleted
+
+    for certificate in expired:
+        certificate_deleted(certificate)
     Certificate.objects.filter(pk__in=[c.pk for c in expired]).delete()
     audit.record(
         actor,

@@ -338,6 +338,19 @@ CERTS_MAX_FILES = env_int("CERTS_MAX_FILES", 10_000, minimum=1)
 CERTS_MAX_UNCOMPRESSED_BYTES = env_int("CERTS_MAX_UNCOMPRESSED_BYTES", 200 * 1024 * 1024, minimum=1024 * 1024)
 CERTS_MAX_MANIFEST_BYTES = env_int("CERTS_MAX_MANIFEST_BYTES", 4 * 1024 * 1024, minimum=1024)
 
+# --- Microsoft Graph -------------------------------------------------------------
+# Fernet key(s), comma-separated, the first encrypts: protects the stored Graph credential.
+PORTAL_SECRETS_KEY = env_secret("PORTAL_SECRETS_KEY")
+if PRODUCTION and not PORTAL_SECRETS_KEY:
+    raise ImproperlyConfigured(
+        "PORTAL_SECRETS_KEY (or PORTAL_SECRETS_KEY_FILE) is required when PORTAL_ENV=production"
+    )
+GRAPH_WRITE_LIMIT = env_int("GRAPH_WRITE_LIMIT", 100, minimum=1)
+GRAPH_WRITE_WINDOW_SECONDS = float(env_int("GRAPH_WRITE_WINDOW_SECONDS", 20, minimum=1))
+GRAPH_UPLOAD_MAX_ATTEMPTS = env_int("GRAPH_UPLOAD_MAX_ATTEMPTS", 8, minimum=1)
+GRAPH_MAX_ATTEMPTS = env_int("GRAPH_MAX_ATTEMPTS", 6, minimum=1)
+GRAPH_BACKOFF_CAP_SECONDS = env_int("GRAPH_BACKOFF_CAP_SECONDS", 60, minimum=1)
+
 # --- Certificate connectors -------------------------------------------------------
 CONNECTOR_HEARTBEAT_INTERVAL = env_int("CONNECTOR_HEARTBEAT_INTERVAL", 60, minimum=5)
 CONNECTOR_GRACE_SECONDS = env_int("CONNECTOR_GRACE_SECONDS", 60, minimum=0)

@@ -18,6 +18,7 @@ $py manage.py makemigrations --check --dry-run >/dev/null
 echo "== deploy checks (production settings)"
 PORTAL_ENV=production SECRET_KEY="$($py -c 'import secrets; print(secrets.token_urlsafe(60))')" \
     PORTAL_STAGING_KEY="$($py -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')" \
+    PORTAL_SECRETS_KEY="$($py -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
     ALLOWED_HOSTS=portal.example.com $py manage.py check --deploy --fail-level WARNING
 
 echo "== tests (SQLite, filesystem broker)"
