@@ -25,6 +25,7 @@ def test_the_demo_command_serves_the_portal_with_a_worker_and_beat_and_stops_cle
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
     env |= {"PORTAL_DATA_DIR": str(tmp_path), "PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    env["GRAPH_EMULATOR_PORT"] = str(free_port())
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
         demo = subprocess.Popen(
@@ -54,6 +55,8 @@ def test_the_demo_command_serves_the_portal_with_a_worker_and_beat_and_stops_cle
             assert f"PFX Portal is running at http://127.0.0.1:{port}/" in text
             assert "admin@contoso.com" in text and "helpdesk@contoso.com" in text
             assert "worker (pid" in text and "beat (pid" in text and "connector (pid" in text
+            assert "graph-emulator (pid" in text
+            assert "Demo tenant connected to the Microsoft Graph emulator" in text
         finally:
             demo.send_signal(signal.SIGINT)
             demo.wait(timeout=60)

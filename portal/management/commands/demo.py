@@ -46,11 +46,18 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 class Command(BaseCommand):
+    graph_url = "https://127.0.0.1:8443"
     help = "Migrate, seed the demo tenant and run the web server, a Celery worker and Celery beat."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument(
+            "--graph-port",
+            type=int,
+            default=int(os.environ.get("GRAPH_EMULATOR_PORT", "8443")),
+            help="Port of the local Microsoft Graph emulator the demo tenant uploads to.",
+        )
         parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes.")
         parser.add_argument("--no-seed", action="store_true", help="Skip seeding the demo tenant.")
 
@@ -112,6 +119,12 @@ class Command(BaseCommand):
             ),
         ]
         processes.append(
+            Process(
+                "graph-emulator", [python, manage, "graph_emulator", "--port", str(options["graph_port"])]
+            )
+        )
+        self.graph_url = f"https://127.0.0.1:{options['graph_port']}"
+        processes.append(
             Process("connector", self._connector_argv(url), env=self._connector_env(), needs_web=True)
         )
         self._run(processes, url, sign_ins)
@@ -138,6 +151,7 @@ class Command(BaseCommand):
             proc.popen = subprocess.Popen(
                 proc.argv, cwd=settings.BASE_DIR, env={**env, **proc.env}, start_new_session=True
             )
+        self._connect_graph()
         self._banner(url, sign_ins, processes)
 
         stopping = False
@@ -157,6 +171,15 @@ class Command(BaseCommand):
             code = failed.popen.returncode if failed.popen else "?"
             raise CommandError(f"The {failed.name} process exited with code {code}.")
         self.stdout.write("Demo stopped.")
+
+    def _connect_graph(self) -> None:
+        # Point the demo tenant at the emulator; a connection to a real tenant is left alone.
+        try:
+            call_command("graph_connect_demo", url=self.graph_url, wait=30, stdout=StringIO())
+        except CommandError as exc:
+            self.stderr.write(f"The demo tenant is not connected to the Graph emulator: {exc}")
+        else:
+            self.stdout.write(f"Demo tenant connected to the Microsoft Graph emulator at {self.graph_url}.")
 
     def _web_answers(self, url: str, processes: list[Process]) -> bool:
         """Wait for the web server before starting what talks to it."""
