@@ -762,9 +762,11 @@ def _finish_items(batch: ImportBatch, outcomes: list[_Outcome], now: Any) -> Non
 
 def after_store(certificate_ids: Sequence[int]) -> None:
     """Hand stored certificates to the Graph upload step (its tasks are sent on commit)."""
+    from graph.models import TenantConnection
     from graph.services import queue_uploads
 
-    if certificate_ids:
+    # Without a tenant connection they stay "stored, not uploaded" until one is set up.
+    if certificate_ids and TenantConnection.current() is not None:
         queue_uploads(certificate_ids)
 
 
