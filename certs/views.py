@@ -33,6 +33,7 @@ from portal import access
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
+from portal.lib.spreadsheet import Echo, spreadsheet_safe
 
 PAGE_SIZE = 50
 
@@ -336,17 +337,6 @@ def _sort_links(request: AuthenticatedHttpRequest, form: CertificateFilterForm) 
     return links
 
 
-def spreadsheet_safe(value: object) -> str:
-    """Neutralise cells a spreadsheet would run as a formula (=, +, -, @, tab, CR)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def _csv_export(rows: QuerySet[Certificate]) -> StreamingHttpResponse:
     header = [
         "upn",
@@ -361,7 +351,7 @@ def _csv_export(rows: QuerySet[Certificate]) -> StreamingHttpResponse:
         "graph_state",
         "batch",
     ]
-    writer = csv.writer(_Echo())
+    writer = csv.writer(Echo())
 
     def lines() -> Any:
         yield writer.writerow(header)

@@ -21,6 +21,7 @@ from portal import access
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
+from portal.lib.spreadsheet import Echo, spreadsheet_safe
 from profiles import services
 from profiles.evaluation import (
     EXCLUDED,
@@ -429,16 +430,6 @@ def profile_report(request: AuthenticatedHttpRequest, code: str) -> HttpResponse
     return render(request, template, context)
 
 
-def _cell(value: str) -> str:
-    # Spreadsheet apps run cells that start with these as formulas.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @require_GET
 @permission_required("profiles.read")
 def profile_report_csv(request: AuthenticatedHttpRequest, code: str) -> HttpResponse | StreamingHttpResponse:
@@ -447,7 +438,7 @@ def profile_report_csv(request: AuthenticatedHttpRequest, code: str) -> HttpResp
     if form.is_bound and not form.is_valid():
         return HttpResponse("Invalid filters", status=400, content_type="text/plain")
     evaluation, rows = _report_rows(profile, form)
-    writer = csv.writer(_Echo())
+    writer = csv.writer(Echo())
 
     def lines() -> Iterator[str]:
         yield writer.writerow(
@@ -480,13 +471,13 @@ def _csv_rows(writer: Any, evaluation: Any, devices: list[Any]) -> Iterator[str]
         device = row["device"]
         yield writer.writerow(
             [
-                _cell(device.name),
-                _cell(device.primary_user.upn if device.primary_user else ""),
+                spreadsheet_safe(device.name),
+                spreadsheet_safe(device.primary_user.upn if device.primary_user else ""),
                 device.get_platform_display(),
                 device.get_os_edition_display() if device.os_edition else "",
-                _cell(device.os_version),
+                spreadsheet_safe(device.os_version),
                 row["state_label"],
-                _cell(row["reason"]),
+                spreadsheet_safe(row["reason"]),
                 device.last_check_in.strftime("%Y-%m-%dT%H:%M:%SZ") if device.last_check_in else "",
             ]
         )
@@ -538,7 +529,7 @@ def user_report_csv(request: AuthenticatedHttpRequest, code: str) -> HttpRespons
     if form.is_bound and not form.is_valid():
         return HttpResponse("Invalid filters", status=400, content_type="text/plain")
     evaluation, users = _user_report_rows(profile, form)
-    writer = csv.writer(_Echo())
+    writer = csv.writer(Echo())
 
     def lines() -> Iterator[str]:
         yield writer.writerow(["User", "Display name", "Status", "Reason", "Devices"])
@@ -559,11 +550,11 @@ def _user_csv_rows(writer: Any, evaluation: Evaluation, users: list[DirectoryUse
     for row in evaluation.user_details(users) if users else []:
         yield writer.writerow(
             [
-                _cell(row.user.upn),
-                _cell(row.user.display_name),
+                spreadsheet_safe(row.user.upn),
+                spreadsheet_safe(row.user.display_name),
                 row.state_label,
-                _cell(row.reason),
-                _cell(row.devices_text),
+                spreadsheet_safe(row.reason),
+                spreadsheet_safe(row.devices_text),
             ]
         )
 

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 from portal.access import permission_required
 from portal.forms import AuditFilterForm
 from portal.http import AuthenticatedHttpRequest
+from portal.lib.spreadsheet import Echo, spreadsheet_safe
 from portal.models import AuditEvent
 
 PAGE_SIZE = 50
@@ -44,16 +45,6 @@ def audit_detail(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     return render(request, "portal/audit_detail.html", {"event": event, "nav_active": "tenant"})
 
 
-def _cell(value: str) -> str:
-    # Spreadsheet apps run cells that start with these as formulas.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @require_GET
 @permission_required("audit.read")
 def audit_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse | HttpResponse:
@@ -65,7 +56,7 @@ def audit_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse | H
                 "Invalid filters: " + "; ".join(str(e) for e in form.errors.values())
             )
         events = form.filter(events)
-    writer = csv.writer(_Echo())
+    writer = csv.writer(Echo())
     header = [
         "Date (UTC)",
         "Activity",
@@ -85,15 +76,15 @@ def audit_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse | H
             yield writer.writerow(
                 [
                     e.occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    _cell(e.activity),
+                    spreadsheet_safe(e.activity),
                     e.operation,
-                    _cell(e.category),
+                    spreadsheet_safe(e.category),
                     e.result,
-                    _cell(e.actor_name),
+                    spreadsheet_safe(e.actor_name),
                     e.actor_type,
                     e.actor_ip or "",
                     e.correlation_id,
-                    _cell(json.dumps(e.resources)),
+                    spreadsheet_safe(json.dumps(e.resources)),
                 ]
             )
 
