@@ -125,7 +125,9 @@ def start_workers(count: int, concurrency: int) -> list[subprocess.Popen[bytes]]
         argv = [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork",
                 "--concurrency", str(concurrency), "--loglevel", "WARNING", "-n", f"bench{n}-{uuid.uuid4().hex[:6]}@%h",
                 "--without-gossip", "--without-mingle"]  # fmt: skip
-        procs.append(subprocess.Popen(argv, cwd=settings.BASE_DIR, env=os.environ.copy()))
+        procs.append(
+            subprocess.Popen(argv, cwd=settings.BASE_DIR, env={**os.environ, "LOG_LEVEL": "WARNING"})
+        )
     heartbeat.delay()
     deadline = time.monotonic() + 60
     while cache.get(HEARTBEAT_KEY) is None:

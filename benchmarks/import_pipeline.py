@@ -137,7 +137,8 @@ def start_workers(count: int) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork"]
     argv += ["--concurrency", str(count), "--loglevel", "WARNING", "-n", f"bench-{uuid.uuid4().hex[:6]}@%h"]
     argv += ["--without-gossip", "--without-mingle", "--prefetch-multiplier", "1"]
-    proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=os.environ.copy())
+    # Quiet workers: a line per task would bury the figures.
+    proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env={**os.environ, "LOG_LEVEL": "WARNING"})
     cache.delete(HEARTBEAT_KEY)
     heartbeat.delay()
     deadline = time.monotonic() + 60

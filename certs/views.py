@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
@@ -168,11 +169,27 @@ class _KeepInMemory(MemoryFileUploadHandler):
 @permission_required("certificates.create")
 def import_bulk(request: AuthenticatedHttpRequest) -> HttpResponse:
     if int(request.META.get("CONTENT_LENGTH") or 0) > max_request_bytes():
-        context = {"limit": max_request_bytes(), "nav_active": "certificates"}
-        return render(request, "certs/too_large.html", context, status=413)
+        return _refused(request, "request_too_large", status=413)
     request.upload_handlers = [_KeepInMemory(request)]
+    try:
+        # Parsed here, before the CSRF check, so that too many files gets this page, not a bare 400.
+        request.POST  # noqa: B018
+    except (TooManyFilesSent, TooManyFieldsSent):
+        return _refused(request, "too_many_files", status=400)
     response: HttpResponse = csrf_protect(_import_bulk)(request)
     return response
+
+
+def _refused(request: AuthenticatedHttpRequest, code: str, *, status: int) -> HttpResponse:
+    """An upload refused before it was read: nothing was stored, and the page says which limit."""
+    context = {
+        "code": code,
+        "limit": max_request_bytes(),
+        "max_files": settings.DATA_UPLOAD_MAX_NUMBER_FILES,
+        "zip_max_files": manifest.max_files(),
+        "nav_active": "certificates",
+    }
+    return render(request, "certs/upload_refused.html", context, status=status)
 
 
 def _import_bulk(request: AuthenticatedHttpRequest) -> HttpResponse:

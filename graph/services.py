@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from certs.models import Certificate, GraphState
@@ -379,6 +379,32 @@ def queue_uploads(certificate_ids: Sequence[int]) -> int:
         )
         transaction.on_commit(lambda: [tasks.upload_certificate.delay(pk) for pk in record_ids])
     return len(record_ids)
+
+
+def upload_outstanding(actor: audit.Actor, certificates: QuerySet[Certificate]) -> int:
+    """Queue every certificate of ``certificates`` that is not in Intune: never uploaded (stored before
+    the tenant was connected, or found missing by reconcile) or failed. Returns how many were queued."""
+    if TenantConnection.current() is None:
+        raise NotConnected("Connect the tenant first.")
+    waiting = certificates.filter(graph_state__in=[GraphState.NOT_UPLOADED, GraphState.FAILED])
+    with transaction.atomic():
+        queued = queue_uploads(list(waiting.values_list("pk", flat=True)))
+        if queued:
+            audit.record(
+                actor,
+                activity="Upload certificates to Intune",
+                category=CERTIFICATE_CATEGORY,
+                operation=Op.ACTION,
+                resources=[
+                    audit.resource(
+                        type="Certificates",
+                        id="",
+                        name=f"{queued} certificate(s) not in Intune",
+                        changes=[{"field": "graph_state", "old": "not uploaded or failed", "new": "pending"}],
+                    )
+                ],
+            )
+    return queued
 
 
 def _claim(record_id: int, states: tuple[str, ...]) -> uuid.UUID | None:

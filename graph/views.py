@@ -9,9 +9,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from certs.models import Certificate, GraphState
 from graph import reconcile, services, sync
 from graph.forms import ConnectionForm
 from graph.models import ReconcileFinding, ReconcileRun, SyncRun, TenantConnection, UploadRecord
+from portal import access
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
@@ -26,6 +28,10 @@ def connection(request: AuthenticatedHttpRequest) -> HttpResponse:
         "upload_counts": [
             (label, states.get(value, 0), value) for value, label in UploadRecord.State.choices
         ],
+        "can_upload": access.can(request.user, "connectors.update"),
+        "outstanding": access.scoped(Certificate.objects.all(), request.user)
+        .filter(graph_state__in=[GraphState.NOT_UPLOADED, GraphState.FAILED])
+        .count(),
         "failures": UploadRecord.objects.filter(
             state__in=[UploadRecord.State.FAILED, UploadRecord.State.DELETE_FAILED]
         ).order_by("-queued_at")[:20],
@@ -76,14 +82,15 @@ def connection_test(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 @require_POST
 @permission_required("connectors.update")
-def retry_failed(request: AuthenticatedHttpRequest) -> HttpResponse:
-    ids = list(
-        UploadRecord.objects.filter(state=UploadRecord.State.FAILED, certificate__isnull=False).values_list(
-            "certificate_id", flat=True
-        )
-    )
-    messages.success(request, f"{services.queue_uploads([i for i in ids if i])} uploads queued again.")
-    return redirect("graph:connection")
+def upload_outstanding(request: AuthenticatedHttpRequest) -> HttpResponse:
+    certificates = access.scoped(Certificate.objects.all(), request.user, "update")
+    try:
+        queued = services.upload_outstanding(Actor.from_request(request), certificates)
+    except services.NotConnected as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{queued} certificate(s) queued for upload to Intune.")
+    return redirect(f"{reverse('graph:connection')}#uploads")
 
 
 @require_GET

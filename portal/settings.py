@@ -312,7 +312,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
-        "celery": {"level": "WARNING" if not DEBUG else "INFO"},
+        # Celery's per-task lines help while developing; in production they drown the log.
+        "celery": {"level": LOG_LEVEL if DEBUG or LOG_LEVEL in ("WARNING", "ERROR") else "WARNING"},
     },
 }
 

@@ -236,6 +236,17 @@ def test_a_request_over_the_size_cap_gets_413(admin_client: Client, settings: An
     assert response.status_code == 413 and "request_too_large" in response.content.decode()
 
 
+def test_more_loose_files_than_a_request_may_carry_get_a_clear_refusal(
+    admin_client: Client, settings: Any
+) -> None:
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 3
+    files = [(f"u{i}.pfx", b"x") for i in range(4)]
+    response = _bulk_post(admin_client, files, "filename,password\n")
+    body = response.content.decode()
+    assert response.status_code == 400 and "too_many_files" in body and "ZIP" in body
+    assert not ImportBatch.objects.exists()
+
+
 def test_the_manifest_template_downloads(admin_client: Client) -> None:
     response = admin_client.get(reverse("certs:manifest_template"))
     assert response.status_code == 200

@@ -41,6 +41,7 @@ def test_a_tenant_in_step_with_the_portal_reports_only_matches(
         "only_in_intune": 0,
         "mismatch": 0,
         "adopted": 0,
+        "not_uploaded": 0,
     }
     assert AuditEvent.objects.filter(activity="Reconcile Intune certificates").exists()
 
@@ -64,6 +65,27 @@ def test_it_sorts_every_difference_into_its_category(
     assert run.findings.get(kind=Kind.ONLY_IN_INTUNE).upn == stranger
     uploaded[0].refresh_from_db()
     assert uploaded[0].graph_state == GraphState.NOT_UPLOADED
+
+
+def test_certificates_not_uploaded_yet_are_counted_but_not_reported_as_missing(
+    emulator: Emulator,
+    uploaded: list[Certificate],
+    portal_graph: GraphClient,
+    make_certificate: Callable[..., Certificate],
+) -> None:
+    waiting = make_certificate(list(emulator.state.users.values())[20]["userPrincipalName"])
+    failed = make_certificate(list(emulator.state.users.values())[21]["userPrincipalName"])
+    Certificate.objects.filter(pk=failed.pk).update(graph_state=GraphState.FAILED)
+    portal_graph.delete_pfx(services.graph_id(uploaded[0]))
+    first = reconcile.run(client=portal_graph)
+    assert (first.count(Kind.MISSING), first.count("not_uploaded")) == (1, 2)
+    assert first.findings.get().certificate == uploaded[0]
+    second = reconcile.run(client=portal_graph)
+    # The missing one is now known not to be in Intune: the first report already raised it.
+    assert (second.count(Kind.MISSING), second.count("not_uploaded")) == (0, 3)
+    assert second.findings.count() == 0
+    waiting.refresh_from_db()
+    assert waiting.graph_state == GraphState.NOT_UPLOADED
 
 
 def test_each_action_is_carried_out_and_audited(

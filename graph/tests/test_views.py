@@ -11,7 +11,7 @@ from cryptography.x509.oid import NameOID
 from django.test import Client
 from django.urls import reverse
 
-from certs.models import Certificate
+from certs.models import Certificate, GraphState
 from graph import reconcile, secrets, services
 from graph.client import GraphClient
 from graph.emulator import Emulator
@@ -112,7 +112,7 @@ def test_the_help_desk_reads_the_pages_but_cannot_change_anything(
     client.force_login(helpdesk)
     for name in ("connection", "reconcile", "sync"):
         assert client.get(reverse(f"graph:{name}")).status_code == 200
-    for name in ("connection_edit", "connection_test", "reconcile_start", "sync_start", "retry_failed"):
+    for name in ("connection_edit", "connection_test", "reconcile_start", "sync_start", "upload_outstanding"):
         assert client.post(reverse(f"graph:{name}")).status_code == 403
 
 
@@ -123,7 +123,7 @@ def test_an_admin_without_a_role_is_refused(client: Client, make_admin: Callable
 
 def test_actions_refuse_get(client: Client, intune_admin: User) -> None:
     client.force_login(intune_admin)
-    for name in ("connection_test", "reconcile_start", "sync_start", "retry_failed"):
+    for name in ("connection_test", "reconcile_start", "sync_start", "upload_outstanding"):
         assert client.get(reverse(f"graph:{name}")).status_code == 405
 
 
@@ -206,3 +206,31 @@ def test_a_pem_without_its_private_key_is_refused(
     response = client.post(reverse("graph:connection_edit"), form)
     assert response.status_code == 400
     assert "Cannot use this PEM" in response.content.decode()
+
+
+def test_certificates_stored_before_the_tenant_was_connected_are_uploaded_on_request(
+    client: Client,
+    intune_admin: User,
+    connected: TenantConnection,
+    make_certificate: Callable[..., Certificate],
+) -> None:
+    waiting = [make_certificate(), make_certificate()]
+    Certificate.objects.filter(pk=waiting[1].pk).update(graph_state=GraphState.FAILED)
+    client.force_login(intune_admin)
+    page = client.get(reverse("graph:connection")).content.decode()
+    assert "Upload 2 certificates not in Intune" in page
+    response = client.post(reverse("graph:upload_outstanding"), follow=True)
+    assert "2 certificate(s) queued for upload to Intune." in response.content.decode()
+    assert set(Certificate.objects.values_list("graph_state", flat=True)) == {GraphState.PENDING}
+    assert UploadRecord.objects.filter(state=UploadRecord.State.QUEUED).count() == 2
+    assert AuditEvent.objects.get(activity="Upload certificates to Intune").actor_name == intune_admin.email
+    assert "not in Intune" not in client.get(reverse("graph:connection")).content.decode()
+
+
+def test_the_help_desk_is_told_what_is_not_in_intune_but_gets_no_upload_button(
+    client: Client, helpdesk: User, connected: TenantConnection, make_certificate: Callable[..., Certificate]
+) -> None:
+    make_certificate()
+    client.force_login(helpdesk)
+    page = client.get(reverse("graph:connection")).content.decode()
+    assert 'data-testid="outstanding"' in page and 'data-testid="upload-outstanding"' not in page
