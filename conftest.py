@@ -122,7 +122,7 @@ def celery_worker(transactional_db: None, broker_folder: Path | None) -> Iterato
     from portal.celery import app
     from portal.tasks import HEARTBEAT_KEY, heartbeat
 
-    env = {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING"}
     if broker_folder is not None:
         env["CELERY_BROKER_FOLDER"] = str(broker_folder)
     else:

@@ -155,6 +155,7 @@ class CertificateFilterForm(forms.Form):
     issuer = forms.CharField(required=False, max_length=200)
     expiring = forms.IntegerField(required=False, min_value=0, max_value=3650, label="Expiring within (days)")
     sort = forms.ChoiceField(required=False, widget=forms.HiddenInput)
+    batch = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -183,6 +184,8 @@ class CertificateFilterForm(forms.Form):
             queryset = queryset.filter(graph_state=data["state"])
         if data["issuer"]:
             queryset = queryset.filter(issuer__icontains=data["issuer"])
+        if data["batch"]:
+            queryset = queryset.filter(batch__code=data["batch"])
         if data["expiring"] is not None:
             queryset = queryset.filter(
                 not_after__gt=now, not_after__lte=now + timedelta(days=data["expiring"])

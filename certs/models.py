@@ -174,7 +174,7 @@ class ItemState(models.TextChoices):
     QUEUED = "queued", "Queued"
     VALIDATED = "validated", "Validated"
     ENCRYPTED = "encrypted", "Encrypted"
-    STORED = "stored", "Stored, not uploaded"
+    STORED = "stored", "Stored"
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped"
     CANCELLED = "cancelled", "Cancelled"

@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.db.models.functions import Lower
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -28,8 +28,9 @@ from certs.forms import (
     SelectCertificatesForm,
     SingleImportForm,
 )
-from certs.models import Certificate, EncryptionKey, ImportBatch, ItemState
+from certs.models import Certificate, EncryptionKey, GraphState, ImportBatch, ItemState
 from directory.models import DirectoryUser
+from graph.models import TenantConnection
 from portal import access
 from portal.access import permission_required
 from portal.audit import Actor
@@ -253,17 +254,28 @@ def progress(batch: ImportBatch) -> dict[str, Any]:
     finished = sum(counts[s] for s in ("stored", "failed", "skipped", "cancelled"))
     if batch.dry_run:
         finished += counts["validated"]
+    # A claimed chunk goes from queued to its final state in one write; until then it is in progress.
+    in_progress = batch.items.filter(done=False, claim__isnull=False).count() if counts["queued"] else 0
     end = batch.finished_at or timezone.now()
     elapsed = max((end - batch.created_at).total_seconds(), 0.001)
     rate = finished / elapsed
     left = (batch.total - finished) / rate if rate and batch.state == ImportBatch.State.RUNNING else None
+    intune = dict(
+        batch.certificates.values_list("graph_state").annotate(n=Count("pk")).values_list("graph_state", "n")
+    )
     return {
         "counts": counts,
+        "waiting": counts["queued"] - in_progress,
+        "in_progress": in_progress,
         "finished": finished,
         "percent": min(100, round(100 * finished / total)),
         "rate": rate,
         "seconds_left": round(left) if left is not None else None,
         "running": batch.state == ImportBatch.State.RUNNING,
+        "intune": [(state, label, intune.get(state, 0)) for state, label in GraphState.choices]
+        if intune
+        else [],
+        "uploading": bool(intune.get(GraphState.PENDING)),
     }
 
 
@@ -281,6 +293,8 @@ def batch(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
         "query": f"state={state}" if state else "",
         "state_filter": state,
         "can_write": access.can(request.user, "certificates.create", batch),
+        "connected": TenantConnection.current() is not None,
+        "can_connect": access.has_perm(request.user, "connectors.update"),
         "nav_active": "certificates",
     }
     template = "certs/batch.html"

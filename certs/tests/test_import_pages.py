@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import io
+import re
+import uuid
 import zipfile
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from certs import services
-from certs.models import Certificate, EncryptionKey, ImportBatch, ImportItem
+from certs.models import Certificate, EncryptionKey, GraphState, ImportBatch, ImportItem
 from certs.tests.importing import add_key, directory_user, pfx_for, public_pem
 from portal.audit import Actor
 from portal.models import ScopeTag, User
 
 ALICE = "alice@contoso.example"
+BOB = "bob@contoso.example"
 
 
 @pytest.fixture(autouse=True)
@@ -182,6 +186,52 @@ def test_a_bulk_zip_creates_a_batch_with_one_row_per_file(admin_client: Client) 
     assert response.status_code == 302
     batch = ImportBatch.objects.get()
     assert batch.total == 2 and batch.items.count() == 2
+
+
+def test_the_batch_page_shows_rows_a_worker_has_taken_as_in_progress(admin_client: Client) -> None:
+    directory_user(ALICE)
+    entries = [services.Entry(f"{i}.pfx", b"x", "pw", ALICE) for i in range(5)]
+    batch = services.batch_create(
+        Actor.system(),
+        kind=ImportBatch.Kind.BULK,
+        key=add_key(),
+        entries=entries,
+        tags=[ScopeTag.default()],
+        enqueue=False,
+    )
+    taken = list(batch.items.order_by("position").values_list("pk", flat=True)[:2])
+    ImportItem.objects.filter(pk__in=taken).update(claim=uuid.uuid4(), claimed_at=timezone.now())
+    page = admin_client.get(reverse("certs:batch", args=[batch.code])).content.decode()
+    assert re.search(r'data-testid="count-queued"><div class="figure">3<', page)
+    assert re.search(r'data-testid="count-in-progress"[^>]*><div class="figure">2<', page)
+
+
+def test_the_batch_page_says_where_its_certificates_stand_in_intune(admin_client: Client) -> None:
+    certificate = _stored_certificate()
+    batch = certificate.batch
+    assert batch is not None
+    page = admin_client.get(reverse("certs:batch", args=[batch.code])).content.decode()
+    assert re.search(r'data-testid="intune-not_uploaded"><div class="figure">1<', page)
+    assert "No tenant is connected" in page and reverse("graph:connection") in page
+    assert 'data-testid="intune-state">Stored, not uploaded<' in page
+    Certificate.objects.filter(pk=certificate.pk).update(graph_state=GraphState.PENDING)
+    live = admin_client.get(reverse("certs:batch", args=[batch.code]), headers={"HX-Request": "true"})
+    # Still polled while uploads are pending, though the import itself is done.
+    assert 'hx-trigger="every 2s"' in live.content.decode()
+
+
+def test_the_list_shows_only_the_certificates_of_one_import(admin_client: Client) -> None:
+    first = _stored_certificate()
+    directory_user(BOB)
+    services.certificate_import(
+        Actor.system(),
+        entry=services.Entry("b.pfx", pfx_for(BOB, "pw"), "pw", BOB, "smimeEncryption"),
+        key=first.encryption_key,
+        tags=[ScopeTag.default()],
+    )
+    assert first.batch is not None
+    page = admin_client.get(reverse("certs:list"), {"batch": str(first.batch.code)}).content.decode()
+    assert ALICE in page and BOB not in page and 'data-testid="batch-filter"' in page
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,8 @@ def test_an_administrator_reaches_every_navigation_section(
     admin.is_superuser = True
     admin.save()
     sign_in_as(admin)
+    broken: list[str] = []
+    page.on("response", lambda r: broken.append(f"{r.status} {r.url}") if r.status >= 400 else None)
 
     page.goto("/")
     labels = page.locator("nav.sidenav a").all_inner_texts()
@@ -34,6 +36,8 @@ def test_an_administrator_reaches_every_navigation_section(
         expect(page.locator("h1").first).to_be_visible()
         expect(page.locator("nav.sidenav [aria-current=page]")).to_have_text(label.strip())
         expect(page.locator("[data-error-code]")).to_have_count(0)
+    # Every page and everything it loads (styles, scripts, icons, the favicon) answers.
+    assert broken == []
 
     page.locator("nav.sidenav").get_by_role("link", name="Tenant administration").click()
     tiles = page.locator("a.tile").all()
