@@ -112,14 +112,31 @@ def _apply(obj: Any, values: dict[str, Any]) -> bool:
     return changed
 
 
+def _park_taken_upns(existing: dict[uuid.UUID, DirectoryUser], wanted: dict[str, uuid.UUID]) -> int:
+    """Free the UPNs that Graph now gives to another object: a new account reusing a leaver's UPN,
+    or two accounts swapping theirs. The old holder keeps its certificates and history under a
+    marked UPN (a renamed account gets its new one right after)."""
+    parked = 0
+    for user in existing.values():
+        holder = wanted.get(user.upn.lower())
+        if holder is not None and holder != user.object_id:
+            user.upn = f"{user.upn} (reassigned {user.object_id.hex[:8]})"[:255]
+            user.save(update_fields=["upn"])
+            parked += 1
+    return parked
+
+
 def _users(items: Iterable[dict[str, Any]], now: dt.datetime) -> dict[str, int]:
     existing = {u.object_id: u for u in DirectoryUser.objects.all()}
+    listed = [
+        (object_id, item)
+        for item in items
+        if (object_id := _uuid(item.get("id"))) is not None and item.get("userPrincipalName")
+    ]
+    parked = _park_taken_upns(existing, {item["userPrincipalName"].lower(): oid for oid, item in listed})
     seen: set[uuid.UUID] = set()
     created = updated = 0
-    for item in items:
-        object_id = _uuid(item.get("id"))
-        if object_id is None or not item.get("userPrincipalName"):
-            continue
+    for object_id, item in listed:
         seen.add(object_id)
         values = {
             "upn": item["userPrincipalName"],
@@ -145,7 +162,12 @@ def _users(items: Iterable[dict[str, Any]], now: dt.datetime) -> dict[str, int]:
         .exclude(object_id__in=seen)
         .update(removed_at=now)
     )
-    return {"users created": created, "users updated": updated, "users removed": removed}
+    return {
+        "users created": created,
+        "users updated": updated,
+        "users removed": removed,
+        "user principal names reassigned": parked,
+    }
 
 
 def _platform(item: dict[str, Any]) -> str:

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+
 import pytest
 
+from certs.models import Certificate
 from directory.models import Device, DirectoryUser, Group, GroupUserMember
 from graph import sync
 from graph.client import GraphClient
@@ -69,3 +73,35 @@ def test_a_user_who_comes_back_is_no_longer_marked_removed(
     emulator.state.users[user["id"]] = user
     sync.run(client=portal_graph)
     assert DirectoryUser.objects.get(object_id=user["id"]).removed_at is None
+
+
+def test_a_new_account_may_reuse_a_leavers_upn_and_the_leaver_keeps_its_certificates(
+    emulator: Emulator, portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
+) -> None:
+    sync.run(client=portal_graph)
+    leaver = next(iter(emulator.state.users.values()))
+    certificate = make_certificate(leaver["userPrincipalName"])
+    del emulator.state.users[leaver["id"]]
+    newcomer = {**leaver, "id": str(uuid.uuid4()), "displayName": "New Hire"}
+    emulator.state.users[newcomer["id"]] = newcomer
+
+    run = sync.run(client=portal_graph)
+    assert run.state == SyncRun.State.DONE
+    assert run.count("user principal names reassigned") == 1
+    new = DirectoryUser.objects.get(upn__iexact=leaver["userPrincipalName"])
+    assert (str(new.object_id), new.display_name, new.removed_at) == (newcomer["id"], "New Hire", None)
+    old = DirectoryUser.objects.get(object_id=leaver["id"])
+    assert old.removed_at is not None and old.upn.startswith(leaver["userPrincipalName"] + " (reassigned")
+    assert old.certificates.get() == certificate
+
+
+def test_two_accounts_may_swap_their_upns_in_one_sync(emulator: Emulator, portal_graph: GraphClient) -> None:
+    sync.run(client=portal_graph)
+    a, b = list(emulator.state.users.values())[:2]
+    # New records rather than edits: the emulator's directory is shared by the whole run.
+    first = {**a, "userPrincipalName": b["userPrincipalName"]}
+    second = {**b, "userPrincipalName": a["userPrincipalName"]}
+    emulator.state.users[a["id"]], emulator.state.users[b["id"]] = first, second
+    assert sync.run(client=portal_graph).state == SyncRun.State.DONE
+    for person in (first, second):
+        assert DirectoryUser.objects.get(object_id=person["id"]).upn == person["userPrincipalName"]
