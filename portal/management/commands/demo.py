@@ -124,6 +124,7 @@ class Command(BaseCommand):
             )
         )
         self.graph_url = f"https://127.0.0.1:{options['graph_port']}"
+        self.seed = not options["no_seed"]
         processes.append(
             Process("connector", self._connector_argv(url), env=self._connector_env(), needs_web=True)
         )
@@ -152,6 +153,8 @@ class Command(BaseCommand):
                 proc.argv, cwd=settings.BASE_DIR, env={**env, **proc.env}, start_new_session=True
             )
         self._connect_graph()
+        if self.seed:
+            self._import_demo_certificates()
         self._banner(url, sign_ins, processes)
 
         stopping = False
@@ -180,6 +183,21 @@ class Command(BaseCommand):
             self.stderr.write(f"The demo tenant is not connected to the Graph emulator: {exc}")
         else:
             self.stdout.write(f"Demo tenant connected to the Microsoft Graph emulator at {self.graph_url}.")
+
+    def _import_demo_certificates(self) -> None:
+        """Once the connector has published its key (the default for imports), run the demo's bulk import."""
+        from certs.demo import seed_demo_certificates
+        from certs.models import EncryptionKey
+
+        deadline = time.monotonic() + 30
+        while (key := EncryptionKey.objects.filter(is_default=True).first()) is None:
+            if time.monotonic() > deadline:
+                self.stderr.write("No encryption key arrived from the connector: no demo certificates.")
+                return
+            time.sleep(0.5)
+        batch = seed_demo_certificates(key)
+        if batch is not None:
+            self.stdout.write(f"Demo bulk import of {batch.total} certificates started with key {key}.")
 
     def _web_answers(self, url: str, processes: list[Process]) -> bool:
         """Wait for the web server before starting what talks to it."""
