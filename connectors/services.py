@@ -103,6 +103,22 @@ def token_create(
 
 
 @transaction.atomic
+def token_cancel(actor: Actor, token: EnrollmentToken) -> None:
+    """Withdraw an unused enrolment token (say, it was pasted somewhere it should not be)."""
+    if token.used_at is not None:
+        raise ConnectorError("token_used", "This token has already enrolled a connector.", 409)
+    resource = audit.resource(token, type="Enrollment token", name=f"{token.hint}… for {token.name}")
+    token.delete()
+    audit.record(
+        actor,
+        activity="Cancel connector enrollment token",
+        category=CATEGORY,
+        operation="delete",
+        resources=[resource],
+    )
+
+
+@transaction.atomic
 def connector_enroll(
     *,
     token: str,

@@ -8,6 +8,7 @@ app_name = "connectors"
 urlpatterns = [
     path("", views.connector_list, name="list"),
     path("add/", views.token_create, name="add"),
+    path("tokens/<uuid:code>/cancel/", views.token_cancel, name="token_cancel"),
     path("keys/", views.key_list, name="keys"),
     path("keys/rotate/", views.rotation_start, name="rotate"),
     path("rotations/<uuid:code>/", views.rotation_detail, name="rotation"),

@@ -64,6 +64,18 @@ def token_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "connectors/token_form.html", {"nav_active": NAV, "form": form})
 
 
+@require_POST
+@permission_required("connectors.delete")
+def token_cancel(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    unused = EnrollmentToken.objects.filter(used_at=None)
+    token = access.get_for_user(request.user, unused, write="delete", code=code)
+    services.token_cancel(Actor.from_request(request), token)
+    messages.success(
+        request, f"Enrollment token {token.hint}… cancelled: it can no longer enroll a connector."
+    )
+    return redirect("connectors:list")
+
+
 @require_GET
 @permission_required("connectors.read")
 def connector_detail(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:

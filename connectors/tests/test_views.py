@@ -42,6 +42,27 @@ def test_adding_shows_the_token_once_and_stores_only_its_hash(intune_admin):
     assert secret.encode() not in _client(intune_admin).get(reverse("connectors:list")).content
 
 
+def test_an_unused_token_can_be_cancelled_and_then_enrolls_nothing(intune_admin, helpdesk):
+    secret = (
+        _client(intune_admin).post(reverse("connectors:add"), {"name": "Paris", "hours": 2}).context["secret"]
+    )
+    token = EnrollmentToken.objects.get()
+    assert _client(helpdesk).post(reverse("connectors:token_cancel", args=[token.code])).status_code == 403
+    page = _client(intune_admin).get(reverse("connectors:list")).content.decode()
+    assert reverse("connectors:token_cancel", args=[token.code]) in page
+    response = _client(intune_admin).post(reverse("connectors:token_cancel", args=[token.code]), follow=True)
+    assert "cancelled: it can no longer enroll a connector" in response.content.decode()
+    assert not EnrollmentToken.objects.exists()
+    assert AuditEvent.objects.filter(activity="Cancel connector enrollment token").count() == 1
+    with pytest.raises(services.ConnectorError):
+        services.connector_enroll(token=secret, host_name="srv", version="1.0", features=[])
+
+
+def test_a_used_token_cannot_be_cancelled(intune_admin, connector):
+    used = EnrollmentToken.objects.get(connector=connector)
+    assert _client(intune_admin).post(reverse("connectors:token_cancel", args=[used.code])).status_code == 404
+
+
 def test_the_detail_page_shows_timeline_events_and_check_ins(intune_admin, connector):
     response = _client(intune_admin).get(reverse("connectors:detail", args=[connector.code]))
     assert response.status_code == 200 and b"Event log" in response.content and b">1<" in response.content
