@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -202,3 +202,45 @@ class SelectCertificatesForm(forms.Form):
     def __init__(self, *args: Any, choices: list[tuple[int, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["certificates"].choices = choices  # type: ignore[attr-defined]
+
+
+class CleanupForm(forms.Form):
+    """Which expired certificates to remove tenant-wide: chosen by rule, not one by one."""
+
+    # Signing certificates are not needed to read old mail: superseded ones are the safe default.
+    DEFAULTS: ClassVar[dict[str, str]] = {
+        "purpose": Purpose.SMIME_SIGNING,
+        "expired_days": "30",
+        "superseded_only": "on",
+    }
+
+    purpose = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "Any purpose"),
+            (Purpose.SMIME_SIGNING, "S/MIME signing"),
+            (Purpose.SMIME_ENCRYPTION, "S/MIME encryption"),
+            (Purpose.UNASSIGNED, "Unassigned"),
+        ],
+    )
+    expired_days = forms.IntegerField(min_value=0, max_value=3650, label="Expired at least (days ago)")
+    superseded_only = forms.BooleanField(
+        required=False,
+        label="Only when the user has a valid certificate for the same purpose",
+    )
+    # The count the admin saw: if the list changed since, it is shown again instead of removed.
+    expected = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    confirm = forms.BooleanField(required=False)
+
+    def select(self, certificates: QuerySet[Certificate]) -> QuerySet[Certificate]:
+        data = self.cleaned_data
+        now = timezone.now()
+        chosen = certificates.filter(not_after__lte=now - timedelta(days=data["expired_days"]))
+        if data["purpose"]:
+            chosen = chosen.filter(purpose=data["purpose"])
+        if data["superseded_only"]:
+            successor = Certificate.objects.filter(
+                user=OuterRef("user"), purpose=OuterRef("purpose"), not_after__gt=now
+            )
+            chosen = chosen.filter(Exists(successor))
+        return chosen.order_by("upn", "not_after")

@@ -10,6 +10,7 @@ urlpatterns: list[URLPattern] = [
     path("<uuid:code>/", views.certificate_detail, name="detail"),
     path("<uuid:code>/delete/", views.certificate_delete, name="delete"),
     path("users/<uuid:object_id>/remove-expired/", views.remove_expired, name="remove_expired"),
+    path("cleanup/", views.cleanup, name="cleanup"),
     path("import/", views.import_single, name="import"),
     path("import/check/", views.import_check, name="import_check"),
     path("import/users/", views.user_options, name="user_options"),

@@ -23,6 +23,7 @@ from certs import manifest, services
 from certs.forms import (
     BulkImportForm,
     CertificateFilterForm,
+    CleanupForm,
     KeyForm,
     RetryForm,
     SelectCertificatesForm,
@@ -352,6 +353,7 @@ def certificate_list(request: AuthenticatedHttpRequest) -> HttpResponseBase:
         "query": query.urlencode(),
         "sorts": _sort_links(request, form),
         "can_import": access.has_perm(request.user, "certificates.create"),
+        "can_delete": access.has_perm(request.user, "certificates.delete"),
         "nav_active": "certificates",
     }
     return render(request, "certs/list.html#results" if request.htmx else "certs/list.html", context)
@@ -450,6 +452,38 @@ def remove_expired(request: AuthenticatedHttpRequest, object_id: str) -> HttpRes
     return render(
         request, "certs/remove_expired.html", context, status=400 if request.method == "POST" else 200
     )
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("certificates.delete")
+def cleanup(request: AuthenticatedHttpRequest) -> HttpResponse:
+    removable = access.scoped(Certificate.objects.all(), request.user, "delete").defer(
+        "pfx_blob", "encrypted_password"
+    )
+    form = CleanupForm(request.POST if request.method == "POST" else (request.GET or CleanupForm.DEFAULTS))
+    chosen = form.select(removable) if form.is_valid() else removable.none()
+    count = chosen.count()
+    if request.method == "POST" and form.is_valid():
+        if form.cleaned_data["confirm"] and form.cleaned_data["expected"] == count and count:
+            removed = services.remove_expired(Actor.from_request(request), certificates=chosen)
+            messages.success(
+                request, f"{removed} expired certificates removed from the portal and from Intune."
+            )
+            return redirect("certs:list")
+        form.add_error(
+            None,
+            "Tick the confirmation."
+            if count == form.cleaned_data["expected"]
+            else "The list changed: check it again.",
+        )
+    context = {
+        "form": form,
+        "count": count,
+        "page": Paginator(chosen.select_related("user"), PAGE_SIZE).get_page(request.GET.get("page")),
+        "query": request.GET.urlencode(),
+        "nav_active": "certificates",
+    }
+    return render(request, "certs/cleanup.html", context, status=400 if form.errors else 200)
 
 
 def user_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) -> dict[str, Any] | None:
