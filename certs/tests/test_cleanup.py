@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from certs import services
-from certs.models import Certificate, Purpose
+from certs.models import Certificate, EncryptionKey, Purpose
 from certs.tests.importing import add_key, directory_user, pfx_for
 from portal.audit import Actor
 from portal.models import AuditEvent, ScopeTag, User
@@ -27,7 +27,7 @@ def no_mfa_step(settings: Any) -> None:
 
 def _certificate(upn: str, purpose: str, *, expired_days_ago: int | None, kind: str) -> Certificate:
     directory_user(upn)
-    key = Certificate.objects.first().encryption_key if Certificate.objects.exists() else add_key()
+    key = EncryptionKey.objects.first() or add_key()
     item = services.certificate_import(
         Actor.system(),
         entry=services.Entry(f"{kind}.pfx", pfx_for(upn, "pw", kind=kind), "pw", upn, purpose),
