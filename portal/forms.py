@@ -15,6 +15,9 @@ class AuditFilterForm(forms.Form):
     category = forms.ChoiceField(required=False)
     activity = forms.CharField(required=False, max_length=200)
     actor = forms.CharField(required=False, max_length=254, label="Initiated by")
+    actor_type = forms.ChoiceField(
+        required=False, choices=[("", "Anyone"), *AuditEvent.ActorType.choices], label="Actor type"
+    )
     result = forms.ChoiceField(required=False, choices=[("", "Any"), *AuditEvent.Result.choices])
     range = forms.ChoiceField(
         required=False,
@@ -50,6 +53,8 @@ class AuditFilterForm(forms.Form):
             queryset = queryset.filter(activity__icontains=data["activity"])
         if data.get("actor"):
             queryset = queryset.filter(actor_name__icontains=data["actor"])
+        if data.get("actor_type"):
+            queryset = queryset.filter(actor_type=data["actor_type"])
         if data.get("result"):
             queryset = queryset.filter(result=data["result"])
         days = DATE_RANGES.get(data.get("range") or "")

@@ -34,7 +34,8 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     context["connector_health"] = connector_health.summary_for(user)
     context["expiry"] = expiry_summary(user)
     if access.has_perm(user, "audit.read"):
-        context["recent_events"] = AuditEvent.objects.all()[:8]
+        # Changes people made; uploads and syncs by the system have their own pages.
+        context["recent_events"] = AuditEvent.objects.filter(actor_type=AuditEvent.ActorType.USER)[:8]
     return render(request, "portal/home.html", context)
 
 
