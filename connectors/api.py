@@ -1,7 +1,7 @@
 """The connector agent's HTTP API: JSON in, JSON out, the agent's own credential.
 
 Errors are ``{"error": {"code": ..., "message": ...}}`` with a fitting status:
-400 bad_request/bad_json, 401 invalid_credential/connector_revoked/invalid_token/
+400 bad_request/bad_json/bad_public_key/no_proof_of_possession, 401 invalid_credential/connector_revoked/invalid_token/
 token_used/token_expired, 403 connector_disabled, 405, 409 key_name_conflict,
 413 too_large, 429 rate_limited.
 """
@@ -168,6 +168,7 @@ def publish_key(request: HttpRequest, connector: Connector, data: dict[str, Any]
         provider_name=_text(data, "provider_name", 200),
         key_name=_text(data, "key_name", 200),
         public_key_pem=_text(data, "public_key_pem", 20_000),
+        proof=_text(data, "proof", 2_000),
         ip=_ip(request),
     )
     return JsonResponse(

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from certs.models import Certificate, EncryptionKey
 from connectors import keys
+from connectors.agent import possession
 from connectors.models import (
     FEATURES,
     Connector,
@@ -399,9 +400,16 @@ def _deliver_alert(change: StatusChange) -> str:
 
 @transaction.atomic
 def key_publish(
-    connector: Connector, *, provider_name: str, key_name: str, public_key_pem: str, ip: str | None = None
+    connector: Connector,
+    *,
+    provider_name: str,
+    key_name: str,
+    public_key_pem: str,
+    proof: str,
+    ip: str | None = None,
 ) -> tuple[ConnectorKey, EncryptionKey]:
-    """Record that the connector holds this key; add it to the encryption keys if it is new."""
+    """Record that the connector holds this key (it proves it by signing); add it to the encryption
+    keys if it is new."""
     provider_name, key_name = provider_name.strip()[:200], key_name.strip()[:200]
     if not provider_name or not key_name:
         raise ConnectorError("bad_key_name", "Both provider_name and key_name are required.")
@@ -409,6 +417,12 @@ def key_publish(
         parsed = keys.parse_public_key(public_key_pem)
     except keys.ProblemError as exc:
         raise ConnectorError("bad_public_key", str(exc)) from exc
+    if not possession.holds(parsed.pem, proof, str(connector.code), provider_name, key_name):
+        raise ConnectorError(
+            "no_proof_of_possession",
+            "The proof does not verify with this public key: the connector must sign the key statement "
+            "with the matching private key.",
+        )
     actor = _actor_for(connector, ip)
     try:
         encryption_key = keys.encryption_key_for(

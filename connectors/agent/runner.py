@@ -16,7 +16,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from connectors.agent import FEATURES, VERSION, keystore
+from connectors.agent import FEATURES, VERSION, keystore, possession
 from connectors.agent.client import ApiError, PortalClient
 
 log = logging.getLogger("connector")
@@ -106,12 +106,14 @@ class Agent:
 
     def publish_key(self) -> dict[str, Any]:
         key = self.key or self.open_key()
+        connector = json.loads(self._credential_path().read_text())["connector"]
         return self.client.post(
             "keys",
             {
                 "provider_name": self.config.provider,
                 "key_name": self.config.key_name,
                 "public_key_pem": keystore.public_pem(key),
+                "proof": possession.prove(key, connector, self.config.provider, self.config.key_name),
             },
         )
 

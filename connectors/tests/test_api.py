@@ -13,6 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from connectors import services
+from connectors.agent import possession
 from connectors.models import Connector, ConnectorJob, EnrollmentToken
 from portal.audit import Actor
 
@@ -27,13 +28,25 @@ def _post(client: Client, path: str, body: object, credential: str = "") -> tupl
     return response.status_code, response.json()
 
 
-def _pem() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def _pem(key: rsa.RSAPrivateKey | None = None) -> str:
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return (
         key.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
+
+
+def _publish(
+    client: Client, connector: Connector, credential: str, key: rsa.RSAPrivateKey | None = None, **body: str
+) -> tuple[int, dict[str, Any]]:
+    """Publish ``key`` as the agent does, with its proof of possession."""
+    key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    request = {"provider_name": "P", "key_name": "K", "public_key_pem": _pem(key)}
+    request["proof"] = possession.prove(
+        key, str(connector.code), request["provider_name"], request["key_name"]
+    )
+    return _post(client, "keys", request | body, credential)
 
 
 @pytest.fixture
@@ -119,29 +132,51 @@ def test_a_published_private_key_is_refused(client, enrolled):
 
 
 def test_a_second_key_under_a_taken_name_is_a_conflict(client, enrolled):
-    _, credential = enrolled
-    assert (
-        _post(client, "keys", {"provider_name": "P", "key_name": "K", "public_key_pem": _pem()}, credential)[
-            0
-        ]
-        == 200
-    )
-    status, answer = _post(
-        client, "keys", {"provider_name": "P", "key_name": "K", "public_key_pem": _pem()}, credential
-    )
+    connector, credential = enrolled
+    assert _publish(client, connector, credential)[0] == 200
+    status, answer = _publish(client, connector, credential)
     assert (status, answer["error"]["code"]) == (409, "key_name_conflict")
+
+
+def test_a_key_is_refused_unless_the_connector_proves_it_holds_the_private_key(client, enrolled, token_for):
+    connector, credential = enrolled
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    someone_else = services.connector_enroll(
+        token=token_for("B"), host_name="b", version="1.2.0", features=[]
+    )[0]
+    refusals = [
+        _publish(client, connector, credential, key, proof=""),
+        _publish(client, connector, credential, key, proof="not base64!"),
+        # Signed by another private key, or for another connector, or for another key name.
+        _publish(
+            client, connector, credential, key, proof=possession.prove(other, str(connector.code), "P", "K")
+        ),
+        _publish(
+            client, connector, credential, key, proof=possession.prove(key, str(someone_else.code), "P", "K")
+        ),
+        _publish(
+            client, connector, credential, key, proof=possession.prove(key, str(connector.code), "P", "K2")
+        ),
+    ]
+    for status, answer in refusals:
+        assert (status, answer["error"]["code"]) == (400, "no_proof_of_possession")
+    from certs.models import EncryptionKey
+
+    assert not EncryptionKey.objects.exists()
+    assert _publish(client, connector, credential, key)[0] == 200
 
 
 def test_a_job_is_claimed_by_exactly_one_connector_and_retried_by_another_after_a_timeout(
     client, token_for, make_certificates, settings
 ):
-    pem = _pem()
+    shared = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pairs = [
         services.connector_enroll(token=token_for(n), host_name=n, version="1.2.0", features=["rewrap"])
         for n in "ab"
     ]
-    for _, credential in pairs:
-        _post(client, "keys", {"provider_name": "P", "key_name": "K", "public_key_pem": pem}, credential)
+    for connector, credential in pairs:
+        _publish(client, connector, credential, shared)
         _post(client, "heartbeat", {"self_tests": [{"name": "round_trip", "ok": True}]}, credential)
     from certs.models import EncryptionKey
 
