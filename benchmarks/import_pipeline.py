@@ -53,6 +53,7 @@ from django.core.cache import cache  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from certs import services  # noqa: E402
+from certs.demo import UPN_OID, openssl3_encryption  # noqa: E402
 from certs.models import Certificate, EncryptionKey, ImportBatch  # noqa: E402
 from certs.pfx import encrypt_password, inspect_pfx, load_public_key  # noqa: E402
 from directory.models import DirectoryUser  # noqa: E402
@@ -63,7 +64,6 @@ from portal.tasks import HEARTBEAT_KEY, heartbeat  # noqa: E402
 
 DOMAIN = "bench.example"
 KEY_POOL = 32
-UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
 CACHE = Path(settings.DATA_DIR) / "bench-import"
 
 
@@ -94,13 +94,7 @@ def _make_batch(args: tuple[int, int]) -> list[tuple[str, bytes, str]]:
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
             .sign(ca, hashes.SHA256())
         )
-        encryption = (
-            serialization.PrivateFormat.PKCS12.encryption_builder()
-            .kdf_rounds(2048)
-            .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
-            .hmac_hash(hashes.SHA256())
-            .build(password.encode())
-        )
+        encryption = openssl3_encryption(password)
         out.append(
             (upn, pkcs12.serialize_key_and_certificates(b"user", key, cert, None, encryption), password)
         )

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from certs import services
 from certs.models import EncryptionKey, ImportBatch, Purpose
+from certs.pfx import inspect as pfx_inspect
 from directory.models import DirectoryUser
 from portal.audit import Actor
 from portal.models import ScopeTag
@@ -29,7 +30,7 @@ ACTOR = "Demo data"
 SEED = 20261125
 USERS = 48
 KEY_POOL = 6
-UPN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+UPN_OID = x509.ObjectIdentifier(pfx_inspect.UPN_OID)
 # Days until expiry for the first users: a few due this week, this month and next month,
 # so Home's expiry counts and the reminders have something to show; the rest run for years.
 SOON = (3, 6, 12, 20, 27, 35, 44, 52, 58)
@@ -87,16 +88,21 @@ class _Issuer:
             .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
             .sign(self.key, hashes.SHA256())
         )
-        # What OpenSSL 3 and current Windows exports write: PBES2 with AES-256, SHA-256 MAC.
-        encryption = (
-            serialization.PrivateFormat.PKCS12.encryption_builder()
-            .kdf_rounds(2048)
-            .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
-            .hmac_hash(hashes.SHA256())
-            .build(password.encode())
-        )
         name = user.upn.split("@")[0].encode()
-        return pkcs12.serialize_key_and_certificates(name, key, certificate, None, encryption)
+        return pkcs12.serialize_key_and_certificates(
+            name, key, certificate, None, openssl3_encryption(password)
+        )
+
+
+def openssl3_encryption(password: str) -> serialization.KeySerializationEncryption:
+    """What OpenSSL 3 and current Windows exports write: PBES2 with AES-256, SHA-256 MAC, 2048 rounds."""
+    return (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(2048)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(password.encode())
+    )
 
 
 def entries(now: dt.datetime | None = None) -> list[services.Entry]:
