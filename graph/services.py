@@ -381,14 +381,18 @@ def queue_uploads(certificate_ids: Sequence[int]) -> int:
     return len(record_ids)
 
 
+def not_in_intune(certificates: QuerySet[Certificate]) -> QuerySet[Certificate]:
+    """Those of ``certificates`` that are not in Intune and not on their way: never uploaded (stored
+    before the tenant was connected, or found missing by reconcile) or failed."""
+    return certificates.filter(graph_state__in=[GraphState.NOT_UPLOADED, GraphState.FAILED])
+
+
 def upload_outstanding(actor: audit.Actor, certificates: QuerySet[Certificate]) -> int:
-    """Queue every certificate of ``certificates`` that is not in Intune: never uploaded (stored before
-    the tenant was connected, or found missing by reconcile) or failed. Returns how many were queued."""
+    """Queue every certificate of ``certificates`` that is ``not_in_intune``; returns how many."""
     if TenantConnection.current() is None:
         raise NotConnected("Connect the tenant first.")
-    waiting = certificates.filter(graph_state__in=[GraphState.NOT_UPLOADED, GraphState.FAILED])
     with transaction.atomic():
-        queued = queue_uploads(list(waiting.values_list("pk", flat=True)))
+        queued = queue_uploads(list(not_in_intune(certificates).values_list("pk", flat=True)))
         if queued:
             audit.record(
                 actor,

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from certs.models import Certificate, GraphState
+from certs.models import Certificate
 from graph import reconcile, services, sync
 from graph.forms import ConnectionForm
 from graph.models import ReconcileFinding, ReconcileRun, SyncRun, TenantConnection, UploadRecord
@@ -29,9 +29,7 @@ def connection(request: AuthenticatedHttpRequest) -> HttpResponse:
             (label, states.get(value, 0), value) for value, label in UploadRecord.State.choices
         ],
         "can_upload": access.can(request.user, "connectors.update"),
-        "outstanding": access.scoped(Certificate.objects.all(), request.user)
-        .filter(graph_state__in=[GraphState.NOT_UPLOADED, GraphState.FAILED])
-        .count(),
+        "outstanding": services.not_in_intune(access.scoped(Certificate.objects.all(), request.user)).count(),
         "failures": UploadRecord.objects.filter(
             state__in=[UploadRecord.State.FAILED, UploadRecord.State.DELETE_FAILED]
         ).order_by("-queued_at")[:20],
