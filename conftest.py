@@ -1,7 +1,9 @@
-"""Fixtures shared by every app's tests: admins holding built-in roles over scope tags."""
+"""Fixtures shared by every app's tests: admins holding built-in roles over scope tags, a real Celery
+worker, and the Microsoft Graph emulator over real HTTPS."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import signal
@@ -17,6 +19,7 @@ import pytest
 from django.apps import apps as django_apps
 from django.core.cache import cache
 
+from graph.emulator import Config, Emulator
 from portal.models import Role, RoleAssignment, ScopeTag, User
 
 _seed = importlib.import_module("portal.migrations.0002_built_in_roles_and_audit_guard")
@@ -179,3 +182,33 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: f
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def _emulator_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    server = Emulator(tls_dir=tmp_path_factory.mktemp("graph-tls")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def emulator(_emulator_server: Emulator) -> Iterator[Emulator]:
+    """The emulator with no certificates, its demo directory, and default settings (small pages)."""
+    state = _emulator_server.state
+    with state.lock:
+        state.config = dataclasses.replace(Config(), page_size=7)
+        state.reset_certificates()
+    saved = (
+        dict(state.users),
+        dict(state.groups),
+        {k: list(v) for k, v in state.members.items()},
+        dict(state.devices),
+    )
+    yield _emulator_server
+    with state.lock:
+        state.users, state.groups, state.members, state.devices = (
+            saved[0],
+            saved[1],
+            saved[2],
+            saved[3],
+        )

@@ -1,10 +1,9 @@
-"""A Graph emulator over real HTTPS for the whole run, reset between tests."""
+"""Graph clients and certificates for the emulator (the emulator itself is a root fixture)."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,41 +13,11 @@ from certs.models import Certificate, EncryptionKey
 from directory.models import DirectoryUser
 from graph import services
 from graph.client import CLOUDS, GraphClient, TokenSource
-from graph.emulator import Config, Emulator
+from graph.emulator import Emulator
 from graph.models import TenantConnection
 from graph.services import ConnectionInput
 from graph.tests.factories import make_pfx
 from portal.audit import Actor
-
-
-@pytest.fixture(scope="session")
-def _emulator_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    server = Emulator(tls_dir=tmp_path_factory.mktemp("graph-tls")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def emulator(_emulator_server: Emulator) -> Iterator[Emulator]:
-    """The emulator with no certificates, its demo directory, and default settings (small pages)."""
-    state = _emulator_server.state
-    with state.lock:
-        state.config = dataclasses.replace(Config(), page_size=7)
-        state.reset_certificates()
-    saved = (
-        dict(state.users),
-        dict(state.groups),
-        {k: list(v) for k, v in state.members.items()},
-        dict(state.devices),
-    )
-    yield _emulator_server
-    with state.lock:
-        state.users, state.groups, state.members, state.devices = (
-            saved[0],
-            saved[1],
-            saved[2],
-            saved[3],
-        )
 
 
 def emulator_session(ca_path: Path) -> requests.Session:

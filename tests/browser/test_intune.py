@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
@@ -18,13 +18,6 @@ from directory.models import DirectoryUser
 from graph.emulator import Emulator
 from portal.audit import Actor
 from portal.models import ScopeTag, User
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    server = Emulator(tls_dir=tmp_path_factory.mktemp("graph-tls")).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
