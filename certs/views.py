@@ -476,14 +476,17 @@ def cleanup(request: AuthenticatedHttpRequest) -> HttpResponse:
             if count == form.cleaned_data["expected"]
             else "The list changed: check it again.",
         )
+    query = request.GET.copy()
+    query.pop("page", None)
     context = {
         "form": form,
         "count": count,
         "page": Paginator(chosen.select_related("user"), PAGE_SIZE).get_page(request.GET.get("page")),
-        "query": request.GET.urlencode(),
+        "query": query.urlencode(),
         "nav_active": "certificates",
     }
-    return render(request, "certs/cleanup.html", context, status=400 if form.errors else 200)
+    template = "certs/cleanup.html#results" if request.htmx else "certs/cleanup.html"
+    return render(request, template, context, status=400 if form.errors else 200)
 
 
 def user_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) -> dict[str, Any] | None:

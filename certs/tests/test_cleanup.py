@@ -97,3 +97,13 @@ def test_the_help_desk_cannot_clean_up(
     client.force_login(helpdesk)
     assert client.get(reverse("certs:cleanup")).status_code == 403
     assert "Clean up expired" not in client.get(reverse("certs:list")).content.decode()
+
+
+def test_htmx_gets_only_the_preview_so_paging_replaces_it_in_place(
+    client: Client, intune_admin: User, tenant: dict[str, Certificate]
+) -> None:
+    client.force_login(intune_admin)
+    body = client.get(
+        reverse("certs:cleanup"), {"page": "1"}, headers={"HX-Request": "true"}
+    ).content.decode()
+    assert body.lstrip().startswith('<section class="card" id="results"') and "<html" not in body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import zipfile
 from collections.abc import Callable
@@ -11,8 +12,11 @@ import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from playwright.sync_api import Page, expect
 
+from certs import services
+from certs.models import EncryptionKey, ImportBatch
 from certs.tests.importing import add_key, directory_user, pfx_for
-from portal.models import User
+from portal.audit import Actor
+from portal.models import ScopeTag, User
 
 ALICE = "alice@contoso.example"
 BOB = "bob@contoso.example"
@@ -102,3 +106,23 @@ def test_retrying_a_failed_row_with_the_right_password_succeeds(
     carol = page.get_by_test_id("row").filter(has_text="carol.pfx")
     expect(carol).to_have_attribute("data-state", "stored", timeout=60_000)
     expect(page.get_by_test_id("count-stored")).to_contain_text("3")
+
+
+def test_the_rows_of_a_large_batch_page_through_in_place(page: Page, importer: User) -> None:
+    directory_user(ALICE)
+    entries = [services.Entry(f"file-{i:02d}.pfx", b"x", "pw", ALICE) for i in range(60)]
+    batch = services.batch_create(
+        Actor.system(),
+        kind=ImportBatch.Kind.BULK,
+        key=EncryptionKey.objects.get(),
+        entries=entries,
+        tags=[ScopeTag.default()],
+        enqueue=False,
+    )
+    page.goto(f"/certificates/imports/{batch.code}/")
+    page.get_by_role("link", name="Next").click()
+    expect(page.locator("nav.pagination")).to_have_text(re.compile(r"Page 2 of 2"))
+    expect(page.get_by_test_id("row").first).to_have_attribute("data-file", "file-50.pfx")
+    # The page's own progress and rows are replaced, not nested inside the page links.
+    expect(page.locator("#live")).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"page=2"))
