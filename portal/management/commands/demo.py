@@ -46,7 +46,8 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 class Command(BaseCommand):
-    graph_url = "https://127.0.0.1:8443"
+    graph_url: str  # set by handle() from --graph-port
+    seed: bool  # False with --no-seed
     help = "Migrate, seed the demo tenant and run the web server, a Celery worker and Celery beat."
 
     def add_arguments(self, parser: CommandParser) -> None:
