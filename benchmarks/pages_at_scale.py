@@ -1,0 +1,393 @@
+"""Latency and query counts of the pages admins live on, in a large tenant on PostgreSQL.
+
+    createdb -h 127.0.0.1 -U postgres pfx_pages
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/pfx_pages .venv/bin/python benchmarks/pages_at_scale.py
+
+Builds (once; ``--rebuild`` to start again) 100,000 users, 200,000 devices, 1,000 groups
+with about 700,000 memberships, 297,000 certificates and 50 profiles, then serves the
+portal with gunicorn (2 workers x 4 threads, DEBUG off) and drives each page from a
+separate process with 16 concurrent keep-alive clients. For every page it prints
+p50/p95/p99 latency, throughput and the queries one request runs (measured for several
+different objects, so a count that grows with the data shows). The baseline in the same
+run is ``/healthz`` (one ``SELECT 1``) under the same load: the floor of the stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pfx_pages")
+# Sessions are made here; a second factor is not what is measured.
+os.environ["PORTAL_ENFORCE_MFA"] = "false"
+
+TARGET_P95_MS = 50.0
+
+
+def drive(base: str, cookie: str, paths: list[str], clients: int, seconds: float) -> dict[str, Any]:
+    """Request ``paths`` round-robin from ``clients`` threads for ``seconds``; return the latencies."""
+    host, port = base.split(":")
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop_at = time.perf_counter() + seconds
+
+    def client(offset: int) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        mine: list[float] = []
+        i = offset
+        while time.perf_counter() < stop_at:
+            path = paths[i % len(paths)]
+            i += 1
+            started = time.perf_counter()
+            try:
+                conn.request("GET", path, headers={"Cookie": f"sessionid={cookie}", "Host": "localhost"})
+                response = conn.getresponse()
+                response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                with lock:
+                    errors.append(f"{path}: {exc!r}")
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=60)
+                continue
+            mine.append(time.perf_counter() - started)
+            if response.status != 200:
+                with lock:
+                    errors.append(f"{path}: HTTP {response.status}")
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return {"latencies": latencies, "elapsed": elapsed, "errors": errors[:5], "error_count": len(errors)}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rebuild", action="store_true", help="build the tenant again")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full tenant size")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=15.0, help="load time per page")
+    parser.add_argument("--drive", nargs=2, metavar=("HOST:PORT", "COOKIE"), help=argparse.SUPPRESS)
+    parser.add_argument("--paths", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.drive:
+        result = drive(args.drive[0], args.drive[1], args.paths, args.clients, args.seconds)
+        json.dump(result, sys.stdout)
+        return
+    measure(args)
+
+
+def measure(args: argparse.Namespace) -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from directory.models import DirectoryUser
+
+    if connection.vendor != "postgresql":
+        sys.exit("Run this against PostgreSQL: set DATABASE_URL=postgres://...")
+    call_command("migrate", verbosity=0)
+    build(args.scale, args.rebuild)
+    admin = _admin()
+    client = Client()
+    client.force_login(admin)
+    cookie = client.cookies["sessionid"].value
+
+    users = list(
+        DirectoryUser.objects.filter(certificates__isnull=False, devices__isnull=False)
+        .distinct()
+        .order_by("pk")
+        .values_list("object_id", flat=True)[:200]
+    )
+    rng = random.Random(3)
+    sample = rng.sample(users, min(64, len(users)))
+    pages = {
+        "Directory user page": [f"/users/{object_id}/" for object_id in sample],
+        "Home": ["/"],
+        "Certificate list": ["/certificates/", "/certificates/?page=50", "/certificates/?q=user1"],
+    }
+    floor = {"Baseline: /healthz": ["/healthz"]}
+
+    print(
+        "\nQueries per request (several objects each; the same count means it does not grow with the data):"
+    )
+    for name, paths in pages.items():
+        counts = []
+        for path in paths[:4]:
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(path, HTTP_HOST="localhost")
+            if response.status_code != 200:
+                sys.exit(f"{path} answered {response.status_code}")
+            counts.append(len(queries))
+        print(f"  {name:<22} {counts}")
+
+    port = _free_port()
+    env = {**os.environ, "ALLOWED_HOSTS": "localhost,127.0.0.1"}
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "portal.wsgi",
+            "--workers=2",
+            "--threads=4",
+            f"--bind=127.0.0.1:{port}",
+            "--log-level=warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        _wait_for(port)
+        print(
+            f"\ngunicorn 2 workers x 4 threads, {args.clients} clients from a separate process, "
+            f"{args.seconds:.0f} s per page (target p95 < {TARGET_P95_MS:.0f} ms)"
+        )
+        print(f"  {'page':<22} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8} {'errors':>7}")
+        for name, paths in {**floor, **pages}.items():
+            # Warm each worker's connection and caches, then measure.
+            _load(port, cookie, paths, args.clients, 2.0)
+            result = _load(port, cookie, paths, args.clients, args.seconds)
+            lat = result["latencies"]
+            if not lat:
+                print(f"  {name:<22} no answers: {result['errors']}")
+                continue
+            print(
+                f"  {name:<22} {statistics.median(lat) * 1000:8.1f} {_percentile(lat, 0.95):8.1f} "
+                f"{_percentile(lat, 0.99):8.1f} {len(lat) / result['elapsed']:8.1f} {result['error_count']:7d}"
+            )
+            if result["errors"]:
+                print(f"    first errors: {result['errors']}")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _load(port: int, cookie: str, paths: list[str], clients: int, seconds: float) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--drive",
+            f"127.0.0.1:{port}",
+            cookie,
+            f"--clients={clients}",
+            f"--seconds={seconds}",
+            "--paths",
+            *paths,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_for(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz", headers={"Host": "localhost"})
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    sys.exit("gunicorn did not answer within 60 s")
+
+
+def _admin() -> Any:
+    from portal.models import User
+
+    admin, _ = User.objects.get_or_create(
+        email="bench-admin@contoso.example", defaults={"is_superuser": True, "is_staff": True}
+    )
+    return admin
+
+
+CERTIFICATES_PER_USER = 3
+PROFILES = 50
+BATCH = 10_000
+
+
+def build(scale: float, rebuild: bool) -> None:
+    from profile_evaluation import USERS, build_tenant
+
+    from certs.models import Certificate
+    from directory.models import DirectoryUser
+
+    users = int(USERS * scale)
+    if rebuild or DirectoryUser.objects.count() != users:
+        started = time.perf_counter()
+        build_tenant(scale)
+        print(f"  directory built in {time.perf_counter() - started:.1f} s")
+    if rebuild or Certificate.objects.count() < users * 2:
+        started = time.perf_counter()
+        _build_certificates()
+        print(f"  certificates built in {time.perf_counter() - started:.1f} s")
+    _build_profiles()
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    from directory.models import Device, Group
+    from profiles.models import Profile
+
+    print(
+        f"Tenant: {DirectoryUser.objects.count():,} users, {Device.objects.count():,} devices, "
+        f"{Group.objects.count():,} groups, {Certificate.objects.count():,} certificates, "
+        f"{Profile.objects.count()} profiles"
+    )
+
+
+def _build_certificates() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from django.db import connection
+    from django.utils import timezone
+
+    from certs.models import Certificate, EncryptionKey, GraphState, Padding, Purpose
+    from directory.models import DirectoryUser
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE certs_certificate CASCADE")
+    pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    key, _ = EncryptionKey.objects.get_or_create(
+        provider_name="Microsoft Software Key Storage Provider",
+        key_name="bench-key",
+        defaults={"size": 2048, "fingerprint": "b" * 64, "public_key_pem": pem},
+    )
+    rng = random.Random(11)
+    now = timezone.now()
+    purposes = [Purpose.SMIME_ENCRYPTION, Purpose.SMIME_SIGNING, Purpose.SMIME_ENCRYPTION]
+    states = [GraphState.SYNCED] * 8 + [GraphState.PENDING, GraphState.FAILED]
+    rows: list[Certificate] = []
+    # 99% of users hold certificates, CERTIFICATES_PER_USER each.
+    for pk, upn in DirectoryUser.objects.order_by("pk").values_list("pk", "upn").iterator():
+        if pk % 100 == 0:
+            continue
+        for n in range(CERTIFICATES_PER_USER):
+            not_after = now + timedelta(days=rng.randint(-400, 700))
+            rows.append(
+                Certificate(
+                    user_id=pk,
+                    upn=upn,
+                    thumbprint=f"{pk:020X}{n:020X}",
+                    purpose=purposes[n],
+                    subject=f"CN={upn}",
+                    issuer=f"CN=Contoso Issuing CA {pk % 3 + 1}",
+                    serial=f"{pk:x}{n:02x}",
+                    not_before=not_after - timedelta(days=730),
+                    not_after=not_after,
+                    key_type="rsa",
+                    key_size=2048,
+                    encryption_key=key,
+                    padding=Padding.OAEP_SHA512,
+                    pfx_blob=b"\x30\x82",
+                    encrypted_password=b"\x00" * 256,
+                    graph_state=rng.choice(states),
+                )
+            )
+            if len(rows) >= BATCH:
+                Certificate.objects.bulk_create(rows)
+                rows = []
+    Certificate.objects.bulk_create(rows)
+
+
+def _build_profiles() -> None:
+    from directory.models import Group, Platform, WindowsEdition
+    from profiles.models import (
+        ApplicabilityRule,
+        IntendedPurpose,
+        KeyStorageProvider,
+        Profile,
+        ProfileAssignment,
+    )
+
+    if Profile.objects.filter(name__startswith="Bench ").count() == PROFILES:
+        return
+    Profile.objects.all().delete()
+    user_groups = list(Group.objects.filter(kind=Group.Kind.USER).order_by("pk").values_list("pk", flat=True))
+    device_groups = list(
+        Group.objects.filter(kind=Group.Kind.DEVICE).order_by("pk").values_list("pk", flat=True)
+    )
+    platforms = list(Platform)
+    purposes = [IntendedPurpose.SMIME_ENCRYPTION, IntendedPurpose.SMIME_SIGNING]
+    rng = random.Random(5)
+    for n in range(PROFILES):
+        platform = platforms[n % len(platforms)]
+        profile = Profile.objects.create(
+            name=f"Bench {n:02d} {platform.label}",
+            platform=platform,
+            intended_purpose=purposes[n % 2],
+            key_storage_provider=KeyStorageProvider.SOFTWARE if platform == Platform.WINDOWS else "",
+            all_users=n % 10 == 0,
+        )
+        chosen = rng.sample(user_groups, 6)
+        rows = [ProfileAssignment(profile=profile, group_id=g, mode="include") for g in chosen[:5]]
+        rows.append(ProfileAssignment(profile=profile, group_id=chosen[5], mode="exclude"))
+        rows += [
+            ProfileAssignment(profile=profile, group_id=g, mode="include")
+            for g in rng.sample(device_groups, 3)
+        ]
+        ProfileAssignment.objects.bulk_create(rows)
+        if platform == Platform.WINDOWS and n % 2:
+            ApplicabilityRule.objects.create(
+                profile=profile,
+                position=0,
+                rule_type=ApplicabilityRule.RuleType.EXCLUDE,
+                os_property=ApplicabilityRule.Property.OS_EDITION,
+                editions=[WindowsEdition.HOME],
+            )
+
+
+if __name__ == "__main__":
+    main()
