@@ -34,7 +34,6 @@ from profiles.targeting import (
     device_flags,
     deviceless_flags,
     deviceless_outcome,
-    devices_with_flags,
     excluded_by,
     flags_for,
     flags_of,
@@ -142,7 +141,7 @@ class Evaluation:
 
     def devices(self) -> QuerySet[Any]:
         """Every current device, annotated with ``flags``."""
-        return devices_with_flags(self.spec, self.rivals)
+        return Device.objects.filter(removed_at__isnull=True).annotate(flags=self.flags)
 
     def users_without_devices(self) -> QuerySet[Any]:
         """Current users with no current device, annotated with ``flags`` (user bits only)."""

@@ -209,11 +209,6 @@ def device_flags(spec: TargetSpec, rivals: Sequence[TargetSpec]) -> Any:
     return total
 
 
-def devices_with_flags(spec: TargetSpec, rivals: Sequence[TargetSpec]) -> QuerySet[Any]:
-    """Every current device, annotated with ``flags``."""
-    return Device.objects.filter(removed_at__isnull=True).annotate(flags=device_flags(spec, rivals))
-
-
 def users_without_devices(spec: TargetSpec) -> QuerySet[Any]:
     """Current users with no current device, annotated with ``flags`` (user bits only)."""
     terms: list[Any] = []
