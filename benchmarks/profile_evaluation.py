@@ -44,7 +44,7 @@ from directory.models import (  # noqa: E402
     WindowsEdition,
     version_key,
 )
-from profiles.evaluation import EXCLUDED, NOT_TARGETED, evaluate, lint  # noqa: E402
+from profiles.lint import lint  # noqa: E402
 from profiles.models import (  # noqa: E402
     ApplicabilityRule,
     IntendedPurpose,
@@ -52,6 +52,8 @@ from profiles.models import (  # noqa: E402
     Profile,
     ProfileAssignment,
 )
+from profiles.reports import evaluate  # noqa: E402
+from profiles.targeting import EXCLUDED, NOT_TARGETED  # noqa: E402
 
 USERS, DEVICES, GROUPS = 100_000, 200_000, 1_000
 BATCH = 10_000

@@ -14,7 +14,6 @@ from directory.models import Group, Platform, WindowsEdition
 from portal.audit import Actor
 from portal.models import ScopeTag
 from profiles import services
-from profiles.evaluation import RuleSpec
 from profiles.models import (
     ApplicabilityRule,
     CertificateAccess,
@@ -23,6 +22,7 @@ from profiles.models import (
     Profile,
 )
 from profiles.services import ProfileDraft
+from profiles.specs import RuleSpec
 
 OUTLOOK = "com.microsoft.office.outlook"
 

@@ -11,7 +11,6 @@ from django.db.models import QuerySet
 from directory.models import Group, Platform, WindowsEdition, version_key
 from portal import access
 from portal.models import ScopeTag, User
-from profiles.evaluation import STATE_LABELS, STATUSES, RuleSpec
 from profiles.models import (
     ApplicabilityRule,
     CertificateAccess,
@@ -20,6 +19,8 @@ from profiles.models import (
     Profile,
     ProfileType,
 )
+from profiles.specs import RuleSpec
+from profiles.targeting import STATE_LABELS, STATUSES
 
 VERSION_RE = re.compile(r"^\d{1,10}(\.\d{1,10}){0,3}$")
 PACKAGE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$")

@@ -10,8 +10,8 @@ from portal.http import AuthenticatedHttpRequest
 
 
 def user_profiles_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) -> dict[str, Any] | None:
-    from profiles.evaluation import profiles_for_user
     from profiles.models import Profile
+    from profiles.reports import profiles_for_user
 
     if not access.has_perm(request.user, "profiles.read"):
         return None

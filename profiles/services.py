@@ -14,8 +14,8 @@ from directory.models import Group, Platform
 from portal import access, audit
 from portal.audit import Actor
 from portal.models import AuditEvent, ScopeTag, User
-from profiles.evaluation import RuleSpec
 from profiles.models import ApplicabilityRule, CertificateAccess, Profile, ProfileAssignment
+from profiles.specs import RuleSpec
 
 CATEGORY = "Device configuration"
 AUDITED_FIELDS = (

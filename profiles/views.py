@@ -1,52 +1,44 @@
-"""Devices > Configuration profiles: list, creation wizard, overview, properties, status reports."""
+"""Devices > Configuration profiles: list, creation wizard, overview, properties and their edits.
+
+The status reports and the per-user page are in :mod:`profiles.report_views`.
+"""
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.db.models import Exists, OuterRef, Q
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect, push_url
 
-from directory.models import DirectoryUser, Platform
+from directory.models import Platform
 from portal import access
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
-from portal.lib.spreadsheet import Echo, spreadsheet_safe
 from profiles import services
-from profiles.evaluation import (
-    EXCLUDED,
-    STATE_LABELS,
-    STATUSES,
-    Evaluation,
-    TargetSpec,
-    evaluate,
-    lint,
-    profiles_for_user,
-)
 from profiles.forms import (
     AssignmentsForm,
     BasicsForm,
     CreateProfileForm,
     DuplicateForm,
     ProfileFilterForm,
-    ReportFilterForm,
     RuleFormSet,
     ScopeTagsForm,
     SettingsForm,
-    UserReportFilterForm,
     rule_initial,
 )
+from profiles.lint import lint
 from profiles.models import Profile, ProfileAssignment
+from profiles.reports import evaluate, evaluate_draft
+from profiles.specs import RuleSpec
+from profiles.targeting import STATE_LABELS, STATUSES
 from profiles.wizard import STEP_LABELS, Wizard, draft_spec
 
 require_GET_POST = require_http_methods(["GET", "POST"])
@@ -54,7 +46,7 @@ PAGE_SIZE = 50
 NAV = {"nav_active": "profiles"}
 
 
-def _profile(request: AuthenticatedHttpRequest, code: Any, write: str | None = None) -> Profile:
+def get_profile(request: AuthenticatedHttpRequest, code: Any, write: str | None = None) -> Profile:
     """404 for a profile the admin cannot see; 403 when they see it but may not ``write``."""
     return access.get_for_user(request.user, Profile.objects.all(), write=write, code=code)
 
@@ -145,7 +137,7 @@ def _render_step(
             assert failed is not None
             return _go(request, wizard, failed)
         context["draft"] = draft
-        evaluation = Evaluation(draft_spec(draft))
+        evaluation = evaluate_draft(draft_spec(draft))
         summary = evaluation.summary()
         context.update(summary=summary, lints=lint(evaluation, summary=summary))
     template = "profiles/wizard.html#wizard" if request.htmx else "profiles/wizard.html"
@@ -214,7 +206,7 @@ def _create_from_wizard(request: AuthenticatedHttpRequest, wiz: Wizard) -> HttpR
 @require_GET
 @permission_required("profiles.read")
 def profile_detail(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
-    profile = _profile(request, code)
+    profile = get_profile(request, code)
     evaluation = evaluate(profile)
     summary = evaluation.summary()
     context = {
@@ -233,7 +225,7 @@ def profile_detail(request: AuthenticatedHttpRequest, code: str) -> HttpResponse
 @require_GET
 @permission_required("profiles.read")
 def profile_properties(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
-    profile = _profile(request, code)
+    profile = get_profile(request, code)
     assignments = list(profile.assignments.select_related("group"))
     context = {
         "profile": profile,
@@ -277,9 +269,8 @@ def _section_form(request: AuthenticatedHttpRequest, profile: Profile, section: 
             "exclude_groups": [a.group_id for a in assignments if a.mode == ProfileAssignment.Mode.EXCLUDE],
         }
         return AssignmentsForm(data, initial=initial)
-    return RuleFormSet(
-        data, prefix="rules", initial=rule_initial(list(TargetSpec.for_profile(profile).rules))
-    )
+    rules = [RuleSpec.of(rule) for rule in profile.applicability_rules.all()]
+    return RuleFormSet(data, prefix="rules", initial=rule_initial(rules))
 
 
 def _save_section(request: AuthenticatedHttpRequest, profile: Profile, section: str, form: Any) -> None:
@@ -317,7 +308,7 @@ def profile_edit(request: AuthenticatedHttpRequest, code: str, section: str) -> 
     if section not in SECTIONS:
         raise Http404
     label, action = SECTIONS[section]
-    profile = _profile(request, code, write=action)
+    profile = get_profile(request, code, write=action)
     if section == "rules" and profile.platform != Platform.WINDOWS:
         raise Http404
     if section == "settings" and profile.platform != Platform.ANDROID_FULLY_MANAGED:
@@ -343,7 +334,7 @@ def profile_edit(request: AuthenticatedHttpRequest, code: str, section: str) -> 
 @require_GET_POST
 @permission_required("profiles.delete")
 def profile_delete(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
-    profile = _profile(request, code, write="delete")
+    profile = get_profile(request, code, write="delete")
     if request.method == "POST":
         name = profile.name
         services.profile_delete(actor=Actor.from_request(request), profile=profile)
@@ -355,7 +346,7 @@ def profile_delete(request: AuthenticatedHttpRequest, code: str) -> HttpResponse
 @require_GET_POST
 @permission_required("profiles.create")
 def profile_duplicate(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
-    profile = _profile(request, code)
+    profile = get_profile(request, code)
     initial = {"name": f"{profile.name} - Copy", "description": profile.description}
     form = DuplicateForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -368,210 +359,3 @@ def profile_duplicate(request: AuthenticatedHttpRequest, code: str) -> HttpRespo
     return render(
         request, "profiles/duplicate.html", {"profile": profile, "form": form, **NAV}, status=status
     )
-
-
-# --- Status reports ----------------------------------------------------------
-
-
-def _report_rows(profile: Profile, form: ReportFilterForm) -> tuple[Any, QuerySet[Any]]:
-    evaluation = evaluate(profile)
-    data = form.cleaned_data if form.is_bound else {"status": "", "q": ""}
-    states = [data["status"]] if data.get("status") else list(STATUSES)
-    rows = evaluation.device_rows(states).order_by("name", "pk")
-    if data.get("q"):
-        rows = rows.filter(Q(name__icontains=data["q"]) | Q(primary_user__upn__icontains=data["q"]))
-    return evaluation, rows
-
-
-def _describe(evaluation: Any, devices: list[Any]) -> list[dict[str, Any]]:
-    excluded = evaluation.excluding_groups(
-        user_ids=[d.primary_user_id for d in devices if d.primary_user_id],
-        device_ids=[d.pk for d in devices],
-    )
-    described = []
-    for device in devices:
-        result = evaluation.outcome(device.flags)
-        by = ""
-        if result.state == EXCLUDED:
-            by = excluded["user"].get(device.primary_user_id, "") or excluded["device"].get(device.pk, "")
-        described.append(
-            {
-                "device": device,
-                "state": result.state,
-                "state_label": STATE_LABELS[result.state],
-                "reason": evaluation.explain(result.reason, excluded_by=by, device=device),
-            }
-        )
-    return described
-
-
-@require_GET
-@permission_required("profiles.read")
-def profile_report(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
-    profile = _profile(request, code)
-    form = ReportFilterForm(request.GET or None)
-    if form.is_bound and not form.is_valid():
-        context = {"profile": profile, "form": form, "tab": "report", **NAV}
-        return render(request, "profiles/report.html", context, status=400)
-    evaluation, rows = _report_rows(profile, form)
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    context = {
-        "profile": profile,
-        "form": form,
-        "page": page,
-        "rows": _describe(evaluation, list(page.object_list)),
-        "query": query.urlencode(),
-        "tab": "report",
-        **NAV,
-    }
-    template = "profiles/report.html#results" if request.htmx else "profiles/report.html"
-    return render(request, template, context)
-
-
-@require_GET
-@permission_required("profiles.read")
-def profile_report_csv(request: AuthenticatedHttpRequest, code: str) -> HttpResponse | StreamingHttpResponse:
-    profile = _profile(request, code)
-    form = ReportFilterForm(request.GET or None)
-    if form.is_bound and not form.is_valid():
-        return HttpResponse("Invalid filters", status=400, content_type="text/plain")
-    evaluation, rows = _report_rows(profile, form)
-    writer = csv.writer(Echo())
-
-    def lines() -> Iterator[str]:
-        yield writer.writerow(
-            [
-                "Device",
-                "User",
-                "Platform",
-                "OS edition",
-                "OS version",
-                "Status",
-                "Reason",
-                "Last check-in (UTC)",
-            ]
-        )
-        chunk: list[Any] = []
-        for device in rows.iterator(chunk_size=2000):
-            chunk.append(device)
-            if len(chunk) == 2000:
-                yield from _csv_rows(writer, evaluation, chunk)
-                chunk = []
-        yield from _csv_rows(writer, evaluation, chunk)
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="profile-{profile.code}-devices.csv"'
-    return response
-
-
-def _csv_rows(writer: Any, evaluation: Any, devices: list[Any]) -> Iterator[str]:
-    for row in _describe(evaluation, devices):
-        device = row["device"]
-        yield writer.writerow(
-            [
-                spreadsheet_safe(device.name),
-                spreadsheet_safe(device.primary_user.upn if device.primary_user else ""),
-                device.get_platform_display(),
-                device.get_os_edition_display() if device.os_edition else "",
-                spreadsheet_safe(device.os_version),
-                row["state_label"],
-                spreadsheet_safe(row["reason"]),
-                device.last_check_in.strftime("%Y-%m-%dT%H:%M:%SZ") if device.last_check_in else "",
-            ]
-        )
-
-
-# --- User status report --------------------------------------------------------
-
-
-def _user_report_rows(profile: Profile, form: UserReportFilterForm) -> tuple[Evaluation, QuerySet[Any]]:
-    evaluation = evaluate(profile)
-    data = form.cleaned_data if form.is_bound else {"status": "", "q": ""}
-    users = evaluation.user_rows([data["status"]] if data.get("status") else None).order_by("upn", "pk")
-    if data.get("q"):
-        q = data["q"]
-        users = users.filter(Q(upn__icontains=q) | Q(display_name__icontains=q) | Q(mail__icontains=q))
-    return evaluation, users
-
-
-@require_GET
-@permission_required("profiles.read")
-def user_report(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
-    profile = _profile(request, code)
-    form = UserReportFilterForm(request.GET or None)
-    if form.is_bound and not form.is_valid():
-        context = {"profile": profile, "form": form, "tab": "user_report", **NAV}
-        return render(request, "profiles/user_report.html", context, status=400)
-    evaluation, users = _user_report_rows(profile, form)
-    page = Paginator(users, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    context = {
-        "profile": profile,
-        "form": form,
-        "page": page,
-        "rows": evaluation.user_details(list(page.object_list)),
-        "query": query.urlencode(),
-        "tab": "user_report",
-        **NAV,
-    }
-    template = "profiles/user_report.html#results" if request.htmx else "profiles/user_report.html"
-    return render(request, template, context)
-
-
-@require_GET
-@permission_required("profiles.read")
-def user_report_csv(request: AuthenticatedHttpRequest, code: str) -> HttpResponse | StreamingHttpResponse:
-    profile = _profile(request, code)
-    form = UserReportFilterForm(request.GET or None)
-    if form.is_bound and not form.is_valid():
-        return HttpResponse("Invalid filters", status=400, content_type="text/plain")
-    evaluation, users = _user_report_rows(profile, form)
-    writer = csv.writer(Echo())
-
-    def lines() -> Iterator[str]:
-        yield writer.writerow(["User", "Display name", "Status", "Reason", "Devices"])
-        chunk: list[DirectoryUser] = []
-        for user_obj in users.iterator(chunk_size=2000):
-            chunk.append(user_obj)
-            if len(chunk) == 2000:
-                yield from _user_csv_rows(writer, evaluation, chunk)
-                chunk = []
-        yield from _user_csv_rows(writer, evaluation, chunk)
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="profile-{profile.code}-users.csv"'
-    return response
-
-
-def _user_csv_rows(writer: Any, evaluation: Evaluation, users: list[DirectoryUser]) -> Iterator[str]:
-    for row in evaluation.user_details(users) if users else []:
-        yield writer.writerow(
-            [
-                spreadsheet_safe(row.user.upn),
-                spreadsheet_safe(row.user.display_name),
-                row.state_label,
-                spreadsheet_safe(row.reason),
-                spreadsheet_safe(row.devices_text),
-            ]
-        )
-
-
-# --- Per user ----------------------------------------------------------------
-
-
-@require_GET
-@permission_required("profiles.read")
-def user_profiles(request: AuthenticatedHttpRequest, object_id: str) -> HttpResponse:
-    if not access.has_perm(request.user, "directory.read"):
-        raise PermissionDenied
-    try:
-        user_obj = DirectoryUser.objects.get(object_id=object_id)
-    except (DirectoryUser.DoesNotExist, ValueError) as exc:
-        raise Http404 from exc
-    results = profiles_for_user(user_obj, profiles=access.scoped(Profile.objects.all(), request.user))
-    context = {"directory_user": user_obj, "user_profiles": results, **NAV}
-    template = "profiles/_user_profiles.html" if request.htmx else "profiles/user_profiles.html"
-    return render(request, template, context)

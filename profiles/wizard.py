@@ -17,7 +17,6 @@ from django.utils.datastructures import MultiValueDict
 from directory.models import Platform
 from portal import access
 from portal.models import User
-from profiles.evaluation import TargetSpec
 from profiles.forms import (
     AssignmentsForm,
     BaseRuleFormSet,
@@ -28,6 +27,7 @@ from profiles.forms import (
     rule_initial,
 )
 from profiles.services import ProfileDraft
+from profiles.specs import GroupRef, TargetSpec
 
 SESSION_KEY = "profile_wizards"
 KEEP = 5  # wizards per session; older ones are dropped
@@ -202,6 +202,7 @@ def draft_spec(draft: ProfileDraft) -> TargetSpec:
         ),
         all_users=draft.all_users,
         all_devices=draft.all_devices,
+        groups={g.pk: GroupRef.of(g) for g in (*draft.include_groups, *draft.exclude_groups)},
         include_group_ids=[g.pk for g in draft.include_groups],
         exclude_group_ids=[g.pk for g in draft.exclude_groups],
         rules=draft.rules,

@@ -8,8 +8,9 @@ from directory import demo as directory_demo
 from directory.models import Platform
 from portal.models import AuditEvent, Role, ScopeTag
 from profiles.demo import DEMO_PROFILES, OUTLOOK, seed_demo_profiles
-from profiles.evaluation import evaluate, lint
+from profiles.lint import lint
 from profiles.models import CertificateAccess, IntendedPurpose, KeyStorageProvider, Profile
+from profiles.reports import evaluate
 
 
 @pytest.fixture

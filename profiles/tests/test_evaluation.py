@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from directory.models import Group, Platform, WindowsEdition
-from profiles.evaluation import EXCLUDED, NOT_TARGETED, evaluate, flags_for, outcome
 from profiles.models import DeliveryState, DeliveryStatus, KeyStorageProvider
+from profiles.reports import evaluate
+from profiles.targeting import EXCLUDED, NOT_TARGETED, flags_for, outcome
 from profiles.tests import factories as f
 
 PENDING, NA = "pending", "notApplicable"

@@ -6,8 +6,9 @@ from django.test import Client
 from django.urls import reverse
 
 from directory.models import DirectoryUser, Group, Platform
-from profiles import evaluation
-from profiles.evaluation import evaluate, lint, profiles_for_user
+from profiles.lint import certificate_holders, lint
+from profiles.models import Profile
+from profiles.reports import evaluate, profiles_for_user
 from profiles.tests import factories as f
 
 
@@ -55,7 +56,7 @@ def test_the_certificate_check_is_skipped_while_certificates_are_not_tracked(db,
         raise LookupError
 
     monkeypatch.setattr("django.apps.apps.get_model", missing)
-    assert evaluation.certificate_holders("smimeEncryption") is None
+    assert certificate_holders("smimeEncryption") is None
     f.device("PC", f.user("alice@contoso.example"))
     assert "usersWithoutCertificate" not in codes(lint(evaluate(f.profile(all_users=True))))
 
@@ -93,3 +94,48 @@ def test_the_user_page_fragment_renders_for_helpdesk(helpdesk, client: Client):
     page = client.get(url)
     assert page.status_code == 200
     assert b"PC-ALICE" in page.content and b"Waiting for the device to check in" in page.content
+
+
+def test_what_one_user_gets_agrees_with_the_whole_tenant_evaluation(db):
+    from django.utils import timezone
+
+    from directory.models import WindowsEdition
+    from profiles.models import DeliveryState, KeyStorageProvider
+
+    staff, contractors = f.group("Staff"), f.group("Contractors")
+    pcs, kiosks = f.group("PCs", Group.Kind.DEVICE), f.group("Kiosks", Group.Kind.DEVICE)
+    alice = f.user("alice@contoso.example", staff)
+    alice_pc = f.device("PC-ALICE", alice, pcs)
+    f.device("HOME-ALICE", alice, edition=WindowsEdition.HOME)
+    f.device("IPHONE-ALICE", alice, platform=Platform.IOS, version="17.2")
+    bob = f.user("bob@contoso.example", staff, contractors)
+    f.device("PC-BOB", bob, kiosks)
+    f.device("PC-BOB-2", bob, pcs)
+    f.user("carol@contoso.example", staff)  # no device
+    f.user("dan@contoso.example", contractors)  # no device, excluded
+    gone = f.user("gone@contoso.example", staff)
+    f.device("PC-GONE", gone, pcs)
+    gone.removed_at = timezone.now()
+    gone.save(update_fields=["removed_at"])
+    tpm = f.profile(
+        "TPM", include=[staff], exclude=[contractors], rules=[f.edition_rule("exclude", WindowsEdition.HOME)]
+    )
+    f.profile("Software", include=[pcs], exclude=[kiosks], key_storage_provider=KeyStorageProvider.SOFTWARE)
+    f.profile("Same settings", all_users=True, exclude=[kiosks])
+    f.profile("Signing", all_devices=True, intended_purpose="smimeSigning", exclude=[contractors])
+    f.profile("iOS", platform=Platform.IOS, all_users=True, exclude=[contractors])
+    f.profile("Unassigned", platform=Platform.MACOS)
+    DeliveryState.objects.create(profile=tpm, device=alice_pc, status="error")
+    expected = {}
+    for profile in Profile.objects.all():
+        for pair in evaluate(profile).pairs():
+            expected[(profile.pk, pair.user_id, pair.device_id)] = pair.state
+    for person in DirectoryUser.objects.all():
+        for result in profiles_for_user(person):
+            for r in result.results:
+                key = (result.profile.pk, person.pk, r.device.pk if r.device else None)
+                assert r.state == expected.get(key, "notTargeted"), (
+                    result.profile.name,
+                    person.upn,
+                    r.device,
+                )

@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from directory.models import Device, Group
 from portal.models import AuditEvent
-from profiles.evaluation import STATE_LABELS, STATUSES, evaluate
 from profiles.models import DeliveryState, DeliveryStatus, Profile
+from profiles.reports import evaluate
+from profiles.targeting import STATE_LABELS, STATUSES
 from profiles.tests import factories as f
 
 

@@ -1,0 +1,231 @@
+"""A profile's status reports (devices and users, with their CSV exports) and what reaches one directory user."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from directory.models import DirectoryUser
+from portal import access
+from portal.access import permission_required
+from portal.http import AuthenticatedHttpRequest
+from portal.lib.spreadsheet import Echo, spreadsheet_safe
+from profiles.forms import ReportFilterForm, UserReportFilterForm
+from profiles.models import Profile
+from profiles.reports import Evaluation, evaluate, profiles_for_user
+from profiles.targeting import EXCLUDED, STATE_LABELS, STATUSES
+from profiles.views import NAV, PAGE_SIZE, get_profile
+
+# --- Status reports ----------------------------------------------------------
+
+
+def _report_rows(profile: Profile, form: ReportFilterForm) -> tuple[Any, QuerySet[Any]]:
+    evaluation = evaluate(profile)
+    data = form.cleaned_data if form.is_bound else {"status": "", "q": ""}
+    states = [data["status"]] if data.get("status") else list(STATUSES)
+    rows = evaluation.device_rows(states).order_by("name", "pk")
+    if data.get("q"):
+        rows = rows.filter(Q(name__icontains=data["q"]) | Q(primary_user__upn__icontains=data["q"]))
+    return evaluation, rows
+
+
+def _describe(evaluation: Any, devices: list[Any]) -> list[dict[str, Any]]:
+    excluded = evaluation.excluding_groups(
+        user_ids=[d.primary_user_id for d in devices if d.primary_user_id],
+        device_ids=[d.pk for d in devices],
+    )
+    described = []
+    for device in devices:
+        result = evaluation.outcome(device.flags)
+        by = ""
+        if result.state == EXCLUDED:
+            by = excluded["user"].get(device.primary_user_id, "") or excluded["device"].get(device.pk, "")
+        described.append(
+            {
+                "device": device,
+                "state": result.state,
+                "state_label": STATE_LABELS[result.state],
+                "reason": evaluation.explain(result.reason, excluded_by=by, device=device),
+            }
+        )
+    return described
+
+
+@require_GET
+@permission_required("profiles.read")
+def profile_report(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    profile = get_profile(request, code)
+    form = ReportFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        context = {"profile": profile, "form": form, "tab": "report", **NAV}
+        return render(request, "profiles/report.html", context, status=400)
+    evaluation, rows = _report_rows(profile, form)
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "profile": profile,
+        "form": form,
+        "page": page,
+        "rows": _describe(evaluation, list(page.object_list)),
+        "query": query.urlencode(),
+        "tab": "report",
+        **NAV,
+    }
+    template = "profiles/report.html#results" if request.htmx else "profiles/report.html"
+    return render(request, template, context)
+
+
+@require_GET
+@permission_required("profiles.read")
+def profile_report_csv(request: AuthenticatedHttpRequest, code: str) -> HttpResponse | StreamingHttpResponse:
+    profile = get_profile(request, code)
+    form = ReportFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        return HttpResponse("Invalid filters", status=400, content_type="text/plain")
+    evaluation, rows = _report_rows(profile, form)
+    writer = csv.writer(Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(
+            [
+                "Device",
+                "User",
+                "Platform",
+                "OS edition",
+                "OS version",
+                "Status",
+                "Reason",
+                "Last check-in (UTC)",
+            ]
+        )
+        chunk: list[Any] = []
+        for device in rows.iterator(chunk_size=2000):
+            chunk.append(device)
+            if len(chunk) == 2000:
+                yield from _csv_rows(writer, evaluation, chunk)
+                chunk = []
+        yield from _csv_rows(writer, evaluation, chunk)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="profile-{profile.code}-devices.csv"'
+    return response
+
+
+def _csv_rows(writer: Any, evaluation: Any, devices: list[Any]) -> Iterator[str]:
+    for row in _describe(evaluation, devices):
+        device = row["device"]
+        yield writer.writerow(
+            [
+                spreadsheet_safe(device.name),
+                spreadsheet_safe(device.primary_user.upn if device.primary_user else ""),
+                device.get_platform_display(),
+                device.get_os_edition_display() if device.os_edition else "",
+                spreadsheet_safe(device.os_version),
+                row["state_label"],
+                spreadsheet_safe(row["reason"]),
+                device.last_check_in.strftime("%Y-%m-%dT%H:%M:%SZ") if device.last_check_in else "",
+            ]
+        )
+
+
+# --- User status report --------------------------------------------------------
+
+
+def _user_report_rows(profile: Profile, form: UserReportFilterForm) -> tuple[Evaluation, QuerySet[Any]]:
+    evaluation = evaluate(profile)
+    data = form.cleaned_data if form.is_bound else {"status": "", "q": ""}
+    users = evaluation.user_rows([data["status"]] if data.get("status") else None).order_by("upn", "pk")
+    if data.get("q"):
+        q = data["q"]
+        users = users.filter(Q(upn__icontains=q) | Q(display_name__icontains=q) | Q(mail__icontains=q))
+    return evaluation, users
+
+
+@require_GET
+@permission_required("profiles.read")
+def user_report(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    profile = get_profile(request, code)
+    form = UserReportFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        context = {"profile": profile, "form": form, "tab": "user_report", **NAV}
+        return render(request, "profiles/user_report.html", context, status=400)
+    evaluation, users = _user_report_rows(profile, form)
+    page = Paginator(users, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "profile": profile,
+        "form": form,
+        "page": page,
+        "rows": evaluation.user_details(list(page.object_list)),
+        "query": query.urlencode(),
+        "tab": "user_report",
+        **NAV,
+    }
+    template = "profiles/user_report.html#results" if request.htmx else "profiles/user_report.html"
+    return render(request, template, context)
+
+
+@require_GET
+@permission_required("profiles.read")
+def user_report_csv(request: AuthenticatedHttpRequest, code: str) -> HttpResponse | StreamingHttpResponse:
+    profile = get_profile(request, code)
+    form = UserReportFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        return HttpResponse("Invalid filters", status=400, content_type="text/plain")
+    evaluation, users = _user_report_rows(profile, form)
+    writer = csv.writer(Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(["User", "Display name", "Status", "Reason", "Devices"])
+        chunk: list[DirectoryUser] = []
+        for user_obj in users.iterator(chunk_size=2000):
+            chunk.append(user_obj)
+            if len(chunk) == 2000:
+                yield from _user_csv_rows(writer, evaluation, chunk)
+                chunk = []
+        yield from _user_csv_rows(writer, evaluation, chunk)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="profile-{profile.code}-users.csv"'
+    return response
+
+
+def _user_csv_rows(writer: Any, evaluation: Evaluation, users: list[DirectoryUser]) -> Iterator[str]:
+    for row in evaluation.user_details(users) if users else []:
+        yield writer.writerow(
+            [
+                spreadsheet_safe(row.user.upn),
+                spreadsheet_safe(row.user.display_name),
+                row.state_label,
+                spreadsheet_safe(row.reason),
+                spreadsheet_safe(row.devices_text),
+            ]
+        )
+
+
+# --- Per user ----------------------------------------------------------------
+
+
+@require_GET
+@permission_required("profiles.read")
+def user_profiles(request: AuthenticatedHttpRequest, object_id: str) -> HttpResponse:
+    if not access.has_perm(request.user, "directory.read"):
+        raise PermissionDenied
+    try:
+        user_obj = DirectoryUser.objects.get(object_id=object_id)
+    except (DirectoryUser.DoesNotExist, ValueError) as exc:
+        raise Http404 from exc
+    results = profiles_for_user(user_obj, profiles=access.scoped(Profile.objects.all(), request.user))
+    context = {"directory_user": user_obj, "user_profiles": results, **NAV}
+    template = "profiles/_user_profiles.html" if request.htmx else "profiles/user_profiles.html"
+    return render(request, template, context)
