@@ -71,6 +71,9 @@ class Certificate(ScopeTagged):
     """A user's PFX, ready for Intune: the file as given and its password encrypted for the connector."""
 
     RBAC_AREA: ClassVar[str] = "certificates"
+    # Visible to whoever may see its user (users are tenant-wide), whatever tags its import gave it;
+    # changing or deleting it still needs a write permission over one of its tags.
+    RBAC_READ_THROUGH: ClassVar[str] = "directory.read"
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     user = models.ForeignKey(DirectoryUser, on_delete=models.PROTECT, related_name="certificates")

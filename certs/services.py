@@ -828,11 +828,12 @@ def _audit_chunk(batch: ImportBatch, outcomes: list[_Outcome], stored: list[Cert
         activity="Import certificates",
         category=CERTIFICATES,
         operation=AuditEvent.Operation.CREATE,
-        resources=[
-            audit.resource(c, type="Certificate", name=f"{c.upn} {c.thumbprint} ({c.purpose})")
-            for c in stored
-        ],
+        resources=audit.resources(stored, type="Certificate", name=_audit_name),
     )
+
+
+def _audit_name(certificate: Certificate) -> str:
+    return f"{certificate.upn} {certificate.thumbprint} ({certificate.purpose})"
 
 
 def _give_up(batch: ImportBatch, items: list[ImportItem]) -> None:
@@ -965,9 +966,7 @@ def remove_expired(actor: Actor, *, certificates: QuerySet[Certificate]) -> int:
     expired = list(certificates.filter(not_after__lte=timezone.now()).select_for_update())
     if not expired:
         raise ServiceError("nothing_expired", "None of the selected certificates has expired.")
-    resources = [
-        audit.resource(c, type="Certificate", name=f"{c.upn} {c.thumbprint} ({c.purpose})") for c in expired
-    ]
+    resources = audit.resources(expired, type="Certificate", name=_audit_name)
     from graph.services import certificate_deleted
 
     for certificate in expired:

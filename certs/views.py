@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.core.paginator import Paginator
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.db.models.functions import Lower
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -36,6 +36,7 @@ from portal import access
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
+from portal.lib.listing import filter_state
 from portal.lib.spreadsheet import Echo, spreadsheet_safe
 
 PAGE_SIZE = 50
@@ -349,14 +350,22 @@ def certificate_list(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     query.pop("page", None)
     context = {
         "form": form,
-        "page": Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page")),
+        "page": Paginator(_link_batches(rows, request), PAGE_SIZE).get_page(request.GET.get("page")),
         "query": query.urlencode(),
         "sorts": _sort_links(request, form),
         "can_import": access.has_perm(request.user, "certificates.create"),
         "can_delete": access.has_perm(request.user, "certificates.delete"),
+        "reads_all": access.reads_all(request.user, Certificate),
+        **filter_state(form),
         "nav_active": "certificates",
     }
     return render(request, "certs/list.html#results" if request.htmx else "certs/list.html", context)
+
+
+def _link_batches(rows: QuerySet[Certificate], request: AuthenticatedHttpRequest) -> QuerySet[Certificate]:
+    """Mark the rows whose import the admin may open, so the list links only to pages they can see."""
+    batch = access.scoped(ImportBatch.objects.filter(pk=OuterRef("batch_id")), request.user)
+    return rows.annotate(batch_readable=Exists(batch))
 
 
 def _sort_links(request: AuthenticatedHttpRequest, form: CertificateFilterForm) -> dict[str, dict[str, str]]:
@@ -414,8 +423,10 @@ def certificate_detail(request: AuthenticatedHttpRequest, code: str) -> HttpResp
     cert = access.get_for_user(
         request.user, Certificate.objects.select_related("user", "encryption_key", "batch"), code=code
     )
+    batch = cert.batch
     context = {
         "cert": cert,
+        "can_open_batch": batch is not None and access.can(request.user, "certificates.read", batch),
         "can_delete": access.can(request.user, "certificates.delete", cert),
         "nav_active": "certificates",
     }
@@ -496,9 +507,12 @@ def user_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) -> dict[s
     certificates = access.scoped(Certificate.objects.filter(user=user), request.user).select_related(
         "batch", "encryption_key"
     )
+    expired = Certificate.objects.filter(user=user, not_after__lte=timezone.now())
     return {
-        "certificates": certificates.defer("pfx_blob", "encrypted_password").order_by("-not_after"),
-        "has_expired": certificates.filter(not_after__lte=timezone.now()).exists(),
-        "can_delete": access.has_perm(request.user, "certificates.delete"),
+        "certificates": _link_batches(
+            certificates.defer("pfx_blob", "encrypted_password").order_by("-not_after"), request
+        ),
+        # Offered only when some of them are the admin's to delete.
+        "can_remove_expired": access.scoped(expired, request.user, "delete").exists(),
         "can_import": access.has_perm(request.user, "certificates.create"),
     }

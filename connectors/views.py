@@ -22,8 +22,9 @@ from portal.http import AuthenticatedHttpRequest
 NAV = "tenant"
 
 
-def _can(request: AuthenticatedHttpRequest) -> dict[str, bool]:
-    return {a: access.has_perm(request.user, f"connectors.{a}") for a in ("create", "update", "delete")}
+def _can(request: AuthenticatedHttpRequest, obj: Connector | KeyRotation | None = None) -> dict[str, bool]:
+    """The actions to offer: on ``obj`` when given, so a page never offers what its view would refuse."""
+    return {a: access.can(request.user, f"connectors.{a}", obj) for a in ("create", "update", "delete")}
 
 
 @require_GET
@@ -37,8 +38,10 @@ def connector_list(request: AuthenticatedHttpRequest) -> HttpResponse:
         "nav_active": NAV,
         "connectors": connectors,
         "tokens": tokens,
+        "cancellable": set(access.scoped(tokens, request.user, "delete").values_list("pk", flat=True)),
         "now": timezone.now(),
         "can": _can(request),
+        "reads_all": access.reads_all(request.user, Connector),
     }
     template = "connectors/list.html#rows" if request.htmx else "connectors/list.html"
     return render(request, template, context)
@@ -89,7 +92,7 @@ def connector_detail(request: AuthenticatedHttpRequest, code: str) -> HttpRespon
         "events": connector.events.all()[:100],
         "keys": connector.keys.all(),
         "rename_form": RenameForm(initial={"name": connector.name}),
-        "can": _can(request),
+        "can": _can(request, connector),
     }
     return render(request, "connectors/detail.html", context)
 
@@ -181,7 +184,7 @@ def rotation_detail(request: AuthenticatedHttpRequest, code: str) -> HttpRespons
         "rotation": rotation,
         "progress": services.rotation_progress(rotation),
         "failures": rotation.jobs.filter(state="failed")[:50],
-        "can": _can(request),
+        "can": _can(request, rotation),
     }
     template = "connectors/rotation.html#progress" if request.htmx else "connectors/rotation.html"
     return render(request, template, context)

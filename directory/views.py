@@ -19,6 +19,7 @@ from portal import access
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
+from portal.lib.listing import filter_state
 
 PAGE_SIZE = 50
 
@@ -55,6 +56,7 @@ def _list_page(
         "page": Paginator(form.apply(queryset), PAGE_SIZE).get_page(request.GET.get("page")),
         "query": query.urlencode(),
         "sorts": _sort_links(request, form),
+        **filter_state(form),
     }
     return render(request, f"{template}#results" if request.htmx else template, context)
 

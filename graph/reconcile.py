@@ -204,6 +204,7 @@ def resolve(actor: audit.Actor, finding: ReconcileFinding, action: str) -> Recon
                     type="Intune certificate",
                     id=finding.graph_id,
                     name=f"{finding.upn} {finding.thumbprint[:12]}",
+                    scope=finding.certificate or Certificate,
                 )
             ],
         )

@@ -495,6 +495,7 @@ def upload(record_id: int, *, client: GraphClient | None = None) -> str:
             operation=Op.CREATE,
             resources=[
                 audit.resource(
+                    certificate,
                     type="Certificate",
                     id=str(certificate.code),
                     name=str(certificate),
@@ -531,6 +532,7 @@ def _fail(record: UploadRecord, certificate: Certificate, token: uuid.UUID, erro
             result=AuditEvent.Result.FAILURE,
             resources=[
                 audit.resource(
+                    certificate,
                     type="Certificate",
                     id=str(certificate.code),
                     name=str(certificate),
@@ -619,7 +621,11 @@ def _audit_delete(record: UploadRecord, result: str) -> None:
         result=result,
         resources=[
             audit.resource(
-                type="Intune certificate", id=record.graph_id, name=f"{record.upn} {record.thumbprint[:12]}"
+                type="Intune certificate",
+                id=record.graph_id,
+                name=f"{record.upn} {record.thumbprint[:12]}",
+                # The portal's certificate is gone; its tags with it.
+                scope=Certificate,
             )
         ],
     )

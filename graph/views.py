@@ -28,7 +28,8 @@ def connection(request: AuthenticatedHttpRequest) -> HttpResponse:
         "upload_counts": [
             (label, states.get(value, 0), value) for value, label in UploadRecord.State.choices
         ],
-        "can_upload": access.can(request.user, "connectors.update"),
+        # The connection, its test and uploads all need connectors.update (see the views below).
+        "can_update": access.has_perm(request.user, "connectors.update"),
         "outstanding": services.not_in_intune(access.scoped(Certificate.objects.all(), request.user)).count(),
         "failures": UploadRecord.objects.filter(
             state__in=[UploadRecord.State.FAILED, UploadRecord.State.DELETE_FAILED]
@@ -107,6 +108,7 @@ def reconcile_report(request: AuthenticatedHttpRequest) -> HttpResponse:
         "kind": kind,
         "kinds": ReconcileFinding.Kind.choices,
         "actions": {k.value: v for k, v in reconcile.ACTIONS.items()},
+        "can_update": access.has_perm(request.user, "connectors.update"),
         "nav_active": "tenant",
     }
     template = "graph/reconcile.html#results" if request.htmx else "graph/reconcile.html"
@@ -140,6 +142,7 @@ def sync_status(request: AuthenticatedHttpRequest) -> HttpResponse:
     context = {
         "runs": SyncRun.objects.all()[:20],
         "connection": TenantConnection.current(),
+        "can_sync": access.has_perm(request.user, "directory.update"),
         "nav_active": "tenant",
     }
     template = "graph/sync.html#runs" if request.htmx else "graph/sync.html"

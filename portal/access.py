@@ -3,6 +3,15 @@
 An admin holds permissions through role assignments. For areas whose objects
 carry scope tags, a permission reaches only the objects that share a tag with
 the assignment granting it; an assignment with no tags reaches every object.
+Each permission counts only the assignments that grant it: an untagged read-only
+assignment widens reads, never the tags an admin may write.
+
+Some objects belong to an object of another area, and whoever may read the owner
+may read them too, whatever their own tags (a certificate is visible to whoever may
+see its user). A model names that owner's read permission in ``RBAC_READ_THROUGH``.
+
+Audit events are read through :func:`audit_events`, which applies the same rules to
+the objects an event names, from the scope stored on the event when it was written.
 """
 
 from __future__ import annotations
@@ -15,11 +24,11 @@ from typing import Any, TypeVar, cast
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest
 
 from portal import rbac
-from portal.models import RoleAssignment, ScopeTag, User
+from portal.models import AuditEvent, RoleAssignment, ScopeTag, User
 
 AnyUser = User | AnonymousUser
 
@@ -110,6 +119,12 @@ def _area(model: type[models.Model]) -> str:
     return str(area)
 
 
+def _read_through(model: type[models.Model], user: AnyUser) -> bool:
+    """Whether ``user`` reads every object of ``model`` through the objects they belong to."""
+    owner_permission = str(getattr(model, "RBAC_READ_THROUGH", "") or "")
+    return bool(owner_permission) and grant(user, owner_permission).everything
+
+
 def scoped[M: models.Model](queryset: QuerySet[M], user: AnyUser, action: str = "read") -> QuerySet[M]:
     """Filter ``queryset`` to the objects ``user`` may ``action``."""
     area = _area(queryset.model)
@@ -118,10 +133,19 @@ def scoped[M: models.Model](queryset: QuerySet[M], user: AnyUser, action: str = 
         return queryset.none()
     if g.tag_ids is None or area not in rbac.SCOPED_AREAS:
         return queryset
+    if action == "read" and _read_through(queryset.model, user):
+        return queryset
     through = queryset.model._meta.get_field("scope_tags").remote_field.through  # type: ignore[union-attr]
     source = f"{queryset.model._meta.model_name}_id"
     tagged = through.objects.filter(**{source: OuterRef("pk"), "scopetag_id__in": g.tag_ids})
     return queryset.filter(Exists(tagged))
+
+
+def reads_all(user: AnyUser, model: type[models.Model]) -> bool:
+    """Whether ``user`` reads every object of ``model``: if so, an empty list means there are none."""
+    area = _area(model)
+    g = grant(user, f"{area}.read")
+    return g.held and (g.tag_ids is None or area not in rbac.SCOPED_AREAS or _read_through(model, user))
 
 
 def can(user: AnyUser, permission: str, obj: models.Model | None = None) -> bool:
@@ -131,8 +155,10 @@ def can(user: AnyUser, permission: str, obj: models.Model | None = None) -> bool
         return False
     if obj is None or g.tag_ids is None:
         return True
-    area = permission.split(".", 1)[0]
+    area, action = permission.split(".", 1)
     if area not in rbac.SCOPED_AREAS:
+        return True
+    if action == "read" and _read_through(type(obj), user):
         return True
     return bool(g.tag_ids & set(obj.scope_tags.values_list("pk", flat=True)))  # type: ignore[attr-defined]
 
@@ -150,34 +176,75 @@ def get_for_user[M: models.Model](
     return obj
 
 
-def held_tags(user: AnyUser) -> QuerySet[ScopeTag]:
-    """The tags an admin may give to objects: those of their assignments, or all if one has none."""
-    if not user.is_authenticated:
-        return ScopeTag.objects.none()
+def tag_limit(user: AnyUser, permission: str) -> frozenset[int] | None:
+    """The tags of the assignments granting ``permission``: ``None`` if one of them has none (no limit).
+
+    Empty when the permission is not held. Unlike :func:`grant`, this applies to tenant-wide
+    areas too: the tags an admin may hand out on role assignments are those of the assignments
+    that let them assign roles.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
     assert isinstance(user, User)
     if user.is_superuser:
-        return ScopeTag.objects.all()
-    assignments = _assignments(user)
-    if any(not a.tag_ids for a in assignments):
-        return ScopeTag.objects.all()
+        return None
     ids: set[int] = set()
-    for a in assignments:
-        ids |= a.tag_ids
-    return ScopeTag.objects.filter(pk__in=ids)
+    for assignment in _assignments(user):
+        if permission not in assignment.permissions:
+            continue
+        if not assignment.tag_ids:
+            return None
+        ids |= assignment.tag_ids
+    return frozenset(ids)
+
+
+def held_tags(user: AnyUser, permission: str) -> QuerySet[ScopeTag]:
+    """The tags an admin may give to objects with ``permission``: see :func:`tag_limit`."""
+    limit = tag_limit(user, permission)
+    if limit is None:
+        return ScopeTag.objects.all()
+    return ScopeTag.objects.filter(pk__in=limit)
 
 
 def creator_tags(user: AnyUser, area: str, requested: Iterable[ScopeTag] | None = None) -> list[ScopeTag]:
     """Tags for a new object: the requested ones (if held), else the creator's, else Default."""
-    held = list(held_tags(user))
+    permission = f"{area}.create"
+    held = list(held_tags(user, permission))
     held_ids = {t.pk for t in held}
     if requested:
         chosen = [t for t in requested if t.pk in held_ids]
         if chosen:
             return chosen
-    g = grant(user, f"{area}.create")
-    if g.tag_ids:
-        return [t for t in held if t.pk in g.tag_ids]
+    if tag_limit(user, permission):
+        return held
     return [ScopeTag.default()]
+
+
+def audit_events(queryset: QuerySet[AuditEvent], user: AnyUser) -> QuerySet[AuditEvent]:
+    """Filter ``queryset`` to the events ``user`` may read.
+
+    An event naming tagged objects is shown only to admins who may read those objects, judged
+    from the scope written on the event (``portal.audit.record``), so it stays right after the
+    objects change or are deleted. Events written before scopes were stored have none
+    (``scope_area`` NULL) and are shown only to admins who read every tagged area in full.
+    """
+    if not has_perm(user, "audit.read"):
+        return queryset.none()
+    reads = {area: grant(user, f"{area}.read") for area in sorted(rbac.SCOPED_AREAS)}
+    if all(g.everything for g in reads.values()):
+        return queryset
+    in_full = [p for p in rbac.ALL_PERMISSIONS if grant(user, p).everything]
+    visible = Q(scope_area="")
+    for area, g in reads.items():
+        if not g.held:
+            continue
+        if g.tag_ids is None:
+            visible |= Q(scope_area=area)
+            continue
+        visible |= Q(scope_area=area, scope_through__in=in_full)
+        if g.tag_ids:
+            visible |= Q(scope_area=area, scope_tags__has_any_keys=[str(pk) for pk in sorted(g.tag_ids)])
+    return queryset.filter(visible)
 
 
 V = TypeVar("V", bound=Callable[..., Any])

@@ -101,8 +101,8 @@ class AssignmentForm(forms.Form):
 
     def __init__(self, *args: Any, user: AnyUser, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Only tags the admin holds can be given (Intune's rule).
-        self.fields["scope_tags"].queryset = access.held_tags(user)  # type: ignore[attr-defined]
+        # Only tags the admin holds can be given (Intune's rule), through the assignments that let them assign.
+        self.fields["scope_tags"].queryset = access.held_tags(user, "roles.assign")  # type: ignore[attr-defined]
 
     @staticmethod
     def initial_from(assignment: RoleAssignment) -> dict[str, Any]:

@@ -142,9 +142,20 @@ class ScopeTagged(models.Model):
     scope_tags = models.ManyToManyField(ScopeTag, related_name="+", blank=True)
 
     RBAC_AREA: ClassVar[str] = ""
+    # A permission of the area these objects belong to: whoever holds it over every object
+    # (and holds this area's read) reads them all, whatever their tags. See portal.access.
+    RBAC_READ_THROUGH: ClassVar[str] = ""
 
     class Meta:
         abstract = True
+
+
+# Events naming more objects than this show a count per type in lists, not every name.
+SUMMARY_NAMES = 3
+
+
+def _plural(noun: str) -> str:
+    return noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
@@ -190,6 +201,13 @@ class AuditEvent(models.Model):
     correlation_id = models.UUIDField(db_index=True)
     # [{"type", "id", "name", "changes": [{"field", "old", "new"}]}]
     resources = models.JSONField(default=list)
+    # Who may read the event, from the tagged objects it names, as they were when it was written
+    # (portal.audit.record; read by portal.access.audit_events). Blank area: tenant-wide.
+    # NULL on events written before scopes were stored. Nullable without defaults so adding
+    # them alters the table in place and keeps the append-only triggers.
+    scope_area = models.CharField(max_length=100, null=True, blank=True)
+    scope_tags = models.JSONField(null=True, blank=True, help_text="Tag id -> tag name.")
+    scope_through = models.CharField(max_length=50, null=True, blank=True)
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -210,4 +228,23 @@ class AuditEvent(models.Model):
 
     @property
     def resource_names(self) -> str:
-        return ", ".join(str(r.get("name", "")) for r in self.resources if isinstance(r, dict))
+        return ", ".join(str(r.get("name", "")) for r in self._resources())
+
+    @property
+    def summarised(self) -> bool:
+        return len(self._resources()) > SUMMARY_NAMES
+
+    @property
+    def resource_summary(self) -> str:
+        """The targets in a line: their names when few, else a count per type ("66 Certificates")."""
+        resources = self._resources()
+        if not self.summarised:
+            return self.resource_names
+        counts: dict[str, int] = {}
+        for r in resources:
+            kind = str(r.get("type") or "Object")
+            counts[kind] = counts.get(kind, 0) + 1
+        return ", ".join(f"{n} {_plural(kind) if n != 1 else kind}" for kind, n in counts.items())
+
+    def _resources(self) -> list[dict[str, Any]]:
+        return [r for r in self.resources if isinstance(r, dict)]

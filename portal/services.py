@@ -48,9 +48,9 @@ def _check_can_give_tags(actor: Actor, tags: Iterable[ScopeTag]) -> None:
     """An admin limited to scope tags can give only those tags, and can't lift the limit."""
     if actor.user is None or actor.user.is_superuser:
         return
-    if RoleAssignment.objects.filter(members=actor.user, scope_tags=None).exists():
-        return  # one of their assignments has no tags: they reach everything
-    held = set(access.held_tags(actor.user).values_list("pk", flat=True))
+    held = access.tag_limit(actor.user, "roles.assign")
+    if held is None:
+        return  # one of the assignments that let them assign has no tags: no limit
     chosen = {t.pk for t in tags}
     if not chosen:
         raise ValidationError(

@@ -114,9 +114,9 @@ class ScopeTagsForm(forms.Form):
         help_text="You can give only the tags you hold. With none ticked, the profile gets your tags.",
     )
 
-    def __init__(self, *args: Any, admin: User, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, admin: User, permission: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["scope_tags"].queryset = access.held_tags(admin)  # type: ignore[attr-defined]
+        self.fields["scope_tags"].queryset = access.held_tags(admin, permission)  # type: ignore[attr-defined]
 
 
 def _group_choices() -> QuerySet[Group]:

@@ -192,12 +192,12 @@ def profile_set_scope_tags(
 ) -> Profile:
     """Set the tags the admin holds; tags they do not hold stay as they were."""
     before = _snapshot(profile)
-    held = {t.pk for t in access.held_tags(admin)}
+    held = {t.pk for t in access.held_tags(admin, "profiles.update")}
     chosen = {t.pk for t in tags if t.pk in held}
     kept = {t.pk for t in profile.scope_tags.all() if t.pk not in held}
     final = chosen | kept
     if not final:
-        if access.held_tags(admin).count() != ScopeTag.objects.count():
+        if access.tag_limit(admin, "profiles.update") is not None:
             raise ValidationError("Keep at least one of your scope tags on the profile.")
         final = {ScopeTag.default().pk}
     profile.scope_tags.set(ScopeTag.objects.filter(pk__in=final))

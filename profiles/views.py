@@ -259,7 +259,7 @@ def _section_form(request: AuthenticatedHttpRequest, profile: Profile, section: 
         return SettingsForm(data, platform=profile.platform, locked=True, initial=initial)
     if section == "scope":
         initial = {"scope_tags": list(profile.scope_tags.values_list("pk", flat=True))}
-        return ScopeTagsForm(data, admin=request.user, initial=initial)
+        return ScopeTagsForm(data, admin=request.user, permission="profiles.update", initial=initial)
     if section == "assignments":
         assignments = list(profile.assignments.all())
         initial = {

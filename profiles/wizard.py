@@ -146,7 +146,7 @@ class Wizard:
             return SettingsForm(data, platform=self.platform)
         if step == "scope":
             initial = {"scope_tags": [t.pk for t in access.creator_tags(self.admin, "profiles")]}
-            return ScopeTagsForm(data, admin=self.admin, initial=initial)
+            return ScopeTagsForm(data, admin=self.admin, permission="profiles.create", initial=initial)
         if step == "assignments":
             return AssignmentsForm(data)
         if step == "rules":

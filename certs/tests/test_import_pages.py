@@ -361,13 +361,20 @@ def test_help_desk_sees_everything_and_changes_nothing(helpdesk_client: Client) 
     assert Certificate.objects.exists()
 
 
-def test_an_admin_scoped_to_another_tag_gets_404(make_admin: Any, make_tag: Any) -> None:
+def test_an_admin_scoped_to_another_tag_sees_the_certificate_through_its_user_but_cannot_delete_it(
+    make_admin: Any, make_tag: Any
+) -> None:
     cert = _stored_certificate()
     other = make_admin("intune_administrator", tags=[make_tag("Paris")])
     client = Client()
     client.force_login(other)
-    assert client.get(reverse("certs:detail", args=[cert.code])).status_code == 404
-    assert cert.thumbprint not in client.get(reverse("certs:list")).content.decode()
+    detail = client.get(reverse("certs:detail", args=[cert.code])).content.decode()
+    assert cert.thumbprint in detail
+    assert reverse("certs:delete", args=[cert.code]) not in detail
+    # Its import is not theirs: shown, but not linked to a page they cannot open.
+    assert reverse("certs:batch", args=[cert.batch.code]) not in detail  # type: ignore[union-attr]
+    assert cert.thumbprint in client.get(reverse("certs:list")).content.decode()
+    assert client.post(reverse("certs:delete", args=[cert.code])).status_code == 403
 
 
 def test_wrong_methods_get_405(admin_client: Client) -> None:

@@ -15,7 +15,7 @@ from certs.models import Certificate, GraphState
 from graph import reconcile, secrets, services
 from graph.client import GraphClient
 from graph.emulator import Emulator
-from graph.models import ReconcileFinding, TenantConnection, UploadRecord
+from graph.models import ReconcileFinding, ReconcileRun, TenantConnection, UploadRecord
 from portal.models import AuditEvent, User
 
 pytestmark = pytest.mark.django_db
@@ -114,6 +114,32 @@ def test_the_help_desk_reads_the_pages_but_cannot_change_anything(
         assert client.get(reverse(f"graph:{name}")).status_code == 200
     for name in ("connection_edit", "connection_test", "reconcile_start", "sync_start", "upload_outstanding"):
         assert client.post(reverse(f"graph:{name}")).status_code == 403
+
+
+def test_the_help_desk_is_offered_no_action_that_would_be_refused(
+    client: Client, helpdesk: User, intune_admin: User, connected: TenantConnection
+) -> None:
+    run = ReconcileRun.objects.create(state=ReconcileRun.State.DONE, counts={"only_in_intune": 1})
+    finding = ReconcileFinding.objects.create(
+        run=run, kind=ReconcileFinding.Kind.ONLY_IN_INTUNE, graph_id="u-1", upn="kari@contoso.example"
+    )
+    actions = {
+        "connection": [reverse("graph:connection_edit"), reverse("graph:connection_test")],
+        "reconcile": [
+            reverse("graph:reconcile_start"),
+            reverse("graph:finding_resolve", args=[finding.pk, "adopt"]),
+            reverse("graph:finding_resolve", args=[finding.pk, "delete"]),
+        ],
+        "sync": [reverse("graph:sync_start")],
+    }
+    for user, offered in ((intune_admin, True), (helpdesk, False)):
+        client.force_login(user)
+        for page, urls in actions.items():
+            body = client.get(reverse(f"graph:{page}")).content.decode()
+            for url in urls:
+                assert (f'"{url}"' in body) is offered, (user.email, page, url)
+    # The help desk still reads the finding, just without the buttons.
+    assert "kari@contoso.example" in client.get(reverse("graph:reconcile")).content.decode()
 
 
 def test_an_admin_without_a_role_is_refused(client: Client, make_admin: Callable[..., User]) -> None:

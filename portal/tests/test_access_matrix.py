@@ -211,7 +211,7 @@ def test_a_new_object_gets_its_creators_tags(
     assert access.creator_tags(user, "certificates", [oslo]) == [oslo]
     # A tag the creator does not hold is not given; their own tags are used instead.
     assert set(access.creator_tags(user, "certificates", [rome])) == {paris, oslo}
-    assert set(access.held_tags(user)) == {paris, oslo}
+    assert set(access.held_tags(user, "certificates.create")) == {paris, oslo}
 
 
 def test_an_untagged_creator_gives_the_default_tag(
@@ -221,7 +221,43 @@ def test_an_untagged_creator_gives_the_default_tag(
     user = make_admin("intune_administrator")
     assert access.creator_tags(user, "profiles") == [ScopeTag.default()]
     assert access.creator_tags(user, "profiles", [rome]) == [rome]
-    assert set(access.held_tags(user)) == set(ScopeTag.objects.all())
+    assert set(access.held_tags(user, "profiles.create")) == set(ScopeTag.objects.all())
+
+
+def test_an_untagged_read_only_assignment_widens_reads_but_not_the_tags_a_writer_may_give(
+    make_admin: Callable[..., User], make_tag: Callable[[str], ScopeTag], built_in_roles: dict[str, Role]
+) -> None:
+    paris, rome = make_tag("Paris"), make_tag("Rome")
+    user = make_admin("intune_administrator", tags=[paris])
+    _assign(user, built_in_roles["read_only_operator"])  # no tags
+    assert access.grant(user, "profiles.read").everything
+    assert access.tag_limit(user, "profiles.update") == frozenset({paris.pk})
+    assert list(access.held_tags(user, "profiles.update")) == [paris]
+    assert access.creator_tags(user, "profiles", [rome]) == [paris]
+    # A permission not held at all gives no tags to hand out.
+    assert access.tag_limit(user, "roles.assign") == frozenset()
+
+
+class _Owned(_Tagged):
+    """A tagged object readable by whoever reads every directory user, as a certificate is."""
+
+    RBAC_READ_THROUGH = "directory.read"
+
+
+def test_an_object_is_read_through_its_owner_but_written_only_within_its_tags(
+    make_admin: Callable[..., User], make_tag: Callable[[str], ScopeTag], built_in_roles: dict[str, Role]
+) -> None:
+    paris, oslo = make_tag("Paris"), make_tag("Oslo")
+    user = make_admin("intune_administrator", tags=[paris])
+    owned = _Owned(oslo)
+    assert access.can(user, "certificates.read", owned)  # type: ignore[arg-type]
+    assert not access.can(user, "certificates.delete", owned)  # type: ignore[arg-type]
+    assert not access.can(user, "certificates.read", _Tagged(oslo))  # type: ignore[arg-type]
+    # Without the owner's read, the object's own tags decide.
+    reader = make_admin(None)
+    role = Role.objects.create(name="Certificates only", permissions=["certificates.read"])
+    _assign(reader, role, paris)
+    assert not access.can(reader, "certificates.read", owned)  # type: ignore[arg-type]
 
 
 def _tagged_models() -> list[type[ScopeTagged]]:

@@ -9,6 +9,7 @@ from django.http import HttpResponse, HttpResponseBadRequest, StreamingHttpRespo
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
+from portal import access
 from portal.access import permission_required
 from portal.forms import AuditFilterForm
 from portal.http import AuthenticatedHttpRequest
@@ -22,7 +23,7 @@ PAGE_SIZE = 50
 @permission_required("audit.read")
 def audit_logs(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET or None)
-    events = AuditEvent.objects.all()
+    events = access.audit_events(AuditEvent.objects.all(), request.user)
     if form.is_bound:
         if not form.is_valid():
             return render(
@@ -41,7 +42,7 @@ def audit_logs(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_GET
 @permission_required("audit.read")
 def audit_detail(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
-    event = get_object_or_404(AuditEvent, code=code)
+    event = get_object_or_404(access.audit_events(AuditEvent.objects.all(), request.user), code=code)
     return render(request, "portal/audit_detail.html", {"event": event, "nav_active": "tenant"})
 
 
@@ -49,7 +50,7 @@ def audit_detail(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
 @permission_required("audit.read")
 def audit_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse | HttpResponse:
     form = AuditFilterForm(request.GET or None)
-    events = AuditEvent.objects.all()
+    events = access.audit_events(AuditEvent.objects.all(), request.user)
     if form.is_bound:
         if not form.is_valid():
             return HttpResponseBadRequest(

@@ -9,8 +9,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from certs.models import Certificate, GraphState
 from certs.reports import expiry_summary
 from connectors import health as connector_health
+from connectors.models import Connector
 from directory.models import Device, DirectoryUser, Group
 from portal import access
 from portal.http import AuthenticatedHttpRequest
@@ -32,10 +34,15 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
             "devices": Device.objects.filter(removed_at=None).count(),
         }
     context["connector_health"] = connector_health.summary_for(user)
+    context["reads_all_connectors"] = access.reads_all(user, Connector)
     context["expiry"] = expiry_summary(user)
+    if access.has_perm(user, "certificates.read"):
+        failed = Certificate.objects.filter(graph_state=GraphState.FAILED)
+        context["failed_uploads"] = access.scoped(failed, user).count()
     if access.has_perm(user, "audit.read"):
         # Changes people made; uploads and syncs by the system have their own pages.
-        context["recent_events"] = AuditEvent.objects.filter(actor_type=AuditEvent.ActorType.USER)[:8]
+        by_people = AuditEvent.objects.filter(actor_type=AuditEvent.ActorType.USER)
+        context["recent_events"] = access.audit_events(by_people, user)[:8]
     return render(request, "portal/home.html", context)
 
 
