@@ -788,7 +788,9 @@ _RESULT_COLUMNS = (
 )
 
 
-def _write_results(items: list[ImportItem], *, keep_files: set[int], keep_staged: bool, now: Any) -> None:
+def _write_results(
+    items: list[ImportItem], *, keep_files: set[int], now: Any, keep_staged: bool = False
+) -> None:
     """One statement per chunk: each row's result, its staged password destroyed (unless
     ``keep_staged``: a dry run's), its claim released."""
     if connection.vendor == "postgresql":
@@ -818,7 +820,7 @@ def _write_results(items: list[ImportItem], *, keep_files: set[int], keep_staged
     assignments = [f"{ops.quote_name(name)} = v.{name}" for name, _ in _RESULT_COLUMNS]
     assignments += [
         f"pfx = CASE WHEN v.keep_file = 1 THEN {table}.pfx ELSE X'' END",
-        # destroyed on success and on failure alike
+        # destroyed on success and on failure alike; a dry run keeps them for its promotion
         *([] if keep_staged else ["staged_password = NULL"]),
         "claim = NULL",
         "done = %s",
@@ -833,7 +835,7 @@ def _write_results(items: list[ImportItem], *, keep_files: set[int], keep_staged
 
 
 def _write_results_postgresql(
-    items: list[ImportItem], *, keep_files: set[int], keep_staged: bool, now: Any
+    items: list[ImportItem], *, keep_files: set[int], now: Any, keep_staged: bool = False
 ) -> None:
     """The same statement on PostgreSQL, joined to arrays bound on the server (one per column)."""
     columns: dict[str, list[Any]] = {name: [] for name, _ in _RESULT_COLUMNS}
@@ -858,7 +860,7 @@ def _write_results_postgresql(
     assignments = [f"{connection.ops.quote_name(name)} = v.{name}" for name in names]
     assignments += [
         f"pfx = CASE WHEN v.keep_file THEN {table}.pfx ELSE ''::bytea END",
-        # destroyed on success and on failure alike
+        # destroyed on success and on failure alike; a dry run keeps them for its promotion
         *([] if keep_staged else ["staged_password = NULL"]),
         "claim = NULL",
         "done = true",

@@ -353,6 +353,7 @@ def test_help_desk_sees_everything_and_changes_nothing(helpdesk_client: Client) 
         ("post", reverse("certs:delete", args=[cert.code])),
         ("post", reverse("certs:batch_cancel", args=[batch.code])),
         ("post", reverse("certs:batch_retry", args=[batch.code])),
+        ("post", reverse("certs:batch_promote", args=[batch.code])),
         ("post", reverse("certs:key_default", args=[cert.encryption_key.code])),
         ("get", reverse("certs:key_add")),
         ("post", reverse("certs:remove_expired", args=[cert.user.object_id])),
