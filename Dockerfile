@@ -16,4 +16,5 @@ RUN PORTAL_ENV=development python manage.py collectstatic --noinput -v0 \
     && mkdir -p /data/connector && chown portal /data/connector && chmod 700 /data/connector
 USER portal
 EXPOSE 8000
-CMD ["gunicorn", "portal.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# Bind address, workers and the request timeout (sized for the bulk import limits) are in gunicorn.conf.py.
+CMD ["gunicorn", "portal.wsgi", "--config", "gunicorn.conf.py"]

@@ -4,8 +4,8 @@
         .venv/bin/python benchmarks/import_pipeline.py [--files 10000] [--workers 2]
 
 Makes N OpenSSL-default RSA-2048 PFX files (PBES2 AES-256-CBC, PBKDF2/MAC SHA-256, 2048
-iterations; each with its own certificate and user, keys drawn from a small pool because
-key generation is slow and does not change the work per file), then:
+iterations; each with its own certificate, user and key, the keys made from a pool of primes
+because key generation is slow and does not change the work per file), then:
 
 1. engine: inspect + OAEP-encrypt every file in this process, one core -> files/s;
 2. end to end: start ``--workers`` worker processes, create the batch as the bulk page
@@ -53,7 +53,7 @@ from django.core.cache import cache  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from certs import services  # noqa: E402
-from certs.demo import UPN_OID, openssl3_encryption  # noqa: E402
+from certs.demo import UPN_OID, distinct_keys, openssl3_encryption  # noqa: E402
 from certs.models import Certificate, EncryptionKey, ImportBatch  # noqa: E402
 from certs.pfx import encrypt_password, inspect_pfx, load_public_key  # noqa: E402
 from directory.models import DirectoryUser  # noqa: E402
@@ -63,7 +63,6 @@ from portal.models import ScopeTag  # noqa: E402
 from portal.tasks import HEARTBEAT_KEY, heartbeat  # noqa: E402
 
 DOMAIN = "bench.example"
-KEY_POOL = 32
 CACHE = Path(settings.DATA_DIR) / "bench-import"
 
 
@@ -71,12 +70,13 @@ def _make_batch(args: tuple[int, int]) -> list[tuple[str, bytes, str]]:
     start, stop = args
     now = datetime.now(UTC)
     ca = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    keys = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(KEY_POOL // 2)]
+    # A key pair belongs to one user: the pipeline refuses a key another user's certificate holds.
+    keys = distinct_keys()
     out = []
     for i in range(start, stop):
         upn = f"user{i:05d}@{DOMAIN}"
         password = f"Bench-{i:05d}-{uuid.uuid4().hex[:8]}"
-        key = keys[i % len(keys)]
+        key = next(keys)
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"User {i}")]))
@@ -103,7 +103,7 @@ def _make_batch(args: tuple[int, int]) -> list[tuple[str, bytes, str]]:
 
 def make_files(n: int) -> list[tuple[str, bytes, str]]:
     CACHE.mkdir(parents=True, exist_ok=True)
-    cached = CACHE / f"{n}.bin"
+    cached = CACHE / f"{n}-own-keys.bin"
     if cached.exists():
         import pickle
 

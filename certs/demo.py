@@ -1,6 +1,6 @@
 """Demo certificates for the Contoso tenant, imported through the real bulk pipeline.
 
-The files are made here (a demo CA, a small pool of user keys) and go through the same batch,
+The files are made here (a demo CA, a key of its own for every certificate) and go through the same batch,
 workers and Graph upload as an admin's import, so the certificate list, the expiry view, a batch
 page with failed rows and the Intune upload all have something to show. Seeding twice creates
 nothing the second time.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Iterator
 
 from asn1crypto import core
 from cryptography import x509
@@ -29,7 +30,6 @@ from portal.models import ScopeTag
 ACTOR = "Demo data"
 SEED = 20261125
 USERS = 48
-KEY_POOL = 6
 UPN_OID = x509.ObjectIdentifier(pfx_inspect.UPN_OID)
 # Days until expiry for the first users: a few due this week, this month and next month,
 # so Home's expiry counts and the reminders have something to show; the rest run for years.
@@ -45,13 +45,11 @@ class _Issuer:
                 x509.NameAttribute(NameOID.COMMON_NAME, "Contoso Issuing CA 1"),
             ]
         )
-        self.user_keys = [
-            rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(KEY_POOL)
-        ]
+        self.user_keys = distinct_keys()
         self.rng = rng
 
     def pfx(self, user: DirectoryUser, password: str, *, purpose: str, not_after: dt.datetime) -> bytes:
-        key = self.rng.choice(self.user_keys)
+        key = next(self.user_keys)
         eku = ExtendedKeyUsageOID.EMAIL_PROTECTION
         certificate = (
             x509.CertificateBuilder()
@@ -92,6 +90,35 @@ class _Issuer:
         return pkcs12.serialize_key_and_certificates(
             name, key, certificate, None, openssl3_encryption(password)
         )
+
+
+def distinct_keys() -> Iterator[rsa.RSAPrivateKey]:
+    """RSA-2048 keys, each with a modulus of its own, made quickly for test and demo data.
+
+    A key pair belongs to one person (an import refuses a key another user's certificate holds),
+    so every demo certificate needs its own key, and generating each (tens of milliseconds, or
+    minutes for a benchmark's 10,000) would dominate. Instead each generated key gives two
+    primes, and every pair of primes seen so far makes a distinct modulus: n primes, n(n-1)/2 keys.
+    Keys that share primes can be factored from each other: fine for made-up users, never for real.
+    The primes come from keys the library generated and checked, so the new keys skip validation.
+    """
+    primes: list[int] = []
+    exponent = 65537
+    while True:
+        numbers = rsa.generate_private_key(public_exponent=exponent, key_size=2048).private_numbers()
+        for p in (numbers.p, numbers.q):
+            for q in primes:
+                d = pow(exponent, -1, (p - 1) * (q - 1))
+                yield rsa.RSAPrivateNumbers(
+                    p,
+                    q,
+                    d,
+                    rsa.rsa_crt_dmp1(d, p),
+                    rsa.rsa_crt_dmq1(d, q),
+                    rsa.rsa_crt_iqmp(p, q),
+                    rsa.RSAPublicNumbers(exponent, p * q),
+                ).private_key(unsafe_skip_rsa_key_validation=True)
+            primes.append(p)
 
 
 def openssl3_encryption(password: str) -> serialization.KeySerializationEncryption:

@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from certs.held import Held
 from certs.models import Certificate, EncryptionKey, GraphState, ImportBatch, Padding, Purpose
 from directory.models import DirectoryUser
 
@@ -44,9 +45,15 @@ def key_choices(keys: QuerySet[EncryptionKey]) -> forms.ModelChoiceField:  # typ
 
 
 class SingleImportForm(forms.Form):
-    file = forms.FileField(label="PFX file")
+    """One PFX file. After a full-page check the file and password may come from ``held`` instead:
+    the page is never given the password back, so an empty file input and password box then
+    mean "the ones checked before"."""
+
+    file = forms.FileField(label="PFX file", required=False, allow_empty_file=True)
     password = forms.CharField(
-        widget=forms.PasswordInput(render_value=True, attrs={"autocomplete": "off"}), required=False
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        required=False,
+        strip=False,
     )
     upn = forms.CharField(
         label="User",
@@ -63,12 +70,17 @@ class SingleImportForm(forms.Form):
         label="If already imported",
     )
 
-    def __init__(self, *args: Any, keys: QuerySet[EncryptionKey], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, keys: QuerySet[EncryptionKey], held: Held | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["key"] = key_choices(keys)
+        self.held = held
 
-    def clean_file(self) -> bytes:
-        return bytes(self.cleaned_data["file"].read())
+    def clean_file(self) -> bytes | None:
+        # An empty file is not refused here: the check reports it with its code (empty_file).
+        upload = self.cleaned_data["file"]
+        return None if upload is None else bytes(upload.read())
 
     def clean_upn(self) -> str:
         upn = self.cleaned_data["upn"].strip()
@@ -81,6 +93,25 @@ class SingleImportForm(forms.Form):
             raise forms.ValidationError("No user in the directory has this UPN (code unknown_upn).")
         self.directory_user = user
         return user.upn
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("file") is not None:
+            data["filename"] = str(getattr(self.files.get("file"), "name", "") or "upload.pfx")
+        elif self.held is not None:
+            data["file"], data["filename"] = self.held.data, self.held.filename
+        elif "file" not in self.errors:
+            self.add_error("file", "Choose the PFX file.")
+        if not data.get("password") and self.held is not None:
+            data["password"] = self.held.password
+        return data
+
+    def file_and_password(self) -> tuple[str, bytes, str] | None:
+        """The file (with its name) and password this form ended up with, to hold for the next step."""
+        data = getattr(self, "cleaned_data", {})
+        if not data.get("file"):
+            return None
+        return str(data.get("filename", "upload.pfx")), bytes(data["file"]), str(data.get("password") or "")
 
 
 class MultipleFileInput(forms.ClearableFileInput):

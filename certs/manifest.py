@@ -138,13 +138,31 @@ def read_zip(data: bytes) -> dict[str, bytes]:
         seen[safe.lower()] = safe
         names.append((safe, member))
     files: dict[str, bytes] = {}
+    expanded = 0
     if not errors:
         for safe, member in names:
             try:
-                content = archive.read(member)[: max_file_bytes() + 1]
-            except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError, RuntimeError):
+                content = _read_member(archive, member, max_file_bytes())
+            except _TooLarge:
+                errors.append(
+                    ManifestError(
+                        "file_too_large", "The file is larger than a PFX file can be.", filename=safe
+                    )
+                )
+                continue
+            except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError, RuntimeError, EOFError):
                 errors.append(ManifestError("bad_zip", "This file in the ZIP cannot be read.", filename=safe))
                 continue
+            expanded += len(content)
+            if expanded > max_uncompressed_bytes():
+                raise Refused(
+                    [
+                        ManifestError(
+                            "zip_too_large",
+                            f"The ZIP expands to more than {max_uncompressed_bytes()} bytes.",
+                        )
+                    ]
+                )
             if content.startswith(ARCHIVE_MAGICS):
                 errors.append(
                     ManifestError(
@@ -156,6 +174,33 @@ def read_zip(data: bytes) -> dict[str, bytes]:
     if errors:
         raise Refused(errors)
     return files
+
+
+class _TooLarge(Exception):
+    """An archive member holds more bytes than it may."""
+
+
+# Decompressed bytes asked of an archive member at a time: what a lying entry can cost in memory.
+_READ_CHUNK = 64 * 1024
+
+
+def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, cap: int) -> bytes:
+    """The member's bytes, decompressed a chunk at a time; stops at the first byte past ``cap``.
+
+    The sizes in a ZIP's headers are whatever its maker wrote: an entry declaring 1,000 bytes
+    may inflate to gigabytes. Reading it whole (``ZipFile.read``) decompresses everything
+    before any check can run, so the entry is streamed and never asked for more than one byte
+    past the cap.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    with archive.open(member) as stream:
+        while chunk := stream.read(min(_READ_CHUNK, cap + 1 - size)):
+            size += len(chunk)
+            if size > cap:
+                raise _TooLarge
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def read_files(uploads: Iterable[tuple[str, bytes]]) -> dict[str, bytes]:
@@ -216,7 +261,7 @@ def read_manifest(data: bytes) -> list[Row]:
         )
     rows: list[Row] = []
     purposes = {p.value.lower(): p.value for p in Purpose}
-    names: set[str] = set()
+    names: dict[str, int] = {}
     try:
         for values in reader:
             line = reader.line_num
@@ -235,14 +280,17 @@ def read_manifest(data: bytes) -> list[Row]:
             if not filename:
                 errors.append(ManifestError("csv_missing_filename", "The filename is empty.", line=line))
                 continue
-            if filename.lower() in names:
+            if (first := names.get(filename.lower())) is not None:
                 errors.append(
                     ManifestError(
-                        "csv_duplicate_row", "Another row names the same file.", line=line, filename=filename
+                        "csv_duplicate_row",
+                        f"Line {first} already names this file. Keep one row per file.",
+                        line=line,
+                        filename=filename,
                     )
                 )
                 continue
-            names.add(filename.lower())
+            names[filename.lower()] = line
             if purpose_text.lower() not in purposes:
                 errors.append(
                     ManifestError(
@@ -271,11 +319,11 @@ def read_manifest(data: bytes) -> list[Row]:
     return rows
 
 
-def _match(name: str, files: dict[str, bytes], by_base: dict[str, list[str]]) -> str | None:
+def _match(name: str, exact: dict[str, str], by_base: dict[str, list[str]]) -> str | None:
+    """The uploaded file a manifest row names: its path (any case), else a base name only one file has."""
     wanted = _safe_name(name)
     if wanted is None:
         return None
-    exact = {k.lower(): k for k in files}
     if wanted.lower() in exact:
         return exact[wanted.lower()]
     candidates = by_base.get(posixpath.basename(wanted).lower(), [])
@@ -285,6 +333,8 @@ def _match(name: str, files: dict[str, bytes], by_base: dict[str, list[str]]) ->
 def entries(rows: list[Row], files: dict[str, bytes]) -> list[Entry]:
     """Pair each row with its file and check the named users exist; every problem is reported at once."""
     errors: list[ManifestError] = []
+    # Both indexes are built once: one lookup per row keeps 10,000 rows linear.
+    exact = {key.lower(): key for key in files}
     by_base: dict[str, list[str]] = {}
     for key in files:
         by_base.setdefault(posixpath.basename(key).lower(), []).append(key)
@@ -297,7 +347,7 @@ def entries(rows: list[Row], files: dict[str, bytes]) -> list[Entry]:
     used: set[str] = set()
     result: list[Entry] = []
     for row in rows:
-        found = _match(row.filename, files, by_base)
+        found = _match(row.filename, exact, by_base)
         if found is None:
             errors.append(
                 ManifestError(

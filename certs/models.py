@@ -87,6 +87,10 @@ class Certificate(ScopeTagged):
     not_after = models.DateTimeField(db_index=True)
     key_type = models.CharField(max_length=20)
     key_size = models.PositiveIntegerField(null=True, blank=True)
+    # SHA-256 of the SubjectPublicKeyInfo: finds another user's certificate for the same key pair.
+    # Empty for a certificate stored before it was recorded whose file hides its certificates
+    # behind the password (nothing to read it from without the password).
+    key_fingerprint = models.CharField("public key SHA-256", max_length=64, blank=True, default="")
     encryption_key = models.ForeignKey(EncryptionKey, on_delete=models.PROTECT, related_name="certificates")
     padding = models.CharField(max_length=20, choices=Padding.choices)
     pfx_blob = models.BinaryField()
@@ -107,7 +111,11 @@ class Certificate(ScopeTagged):
                 Lower("upn"), "thumbprint", "purpose", name="unique_upn_thumbprint_purpose"
             )
         ]
-        indexes = [models.Index(fields=["user", "-not_after"]), models.Index(fields=["issuer"])]
+        indexes = [
+            models.Index(fields=["user", "-not_after"]),
+            models.Index(fields=["issuer"]),
+            models.Index(fields=["key_fingerprint"], name="certificate_key_fingerprint"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.upn} {self.thumbprint[:12]}"
@@ -163,6 +171,10 @@ class ImportBatch(ScopeTagged):
     created_by_name = models.CharField(max_length=254)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The dry run whose files and passwords this import reused (at most one import per dry run).
+    promoted_from = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="promotion"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -185,6 +197,29 @@ class ItemState(models.TextChoices):
 
 # An item in one of these states has no more work to do (a dry run ends at "validated").
 FINAL_STATES = (ItemState.STORED, ItemState.FAILED, ItemState.SKIPPED, ItemState.CANCELLED)
+
+# Failures a retry with the password typed again can fix: a wrong or unusable password, a staged
+# password lost before use, or a user added to the directory since. Other failures (a damaged or
+# expired file, ...) need a new file, so the batch page offers no password box for them.
+RETRY_WITH_PASSWORD = frozenset(
+    {
+        "wrong_password",
+        "password_not_ascii",
+        "password_too_long",
+        "staging_failed",
+        "internal_error",
+        "unknown_user",
+        "no_upn",
+    }
+)
+
+
+def retryable_with_password() -> models.Q:
+    """Rows of a finished batch that a password typed on the batch page can still make succeed."""
+    retryable = models.Q(state=ItemState.CANCELLED) | models.Q(
+        state=ItemState.FAILED, problem_code__in=RETRY_WITH_PASSWORD
+    )
+    return retryable & ~models.Q(pfx=b"")
 
 
 class ImportItem(models.Model):

@@ -7,12 +7,14 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower
@@ -28,7 +30,7 @@ from certs.models import (
     ItemState,
     stale_claim_cutoff,
 )
-from certs.pfx import Inspection, ProblemError, encrypt_password, inspect_pfx, load_public_key
+from certs.pfx import Inspection, Problem, ProblemError, encrypt_password, inspect_pfx, load_public_key
 from certs.pfx import public_key_fingerprint as fingerprint_of
 from directory.models import DirectoryUser
 from portal import audit
@@ -343,9 +345,31 @@ def certificate_import(
     return item
 
 
-def preview(entry: Entry, key: EncryptionKey, padding: str | None = None) -> Inspection:
-    """What the engine says about a file before anything is stored (the live check of the single import)."""
-    return inspect_pfx(
+@dataclass(frozen=True)
+class Preview:
+    """The live check of the single import: what the engine finds, and what Import would then do."""
+
+    inspection: Inspection
+    # "import" (a new certificate), "update" or "skip" (already imported), "refused" (an error)
+    outcome: str
+    existing: Certificate | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.inspection.ok
+
+
+def preview(
+    entry: Entry,
+    key: EncryptionKey,
+    padding: str | None = None,
+    *,
+    user: DirectoryUser | None = None,
+    on_duplicate: str = ImportBatch.OnDuplicate.SKIP,
+) -> Preview:
+    """What the engine says about a file before anything is stored, and (given the user) whether
+    another user holds its key and whether it is already imported."""
+    inspection = inspect_pfx(
         entry.data,
         entry.password,
         upn=entry.upn or None,
@@ -353,6 +377,24 @@ def preview(entry: Entry, key: EncryptionKey, padding: str | None = None) -> Ins
         public_key=_public_key(key.public_key_pem),
         padding=padding or key.default_padding,
     )
+    if user is not None and inspection.key_fingerprint:
+        holders = key_holders([inspection.key_fingerprint])
+        if detail := key_conflict(inspection.key_fingerprint, user, holders):
+            problem = Problem.of("key_held_by_other_user", detail)
+            inspection = replace(inspection, ok=False, problems=(problem, *inspection.problems))
+    if not inspection.ok:
+        return Preview(inspection, "refused")
+    existing = None
+    if user is not None:
+        existing = (
+            Certificate.objects.annotate(upn_lower=Lower("upn"))
+            .filter(upn_lower=user.upn.lower(), thumbprint=inspection.thumbprint, purpose=entry.purpose)
+            .defer("pfx_blob", "encrypted_password")
+            .first()
+        )
+    if existing is None:
+        return Preview(inspection, "import")
+    return Preview(inspection, "skip" if on_duplicate == ImportBatch.OnDuplicate.SKIP else "update", existing)
 
 
 def process_chunk(batch_id: int, item_ids: Sequence[int]) -> int:
@@ -482,8 +524,59 @@ def _validate(batch: ImportBatch, outcomes: list[_Outcome], passwords: dict[int,
     for o in outcomes:
         if o.item.state != ItemState.FAILED:
             _resolve_user(o, users)
-            if o.item.state != ItemState.FAILED:
-                o.item.state = ItemState.VALIDATED
+    _refuse_shared_keys(o for o in outcomes if o.item.state != ItemState.FAILED)
+    for o in outcomes:
+        if o.item.state != ItemState.FAILED:
+            o.item.state = ItemState.VALIDATED
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    """A stored certificate's user, by the certificate's public key."""
+
+    user_id: int
+    upn: str
+    thumbprint: str
+
+
+def key_holders(fingerprints: Iterable[str]) -> dict[str, list[KeyHolder]]:
+    """The users whose stored certificates use these public keys: one query on the fingerprint index."""
+    wanted = sorted({f for f in fingerprints if f})
+    found: dict[str, list[KeyHolder]] = {}
+    if not wanted:
+        return found
+    rows = Certificate.objects.filter(key_fingerprint__in=wanted).order_by("created_at", "pk")
+    for fingerprint, user_id, upn, thumbprint in rows.values_list(
+        "key_fingerprint", "user_id", "upn", "thumbprint"
+    ):
+        found.setdefault(fingerprint, []).append(KeyHolder(user_id, upn, thumbprint))
+    return found
+
+
+def key_conflict(fingerprint: str | None, user: DirectoryUser, holders: dict[str, list[KeyHolder]]) -> str:
+    """Who else holds this key, as the detail of ``key_held_by_other_user`` ("" when nobody else does)."""
+    other = next((h for h in holders.get(fingerprint or "", []) if h.user_id != user.pk), None)
+    return f"held by {other.upn}, certificate {other.thumbprint}" if other else ""
+
+
+def _refuse_shared_keys(outcomes: Iterable[_Outcome]) -> None:
+    """A key pair belongs to one person: fail a row whose key another user already holds, in a stored
+    certificate or in an earlier row of these outcomes (the first row for a key keeps it)."""
+    rows = [o for o in outcomes if o.user is not None and o.inspection and o.inspection.key_fingerprint]
+    holders = key_holders(o.inspection.key_fingerprint or "" for o in rows if o.inspection)
+    first: dict[str, _Outcome] = {}
+    for o in rows:
+        assert o.user is not None and o.inspection is not None and o.inspection.key_fingerprint
+        fingerprint = o.inspection.key_fingerprint
+        detail = key_conflict(fingerprint, o.user, holders)
+        if not detail:
+            earlier = first.setdefault(fingerprint, o)
+            if earlier.user is not None and earlier.user.pk != o.user.pk:
+                detail = (
+                    f"held by {earlier.user.upn}, row {earlier.item.position + 1} ({earlier.item.filename})"
+                )
+        if detail:
+            _fail(o.item, "key_held_by_other_user", Problem.of("key_held_by_other_user", detail).message)
 
 
 def _encrypt(batch: ImportBatch, outcomes: list[_Outcome], passwords: dict[int, str]) -> None:
@@ -516,6 +609,7 @@ def _new_certificate(batch: ImportBatch, o: _Outcome, now: Any) -> Certificate:
         not_after=ins.not_after,
         key_type=str(key.get("type", "")),
         key_size=key.get("bits"),
+        key_fingerprint=ins.key_fingerprint or "",
         encryption_key=batch.encryption_key,
         padding=batch.padding,
         pfx_blob=bytes(item.pfx),
@@ -552,6 +646,11 @@ def _store(batch: ImportBatch, outcomes: list[_Outcome], now: Any) -> list[Certi
     ready = [o for o in outcomes if o.item.state == ItemState.ENCRYPTED]
     if not ready:
         return []
+    # Checked again in this transaction, after the rows validated: a chunk of the same import (or
+    # another import) may have stored a certificate for one of these keys meanwhile.
+    _lock_keys(o.inspection.key_fingerprint or "" for o in ready if o.inspection)
+    _refuse_shared_keys(ready)
+    ready = [o for o in ready if o.item.state == ItemState.ENCRYPTED]
     existing: dict[tuple[str, str, str], Certificate] = {}
     thumbprints = {o.inspection.thumbprint for o in ready if o.inspection}
     upns = {o.user.upn.lower() for o in ready if o.user}
@@ -581,6 +680,7 @@ def _store(batch: ImportBatch, outcomes: list[_Outcome], now: Any) -> list[Certi
                 "padding",
                 "batch",
                 "not_before",
+                "key_fingerprint",
             ):
                 setattr(found, field, getattr(fresh, field))
             found.graph_state = GraphState.NOT_UPLOADED
@@ -605,6 +705,7 @@ def _store(batch: ImportBatch, outcomes: list[_Outcome], now: Any) -> list[Certi
                 "batch",
                 "graph_state",
                 "updated_at",
+                "key_fingerprint",
             ],
         )
     tag_ids = list(batch.scope_tags.values_list("pk", flat=True))
@@ -613,6 +714,22 @@ def _store(batch: ImportBatch, outcomes: list[_Outcome], now: Any) -> list[Certi
         [through(certificate_id=c.pk, scopetag_id=t) for c in new for t in tag_ids], batch_size=1000
     )
     return [*new, *updated]
+
+
+def _lock_keys(fingerprints: Iterable[str]) -> None:
+    """On PostgreSQL, hold a transaction lock per public key, so two chunks storing certificates of
+    one key pair for different users take turns and the second sees the first's certificate.
+    (SQLite runs one writing transaction at a time.)"""
+    keys = sorted({int.from_bytes(bytes.fromhex(f[:16]), "big", signed=True) for f in fingerprints if f})
+    if not keys or connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        # In one order for every chunk, so two chunks never wait on each other's locks.
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM "
+            "(SELECT k FROM unnest(%s::bigint[]) AS k ORDER BY k OFFSET 0) AS ordered",
+            [keys],
+        )
 
 
 def _server_cursor() -> Any:
@@ -671,10 +788,13 @@ _RESULT_COLUMNS = (
 )
 
 
-def _write_results(items: list[ImportItem], *, keep_files: set[int], now: Any) -> None:
-    """One statement per chunk: each row's result, its staged password destroyed, its claim released."""
+def _write_results(
+    items: list[ImportItem], *, keep_files: set[int], now: Any, keep_staged: bool = False
+) -> None:
+    """One statement per chunk: each row's result, its staged password destroyed (unless
+    ``keep_staged``: a dry run's), its claim released."""
     if connection.vendor == "postgresql":
-        _write_results_postgresql(items, keep_files=keep_files, now=now)
+        _write_results_postgresql(items, keep_files=keep_files, keep_staged=keep_staged, now=now)
         return
     ops = connection.ops
     rows: list[Any] = []
@@ -700,7 +820,8 @@ def _write_results(items: list[ImportItem], *, keep_files: set[int], now: Any) -
     assignments = [f"{ops.quote_name(name)} = v.{name}" for name, _ in _RESULT_COLUMNS]
     assignments += [
         f"pfx = CASE WHEN v.keep_file = 1 THEN {table}.pfx ELSE X'' END",
-        "staged_password = NULL",  # destroyed on success and on failure alike
+        # destroyed on success and on failure alike; a dry run keeps them for its promotion
+        *([] if keep_staged else ["staged_password = NULL"]),
         "claim = NULL",
         "done = %s",
         "finished_at = %s",
@@ -713,7 +834,9 @@ def _write_results(items: list[ImportItem], *, keep_files: set[int], now: Any) -
         cursor.execute(sql, [*rows, True, ops.adapt_datetimefield_value(now)])
 
 
-def _write_results_postgresql(items: list[ImportItem], *, keep_files: set[int], now: Any) -> None:
+def _write_results_postgresql(
+    items: list[ImportItem], *, keep_files: set[int], now: Any, keep_staged: bool = False
+) -> None:
     """The same statement on PostgreSQL, joined to arrays bound on the server (one per column)."""
     columns: dict[str, list[Any]] = {name: [] for name, _ in _RESULT_COLUMNS}
     ids: list[int] = []
@@ -737,7 +860,8 @@ def _write_results_postgresql(items: list[ImportItem], *, keep_files: set[int], 
     assignments = [f"{connection.ops.quote_name(name)} = v.{name}" for name in names]
     assignments += [
         f"pfx = CASE WHEN v.keep_file THEN {table}.pfx ELSE ''::bytea END",
-        "staged_password = NULL",  # destroyed on success and on failure alike
+        # destroyed on success and on failure alike; a dry run keeps them for its promotion
+        *([] if keep_staged else ["staged_password = NULL"]),
         "claim = NULL",
         "done = true",
         "finished_at = %s",
@@ -755,9 +879,11 @@ def _finish_items(batch: ImportBatch, outcomes: list[_Outcome], now: Any) -> Non
     for item in items:
         if batch.dry_run and item.state == ItemState.ENCRYPTED:
             item.state = ItemState.VALIDATED
-    # The certificate holds the file now; a failed row keeps it for a retry.
-    keep = set() if batch.dry_run else {i.pk for i in items if i.state == ItemState.FAILED}
-    _write_results(items, keep_files=keep, now=now)
+    # The certificate holds the file now; a failed row keeps it for a retry. A dry run keeps every
+    # file and staged password, for batch_promote, until expire_dry_runs destroys them.
+    failed = {i.pk for i in items if i.state == ItemState.FAILED}
+    keep = {i.pk for i in items} if batch.dry_run else failed
+    _write_results(items, keep_files=keep, keep_staged=batch.dry_run, now=now)
 
 
 def after_store(certificate_ids: Sequence[int]) -> None:
@@ -926,6 +1052,111 @@ def items_retry(actor: Actor, *, batch: ImportBatch, passwords: dict[int, str]) 
     )
     _enqueue(batch, [i.pk for i in items])
     return len(items)
+
+
+def dry_run_keep_hours() -> int:
+    return int(getattr(settings, "CERTS_DRY_RUN_KEEP_HOURS", 24))
+
+
+def promotion_deadline(batch: ImportBatch) -> datetime | None:
+    """Until when a finished dry run can be imported for real (None: not a finished dry run)."""
+    if not batch.dry_run or batch.state != ImportBatch.State.DONE or batch.finished_at is None:
+        return None
+    return batch.finished_at + timedelta(hours=dry_run_keep_hours())
+
+
+@transaction.atomic
+def batch_promote(actor: Actor, *, batch: ImportBatch) -> ImportBatch:
+    """Import a finished dry run for real: a new batch of the same files, users, purposes and staged
+    passwords, so nothing is uploaded again. The dry run gives its files and passwords up to it."""
+    dry = ImportBatch.objects.select_for_update().select_related("encryption_key").get(pk=batch.pk)
+    if not dry.dry_run:
+        raise ServiceError("not_a_dry_run", "This import was not a dry run.")
+    if ImportBatch.objects.filter(promoted_from=dry).exists():
+        raise ServiceError("already_promoted", "The files of this dry run have already been imported.")
+    deadline = promotion_deadline(dry)
+    if deadline is None:
+        raise ServiceError("dry_run_not_finished", "Only a dry run that has finished can be imported.")
+    if deadline <= timezone.now():
+        raise ServiceError(
+            "dry_run_expired",
+            f"A dry run keeps its files and passwords for {dry_run_keep_hours()} hours; this one's have been "
+            "destroyed. Upload the files again.",
+        )
+    real = ImportBatch.objects.create(
+        kind=dry.kind,
+        on_duplicate=dry.on_duplicate,
+        encryption_key=dry.encryption_key,
+        padding=dry.padding,
+        total=dry.total,
+        created_by=actor.user,
+        created_by_name=actor.name[:254],
+        promoted_from=dry,
+    )
+    real.scope_tags.set(dry.scope_tags.all())
+    item_ids = _copy_items(dry, real)
+    audit.record(
+        actor,
+        activity="Start certificate import (from dry run)",
+        category=CERTIFICATES,
+        operation=AuditEvent.Operation.ACTION,
+        resources=[
+            audit.resource(
+                real,
+                type="Import batch",
+                changes=[
+                    {"field": "files", "old": None, "new": len(item_ids)},
+                    {"field": "encryption_key", "old": None, "new": str(dry.encryption_key)},
+                    {"field": "on_duplicate", "old": None, "new": dry.on_duplicate},
+                    {"field": "dry_run", "old": None, "new": str(dry.code)},
+                ],
+            )
+        ],
+    )
+    _enqueue(real, item_ids)
+    return real
+
+
+def _copy_items(dry: ImportBatch, real: ImportBatch) -> list[int]:
+    """Copy the dry run's rows (files copied inside the database) and move their staged passwords,
+    sealed again for the new rows; the dry run keeps neither."""
+    table = connection.ops.quote_name(ImportItem._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(c) for c in _ITEM_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) "
+            f"SELECT %s, position, filename, upn, purpose, %s, %s, pfx, NULL, 0, '', '', '[]', '', '' "
+            f"FROM {table} WHERE batch_id = %s",
+            [real.pk, ItemState.QUEUED.value, False, dry.pk],
+        )
+    ids = dict(real.items.values_list("position", "pk"))
+    sealed = []
+    for position, staged in dry.items.filter(staged_password__isnull=False).values_list(
+        "position", "staged_password"
+    ):
+        try:
+            password = staging.unseal(staged, context=_context(dry, position))
+        except staging.StagingError:
+            continue  # the row fails with staging_failed and can be retried with its password
+        sealed.append(
+            ImportItem(
+                pk=ids[position], staged_password=staging.seal(password, context=_context(real, position))
+            )
+        )
+    ImportItem.objects.bulk_update(sealed, ["staged_password"], batch_size=1000)
+    dry.items.update(staged_password=None, pfx=b"")
+    return [ids[position] for position in sorted(ids)]
+
+
+def expire_dry_runs(now: datetime | None = None) -> int:
+    """Destroy the files and staged passwords of dry runs that finished longer ago than they are kept."""
+    cutoff = (now or timezone.now()) - timedelta(hours=dry_run_keep_hours())
+    kept = Q(staged_password__isnull=False) | ~Q(pfx=b"")
+    return (
+        ImportItem.objects.filter(batch__dry_run=True, batch__finished_at__lt=cutoff)
+        .filter(kept)
+        .update(staged_password=None, pfx=b"")
+    )
 
 
 def batch_counts(batch: ImportBatch) -> dict[str, int]:

@@ -27,3 +27,9 @@ def process_chunk_task(batch_id: int, item_ids: list[int]) -> None:
 def send_expiry_reminders_task() -> None:
     """Daily: reminders 30, 14, 7 and 1 days before a certificate expires, each sent once."""
     reports.send_expiry_reminders()
+
+
+@shared_task(ignore_result=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def expire_dry_runs_task() -> None:
+    """Hourly: dry runs past their keeping time lose their files and staged passwords."""
+    services.expire_dry_runs()

@@ -20,6 +20,7 @@ urlpatterns: list[URLPattern] = [
     path("imports/<uuid:code>/", views.batch, name="batch"),
     path("imports/<uuid:code>/cancel/", views.batch_cancel, name="batch_cancel"),
     path("imports/<uuid:code>/retry/", views.batch_retry, name="batch_retry"),
+    path("imports/<uuid:code>/import/", views.batch_promote, name="batch_promote"),
     path("keys/", views.keys, name="keys"),
     path("keys/add/", views.key_add, name="key_add"),
     path("keys/<uuid:code>/default/", views.key_default, name="key_default"),

@@ -10,16 +10,17 @@ from django.contrib import messages
 from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import Case, Count, Exists, OuterRef, QuerySet, When
 from django.db.models.functions import Lower
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from certs import manifest, services
+from certs import held, manifest, services
 from certs.forms import (
     BulkImportForm,
     CertificateFilterForm,
@@ -29,7 +30,14 @@ from certs.forms import (
     SelectCertificatesForm,
     SingleImportForm,
 )
-from certs.models import Certificate, EncryptionKey, GraphState, ImportBatch, ItemState
+from certs.models import (
+    Certificate,
+    EncryptionKey,
+    GraphState,
+    ImportBatch,
+    ItemState,
+    retryable_with_password,
+)
 from directory.models import DirectoryUser
 from graph.models import TenantConnection
 from portal import access
@@ -100,16 +108,20 @@ def key_default(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
 # --- Single import ----------------------------------------------------------------------
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 @permission_required("certificates.create")
 def import_single(request: AuthenticatedHttpRequest) -> HttpResponse:
     keys = _keys(request)
     initial = {"upn": request.GET.get("upn", "")[:255]}
-    form = SingleImportForm(request.POST or None, request.FILES or None, keys=keys, initial=initial)
+    kept = held.take(request.user.pk, request.POST.get("held", "")) if request.method == "POST" else None
+    form = SingleImportForm(
+        request.POST or None, request.FILES or None, keys=keys, initial=initial, held=kept
+    )
     if request.method == "POST" and form.is_valid() and request.POST.get("action") == "import":
         data = form.cleaned_data
         entry = services.Entry(
-            filename=str(getattr(request.FILES.get("file"), "name", "") or "upload.pfx"),
+            filename=data["filename"],
             data=data["file"],
             password=data["password"],
             upn=data["upn"],
@@ -122,23 +134,49 @@ def import_single(request: AuthenticatedHttpRequest) -> HttpResponse:
             tags=_tags(request),
             on_duplicate=data["on_duplicate"],
         )
+        if kept is not None:
+            held.release(kept.token)
         return redirect("certs:batch", code=item.batch.code)
     check = _check(form) if request.method == "POST" and form.is_valid() else None
-    context = {"form": form, "check": check, "has_keys": keys.exists(), "nav_active": "certificates"}
+    context = {
+        "form": form,
+        "check": check,
+        "held": _hold(request, form, kept) if request.method == "POST" else None,
+        "hold_minutes": held.HOLD_SECONDS // 60,
+        "has_keys": keys.exists(),
+        "nav_active": "certificates",
+    }
     return render(request, "certs/import.html", context, status=400 if form.errors else 200)
 
 
-def _check(form: SingleImportForm) -> Any:
+def _hold(
+    request: AuthenticatedHttpRequest, form: SingleImportForm, kept: held.Held | None
+) -> held.Held | None:
+    """Hold the file and password the page is shown again with (the page itself carries neither)."""
+    current = form.file_and_password()
+    if current is None:
+        return kept
+    filename, data, password = current
+    if kept is not None and (kept.filename, kept.data, kept.password) == current:
+        return kept
+    if kept is not None:
+        held.release(kept.token)
+    return held.hold(request.user.pk, filename=filename, data=data, password=password)
+
+
+def _check(form: SingleImportForm) -> services.Preview:
     data = form.cleaned_data
-    entry = services.Entry("upload.pfx", data["file"], data["password"], data["upn"], data["purpose"])
-    return services.preview(entry, data["key"])
+    entry = services.Entry(data["filename"], data["file"], data["password"], data["upn"], data["purpose"])
+    return services.preview(entry, data["key"], user=form.directory_user, on_duplicate=data["on_duplicate"])
 
 
+@never_cache
 @require_POST
 @permission_required("certificates.create")
 def import_check(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The live check of the single import: what the engine finds, before anything is stored."""
-    form = SingleImportForm(request.POST, request.FILES, keys=_keys(request))
+    kept = held.take(request.user.pk, request.POST.get("held", ""))
+    form = SingleImportForm(request.POST, request.FILES, keys=_keys(request), held=kept)
     check = _check(form) if form.is_valid() else None
     return render(request, "certs/import.html#check", {"form": form, "check": check})
 
@@ -167,6 +205,7 @@ class _KeepInMemory(MemoryFileUploadHandler):
         self.activated = True
 
 
+@never_cache
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 @permission_required("certificates.create")
@@ -215,7 +254,13 @@ def _import_bulk(request: AuthenticatedHttpRequest) -> HttpResponse:
                 on_duplicate=form.cleaned_data["on_duplicate"],
             )
             return redirect("certs:batch", code=batch.code)
-    context = {"form": form, "errors": errors, "has_keys": keys.exists(), "nav_active": "certificates"}
+    context = {
+        "form": form,
+        "errors": errors,
+        "has_keys": keys.exists(),
+        "keep_hours": services.dry_run_keep_hours(),
+        "nav_active": "certificates",
+    }
     return render(request, "certs/bulk.html", context, status=400 if form.errors or errors else 200)
 
 
@@ -281,20 +326,34 @@ def progress(batch: ImportBatch) -> dict[str, Any]:
     }
 
 
+@never_cache
 @require_GET
 def batch(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
-    batch = access.get_for_user(request.user, ImportBatch.objects.select_related("encryption_key"), code=code)
+    """An import's progress and rows. It takes passwords (retries), so it is never cached."""
+    batch = access.get_for_user(
+        request.user, ImportBatch.objects.select_related("encryption_key", "promoted_from"), code=code
+    )
     state = request.GET.get("state", "")
-    items = batch.items.defer("pfx", "staged_password").select_related("certificate")
+    items = (
+        batch.items.defer("pfx", "staged_password")
+        .select_related("certificate")
+        .annotate(retry=Case(When(retryable_with_password(), then=True), default=False))
+    )
     if state in ItemState.values:
         items = items.filter(state=state)
+    can_write = access.can(request.user, "certificates.create", batch)
+    deadline = services.promotion_deadline(batch)
+    promotion = ImportBatch.objects.filter(promoted_from=batch).first() if batch.dry_run else None
     context = {
         "batch": batch,
         "progress": progress(batch),
         "page": Paginator(items, PAGE_SIZE).get_page(request.GET.get("page")),
         "query": f"state={state}" if state else "",
         "state_filter": state,
-        "can_write": access.can(request.user, "certificates.create", batch),
+        "can_write": can_write,
+        "can_retry": can_write and batch.items.filter(retryable_with_password()).exists(),
+        "promotion": promotion,
+        "promote_until": deadline if deadline and deadline > timezone.now() and promotion is None else None,
         "connected": TenantConnection.current() is not None,
         "can_connect": access.has_perm(request.user, "connectors.update"),
         "nav_active": "certificates",
@@ -317,10 +376,9 @@ def batch_cancel(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
 @require_POST
 def batch_retry(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     batch = access.get_for_user(request.user, ImportBatch.objects.all(), write="create", code=code)
-    failed = list(
-        batch.items.filter(state__in=[ItemState.FAILED, ItemState.CANCELLED]).values_list("pk", flat=True)
-    )
-    form = RetryForm(request.POST, item_ids=failed)
+    # Only rows a password can fix take one: the others need a new file, not a retry.
+    retryable = list(batch.items.filter(retryable_with_password()).values_list("pk", flat=True))
+    form = RetryForm(request.POST, item_ids=retryable)
     try:
         if not form.is_valid():
             raise services.ServiceError("bad_form", "The form could not be read.")
@@ -329,6 +387,22 @@ def batch_retry(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     except services.ServiceError as exc:
         messages.error(request, exc.message)
     return redirect("certs:batch", code=batch.code)
+
+
+@require_POST
+def batch_promote(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    """Import a finished dry run's files for real, with the passwords it kept: no second upload."""
+    batch = access.get_for_user(request.user, ImportBatch.objects.all(), write="create", code=code)
+    if not _keys(request).filter(pk=batch.encryption_key_id).exists():
+        messages.error(request, "You cannot use this import's encryption key (code key_not_visible).")
+        return redirect("certs:batch", code=batch.code)
+    try:
+        real = services.batch_promote(Actor.from_request(request), batch=batch)
+    except services.ServiceError as exc:
+        messages.error(request, f"{exc.message} (code {exc.code})")
+        return redirect("certs:batch", code=batch.code)
+    messages.success(request, f"Importing the {real.total} files of the dry run.")
+    return redirect("certs:batch", code=real.code)
 
 
 # --- Certificates -----------------------------------------------------------------------

@@ -21,6 +21,9 @@ app.conf.beat_schedule = {
         "task": "certs.tasks.send_expiry_reminders_task",
         "schedule": crontab(hour=6, minute=0),
     },
+    # Every hour at :40: dry runs kept longer than CERTS_DRY_RUN_KEEP_HOURS lose their files and
+    # staged passwords (until then they can be imported without uploading the files again).
+    "certs-expire-dry-runs": {"task": "certs.tasks.expire_dry_runs_task", "schedule": crontab(minute=40)},
     # Every 30 seconds: compare each connector's last check-in with its interval, store status
     # changes and send one alert per change (e-mail, optional webhook).
     "connectors-health-sweep": {"task": "connectors.tasks.health_sweep", "schedule": 30.0},

@@ -338,6 +338,9 @@ CERTS_MAX_UPLOAD_BYTES = env_int("CERTS_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, mi
 CERTS_MAX_FILES = env_int("CERTS_MAX_FILES", 10_000, minimum=1)
 CERTS_MAX_UNCOMPRESSED_BYTES = env_int("CERTS_MAX_UNCOMPRESSED_BYTES", 200 * 1024 * 1024, minimum=1024 * 1024)
 CERTS_MAX_MANIFEST_BYTES = env_int("CERTS_MAX_MANIFEST_BYTES", 4 * 1024 * 1024, minimum=1024)
+# A finished dry run keeps its files and staged passwords this long, so it can be imported for real
+# without uploading them again; then they are destroyed.
+CERTS_DRY_RUN_KEEP_HOURS = env_int("CERTS_DRY_RUN_KEEP_HOURS", 24, minimum=1, maximum=24 * 30)
 
 # --- Microsoft Graph -------------------------------------------------------------
 # Fernet key(s), comma-separated, the first encrypts: protects the stored Graph credential.

@@ -61,6 +61,8 @@ class Inspection:
     upns: tuple[str, ...] = ()
     ekus: tuple[str, ...] = ()
     key: dict[str, Any] | None = None
+    # SHA-256 (hex) of the certificate's SubjectPublicKeyInfo: equal for every certificate of one key pair.
+    key_fingerprint: str | None = None
     chain_length: int = 0
     kdf: dict[str, Any] | None = None
     mac: dict[str, Any] | None = None
@@ -87,6 +89,7 @@ class Inspection:
             "upns": list(self.upns),
             "ekus": list(self.ekus),
             "key": self.key,
+            "key_fingerprint": self.key_fingerprint,
             "chain_length": self.chain_length,
             "kdf": self.kdf,
             "mac": self.mac,
@@ -202,6 +205,8 @@ def _describe(
 
     emails, upns = _addresses(leaf)
     ekus = _ekus(leaf)
+    if _is_ca(leaf):
+        problems.append(Problem.of("ca_certificate"))
     if upn and upn.casefold() not in {a.casefold() for a in (*emails, *upns)}:
         problems.append(Problem.of("upn_mismatch"))
     if (
@@ -210,6 +215,9 @@ def _describe(
         and not {"emailProtection", "anyExtendedKeyUsage"} & set(ekus)
     ):
         problems.append(Problem.of("missing_email_protection_eku"))
+    if purpose in SMIME_PURPOSES and (missing := _missing_key_usage(leaf, purpose)):
+        problems.append(Problem.of("key_usage_mismatch", f"needs {missing}"))
+    leaf_spki = _cert_spki(leaf)
 
     return _result(
         problems,
@@ -223,6 +231,7 @@ def _describe(
         upns=upns,
         ekus=tuple(ekus or ()),
         key=_key_info(keys[0] if keys else None, leaf),
+        key_fingerprint=hashlib.sha256(leaf_spki).hexdigest() if leaf_spki else None,
         chain_length=len(certificates),
         kdf=kdf,
         mac=mac,
@@ -242,6 +251,31 @@ def _is_ca(certificate: x509.Certificate) -> bool:
         return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except (x509.ExtensionNotFound, *PARSE_ERRORS):
         return False
+
+
+def _missing_key_usage(certificate: x509.Certificate, purpose: str) -> str:
+    """The key usage an S/MIME purpose needs and the certificate's key usage extension lacks ("" if fine).
+
+    RFC 8550: signing needs digitalSignature or nonRepudiation; encryption needs keyEncipherment
+    (RSA) or keyAgreement (EC). A certificate without the extension allows every usage.
+    """
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return ""
+    except PARSE_ERRORS:
+        return "a readable key usage extension"
+    if purpose == "smimeSigning":
+        return "" if usage.digital_signature or usage.content_commitment else "digitalSignature"
+    try:
+        public = certificate.public_key()
+    except PARSE_ERRORS:
+        return "a readable public key"
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        return "" if usage.key_agreement else "keyAgreement"
+    if isinstance(public, rsa.RSAPublicKey):
+        return "" if usage.key_encipherment else "keyEncipherment"
+    return "a key type that can encrypt"
 
 
 def _addresses(certificate: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:

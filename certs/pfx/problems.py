@@ -72,6 +72,23 @@ CATALOGUE: dict[str, tuple[Severity, str]] = {
         "The password is too long to be encrypted for Intune with this connector key and padding. "
         "Export the PFX again with a shorter password.",
     ),
+    "ca_certificate": (
+        ERROR,
+        "The certificate is a CA certificate (basic constraints CA:TRUE), not a user's certificate, and its "
+        "private key must never be sent to devices. Export the user's own certificate and private key instead.",
+    ),
+    "key_usage_mismatch": (
+        ERROR,
+        "The certificate's key usage does not allow the chosen purpose, so mail clients will not use it for "
+        "that. Choose the purpose the certificate was issued for: signing needs digitalSignature or "
+        "nonRepudiation, encryption needs keyEncipherment (keyAgreement for EC keys).",
+    ),
+    "key_held_by_other_user": (
+        ERROR,
+        "Another user's certificate already uses this private key, and a key pair must belong to one person. "
+        "Check that the file belongs to this user; if the other certificate was imported for the wrong user, "
+        "delete it first.",
+    ),
     "expires_soon": (WARNING, "The certificate expires soon. Plan a new certificate for this user."),
     "upn_mismatch": (
         WARNING,

@@ -353,6 +353,7 @@ def test_help_desk_sees_everything_and_changes_nothing(helpdesk_client: Client) 
         ("post", reverse("certs:delete", args=[cert.code])),
         ("post", reverse("certs:batch_cancel", args=[batch.code])),
         ("post", reverse("certs:batch_retry", args=[batch.code])),
+        ("post", reverse("certs:batch_promote", args=[batch.code])),
         ("post", reverse("certs:key_default", args=[cert.encryption_key.code])),
         ("get", reverse("certs:key_add")),
         ("post", reverse("certs:remove_expired", args=[cert.user.object_id])),
@@ -381,3 +382,222 @@ def test_wrong_methods_get_405(admin_client: Client) -> None:
     cert = _stored_certificate()
     assert admin_client.get(reverse("certs:key_default", args=[cert.encryption_key.code])).status_code == 405
     assert admin_client.post(reverse("certs:list")).status_code == 405
+
+
+def _single(client: Client, action: str, **fields: Any) -> Any:
+    key = EncryptionKey.objects.first() or add_key()
+    data = {
+        "upn": ALICE,
+        "purpose": "smimeEncryption",
+        "on_duplicate": "skip",
+        "key": key.pk,
+        "action": action,
+    }
+    return client.post(reverse("certs:import"), {**data, **fields})
+
+
+def test_the_single_import_never_sends_the_password_back_and_imports_without_retyping_it(
+    admin_client: Client,
+) -> None:
+    from certs.tests.test_import_secrets import encodings
+
+    directory_user(ALICE)
+    secret = f"Single-{uuid.uuid4().hex[:12]}"
+    checked = _single(
+        admin_client, "check", file=_upload("alice.pfx", pfx_for(ALICE, secret)), password=secret
+    )
+    body = checked.content
+    assert checked.status_code == 200 and b"Ready to import" in body
+    assert not any(form in body for form in encodings(secret))
+    assert "no-store" in checked["Cache-Control"]
+    token = re.search(r'name="held" value="([^"]+)"', body.decode())
+    assert token is not None and "alice.pfx" in body.decode()
+
+    # Import with neither the file nor the password sent again: both were held on the server.
+    imported = _single(admin_client, "import", held=token.group(1))
+    assert imported.status_code == 302
+    certificate = Certificate.objects.get(upn=ALICE)
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    from certs.tests.importing import connector_private_key
+
+    oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA512()), algorithm=hashes.SHA512(), label=None)
+    assert connector_private_key().decrypt(bytes(certificate.encrypted_password), oaep) == secret.encode()
+    # Used once: the held file and password are gone.
+    assert _single(admin_client, "import", held=token.group(1)).status_code == 400
+
+
+def test_a_refused_single_import_keeps_the_file_and_password_on_the_server_not_in_the_page(
+    admin_client: Client,
+) -> None:
+    from certs.tests.test_import_secrets import encodings
+
+    directory_user(ALICE)
+    secret = f"Refused-{uuid.uuid4().hex[:12]}"
+    refused = _single(
+        admin_client,
+        "import",
+        file=_upload("a.pfx", pfx_for(ALICE, secret)),
+        password=secret,
+        upn="ghost@x.example",
+    )
+    assert refused.status_code == 400 and "unknown_upn" in refused.content.decode()
+    assert not any(form in refused.content for form in encodings(secret))
+    password_box = re.search(r'<input[^>]*type="password"[^>]*>', refused.content.decode())
+    assert password_box is not None and "value=" not in password_box.group(0)
+    token = re.search(r'name="held" value="([^"]+)"', refused.content.decode())
+    assert token is not None
+    assert _single(admin_client, "import", held=token.group(1)).status_code == 302
+
+
+def test_a_held_file_is_only_for_the_admin_who_uploaded_it(admin_client: Client, make_admin: Any) -> None:
+    directory_user(ALICE)
+    checked = _single(admin_client, "check", file=_upload("a.pfx", pfx_for(ALICE, "pw")), password="pw")
+    token = re.search(r'name="held" value="([^"]+)"', checked.content.decode())
+    assert token is not None
+    other = Client()
+    other.force_login(make_admin("intune_administrator", email="other@contoso.example"))
+    response = _single(other, "import", held=token.group(1))
+    assert response.status_code == 400 and "Choose the PFX file." in response.content.decode()
+    assert not Certificate.objects.exists()
+
+
+def test_every_page_that_takes_a_password_is_never_cached(admin_client: Client) -> None:
+    batch = _stored_certificate().batch
+    assert batch is not None
+    responses = [
+        admin_client.get(reverse("certs:import")),
+        admin_client.get(reverse("certs:bulk_import")),
+        admin_client.post(reverse("certs:import_check"), {"password": "x"}, headers={"HX-Request": "true"}),
+        admin_client.get(reverse("certs:batch", args=[batch.code])),
+        admin_client.get(reverse("certs:batch", args=[batch.code]), headers={"HX-Request": "true"}),
+        _bulk_post(admin_client, [("a.pfx", b"x")], "filename,password\nmissing.pfx,p\n"),
+    ]
+    for response in responses:
+        assert "no-store" in response["Cache-Control"], response.request["PATH_INFO"]
+
+
+def test_the_live_check_says_when_a_file_will_be_skipped_or_update_the_one_imported(
+    admin_client: Client,
+) -> None:
+    directory_user(ALICE)
+    data = pfx_for(ALICE, "pw")
+    key = add_key()
+    services.certificate_import(
+        Actor.system(),
+        entry=services.Entry("a.pfx", data, "pw", ALICE, "smimeEncryption"),
+        key=key,
+        tags=[ScopeTag.default()],
+    )
+    fields = {"password": "pw", "upn": ALICE, "purpose": "smimeEncryption", "key": key.pk}
+    skip = admin_client.post(
+        reverse("certs:import_check"), {**fields, "file": _upload("a.pfx", data), "on_duplicate": "skip"}
+    ).content.decode()
+    assert "Already imported" in skip and "Ready to import" not in skip and 'data-outcome="skip"' in skip
+    update = admin_client.post(
+        reverse("certs:import_check"), {**fields, "file": _upload("a.pfx", data), "on_duplicate": "update"}
+    ).content.decode()
+    assert 'data-outcome="update"' in update and "replaces the file" in update
+    other_purpose = admin_client.post(
+        reverse("certs:import_check"),
+        {**fields, "purpose": "smimeSigning", "file": _upload("a.pfx", data), "on_duplicate": "skip"},
+    ).content.decode()
+    assert 'data-outcome="import"' in other_purpose and "Ready to import" in other_purpose
+
+
+def test_the_live_check_names_the_user_who_already_holds_the_key(admin_client: Client) -> None:
+    _stored_certificate()
+    directory_user(BOB)
+    key = EncryptionKey.objects.get()
+    response = admin_client.post(
+        reverse("certs:import_check"),
+        {
+            "file": _upload("b.pfx", pfx_for(BOB, "pw", kind=f"rsa-{ALICE}")),
+            "password": "pw",
+            "upn": BOB,
+            "purpose": "smimeEncryption",
+            "on_duplicate": "skip",
+            "key": key.pk,
+        },
+    ).content.decode()
+    assert "Cannot be imported" in response and "key_held_by_other_user" in response and ALICE in response
+
+
+def test_the_live_check_reports_an_empty_file_with_its_code_and_names_what_it_still_needs(
+    admin_client: Client,
+) -> None:
+    directory_user(ALICE)
+    key = add_key()
+    fields = {"password": "pw", "purpose": "smimeEncryption", "on_duplicate": "skip", "key": key.pk}
+    empty = admin_client.post(
+        reverse("certs:import_check"), {**fields, "upn": ALICE, "file": _upload("empty.pfx", b"")}
+    ).content.decode()
+    assert "empty_file" in empty and "Cannot be imported" in empty and "marked above" not in empty
+    no_user = admin_client.post(
+        reverse("certs:import_check"), {**fields, "upn": "ghost@x.example", "file": _upload("a.pfx", b"x")}
+    ).content.decode()
+    assert "marked above" not in no_user
+    assert re.search(r"<strong>User</strong>: No user in the directory has this UPN", no_user)
+
+
+def test_only_rows_a_password_can_fix_offer_a_password_box(admin_client: Client) -> None:
+    directory_user(ALICE)
+    batch = services.batch_create(
+        Actor.system(),
+        kind=ImportBatch.Kind.BULK,
+        key=add_key(),
+        entries=[
+            services.Entry("wrong.pfx", pfx_for(ALICE, "right"), "wrong", ALICE),
+            services.Entry("junk.pfx", b"not a pfx", "pw", ALICE),
+        ],
+        tags=[ScopeTag.default()],
+        enqueue=False,
+    )
+    services.process_chunk(batch.pk, list(batch.items.values_list("pk", flat=True)))
+    wrong, junk = batch.items.get(filename="wrong.pfx"), batch.items.get(filename="junk.pfx")
+    page = admin_client.get(reverse("certs:batch", args=[batch.code])).content.decode()
+    assert f'name="password-{wrong.pk}"' in page and f'name="password-{junk.pk}"' not in page
+    assert "Retry failed rows" in page
+    admin_client.post(
+        reverse("certs:batch_retry", args=[batch.code]),
+        {f"password-{wrong.pk}": "right", f"password-{junk.pk}": "anything"},
+    )
+    states = dict(batch.items.values_list("filename", "state"))
+    assert states == {"wrong.pfx": "queued", "junk.pfx": "failed"}
+
+
+def test_a_dry_run_is_imported_from_its_page_with_one_click(admin_client: Client) -> None:
+    directory_user(ALICE)
+    archive = _zip({"a.pfx": pfx_for(ALICE, "pw")})
+    response = _bulk_post(
+        admin_client, [("c.zip", archive)], f"filename,upn,password\na.pfx,{ALICE},pw\n", dry_run="on"
+    )
+    dry = ImportBatch.objects.get()
+    assert response.status_code == 302 and dry.dry_run
+    services.process_chunk(dry.pk, list(dry.items.values_list("pk", flat=True)))
+    page = admin_client.get(reverse("certs:batch", args=[dry.code])).content.decode()
+    assert "Import these 1 files" in page and reverse("certs:batch_promote", args=[dry.code]) in page
+    promoted = admin_client.post(reverse("certs:batch_promote", args=[dry.code]))
+    real = ImportBatch.objects.get(promoted_from=dry)
+    assert promoted.status_code == 302 and promoted["Location"] == reverse("certs:batch", args=[real.code])
+    services.process_chunk(real.pk, list(real.items.values_list("pk", flat=True)))
+    assert Certificate.objects.filter(upn=ALICE, batch=real).exists()
+    after = admin_client.get(reverse("certs:batch", args=[dry.code])).content.decode()
+    assert reverse("certs:batch", args=[real.code]) in after and "Import these" not in after
+
+
+def test_a_duplicate_manifest_row_names_the_line_it_repeats(admin_client: Client) -> None:
+    response = _bulk_post(admin_client, [("a.pfx", b"x")], "filename,password\na.pfx,p\nb.pfx,p\nA.PFX,q\n")
+    body = response.content.decode()
+    assert response.status_code == 400 and "csv_duplicate_row" in body
+    assert "Line 2 already names this file" in body and '<td class="num">4</td>' in body
+
+
+def test_the_batch_page_says_why_an_intune_upload_failed(admin_client: Client) -> None:
+    certificate = _stored_certificate()
+    reason = "HTTP 400 BadRequest: The UPN is not valid (request-id 1f2e, client-request-id 3c4d)"
+    Certificate.objects.filter(pk=certificate.pk).update(graph_state=GraphState.FAILED, graph_error=reason)
+    assert certificate.batch is not None
+    page = admin_client.get(reverse("certs:batch", args=[certificate.batch.code])).content.decode()
+    assert "Upload failed" in page and reason in page

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -242,3 +244,170 @@ def test_a_private_key_is_refused_as_an_encryption_key() -> None:
             tags=[],
         )
     assert refused.value.code == "private_key_given"
+
+
+def test_the_same_key_pair_is_refused_for_a_second_user_naming_the_user_who_holds_it() -> None:
+    directory_user(ALICE)
+    directory_user(BOB)
+    key = add_key()
+    data = pfx_for(ALICE, "pw-12")
+    _run(_bulk([services.Entry("alice.pfx", data, "pw-12", ALICE)], key=key))
+    alice = Certificate.objects.get()
+    # The same file for another user, and another certificate of the same key pair naming that user.
+    again = _bulk(
+        [
+            services.Entry("alice-as-bob.pfx", data, "pw-12", BOB),
+            services.Entry("bob.pfx", pfx_for(BOB, "pw-13", kind=f"rsa-{ALICE}"), "pw-13", BOB),
+        ],
+        key=key,
+    )
+    _run(again)
+    for item in again.items.all():
+        assert item.state == ItemState.FAILED and item.problem_code == "key_held_by_other_user"
+        assert f"held by {ALICE}, certificate {alice.thumbprint}" in item.problem_message
+        assert item.staged_password is None and bytes(item.pfx)
+    assert list(Certificate.objects.all()) == [alice]
+
+
+def test_one_key_for_two_users_in_one_batch_goes_to_the_first_row_only() -> None:
+    directory_user(ALICE)
+    directory_user(BOB)
+    batch = _bulk(
+        [
+            services.Entry("alice.pfx", pfx_for(ALICE, "pw-14"), "pw-14", ALICE),
+            services.Entry("bob.pfx", pfx_for(BOB, "pw-15", kind=f"rsa-{ALICE}"), "pw-15", BOB),
+        ],
+        dry_run=True,
+    )
+    _run(batch)
+    bob = batch.items.get(filename="bob.pfx")
+    assert batch.items.get(filename="alice.pfx").state == ItemState.VALIDATED
+    assert bob.problem_code == "key_held_by_other_user"
+    assert f"held by {ALICE}, row 1 (alice.pfx)" in bob.problem_message
+
+
+def test_one_user_may_hold_one_key_pair_in_several_certificates() -> None:
+    directory_user(ALICE)
+    key = add_key()
+    same_key = f"rsa-{ALICE}"
+    for days, purpose in ((100, "smimeEncryption"), (400, "smimeEncryption"), (400, "smimeSigning")):
+        data = pfx_for(ALICE, "pw", days=days, kind=same_key)
+        _run(_bulk([services.Entry(f"{days}.pfx", data, "pw", ALICE, purpose)], key=key))
+    assert Certificate.objects.filter(upn=ALICE).count() == 3
+    assert len(set(Certificate.objects.values_list("key_fingerprint", flat=True))) == 1
+
+
+def test_a_key_stored_for_another_user_while_a_chunk_was_encrypting_is_refused_when_storing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    directory_user(ALICE)
+    bob = directory_user(BOB)
+    key = add_key()
+    batch = _bulk([services.Entry("alice.pfx", pfx_for(ALICE, "pw-16"), "pw-16", ALICE)], key=key)
+    encrypt = services._encrypt
+
+    def encrypt_while_another_worker_stores_bob(*args: object) -> None:
+        encrypt(*args)  # type: ignore[arg-type]
+        # Another chunk commits a certificate of the same key pair for Bob meanwhile.
+        other = _bulk(
+            [services.Entry("bob.pfx", pfx_for(BOB, "pw-17", kind=f"rsa-{ALICE}"), "pw-17", BOB)], key=key
+        )
+        monkeypatch.setattr(services, "_encrypt", encrypt)
+        _run(other)
+
+    monkeypatch.setattr(services, "_encrypt", encrypt_while_another_worker_stores_bob)
+    _run(batch)
+    item = batch.items.get()
+    assert item.problem_code == "key_held_by_other_user" and BOB in item.problem_message
+    assert list(Certificate.objects.values_list("user", flat=True)) == [bob.pk]
+
+
+def test_stored_certificates_get_their_key_fingerprint_and_the_migration_fills_in_readable_ones() -> None:
+    import importlib
+
+    from cryptography.hazmat.primitives.serialization import NoEncryption, pkcs12
+    from django.apps import apps
+
+    from certs.tests.conftest import make_pair
+
+    directory_user(ALICE)
+    directory_user(BOB)
+    key = add_key()
+    _run(_bulk([services.Entry("alice.pfx", pfx_for(ALICE, "pw-18"), "pw-18", ALICE)], key=key))
+    plain_pair = make_pair(f"rsa-{BOB}", email=BOB, upn=BOB, cn=BOB)
+    # Certificates outside any encrypted container (as some exporters write them).
+    plain = pkcs12.serialize_key_and_certificates(
+        b"bob", plain_pair.key, plain_pair.cert, None, NoEncryption()
+    )
+    _run(_bulk([services.Entry("bob.pfx", plain, "", BOB)], key=key))
+    recorded = dict(Certificate.objects.values_list("upn", "key_fingerprint"))
+    assert all(len(f) == 64 for f in recorded.values()) and recorded[ALICE] != recorded[BOB]
+
+    Certificate.objects.update(key_fingerprint="")
+    migration = importlib.import_module("certs.migrations.0003_key_fingerprint_and_dry_run_promotion")
+    migration.record_key_fingerprints(apps, None)
+    after = dict(Certificate.objects.values_list("upn", "key_fingerprint"))
+    # Bob's file shows its certificate; Alice's encrypts it with the password the portal does not keep.
+    assert after == {BOB: recorded[BOB], ALICE: ""}
+
+
+def test_a_finished_dry_run_is_imported_with_its_kept_files_and_passwords_and_audited() -> None:
+    directory_user(ALICE)
+    directory_user(BOB)
+    dry = _bulk(
+        [
+            services.Entry("alice.pfx", pfx_for(ALICE, "pw-19"), "pw-19", ALICE, "smimeEncryption"),
+            services.Entry("bob.pfx", pfx_for(BOB, "pw-20"), "wrong", BOB, "smimeSigning"),
+        ],
+        dry_run=True,
+    )
+    _run(dry)
+    assert all(i.staged_password and bytes(i.pfx) for i in dry.items.all())
+    dry.refresh_from_db()
+
+    real = services.batch_promote(Actor.system("promoter"), batch=dry)
+    assert not real.dry_run and real.promoted_from == dry and real.total == 2
+    assert list(real.scope_tags.all()) == list(dry.scope_tags.all())
+    # The dry run gave its files and passwords up to the import.
+    assert not dry.items.filter(staged_password__isnull=False).exists()
+    assert all(bytes(i.pfx) == b"" for i in dry.items.all())
+    _run(real)
+    rows = {i.filename: (i.state, i.problem_code, i.purpose) for i in real.items.all()}
+    assert rows == {
+        "alice.pfx": ("stored", "", "smimeEncryption"),
+        "bob.pfx": ("failed", "wrong_password", "smimeSigning"),
+    }
+    event = AuditEvent.objects.get(activity="Start certificate import (from dry run)")
+    assert event.actor_name == "promoter" and str(dry.code) in json.dumps(event.resources)
+
+    with pytest.raises(services.ServiceError) as again:
+        services.batch_promote(Actor.system(), batch=dry)
+    assert again.value.code == "already_promoted"
+    with pytest.raises(services.ServiceError) as not_dry:
+        services.batch_promote(Actor.system(), batch=real)
+    assert not_dry.value.code == "not_a_dry_run"
+
+
+def test_a_dry_run_past_its_keeping_time_loses_its_files_and_passwords_and_cannot_be_imported(
+    settings: Any,
+) -> None:
+    settings.CERTS_DRY_RUN_KEEP_HOURS = 2
+    directory_user(ALICE)
+    key = add_key()
+    data = pfx_for(ALICE, "pw-21")
+    dry = _bulk([services.Entry("alice.pfx", data, "pw-21", ALICE)], key=key, dry_run=True)
+    _run(dry)
+    running = _bulk([services.Entry("a.pfx", data, "pw-21", ALICE)], key=key, dry_run=True)
+    ImportBatch.objects.filter(pk=dry.pk).update(finished_at=timezone.now() - timedelta(hours=3))
+    assert services.expire_dry_runs() == 1
+    item = dry.items.get()
+    assert item.staged_password is None and bytes(item.pfx) == b""
+    # A dry run still waiting for a worker keeps its rows.
+    assert running.items.get().staged_password is not None
+    dry.refresh_from_db()
+    with pytest.raises(services.ServiceError) as expired:
+        services.batch_promote(Actor.system(), batch=dry)
+    assert expired.value.code == "dry_run_expired"
+    with pytest.raises(services.ServiceError) as unfinished:
+        services.batch_promote(Actor.system(), batch=running)
+    assert unfinished.value.code == "dry_run_not_finished"

@@ -237,3 +237,85 @@ def test_every_problem_code_is_documented():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "pfx-problem-codes.md").read_text()
     for code, (severity, message) in CATALOGUE.items():
         assert f"| `{code}` | {severity} |" in doc and message in doc, code
+
+
+def _with_key_usage(kind: str, **usage: bool) -> bytes:
+    """A PFX for UPN whose certificate has a key usage extension with only ``usage`` set."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from certs.tests.conftest import Pair
+
+    flags = dict.fromkeys(
+        (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+            "encipher_only",
+            "decipher_only",
+        ),
+        False,
+    )
+    key = key_for(kind)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Alice Example")]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Contoso Test CA")]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=365))
+        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(UPN)]), critical=False)
+        .add_extension(x509.KeyUsage(**(flags | usage)), critical=True)
+        .sign(key_for("ca"), hashes.SHA256())
+    )
+    return with_cryptography(Pair(key, cert))
+
+
+def test_a_ca_certificate_with_its_private_key_is_refused_with_its_own_code():
+    from certs.tests.conftest import Pair
+
+    result = inspect_pfx(with_cryptography(Pair(key_for("ca"), ca_certificate())), PASSWORD)
+    assert not result.ok and "ca_certificate" in codes(result)
+    # A CA certificate beside the user's own (the chain) is no problem.
+    assert inspect_pfx(with_cryptography(make_pair(), cas=[ca_certificate()]), PASSWORD).ok
+
+
+@pytest.mark.parametrize(
+    ("kind", "usage", "purpose", "refused"),
+    [
+        ("rsa", {"key_encipherment": True}, "smimeSigning", True),
+        ("rsa", {"key_encipherment": True}, "smimeEncryption", False),
+        ("rsa", {"digital_signature": True}, "smimeEncryption", True),
+        ("rsa", {"digital_signature": True}, "smimeSigning", False),
+        ("rsa", {"content_commitment": True}, "smimeSigning", False),
+        ("rsa", {"digital_signature": True}, "unassigned", False),
+        ("ec", {"key_agreement": True}, "smimeEncryption", False),
+        ("ec", {"key_encipherment": True}, "smimeEncryption", True),
+    ],
+)
+def test_a_key_usage_that_does_not_allow_the_purpose_is_refused_with_its_own_code(
+    kind, usage, purpose, refused
+):
+    result = inspect_pfx(_with_key_usage(kind, **usage), PASSWORD, purpose=purpose)
+    assert ("key_usage_mismatch" in codes(result)) is refused
+    assert result.ok is not refused
+
+
+def test_the_key_fingerprint_is_the_sha256_of_the_certificates_public_key(pair):
+    import hashlib
+
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    result = inspect_pfx(with_cryptography(pair), PASSWORD)
+    spki = pair.cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    assert result.key_fingerprint == hashlib.sha256(spki).hexdigest()
+    assert result.to_json()["key_fingerprint"] == result.key_fingerprint
+    # Another certificate of the same key pair has the same fingerprint.
+    renewed = inspect_pfx(with_cryptography(make_pair(not_after=NOW + timedelta(days=700))), PASSWORD)
+    assert renewed.key_fingerprint == result.key_fingerprint and renewed.thumbprint != result.thumbprint

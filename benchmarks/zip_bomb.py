@@ -1,0 +1,100 @@
+"""Peak memory of the web process when a bulk upload's ZIP lies about an entry's size.
+
+    .venv/bin/python benchmarks/zip_bomb.py [--mib 1024] [--declared 1000]
+
+Builds a ZIP whose one entry declares ``--declared`` bytes in both headers but holds
+``--mib`` MiB of zeros (about 1 MiB compressed per GiB), then hands it to ``read_zip`` as the
+bulk page does, in a fresh process, and prints the outcome (refusal code) with the process's
+peak resident memory above what it held before the call, and the peak of Python allocations
+(tracemalloc) during the call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHUNK = 1024 * 1024
+
+
+def lying_zip(mib: int, declared: int, name: bytes = b"bomb.pfx") -> bytes:
+    """A ZIP with one deflated entry of ``mib`` MiB of zeros whose headers say ``declared`` bytes."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    crc, body = 0, bytearray()
+    zeros = bytes(CHUNK)
+    for _ in range(mib):
+        crc = zlib.crc32(zeros, crc)
+        body += deflate.compress(zeros)
+    body += deflate.flush()
+    sizes = struct.pack("<III", crc, len(body), declared)
+    local = (
+        b"PK\x03\x04" + struct.pack("<HHHHH", 20, 0, 8, 0, 0x21) + sizes + struct.pack("<HH", len(name), 0)
+    )
+    central = (
+        b"PK\x01\x02"
+        + struct.pack("<HHHHHH", 20, 20, 0, 8, 0, 0x21)
+        + sizes
+        + struct.pack("<HHHHHII", len(name), 0, 0, 0, 0, 0, 0)
+        + name
+    )
+    offset = len(local) + len(name) + len(body)
+    end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 1, 1, len(central), offset, 0)
+    return local + name + bytes(body) + central + end
+
+
+def child(mib: int, declared: int) -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    import tracemalloc
+
+    import django
+
+    django.setup()
+    from certs import manifest
+
+    data = lying_zip(mib, declared)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        manifest.read_zip(data)
+        outcome = "accepted"
+    except manifest.Refused as exc:
+        outcome = "refused: " + ", ".join(e.code for e in exc.errors)
+    elapsed = time.perf_counter() - start
+    _, traced = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        f"ZIP of {len(data) / CHUNK:.1f} MiB, entry declares {declared} bytes, holds {mib} MiB: {outcome}; "
+        f"peak RSS +{(after - before) / 1024:.1f} MiB, tracemalloc peak {traced / CHUNK:.1f} MiB, "
+        f"{elapsed:.2f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--mib", type=int, default=1024)
+    parser.add_argument("--declared", type=int, default=1000)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.mib, args.declared)
+        return
+    # A fresh process, so the peak resident memory is this call's alone.
+    argv = [sys.executable, __file__, "--child", "--mib", str(args.mib), "--declared", str(args.declared)]
+    subprocess.run(argv, check=True)
+
+
+if __name__ == "__main__":
+    main()

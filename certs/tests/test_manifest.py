@@ -1,0 +1,110 @@
+"""Reading a bulk upload: ZIP entries are streamed under a hard cap, and rows meet their files in linear time."""
+
+from __future__ import annotations
+
+import io
+import struct
+import tracemalloc
+import zipfile
+import zlib
+from typing import Any
+
+import pytest
+
+from certs import manifest
+
+
+def lying_zip(holds: int, declares: int, name: bytes = b"a.pfx") -> bytes:
+    """One deflated entry of ``holds`` zero bytes whose headers say it has ``declares`` bytes."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body, crc, chunk = bytearray(), 0, bytes(1 << 20)
+    for start in range(0, holds, len(chunk)):
+        part = chunk[: min(len(chunk), holds - start)]
+        crc = zlib.crc32(part, crc)
+        body += deflate.compress(part)
+    body += deflate.flush()
+    sizes = struct.pack("<III", crc, len(body), declares)
+    local = (
+        b"PK\x03\x04" + struct.pack("<HHHHH", 20, 0, 8, 0, 0x21) + sizes + struct.pack("<HH", len(name), 0)
+    )
+    central = (
+        b"PK\x01\x02"
+        + struct.pack("<HHHHHH", 20, 20, 0, 8, 0, 0x21)
+        + sizes
+        + struct.pack("<HHHHHII", len(name), 0, 0, 0, 0, 0, 0)
+        + name
+    )
+    offset = len(local) + len(name) + len(body)
+    return (
+        local
+        + name
+        + bytes(body)
+        + central
+        + b"PK\x05\x06"
+        + struct.pack("<HHHHIIH", 0, 0, 1, 1, len(central), offset, 0)
+    )
+
+
+def test_a_zip_entry_that_lies_about_its_size_is_refused_without_being_inflated() -> None:
+    data = lying_zip(holds=64 << 20, declares=1000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(manifest.Refused) as refused:
+            manifest.read_zip(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [e.code for e in refused.value.errors] == ["bad_zip"]
+    # Inflating the entry would take 64 MiB (and the old whole-entry read twice that).
+    assert peak < 2 << 20
+
+
+def test_an_archive_member_is_read_no_further_than_one_byte_past_the_cap() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("big.pfx", bytes(300_000))
+        archive.writestr("small.pfx", b"x" * 1000)
+    archive = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    asked: list[int] = []
+    opened = archive.open
+
+    def counting_open(*args: Any, **kwargs: Any) -> Any:
+        stream = opened(*args, **kwargs)
+        read = stream.read
+
+        def counted(n: int = -1) -> bytes:
+            chunk: bytes = read(n)
+            asked.append(len(chunk))
+            return chunk
+
+        stream.read = counted  # type: ignore[method-assign]
+        return stream
+
+    archive.open = counting_open  # type: ignore[method-assign]
+    with pytest.raises(manifest._TooLarge):
+        manifest._read_member(archive, archive.getinfo("big.pfx"), 1000)
+    assert sum(asked) == 1001
+    assert manifest._read_member(archive, archive.getinfo("small.pfx"), 1000) == b"x" * 1000
+
+
+class _CountingFiles(dict[str, bytes]):
+    """The upload's files, counting how often the whole list is walked."""
+
+    walks = 0
+
+    def __iter__(self) -> Any:
+        type(self).walks += 1
+        return super().__iter__()
+
+
+@pytest.mark.django_db
+def test_matching_walks_the_file_list_a_fixed_number_of_times_however_many_rows() -> None:
+    walks = []
+    for count in (10, 400):
+        files = _CountingFiles({f"site/user{i:04d}.pfx": b"x" for i in range(count)})
+        rows = [manifest.Row(i + 2, f"user{i:04d}.pfx", "", "pw", "unassigned") for i in range(count)]
+        _CountingFiles.walks = 0
+        entries = manifest.entries(rows, files)
+        assert [e.filename for e in entries] == list(dict.__iter__(files))
+        walks.append(_CountingFiles.walks)
+    assert walks[0] == walks[1] <= 3
