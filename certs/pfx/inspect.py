@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from asn1crypto import core
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -15,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from certs.pfx import limits
+from certs.pfx.der import certificate_issuer, utf8_string
 from certs.pfx.encrypt import DEFAULT_PADDING, PasswordEncoding, max_password_bytes, password_bytes
 from certs.pfx.problems import ERROR, Problem, ProblemError
 from certs.pfx.reader import PARSE_ERRORS, Opened, Password, open_fast, open_library, read_structure, spki
@@ -185,15 +185,20 @@ def _describe(
         problems.append(Problem.of("multiple_keys"))
 
     leaf: x509.Certificate | None = None
+    leaf_spki: bytes | None = None
     if keys:
         wanted = spki(keys[0].public_key())
         leaf = next((c for c in certificates if _cert_spki(c) == wanted), None)
         if leaf is None and certificates:
             problems.append(Problem.of("key_certificate_mismatch"))
+        elif leaf is not None:
+            leaf_spki = wanted
     if leaf is None and certificates:
-        leaf = next((c for c in certificates if not _is_ca(c)), certificates[0])
+        leaf = next((c for c in certificates if not _is_ca(_extensions(c))), certificates[0])
     if leaf is None:
         return _result(problems, kdf=kdf, mac=mac, key=_key_info(keys[0]) if keys else None)
+    if leaf_spki is None:
+        leaf_spki = _cert_spki(leaf)
 
     not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
     if now > not_after:
@@ -203,9 +208,10 @@ def _describe(
     elif not_after - now < timedelta(days=limits.expires_soon_days()):
         problems.append(Problem.of("expires_soon", f"expires {iso_utc(not_after)}"))
 
-    emails, upns = _addresses(leaf)
-    ekus = _ekus(leaf)
-    if _is_ca(leaf):
+    extensions = _extensions(leaf)
+    emails, upns = _addresses(leaf, extensions)
+    ekus = _ekus(extensions)
+    if _is_ca(extensions):
         problems.append(Problem.of("ca_certificate"))
     if upn and upn.casefold() not in {a.casefold() for a in (*emails, *upns)}:
         problems.append(Problem.of("upn_mismatch"))
@@ -215,15 +221,15 @@ def _describe(
         and not {"emailProtection", "anyExtendedKeyUsage"} & set(ekus)
     ):
         problems.append(Problem.of("missing_email_protection_eku"))
-    if purpose in SMIME_PURPOSES and (missing := _missing_key_usage(leaf, purpose)):
+    if purpose in SMIME_PURPOSES and (missing := _missing_key_usage(leaf, extensions, purpose)):
         problems.append(Problem.of("key_usage_mismatch", f"needs {missing}"))
-    leaf_spki = _cert_spki(leaf)
+    der = leaf.public_bytes(Encoding.DER)
 
     return _result(
         problems,
-        thumbprint=hashlib.sha1(leaf.public_bytes(Encoding.DER)).hexdigest(),
+        thumbprint=hashlib.sha1(der).hexdigest(),
         subject=leaf.subject.rfc4514_string(_NAMES),
-        issuer=leaf.issuer.rfc4514_string(_NAMES),
+        issuer=_issuer_name(leaf, der),
         serial=format(leaf.serial_number, "x"),
         not_before=not_before,
         not_after=not_after,
@@ -246,25 +252,57 @@ def _cert_spki(certificate: x509.Certificate) -> bytes | None:
         return None
 
 
-def _is_ca(certificate: x509.Certificate) -> bool:
+# Issuer DER -> its RFC 4514 string: an import's certificates come from a few CAs, and formatting
+# a name costs more than the rest of reading the certificate's fields.
+_ISSUER_NAMES: dict[bytes, str] = {}
+_ISSUER_NAMES_KEPT = 256
+
+
+def _issuer_name(certificate: x509.Certificate, der: bytes) -> str:
+    issuer = certificate_issuer(der)
+    name = _ISSUER_NAMES.get(issuer) if issuer else None
+    if name is None:
+        name = certificate.issuer.rfc4514_string(_NAMES)
+        if issuer:
+            if len(_ISSUER_NAMES) >= _ISSUER_NAMES_KEPT:
+                _ISSUER_NAMES.clear()
+            _ISSUER_NAMES[issuer] = name
+    return name
+
+
+_Extensions = dict[type[x509.ExtensionType], x509.ExtensionType] | None
+
+
+def _extensions(certificate: x509.Certificate) -> _Extensions:
+    """The certificate's extensions by type, read once; None when they cannot be read
+    (malformed, or one extension given twice, which RFC 5280 forbids)."""
     try:
-        return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except (x509.ExtensionNotFound, *PARSE_ERRORS):
-        return False
+        return {type(extension.value): extension.value for extension in certificate.extensions}
+    except (x509.DuplicateExtension, *PARSE_ERRORS):
+        return None
 
 
-def _missing_key_usage(certificate: x509.Certificate, purpose: str) -> str:
+def _extension[E: x509.ExtensionType](extensions: _Extensions, kind: type[E]) -> E | None:
+    found = extensions.get(kind) if extensions else None
+    return found if isinstance(found, kind) else None
+
+
+def _is_ca(extensions: _Extensions) -> bool:
+    constraints = _extension(extensions, x509.BasicConstraints)
+    return bool(constraints and constraints.ca)
+
+
+def _missing_key_usage(certificate: x509.Certificate, extensions: _Extensions, purpose: str) -> str:
     """The key usage an S/MIME purpose needs and the certificate's key usage extension lacks ("" if fine).
 
     RFC 8550: signing needs digitalSignature or nonRepudiation; encryption needs keyEncipherment
     (RSA) or keyAgreement (EC). A certificate without the extension allows every usage.
     """
-    try:
-        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
-    except x509.ExtensionNotFound:
-        return ""
-    except PARSE_ERRORS:
+    if extensions is None:
         return "a readable key usage extension"
+    usage = _extension(extensions, x509.KeyUsage)
+    if usage is None:
+        return ""
     if purpose == "smimeSigning":
         return "" if usage.digital_signature or usage.content_commitment else "digitalSignature"
     try:
@@ -278,37 +316,30 @@ def _missing_key_usage(certificate: x509.Certificate, purpose: str) -> str:
     return "a key type that can encrypt"
 
 
-def _addresses(certificate: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _addresses(
+    certificate: x509.Certificate, extensions: _Extensions
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     emails: list[str] = []
     upns: list[str] = []
     for attribute in certificate.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS):
         if isinstance(attribute.value, str):
             emails.append(attribute.value)
-    try:
-        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (x509.ExtensionNotFound, *PARSE_ERRORS):
-        san = None
+    san = _extension(extensions, x509.SubjectAlternativeName)
     if san is not None:
         emails += san.get_values_for_type(x509.RFC822Name)
         for other in san.get_values_for_type(x509.OtherName):
-            if other.type_id.dotted_string == UPN_OID:
-                try:
-                    value = core.UTF8String.load(other.value).native
-                except PARSE_ERRORS:
-                    continue
-                if isinstance(value, str):
-                    upns.append(value)
+            if other.type_id.dotted_string == UPN_OID and (value := utf8_string(other.value)) is not None:
+                upns.append(value)
     return tuple(dict.fromkeys(emails)), tuple(dict.fromkeys(upns))
 
 
-def _ekus(certificate: x509.Certificate) -> list[str] | None:
+def _ekus(extensions: _Extensions) -> list[str] | None:
     """EKU names (dotted OIDs when unnamed); None when the certificate has no EKU extension."""
-    try:
-        usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return None
-    except PARSE_ERRORS:
+    if extensions is None:
         return []
+    usages = _extension(extensions, x509.ExtendedKeyUsage)
+    if usages is None:
+        return None
     return [_EKU_NAMES.get(oid.dotted_string, oid.dotted_string) for oid in usages]
 
 

@@ -319,3 +319,55 @@ def test_the_key_fingerprint_is_the_sha256_of_the_certificates_public_key(pair):
     # Another certificate of the same key pair has the same fingerprint.
     renewed = inspect_pfx(with_cryptography(make_pair(not_after=NOW + timedelta(days=700))), PASSWORD)
     assert renewed.key_fingerprint == result.key_fingerprint and renewed.thumbprint != result.thumbprint
+
+
+def _certificate_with(pair, change) -> bytes:
+    """The pair's certificate with its DER changed by ``change`` (the signature no longer matters)."""
+    from asn1crypto import x509 as asn1_x509
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from certs.tests.conftest import Pair
+
+    certificate = asn1_x509.Certificate.load(pair.cert.public_bytes(Encoding.DER))
+    change(certificate["tbs_certificate"])
+    changed = x509.load_der_x509_certificate(certificate.dump(force=True))
+    return with_cryptography(Pair(pair.key, changed))
+
+
+def test_a_certificate_with_a_duplicated_extension_is_reported_not_raised(pair):
+    def duplicate(tbs):
+        tbs["extensions"].append(tbs["extensions"][0].copy())
+
+    data = _certificate_with(pair, duplicate)
+    for engine in ("fast", "library"):
+        assert inspect_pfx(data, PASSWORD, engine=engine).ok
+        result = inspect_pfx(data, PASSWORD, purpose="smimeEncryption", engine=engine)
+        assert not result.ok and "key_usage_mismatch" in codes(result)
+
+
+def test_each_certificate_reports_its_own_issuer():
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from certs.tests.conftest import Pair
+
+    def issued_by(name: str) -> bytes:
+        key = key_for("rsa")
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Alice")]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - timedelta(days=1))
+            .not_valid_after(NOW + timedelta(days=365))
+            .sign(key_for("ca"), hashes.SHA256())
+        )
+        return with_cryptography(Pair(key, cert))
+
+    first, second = issued_by("Fabrikam CA 1"), issued_by("Fabrikam CA 2")
+    for _ in range(2):
+        assert inspect_pfx(first, PASSWORD).issuer == "CN=Fabrikam CA 1"
+        assert inspect_pfx(second, PASSWORD).issuer == "CN=Fabrikam CA 2"
