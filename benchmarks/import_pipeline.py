@@ -16,11 +16,20 @@ Prints both rates and end-to-end / (engine x workers). The target is >= 0.60. ``
 runs N rounds (engine, then end to end) and prints the median and spread. The machine may be
 shared: give the benchmark a Redis database of its own (other workers on the same queue would
 take its tasks).
+
+``--dry-run-path`` measures instead, in this one process and per CPU-second (so other load on a
+shared machine does not count), what a dry run costs: the bulk page reading the ZIP and manifest
+and creating the batch (passwords staged, items stored), then each chunk processed as a worker
+does it (claimed, passwords unstaged, validated, results written). Beside it, in the same run:
+the engine alone (inspect + OAEP) and the plain library loop (``load_key_and_certificates``) on
+the same files. Targets: dry-run path >= 700 files/s, engine >= 800 files/s per core. No workers
+or broker are needed. On PostgreSQL the database server's CPU for the run is printed too.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import resource
 import signal
@@ -29,6 +38,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,10 +61,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.cache import cache  # noqa: E402
 from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
 
-from certs import services  # noqa: E402
+from certs import manifest, services  # noqa: E402
 from certs.demo import UPN_OID, distinct_keys, openssl3_encryption  # noqa: E402
-from certs.models import Certificate, EncryptionKey, ImportBatch  # noqa: E402
+from certs.models import Certificate, EncryptionKey, ImportBatch, ImportItem, ItemState  # noqa: E402
 from certs.pfx import encrypt_password, inspect_pfx, load_public_key  # noqa: E402
 from directory.models import DirectoryUser  # noqa: E402
 from portal.audit import Actor  # noqa: E402
@@ -179,6 +190,134 @@ def end_to_end(files: list[tuple[str, bytes, str]], key: EncryptionKey, workers:
     return len(files) / (end - start)
 
 
+def library_rate(files: list[tuple[str, bytes, str]]) -> float:
+    """The plain library loop: ``load_key_and_certificates`` on each file -> files per CPU-second."""
+    cpu = time.process_time()
+    for _, data, password in files:
+        key, cert, _ = pkcs12.load_key_and_certificates(data, password.encode())
+        assert key is not None and cert is not None
+    return len(files) / (time.process_time() - cpu)
+
+
+def engine_cpu_rate(files: list[tuple[str, bytes, str]], public: rsa.RSAPublicKey) -> float:
+    """inspect + OAEP-encrypt each file -> files per CPU-second."""
+    cpu = time.process_time()
+    for upn, data, password in files:
+        inspection = inspect_pfx(data, password, upn=upn, purpose="smimeEncryption", public_key=public)
+        assert inspection.ok, inspection.problems
+        encrypt_password(password, public, "oaepSha512")
+    return len(files) / (time.process_time() - cpu)
+
+
+def upload(files: list[tuple[str, bytes, str]]) -> tuple[bytes, bytes]:
+    """The ZIP and the manifest an admin would upload for these files."""
+    archive = io.BytesIO()
+    lines = ["filename,upn,password,purpose"]
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for upn, data, password in files:
+            name = f"{upn.split('@')[0]}.pfx"
+            z.writestr(name, data)
+            lines.append(f"{name},{upn},{password},smimeEncryption")
+    return archive.getvalue(), ("\r\n".join(lines) + "\r\n").encode()
+
+
+def _backend_cpu() -> float:
+    """CPU seconds the database server process of this connection has used (PostgreSQL on this host)."""
+    if connection.vendor != "postgresql":
+        return 0.0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dry_run_path(files: list[tuple[str, bytes, str]], key: EncryptionKey) -> dict[str, float]:
+    """A dry run of these files, as the bulk page and the workers do it, in this process.
+
+    Returns CPU seconds per stage (this process), and the database server's CPU on PostgreSQL.
+    """
+    data, csv = upload(files)
+    connection.ensure_connection()
+    stages: dict[str, float] = {}
+    backend, cpu, wall = _backend_cpu(), time.process_time(), time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal cpu
+        now = time.process_time()
+        stages[stage] = now - cpu
+        cpu = now
+
+    entries = manifest.entries(manifest.read_manifest(csv), manifest.read_zip(data))
+    lap("manifest (read ZIP and CSV, match rows)")
+    batch = services.batch_create(
+        Actor.system("benchmark"),
+        kind=ImportBatch.Kind.BULK,
+        key=key,
+        entries=entries,
+        tags=[ScopeTag.default()],
+        dry_run=True,
+        enqueue=False,
+    )
+    lap("staging (batch created, passwords sealed)")
+    ids = list(ImportItem.objects.filter(batch=batch).order_by("position").values_list("pk", flat=True))
+    for start in range(0, len(ids), services.CHUNK_SIZE):
+        services.process_chunk(batch.pk, ids[start : start + services.CHUNK_SIZE])
+    lap("validation and results (chunks as a worker runs them)")
+    stages["wall"] = time.perf_counter() - wall
+    stages["database server"] = _backend_cpu() - backend
+    validated = ImportItem.objects.filter(batch=batch, state=ItemState.VALIDATED).count()
+    assert validated == len(files), services.batch_counts(batch)
+    return stages
+
+
+def main_dry_run(
+    files: list[tuple[str, bytes, str]],
+    key: EncryptionKey,
+    public: rsa.RSAPublicKey,
+    args: argparse.Namespace,
+) -> None:
+    sample = files[: args.library_sample]
+    rounds: list[dict[str, float]] = []
+    for round_no in range(1, args.repeat + 1):
+        figures = {"library loop": library_rate(sample), "engine": engine_cpu_rate(files, public)}
+        stages = dry_run_path(files, key)
+        cpu = sum(v for k, v in stages.items() if k not in ("wall", "database server"))
+        figures["dry-run path"] = len(files) / cpu
+        if stages["database server"]:
+            figures["dry-run path, database server CPU included"] = len(files) / (
+                cpu + stages["database server"]
+            )
+        print(f"round {round_no}:")
+        for stage, seconds in stages.items():
+            print(f"  {stage:55s} {seconds:7.2f} s  {seconds / len(files) * 1e3:6.3f} ms/file")
+        for label, value in figures.items():
+            print(f"  {label:55s} {value:7.1f} files per CPU-second")
+        rounds.append(figures)
+        reset()
+        DirectoryUser.objects.bulk_create(
+            [DirectoryUser(upn=upn, display_name=upn.split("@")[0], mail=upn) for upn, _, _ in files],
+            batch_size=1000,
+        )
+    targets = {"engine": 800, "dry-run path": 700}
+    print(f"{len(files)} files (library loop on {len(sample)}), chunks of {services.CHUNK_SIZE}, one process")
+    for label in rounds[0]:
+        values = sorted(r[label] for r in rounds)
+        target = targets.get(label)
+        verdict = (
+            ""
+            if target is None
+            else f"  target >= {target}: {'MET' if statistics.median(values) >= target else 'NOT MET'}"
+        )
+        print(
+            f"{label}: median {statistics.median(values):.1f}, min {values[0]:.1f}, max {values[-1]:.1f} files per CPU-second"
+            f" ({len(values)} rounds){verdict}"
+        )
+
+
 def reset() -> None:
     Certificate.objects.filter(upn__endswith=DOMAIN).delete()
     ImportBatch.objects.filter(created_by_name="benchmark").delete()
@@ -192,6 +331,10 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1, help="rounds of engine + end to end (spread)")
+    parser.add_argument(
+        "--dry-run-path", action="store_true", help="the dry-run path per CPU-second, no workers"
+    )
+    parser.add_argument("--library-sample", type=int, default=200, help="files the library loop opens")
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)
@@ -218,6 +361,14 @@ def main() -> None:
         make_default=False,
         tags=[ScopeTag.default()],
     )
+    if args.dry_run_path:
+        DirectoryUser.objects.bulk_create(
+            [DirectoryUser(upn=upn, display_name=upn.split("@")[0], mail=upn) for upn, _, _ in files],
+            batch_size=1000,
+        )
+        main_dry_run(files, key, load_public_key(pem), args)
+        reset()
+        return
     rounds = []
     for round_no in range(1, args.repeat + 1):
         DirectoryUser.objects.bulk_create(

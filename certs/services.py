@@ -476,8 +476,11 @@ def _users_by_address(outcomes: Iterable[_Outcome]) -> dict[str, DirectoryUser]:
             wanted |= {a.lower() for a in (*o.inspection.upns, *o.inspection.emails)}
     if not wanted:
         return {}
-    users = DirectoryUser.objects.annotate(upn_lower=Lower("upn")).filter(
-        upn_lower__in=wanted, removed_at__isnull=True
+    # Only the fields the pipeline uses: building 200 full rows (JSON, dates) costs a chunk ~1 ms more.
+    users = (
+        DirectoryUser.objects.annotate(upn_lower=Lower("upn"))
+        .filter(upn_lower__in=wanted, removed_at__isnull=True)
+        .only("pk", "upn")
     )
     return {u.upn.lower(): u for u in users}
 

@@ -325,11 +325,15 @@ def _addresses(
         if isinstance(attribute.value, str):
             emails.append(attribute.value)
     san = _extension(extensions, x509.SubjectAlternativeName)
-    if san is not None:
-        emails += san.get_values_for_type(x509.RFC822Name)
-        for other in san.get_values_for_type(x509.OtherName):
-            if other.type_id.dotted_string == UPN_OID and (value := utf8_string(other.value)) is not None:
-                upns.append(value)
+    for name in san or ():
+        if isinstance(name, x509.RFC822Name):
+            emails.append(name.value)
+        elif (
+            isinstance(name, x509.OtherName)
+            and name.type_id.dotted_string == UPN_OID
+            and (value := utf8_string(name.value)) is not None
+        ):
+            upns.append(value)
     return tuple(dict.fromkeys(emails)), tuple(dict.fromkeys(upns))
 
 

@@ -260,14 +260,17 @@ def _plausible(plaintext: bytes, max_total: int, min_total: int) -> bool:
     return min_total <= header + length < max_total
 
 
+_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "sha1": hashes.SHA1(),
+    "sha224": hashes.SHA224(),
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
+}
+
+
 def _hash(name: str) -> hashes.HashAlgorithm:
-    return {
-        "sha1": hashes.SHA1(),
-        "sha224": hashes.SHA224(),
-        "sha256": hashes.SHA256(),
-        "sha384": hashes.SHA384(),
-        "sha512": hashes.SHA512(),
-    }[name]
+    return _HASHES[name]
 
 
 def load_private_key_quickly(der: bytes) -> PrivateKeyTypes:
