@@ -234,24 +234,8 @@ class _Reader:
         return start, stop
 
     def only(self, tag: int, pos: int, end: int) -> tuple[int, int]:
-        """(start, stop) of the single value filling ``pos:end`` (``expect``, inlined)."""
-        self.seen += 1
-        data = self.data
-        if self.seen > _MAX_VALUES or end - pos < 2 or data[pos] != tag:
-            raise Unrecognised
-        first = data[pos + 1]
-        if first < 0x80:
-            start = pos + 2
-            stop = start + first
-        else:
-            count = first & 0x7F
-            start = pos + 2 + count
-            if not 0 < count <= 4 or start > end or data[pos + 2] == 0:
-                raise Unrecognised
-            length = int.from_bytes(data[pos + 2 : start], "big")
-            if length < 0x80:
-                raise Unrecognised
-            stop = start + length
+        """(start, stop) of the single value filling ``pos:end``."""
+        start, stop = self.expect(tag, pos, end)
         if stop != end:
             raise Unrecognised
         return start, stop
