@@ -9,8 +9,6 @@ from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from certs.pfx import limits
@@ -186,17 +184,20 @@ def _describe(
 
     leaf: x509.Certificate | None = None
     leaf_spki: bytes | None = None
-    if keys:
-        wanted = spki(keys[0].public_key())
+    key_public = keys[0].public_key() if keys else None
+    if key_public is not None:
+        wanted = spki(key_public)
         leaf = next((c for c in certificates if _cert_spki(c) == wanted), None)
         if leaf is None and certificates:
             problems.append(Problem.of("key_certificate_mismatch"))
         elif leaf is not None:
             leaf_spki = wanted
+    # The leaf's public key when it is the private key's (the same key, already loaded).
+    leaf_public = key_public if leaf_spki else None
     if leaf is None and certificates:
         leaf = next((c for c in certificates if not _is_ca(_extensions(c))), certificates[0])
     if leaf is None:
-        return _result(problems, kdf=kdf, mac=mac, key=_key_info(keys[0]) if keys else None)
+        return _result(problems, kdf=kdf, mac=mac, key=_key_info(key_public))
     if leaf_spki is None:
         leaf_spki = _cert_spki(leaf)
 
@@ -221,9 +222,9 @@ def _describe(
         and not {"emailProtection", "anyExtendedKeyUsage"} & set(ekus)
     ):
         problems.append(Problem.of("missing_email_protection_eku"))
-    if purpose in SMIME_PURPOSES and (missing := _missing_key_usage(leaf, extensions, purpose)):
+    if purpose in SMIME_PURPOSES and (missing := _missing_key_usage(leaf, leaf_public, extensions, purpose)):
         problems.append(Problem.of("key_usage_mismatch", f"needs {missing}"))
-    der = leaf.public_bytes(Encoding.DER)
+    der = opened.der_of(leaf)
 
     return _result(
         problems,
@@ -236,7 +237,7 @@ def _describe(
         emails=emails,
         upns=upns,
         ekus=tuple(ekus or ()),
-        key=_key_info(keys[0] if keys else None, leaf),
+        key=_key_info(key_public, leaf),
         key_fingerprint=hashlib.sha256(leaf_spki).hexdigest() if leaf_spki else None,
         chain_length=len(certificates),
         kdf=kdf,
@@ -292,7 +293,9 @@ def _is_ca(extensions: _Extensions) -> bool:
     return bool(constraints and constraints.ca)
 
 
-def _missing_key_usage(certificate: x509.Certificate, extensions: _Extensions, purpose: str) -> str:
+def _missing_key_usage(
+    certificate: x509.Certificate, public: Any, extensions: _Extensions, purpose: str
+) -> str:
     """The key usage an S/MIME purpose needs and the certificate's key usage extension lacks ("" if fine).
 
     RFC 8550: signing needs digitalSignature or nonRepudiation; encryption needs keyEncipherment
@@ -305,10 +308,11 @@ def _missing_key_usage(certificate: x509.Certificate, extensions: _Extensions, p
         return ""
     if purpose == "smimeSigning":
         return "" if usage.digital_signature or usage.content_commitment else "digitalSignature"
-    try:
-        public = certificate.public_key()
-    except PARSE_ERRORS:
-        return "a readable public key"
+    if public is None:
+        try:
+            public = certificate.public_key()
+        except PARSE_ERRORS:
+            return "a readable public key"
     if isinstance(public, ec.EllipticCurvePublicKey):
         return "" if usage.key_agreement else "keyAgreement"
     if isinstance(public, rsa.RSAPublicKey):
@@ -347,18 +351,15 @@ def _ekus(extensions: _Extensions) -> list[str] | None:
     return [_EKU_NAMES.get(oid.dotted_string, oid.dotted_string) for oid in usages]
 
 
-def _key_info(
-    key: PrivateKeyTypes | None, certificate: x509.Certificate | None = None
-) -> dict[str, Any] | None:
-    if key is None:
+def _key_info(public: Any, certificate: x509.Certificate | None = None) -> dict[str, Any] | None:
+    """The key's type and size: of the private key's public key, else of the certificate's."""
+    if public is None:
         if certificate is None:
             return None
         try:
-            public: Any = certificate.public_key()
+            public = certificate.public_key()
         except PARSE_ERRORS:
             return None
-    else:
-        public = key.public_key()
     if isinstance(public, rsa.RSAPublicKey):
         return {"type": "rsa", "bits": public.key_size}
     if isinstance(public, ec.EllipticCurvePublicKey):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from asn1crypto import pkcs12 as asn1_pkcs12
@@ -91,6 +91,15 @@ class Password:
 class Opened:
     keys: list[PrivateKeyTypes]
     certificates: list[x509.Certificate]
+    # The DER of the first certificates as the file holds it (the same bytes ``public_bytes``
+    # would encode again, without the cost).
+    ders: list[bytes] = field(default_factory=list)
+
+    def der_of(self, certificate: x509.Certificate) -> bytes:
+        for known, der in zip(self.certificates, self.ders, strict=False):
+            if known is certificate:
+                return der
+        return certificate.public_bytes(serialization.Encoding.DER)
 
 
 class _Unsupported(Exception):
@@ -147,7 +156,7 @@ def _open_verified(structure: Structure, password: Password, bmp: bytes | None) 
         _collect(bags, password, bmp, key_ders, cert_ders, 0)
     keys += [load_private_key_quickly(der) for der in key_ders]
     certificates = [x509.load_der_x509_certificate(der) for der in cert_ders] + library_certs
-    return Opened(keys, certificates)
+    return Opened(keys, certificates, cert_ders)
 
 
 def _open_container_with_library(container: Container, password: Password) -> Opened:
