@@ -41,7 +41,7 @@ from cryptography.x509.oid import NameOID  # noqa: E402
 
 from certs.pfx import build_graph_body, encrypt_password, inspect_pfx, load_public_key, rsa_public_blob  # noqa: E402
 from certs.pfx.kdf import MAC_ID, bmp_password, pkcs12_kdf  # noqa: E402
-from certs.pfx.reader import read_structure  # noqa: E402
+from certs.pfx.structure import read_structure  # noqa: E402
 
 PASSWORD = "Bench-Password-1"
 UPN = "user@contoso.example"

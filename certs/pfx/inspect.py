@@ -15,7 +15,8 @@ from certs.pfx import limits
 from certs.pfx.der import certificate_issuer, utf8_string
 from certs.pfx.encrypt import DEFAULT_PADDING, PasswordEncoding, max_password_bytes, password_bytes
 from certs.pfx.problems import ERROR, Problem, ProblemError
-from certs.pfx.reader import PARSE_ERRORS, Opened, Password, open_fast, open_library, read_structure, spki
+from certs.pfx.reader import Opened, Password, open_fast, open_library, spki
+from certs.pfx.structure import PARSE_ERRORS, read_structure
 
 Engine = Literal["fast", "library"]
 

@@ -37,9 +37,7 @@ from certs.pfx.model import (
     Structure,
 )
 from certs.pfx.problems import ProblemError
-from certs.pfx.structure import PARSE_ERRORS, PBKDF2_HASHES, read_bags, read_structure
-
-__all__ = ["PARSE_ERRORS", "Opened", "Password", "open_fast", "open_library", "read_structure", "spki"]
+from certs.pfx.structure import PARSE_ERRORS, PBKDF2_HASHES, read_bags
 
 
 @dataclass(frozen=True)
