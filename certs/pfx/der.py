@@ -106,8 +106,8 @@ class Unrecognised(Exception):
 def read_tlv(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
     """(tag, start, stop) of the DER value at ``pos``, which must end by ``end``.
 
-    Refuses what ``is_der`` calls not DER (indefinite, long-form or over-long lengths, a
-    constructed OCTET STRING), and high tag numbers, which PKCS#12 does not use.
+    Refuses what the asn1crypto reading calls not DER (indefinite, long-form or over-long
+    lengths, a constructed OCTET STRING), and high tag numbers, which PKCS#12 does not use.
     """
     if end - pos < 2:
         raise Unrecognised
@@ -128,46 +128,6 @@ def read_tlv(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
     if stop > end or tag & 0x1F == 0x1F or tag == 0x24:
         raise Unrecognised
     return tag, start, stop
-
-
-def is_der(data: bytes, limit: int = 20_000) -> bool:
-    """True when every TLV reachable through constructed values uses DER lengths.
-
-    Iterative and bounded: hostile nesting cannot recurse or loop for long.
-    """
-    stack = [(0, len(data))]
-    seen = 0
-    while stack:
-        pos, end = stack.pop()
-        while pos < end:
-            seen += 1
-            if seen > limit or end - pos < 2:
-                return False
-            tag = data[pos]
-            if tag & 0x1F == 0x1F:
-                return True  # high tag numbers do not occur in PKCS#12; leave it to the parser
-            first = data[pos + 1]
-            if first == 0x80:
-                return False  # indefinite length
-            if first < 0x80:
-                length, header = first, 2
-            else:
-                count = first & 0x7F
-                raw = data[pos + 2 : pos + 2 + count]
-                if len(raw) < count or raw[0] == 0 or count > 4:
-                    return False
-                length, header = int.from_bytes(raw, "big"), 2 + count
-                if length < 0x80:
-                    return False  # non-minimal length
-            start, stop = pos + header, pos + header + length
-            if stop > end:
-                return False
-            if tag == 0x24:
-                return False  # constructed OCTET STRING
-            if tag & 0x20:
-                stack.append((start, stop))
-            pos = stop
-    return True
 
 
 def utf8_string(value: bytes) -> str | None:

@@ -103,7 +103,7 @@ def read_with_asn1(data: bytes) -> Structure:
     """The asn1crypto reading: every layout, BER included."""
     _, _, _, header, contents, trailer = parser.parse(data)
     length = len(header) + len(contents) + len(trailer)
-    is_der = length == len(data) and der.is_der(data)
+    is_der = length == len(data) and _is_der(data)
     pfx = asn1_pkcs12.Pfx.load(data[:length])
     auth_safe_info = pfx["auth_safe"]
     if auth_safe_info["content_type"].native != "data":
@@ -111,7 +111,7 @@ def read_with_asn1(data: bytes) -> Structure:
     auth_safe = auth_safe_info["content"].native
     if not isinstance(auth_safe, bytes):
         raise ValueError("authSafe is not an OCTET STRING")
-    is_der = is_der and der.is_der(auth_safe)
+    is_der = is_der and _is_der(auth_safe)
 
     mac = _read_mac(pfx["mac_data"]) if pfx["mac_data"].native is not None else None
 
@@ -123,7 +123,7 @@ def read_with_asn1(data: bytes) -> Structure:
             payload = info["content"].native
             if not isinstance(payload, bytes):
                 raise ValueError("SafeContents is not an OCTET STRING")
-            is_der = is_der and der.is_der(payload)
+            is_der = is_der and _is_der(payload)
             bags = asn1_bags(list(asn1_pkcs12.SafeContents.load(payload)))
             keys += key_protections(bags)
             containers.append(Container(None, bags=bags))
@@ -249,3 +249,43 @@ def asn1_bags(bags: list[asn1_pkcs12.SafeBag], depth: int = 0) -> list[Bag]:
     if depth > MAX_NESTING:
         raise ValueError("SafeContents nested too deep")
     return [_Asn1Bag(bag, depth) for bag in bags]
+
+
+def _is_der(data: bytes, limit: int = 20_000) -> bool:
+    """True when every TLV reachable through constructed values uses DER lengths.
+
+    Iterative and bounded: hostile nesting cannot recurse or loop for long.
+    """
+    stack = [(0, len(data))]
+    seen = 0
+    while stack:
+        pos, end = stack.pop()
+        while pos < end:
+            seen += 1
+            if seen > limit or end - pos < 2:
+                return False
+            tag = data[pos]
+            if tag & 0x1F == 0x1F:
+                return True  # high tag numbers do not occur in PKCS#12; leave it to the parser
+            first = data[pos + 1]
+            if first == 0x80:
+                return False  # indefinite length
+            if first < 0x80:
+                length, header = first, 2
+            else:
+                count = first & 0x7F
+                raw = data[pos + 2 : pos + 2 + count]
+                if len(raw) < count or raw[0] == 0 or count > 4:
+                    return False
+                length, header = int.from_bytes(raw, "big"), 2 + count
+                if length < 0x80:
+                    return False  # non-minimal length
+            start, stop = pos + header, pos + header + length
+            if stop > end:
+                return False
+            if tag == 0x24:
+                return False  # constructed OCTET STRING
+            if tag & 0x20:
+                stack.append((start, stop))
+            pos = stop
+    return True
