@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from certs.pfx import der, limits
 from certs.pfx.model import Bag, Protection, Structure
 from certs.pfx.problems import ProblemError
-from certs.pfx.structure import asn1_bags, read_structure, read_with_asn1
+from certs.pfx.structure import asn1_bags, read_bags, read_structure, read_with_asn1
 from certs.tests.conftest import make_pair, with_cryptography, with_iterations
 from certs.tests.test_pfx_engines import _apply, _mutations
 
@@ -88,6 +88,19 @@ def test_an_iteration_count_over_the_cap_is_refused_before_any_key_derivation():
     assert _walk(hostile) is None
     with pytest.raises(ProblemError) as raised:
         read_structure(hostile)
+    assert raised.value.code == "kdf_iterations_too_high"
+
+
+def test_a_key_bag_claiming_too_many_iterations_in_a_decrypted_container_is_refused(corpus):
+    payload = asn1_pkcs12.SafeContents.load(_payloads(corpus["openssl default"][0])[0])
+    for bag in payload:
+        if bag["bag_id"].native == "pkcs8_shrouded_key_bag":
+            algorithm = bag["bag_value"]["encryption_algorithm"]
+            algorithm["parameters"]["key_derivation_func"]["parameters"]["iteration_count"] = 10_000_000
+    hostile = payload.dump(force=True)
+    assert der.read_safe_contents(hostile, limits.max_kdf_iterations()) is None
+    with pytest.raises(ProblemError) as raised:
+        read_bags(hostile)
     assert raised.value.code == "kdf_iterations_too_high"
 
 
