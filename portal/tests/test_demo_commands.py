@@ -25,7 +25,7 @@ def test_the_demo_is_refused_in_production_before_it_migrates_or_starts_anything
     settings.PRODUCTION = True
     called: list[str] = []
     monkeypatch.setattr(demo, "call_command", lambda name, *a, **k: called.append(name))
-    monkeypatch.setattr(demo.subprocess, "Popen", lambda *a, **k: called.append("Popen"))
+    monkeypatch.setattr("subprocess.Popen", lambda *a, **k: called.append("Popen"))
     with pytest.raises(CommandError, match="The demo is refused with PORTAL_ENV=production"):
         call_command("demo", "--port", "0")
     assert called == []
