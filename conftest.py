@@ -33,6 +33,29 @@ def empty_cache() -> None:
     cache.clear()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def flush_may_empty_the_audit_log() -> Iterator[None]:
+    """Transactional tests empty every table afterwards, the audit log included.
+
+    The database refuses deletes from the audit log unless its purge guard table holds a row,
+    so the flush holds one for its own transaction only.
+    """
+    from django.db import transaction
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
+    flush = BaseDatabaseOperations.execute_sql_flush
+
+    def flush_with_the_guard_open(ops: BaseDatabaseOperations, sql_list: list[str]) -> None:
+        with transaction.atomic(using=ops.connection.alias), ops.connection.cursor() as cursor:
+            cursor.execute("INSERT INTO portal_auditpurge DEFAULT VALUES")
+            flush(ops, sql_list)
+            cursor.execute("DELETE FROM portal_auditpurge")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BaseDatabaseOperations, "execute_sql_flush", flush_with_the_guard_open)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings: Any) -> None:
     # Production hashing is deliberately slow; tests create many accounts.

@@ -39,6 +39,25 @@ DEMO_PASSWORD = "Contoso-Demo-2026!"
 DEMO_TOTP_SECRET = "CONTOSODEMOTOTPSECRET234"
 
 
+class DemoRefusedInProduction(Exception):
+    """The demo tenant is never created with PORTAL_ENV=production."""
+
+    code = "demo_in_production"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} is refused with PORTAL_ENV=production: the demo administrators share a "
+            "published password and TOTP secret, so anyone could sign in as them. For a demo on your own "
+            "computer, run it with PORTAL_ENV=development (with docker-compose: add docker-compose.demo.yml, "
+            'see README.md, "A demo with docker-compose"). Never on a production database.'
+        )
+
+
+def refuse_in_production(what: str) -> None:
+    if getattr(settings, "PRODUCTION", False):
+        raise DemoRefusedInProduction(what)
+
+
 def domain() -> str:
     return str(getattr(settings, "PORTAL_TENANT_DOMAIN", "") or "contoso.com").lower()
 
@@ -567,6 +586,7 @@ class SeedResult:
 
 def seed(*, now: dt.datetime | None = None) -> SeedResult:
     """Create whatever part of the demo tenant is missing. Safe to run any number of times."""
+    refuse_in_production("Seeding the demo tenant")
     tenant = build_tenant(now or timezone.now())
     result = SeedResult()
     with transaction.atomic():

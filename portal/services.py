@@ -44,6 +44,30 @@ def _check_can_grant(actor: Actor, permissions: Iterable[str]) -> None:
         raise ValidationError(f"You can't grant permissions you don't hold yourself: {', '.join(missing)}.")
 
 
+def mfa_change_blockers(user: User | None, permissions: Iterable[str]) -> list[str]:
+    """The permissions ``user`` lacks to switch the MFA requirement of a role granting ``permissions``.
+
+    Turning the requirement off weakens every permission the role grants, so it takes what granting
+    them would: holding them all. Turning it on is held to the same rule.
+    """
+    if user is None:
+        return []  # the system itself (seeding, migrations)
+    held = access.permissions(user)
+    return sorted(p for p in set(permissions) if p not in held)
+
+
+def _check_can_change_mfa(actor: Actor, permissions: Iterable[str]) -> None:
+    missing = mfa_change_blockers(actor.user, permissions)
+    if missing:
+        message = (
+            "You can change the authenticator requirement only on a role whose permissions you all hold "
+            f"yourself. You don't hold: {', '.join(missing)}."
+        )
+        raise ValidationError(
+            {"requires_mfa": ValidationError(message, code="mfa_change_needs_every_permission")}
+        )
+
+
 def _check_can_give_tags(actor: Actor, tags: Iterable[ScopeTag]) -> None:
     """An admin limited to scope tags can give only those tags, and can't lift the limit."""
     if actor.user is None or actor.user.is_superuser:
@@ -108,6 +132,8 @@ def role_update(
         raise ValidationError("Built-in roles can't be changed. Duplicate the role to make a custom one.")
     perms = _normalise(permissions)
     _check_can_grant(actor, set(perms) - set(role.permissions))
+    if requires_mfa != role.requires_mfa:
+        _check_can_change_mfa(actor, set(role.permissions) | set(perms))
     before = audit.snapshot(role, ROLE_FIELDS)
     role.name, role.description = name.strip(), description.strip()
     role.permissions, role.requires_mfa = perms, requires_mfa

@@ -4,9 +4,9 @@ import io
 
 import pytest
 from allauth.mfa.models import Authenticator
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
-from directory.demo import DEMO_PASSWORD, DEMO_TOTP_SECRET, demo_sign_ins
+from directory.demo import DEMO_PASSWORD, DEMO_TOTP_SECRET, DemoRefusedInProduction, demo_sign_ins, seed
 from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, GroupUserMember, Platform
 from portal import access
 from portal.models import AuditEvent, RoleAssignment, ScopeTag, User
@@ -88,3 +88,15 @@ def test_the_demo_intune_administrator_signs_in_with_the_printed_totp_secret(
     response = client.post(response["Location"], {"code": code})
     assert response.status_code == 302
     assert client.get("/users/").status_code == 200
+
+
+def test_seed_demo_is_refused_in_production_and_creates_nothing(built_in_roles, settings) -> None:
+    settings.PRODUCTION = True
+    before = _counts()
+    with pytest.raises(CommandError, match="seed_demo is refused with PORTAL_ENV=production") as refused:
+        call_command("seed_demo", stdout=io.StringIO())
+    assert "docker-compose.demo.yml" in str(refused.value)
+    with pytest.raises(DemoRefusedInProduction):
+        seed()
+    assert _counts() == before
+    assert not User.objects.filter(email__in=[email for email, _, _ in demo_sign_ins()]).exists()

@@ -114,6 +114,60 @@ def test_removing_a_permission_the_actor_lacks_is_allowed(actor: Actor) -> None:
     assert role.permissions == ["audit.read"]
 
 
+def test_a_role_administrator_cannot_switch_off_mfa_on_a_role_holding_permissions_they_lack(
+    actor: Actor,
+) -> None:
+    role = Role.objects.create(
+        name="Cert admins", permissions=["certificates.read", "certificates.delete"], requires_mfa=True
+    )
+    with pytest.raises(ValidationError) as refused:
+        services.role_update(
+            actor=actor,
+            role=role,
+            name="Cert admins",
+            description="",
+            permissions=["certificates.read", "certificates.delete"],
+            requires_mfa=False,
+        )
+    assert refused.value.error_dict["requires_mfa"][0].code == "mfa_change_needs_every_permission"
+    assert "certificates.delete, certificates.read" in str(refused.value)
+    role.refresh_from_db()
+    assert role.requires_mfa is True
+    assert not AuditEvent.objects.exists()
+
+
+def test_removing_the_permissions_in_the_same_change_does_not_unlock_the_mfa_switch(actor: Actor) -> None:
+    role = Role.objects.create(
+        name="Cert admins", permissions=["certificates.delete", "audit.read"], requires_mfa=True
+    )
+    with pytest.raises(ValidationError, match=r"certificates\.delete"):
+        services.role_update(
+            actor=actor,
+            role=role,
+            name="Cert admins",
+            description="",
+            permissions=["audit.read"],
+            requires_mfa=False,
+        )
+    role.refresh_from_db()
+    assert (role.requires_mfa, role.permissions) == (True, ["certificates.delete", "audit.read"])
+
+
+def test_the_mfa_requirement_changes_when_the_actor_holds_every_permission_of_the_role(actor: Actor) -> None:
+    role = services.role_create(actor=actor, name="Auditors", permissions=["audit.read"], requires_mfa=True)
+    services.role_update(
+        actor=actor,
+        role=role,
+        name="Auditors",
+        description="",
+        permissions=["audit.read"],
+        requires_mfa=False,
+    )
+    role.refresh_from_db()
+    assert role.requires_mfa is False
+    assert _changes(_last_event()) == {"requires_mfa": (True, False)}
+
+
 def test_it_refuses_to_delete_a_role_that_is_assigned(actor: Actor, role_admin: User) -> None:
     role = services.role_create(actor=actor, name="Auditors", permissions=["audit.read"])
     services.assignment_create(actor=actor, role=role, name="Everyone", members=[role_admin])

@@ -102,7 +102,11 @@ def role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("roles.update")
 def role_edit(request: AuthenticatedHttpRequest, code: uuid.UUID) -> HttpResponse:
     role = get_object_or_404(Role, code=code, is_built_in=False)
-    form = RoleForm(request.POST or None, initial=RoleForm.initial_from(role))
+    form = RoleForm(
+        request.POST or None,
+        initial=RoleForm.initial_from(role),
+        mfa_blockers=services.mfa_change_blockers(request.user, role.permissions),
+    )
     if request.method == "POST" and form.is_valid():
         try:
             services.role_update(actor=Actor.from_request(request), role=role, **form.service_kwargs())

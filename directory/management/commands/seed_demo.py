@@ -6,9 +6,18 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from directory.demo import DEMO_TOTP_SECRET, DemoSignIn, demo_sign_ins, domain, mfa_required_emails, seed
+from directory.demo import (
+    DEMO_TOTP_SECRET,
+    DemoRefusedInProduction,
+    DemoSignIn,
+    demo_sign_ins,
+    domain,
+    mfa_required_emails,
+    refuse_in_production,
+    seed,
+)
 from profiles.demo import seed_demo_profiles
 
 __all__ = ["Command", "DemoSignIn", "demo_sign_ins"]
@@ -18,6 +27,10 @@ class Command(BaseCommand):
     help = "Create the demo tenant's users, groups, devices, scope tags and demo admins. Safe to run again."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            refuse_in_production("seed_demo")
+        except DemoRefusedInProduction as refused:
+            raise CommandError(str(refused)) from None
         started = time.monotonic()
         result = seed()
         seed_demo_profiles()

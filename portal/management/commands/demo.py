@@ -63,6 +63,12 @@ class Command(BaseCommand):
         parser.add_argument("--no-seed", action="store_true", help="Skip seeding the demo tenant.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from directory.demo import DemoRefusedInProduction, refuse_in_production
+
+        try:
+            refuse_in_production("The demo")
+        except DemoRefusedInProduction as refused:
+            raise CommandError(str(refused)) from None
         host: str = options["host"]
         port: int = options["port"]
         if not port_is_free(host, port):
