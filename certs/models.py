@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from directory.models import DirectoryUser
+from directory.models import DirectoryUser, not_in_entra
 from portal.models import ScopeTagged, User
 
 
@@ -175,6 +175,10 @@ class ImportBatch(ScopeTagged):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.created_at:%Y-%m-%d %H:%M} ({self.total} files)"
+
+    def users_not_in_entra(self) -> int:
+        """How many certificates this import stored for users Intune does not know (held, not uploaded)."""
+        return self.certificates.filter(not_in_entra("user__")).count()
 
 
 class ItemState(models.TextChoices):
