@@ -608,6 +608,9 @@ def jobs_claim(connector: Connector, *, limit: int = 10) -> list[dict[str, Any]]
     return [_job_payload(job) for job in ConnectorJob.objects.filter(pk__in=claimed)]
 
 
+_OPEN_STATES = (ConnectorJob.State.QUEUED, ConnectorJob.State.CLAIMED)
+
+
 def _proven_fingerprints() -> QuerySet[EncryptionKey, str]:
     return EncryptionKey.objects.filter(possession_proven_at__isnull=False).values_list(
         "fingerprint", flat=True
@@ -617,10 +620,11 @@ def _proven_fingerprints() -> QuerySet[EncryptionKey, str]:
 def _fail_unproven_targets(connector: Connector, jobs: QuerySet[ConnectorJob], now: datetime) -> None:
     """Re-wrap jobs towards a key no connector has proven it holds are never handed out: they fail
     (queued by a rotation started before the portal checked, or written to the database directly)."""
-    unproven = jobs.exclude(to_fingerprint__in=_proven_fingerprints())
-    rotations = set(unproven.values_list("rotation_id", flat=True))
+    unproven = dict(jobs.exclude(to_fingerprint__in=_proven_fingerprints()).values_list("pk", "rotation_id"))
+    if not unproven:
+        return
     with transaction.atomic():
-        failed = unproven.update(
+        failed = ConnectorJob.objects.filter(pk__in=list(unproven), state__in=_OPEN_STATES).update(
             state=ConnectorJob.State.FAILED,
             error="key_not_proven: no connector has proven it holds the key to re-wrap to.",
             claimed_by=None,
@@ -629,7 +633,7 @@ def _fail_unproven_targets(connector: Connector, jobs: QuerySet[ConnectorJob], n
         )
         if failed:
             log.warning("refused %d re-wrap job(s) towards a key without proof of possession", failed)
-            for rotation_id in rotations - {None}:
+            for rotation_id in set(unproven.values()) - {None}:
                 _finish_rotation_if_done(rotation_id, connector, None)
 
 
