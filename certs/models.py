@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from directory.models import DirectoryUser
+from directory.models import DirectoryUser, not_in_entra
 from portal.models import ScopeTagged, User
 
 
@@ -44,6 +44,9 @@ class EncryptionKey(ScopeTagged):
     default_padding = models.CharField(max_length=20, choices=Padding.choices, default=Padding.OAEP_SHA512)
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.UPLOAD)
     is_default = models.BooleanField(default=False)
+    # Set once a connector of this portal signs the key statement with the private key. Only then may
+    # passwords be re-wrapped to the key: a key added by hand may belong to whoever added it.
+    possession_proven_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
@@ -58,6 +61,10 @@ class EncryptionKey(ScopeTagged):
 
     def __str__(self) -> str:
         return f"{self.provider_name} / {self.key_name}"
+
+    @property
+    def possession_proven(self) -> bool:
+        return self.possession_proven_at is not None
 
 
 class GraphState(models.TextChoices):
@@ -183,6 +190,10 @@ class ImportBatch(ScopeTagged):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.created_at:%Y-%m-%d %H:%M} ({self.total} files)"
+
+    def users_not_in_entra(self) -> int:
+        """How many certificates this import stored for users Intune does not know (held, not uploaded)."""
+        return self.certificates.filter(not_in_entra("user__")).count()
 
 
 class ItemState(models.TextChoices):

@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from certs.models import Certificate, EncryptionKey
@@ -434,6 +434,13 @@ def key_publish(
         )
     except keys.KeyConflict as exc:
         raise ConnectorError("key_name_conflict", str(exc), 409) from exc
+    # A key first added by hand becomes a re-wrap target once a connector proves it holds it.
+    proven_now = encryption_key.possession_proven_at is None
+    if proven_now:
+        encryption_key.possession_proven_at = timezone.now()
+        EncryptionKey.objects.filter(pk=encryption_key.pk).update(
+            possession_proven_at=encryption_key.possession_proven_at
+        )
     held, created = ConnectorKey.objects.update_or_create(
         connector=connector,
         fingerprint=parsed.fingerprint,
@@ -449,6 +456,10 @@ def key_publish(
             ConnectorEvent.KEY_PUBLISHED,
             f"Holds key {encryption_key} ({parsed.fingerprint[:16]}…).",
         )
+    if created or proven_now:
+        proven_change = [
+            {"field": "possession_proven_at", "old": None, "new": encryption_key.possession_proven_at}
+        ]
         audit.record(
             actor,
             activity="Publish connector key",
@@ -456,10 +467,29 @@ def key_publish(
             operation="action",
             resources=[
                 audit.resource(connector, type="Certificate connector"),
-                audit.resource(encryption_key, type="Encryption key", name=str(encryption_key)),
+                audit.resource(
+                    encryption_key,
+                    type="Encryption key",
+                    name=str(encryption_key),
+                    changes=proven_change if proven_now else None,
+                ),
             ],
         )
     return held, encryption_key
+
+
+NOT_PROVEN_MESSAGE = (
+    "Passwords are re-wrapped only to a key a connector of this portal has proven it holds. "
+    "{key} was added by hand (for example exported from Microsoft's connector for Intune): it can "
+    "encrypt new imports, but nothing shows that its private key is held by a connector rather than "
+    "by whoever added it. Start the connector that holds it so that it publishes the key."
+)
+
+
+def refuse_unproven_target(key: EncryptionKey) -> None:
+    """Raise ``key_not_proven`` unless a connector has proven it holds ``key``'s private key."""
+    if key.possession_proven_at is None:
+        raise ConnectorError("key_not_proven", NOT_PROVEN_MESSAGE.format(key=key), 409)
 
 
 # --- Key rotation and connector jobs ------------------------------------------------------
@@ -470,6 +500,7 @@ def rotation_start(actor: Actor, *, from_key: EncryptionKey, to_key: EncryptionK
     """Queue a re-wrap job for every certificate whose password is encrypted to ``from_key``."""
     if from_key.pk == to_key.pk:
         raise ConnectorError("same_key", "Choose a different key to rotate to.")
+    refuse_unproven_target(to_key)
     if KeyRotation.objects.filter(
         from_fingerprint=from_key.fingerprint, state=KeyRotation.State.RUNNING
     ).exists():
@@ -563,6 +594,8 @@ def jobs_claim(connector: Connector, *, limit: int = 10) -> list[dict[str, Any]]
     candidates = ConnectorJob.objects.filter(
         _claimable(now), kind=ConnectorJob.Kind.REWRAP, from_fingerprint__in=held
     )
+    _fail_unproven_targets(connector, candidates, now)
+    candidates = candidates.filter(to_fingerprint__in=_proven_fingerprints())
     claimed: list[int] = []
     for pk in candidates.values_list("pk", flat=True)[: max(1, min(limit, MAX_CLAIM)) * 2]:
         won = ConnectorJob.objects.filter(_claimable(now), pk=pk).update(
@@ -575,6 +608,35 @@ def jobs_claim(connector: Connector, *, limit: int = 10) -> list[dict[str, Any]]
     return [_job_payload(job) for job in ConnectorJob.objects.filter(pk__in=claimed)]
 
 
+_OPEN_STATES = (ConnectorJob.State.QUEUED, ConnectorJob.State.CLAIMED)
+
+
+def _proven_fingerprints() -> QuerySet[EncryptionKey, str]:
+    return EncryptionKey.objects.filter(possession_proven_at__isnull=False).values_list(
+        "fingerprint", flat=True
+    )
+
+
+def _fail_unproven_targets(connector: Connector, jobs: QuerySet[ConnectorJob], now: datetime) -> None:
+    """Re-wrap jobs towards a key no connector has proven it holds are never handed out: they fail
+    (queued by a rotation started before the portal checked, or written to the database directly)."""
+    unproven = dict(jobs.exclude(to_fingerprint__in=_proven_fingerprints()).values_list("pk", "rotation_id"))
+    if not unproven:
+        return
+    with transaction.atomic():
+        failed = ConnectorJob.objects.filter(pk__in=list(unproven), state__in=_OPEN_STATES).update(
+            state=ConnectorJob.State.FAILED,
+            error="key_not_proven: no connector has proven it holds the key to re-wrap to.",
+            claimed_by=None,
+            claimed_at=None,
+            finished_at=now,
+        )
+        if failed:
+            log.warning("refused %d re-wrap job(s) towards a key without proof of possession", failed)
+            for rotation_id in set(unproven.values()) - {None}:
+                _finish_rotation_if_done(rotation_id, connector, None)
+
+
 def _job_payload(job: ConnectorJob) -> dict[str, Any]:
     certificate = Certificate.objects.select_related("encryption_key").filter(pk=job.certificate_id).first()
     to_key = EncryptionKey.objects.filter(fingerprint=job.to_fingerprint).first()
@@ -582,6 +644,7 @@ def _job_payload(job: ConnectorJob) -> dict[str, Any]:
     if (
         certificate is None
         or to_key is None
+        or to_key.possession_proven_at is None
         or certificate.encryption_key.fingerprint != job.from_fingerprint
     ):
         payload["skip"] = "The certificate or key changed since the job was queued."
@@ -651,7 +714,9 @@ def jobs_complete(
 def _apply(
     connector: Connector, job: ConnectorJob, result: JobResult, now: datetime, changed: list[dict[str, Any]]
 ) -> str:
-    to_key = EncryptionKey.objects.filter(fingerprint=job.to_fingerprint).first()
+    to_key = EncryptionKey.objects.filter(
+        fingerprint=job.to_fingerprint, possession_proven_at__isnull=False
+    ).first()
     ciphertext = b""
     if result.ok and to_key is not None:
         try:

@@ -160,7 +160,8 @@ def rotation_start(request: AuthenticatedHttpRequest) -> HttpResponse:
     keys = access.scoped(EncryptionKey.objects.all(), request.user, "update")
     form = RotationForm(request.POST, keys=keys)
     if not form.is_valid():
-        messages.error(request, "Choose two different keys you may change.")
+        problems = [str(e) for errors in form.errors.values() for e in errors]
+        messages.error(request, " ".join(problems) or "Choose two different keys you may change.")
         return redirect("connectors:keys")
     try:
         rotation = services.rotation_start(

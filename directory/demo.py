@@ -25,6 +25,7 @@ from directory.models import (
     GroupDeviceMember,
     GroupUserMember,
     Platform,
+    UserSource,
     WindowsEdition,
     version_key,
 )
@@ -398,6 +399,7 @@ def _build_users(rng: random.Random, tenant: Tenant, now: dt.datetime) -> None:
         tenant.users.append(
             DirectoryUser(
                 object_id=_id("user", upn),
+                source=UserSource.DEMO,
                 upn=upn,
                 display_name=f"{given} {surname}",
                 given_name=given,
@@ -418,6 +420,7 @@ def _build_users(rng: random.Random, tenant: Tenant, now: dt.datetime) -> None:
         tenant.users.append(
             DirectoryUser(
                 object_id=_id("user", upn),
+                source=UserSource.DEMO,
                 upn=upn,
                 display_name=f"{given} {surname} ({home.split('.')[0].title()})",
                 given_name=given,

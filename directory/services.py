@@ -23,7 +23,7 @@ from django.db.models import QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, GroupUserMember
+from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, GroupUserMember, UserSource
 from portal import audit
 from portal.audit import Actor
 from portal.models import AuditEvent
@@ -52,6 +52,9 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     groups_created: int = 0
+    # Users in the file that Entra ID has not listed (created here, or imported before and never
+    # found by a directory sync): Intune refuses certificates for them.
+    not_in_entra: int = 0
     errors: list[RowError] = field(default_factory=list)
     more_errors: int = 0
 
@@ -212,6 +215,7 @@ _USER_TEXT_FIELDS = {
 }
 AUDITED_USER_FIELDS = (
     "upn",
+    "source",
     "display_name",
     "given_name",
     "surname",
@@ -379,9 +383,13 @@ def _plan_users(rows: list[_UserRow], report: ImportReport) -> _UserPlan:
                 report.error(row.number, "missing_value", "displayName is required for a new user.")
                 continue
             plan.create.append(
-                DirectoryUser(object_id=row.object_id or uuid.uuid4(), upn=row.upn, **row.values)
+                DirectoryUser(
+                    object_id=row.object_id or uuid.uuid4(), upn=row.upn, source=UserSource.CSV, **row.values
+                )
             )
+            report.not_in_entra += 1
             continue
+        report.not_in_entra += not user.in_entra
         wanted = {"upn": row.upn, **row.values, "removed_at": None}
         diff = {k: v for k, v in wanted.items() if getattr(user, k) != v}
         if diff:

@@ -27,6 +27,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from certs.models import Certificate, GraphState
+from directory.models import not_in_entra
 from graph.budget import WriteBudget
 from graph.client import CLOUDS, REDACTED_BLOB, GraphClient, GraphError, TokenSource
 from graph.models import (
@@ -54,6 +55,17 @@ class NotConnected(Exception):
 
 class RetryLater(Exception):
     """A Graph step failed in a way that may pass (throttling, outage); the task tries again."""
+
+
+class UserNotInEntra(ValueError):
+    """The certificate's user is not one Intune knows; uploading would only fail."""
+
+
+HELD_MESSAGE = (
+    "Not uploaded: Intune does not know this user (added by CSV import and never found in Entra ID, "
+    "removed, or gone from Entra ID at the last directory sync). Upload it again once a directory "
+    "sync finds the user."
+)
 
 
 def max_attempts() -> int:
@@ -321,10 +333,29 @@ def differences(certificate: Certificate, record: dict[str, Any]) -> list[dict[s
     ]
 
 
+def held_for_unknown_users(certificates: QuerySet[Certificate]) -> QuerySet[Certificate]:
+    """Those of ``certificates`` whose user Intune does not know: they are flagged, not uploaded."""
+    return certificates.filter(not_in_entra("user__"))
+
+
+def _hold(certificates: QuerySet[Certificate]) -> int:
+    held = held_for_unknown_users(certificates)
+    # A copy already in Intune stays marked as such; the rest say why they wait.
+    held.exclude(graph_state=GraphState.SYNCED).update(
+        graph_state=GraphState.NOT_UPLOADED, graph_error=HELD_MESSAGE
+    )
+    return held.count()
+
+
 def queue_upload(certificate: Certificate) -> UploadRecord:
-    """Mark a stored certificate for upload and send the task once the transaction commits."""
+    """Mark a stored certificate for upload and send the task once the transaction commits.
+
+    Raises ``UserNotInEntra`` for a user Intune does not know (see ``held_for_unknown_users``).
+    """
     from graph import tasks
 
+    if not certificate.user.in_entra:
+        raise UserNotInEntra(f"{certificate.user.upn}: {HELD_MESSAGE}")
     with transaction.atomic():
         record, _ = UploadRecord.objects.update_or_create(
             graph_id=graph_id(certificate),
@@ -344,10 +375,15 @@ def queue_upload(certificate: Certificate) -> UploadRecord:
 
 
 def queue_uploads(certificate_ids: Sequence[int]) -> int:
-    """``queue_upload`` for many certificates at once (a whole import chunk): a few queries, one task each."""
+    """``queue_upload`` for many certificates at once (a whole import chunk): a few queries, one task each.
+
+    Certificates of users Intune does not know are flagged with the reason instead (not counted).
+    """
     from graph import tasks
 
     certificates = Certificate.objects.select_related("user").filter(pk__in=list(certificate_ids))
+    if _hold(certificates):
+        certificates = certificates.exclude(not_in_entra("user__"))
     now = timezone.now()
     rows = {
         graph_id(c): UploadRecord(

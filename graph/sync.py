@@ -2,6 +2,11 @@
 
 Everything is read first (every page), then written in one transaction: rows are
 updated in place, new ones created, and those Graph no longer lists get ``removed_at``.
+
+Users are the exception to removal: a user imported from CSV never came from Entra ID,
+so the sync leaves them alone (unless it finds them, by object id or UPN, and then they
+become Entra users); and a user gone from Entra ID who still holds certificates is
+flagged for review (``missing_from_entra_at``) instead of removed.
 """
 
 from __future__ import annotations
@@ -14,7 +19,15 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, GroupUserMember, Platform
+from directory.models import (
+    Device,
+    DirectoryUser,
+    Group,
+    GroupDeviceMember,
+    GroupUserMember,
+    Platform,
+    UserSource,
+)
 from graph import services
 from graph.client import GraphClient, GraphError
 from graph.models import SyncRun
@@ -72,7 +85,8 @@ def run(run_id: int | None = None, *, client: GraphClient | None = None) -> Sync
     with transaction.atomic():
         now = timezone.now()
         counts: dict[str, int] = {}
-        counts |= _users(users, now)
+        user_counts, flagged = _users(users, now)
+        counts |= user_counts
         counts |= _devices(devices, now)
         counts |= _groups(groups, members, now)
         SyncRun.objects.filter(pk=sync_run.pk).update(
@@ -89,7 +103,16 @@ def run(run_id: int | None = None, *, client: GraphClient | None = None) -> Sync
                     id=str(sync_run.code),
                     name=str(sync_run),
                     changes=[{"field": k, "old": None, "new": v} for k, v in counts.items()],
-                )
+                ),
+                *(
+                    audit.resource(
+                        type="User",
+                        id=str(user.object_id),
+                        name=user.upn,
+                        changes=[{"field": "missing_from_entra_at", "old": None, "new": now}],
+                    )
+                    for user in flagged
+                ),
             ],
         )
     sync_run.refresh_from_db()
@@ -126,16 +149,39 @@ def _park_taken_upns(existing: dict[uuid.UUID, DirectoryUser], wanted: dict[str,
     return parked
 
 
-def _users(items: Iterable[dict[str, Any]], now: dt.datetime) -> dict[str, int]:
+def _adopt_by_upn(existing: dict[uuid.UUID, DirectoryUser], listed: dict[str, uuid.UUID]) -> None:
+    """A user imported from CSV (or seeded) under another object id whom Entra ID lists by the same
+    UPN is that Entra user: the row takes Entra's object id, keeping its certificates and history.
+    Done before UPNs are parked, which would otherwise put them aside as a leaver."""
+    listed_ids = set(listed.values())
+    for user in list(existing.values()):
+        entra_id = listed.get(user.upn.lower())
+        if (
+            user.source == UserSource.ENTRA
+            or entra_id is None
+            or entra_id == user.object_id
+            or entra_id in existing
+            or user.object_id in listed_ids
+        ):
+            continue
+        del existing[user.object_id]
+        user.object_id = entra_id
+        user.save(update_fields=["object_id"])
+        existing[entra_id] = user
+
+
+def _users(items: Iterable[dict[str, Any]], now: dt.datetime) -> tuple[dict[str, int], list[DirectoryUser]]:
     existing = {u.object_id: u for u in DirectoryUser.objects.all()}
     listed = [
         (object_id, item)
         for item in items
         if (object_id := _uuid(item.get("id"))) is not None and item.get("userPrincipalName")
     ]
-    parked = _park_taken_upns(existing, {item["userPrincipalName"].lower(): oid for oid, item in listed})
+    upns = {item["userPrincipalName"].lower(): oid for oid, item in listed}
+    _adopt_by_upn(existing, upns)
+    parked = _park_taken_upns(existing, upns)
     seen: set[uuid.UUID] = set()
-    created = updated = 0
+    created = updated = found = 0
     for object_id, item in listed:
         seen.add(object_id)
         values = {
@@ -148,26 +194,37 @@ def _users(items: Iterable[dict[str, Any]], now: dt.datetime) -> dict[str, int]:
             "department": item.get("department") or "",
             "job_title": item.get("jobTitle") or "",
             "account_enabled": bool(item.get("accountEnabled", True)),
+            "source": UserSource.ENTRA,
             "removed_at": None,
+            "missing_from_entra_at": None,
         }
         user = existing.get(object_id)
         if user is None:
             DirectoryUser.objects.create(object_id=object_id, **values)
             created += 1
-        elif _apply(user, values):
-            user.save()
-            updated += 1
-    removed = (
+        else:
+            found += user.source == UserSource.CSV
+            if _apply(user, values):
+                user.save()
+                updated += 1
+    # Only users that came from Entra ID (or stand in for it) can have left it.
+    gone = (
         DirectoryUser.objects.filter(removed_at__isnull=True)
+        .exclude(source=UserSource.CSV)
         .exclude(object_id__in=seen)
-        .update(removed_at=now)
     )
+    holders = gone.filter(certificates__isnull=False).distinct()
+    flagged = list(holders.filter(missing_from_entra_at__isnull=True))
+    DirectoryUser.objects.filter(pk__in=[u.pk for u in flagged]).update(missing_from_entra_at=now)
+    removed = gone.exclude(pk__in=holders.values("pk")).update(removed_at=now, missing_from_entra_at=None)
     return {
         "users created": created,
         "users updated": updated,
         "users removed": removed,
+        "users gone from Entra ID with certificates (to review)": holders.count(),
+        "users imported from CSV found in Entra ID": found,
         "user principal names reassigned": parked,
-    }
+    }, flagged
 
 
 def _platform(item: dict[str, Any]) -> str:

@@ -31,6 +31,9 @@ def connection(request: AuthenticatedHttpRequest) -> HttpResponse:
         # The connection, its test and uploads all need connectors.update (see the views below).
         "can_update": access.has_perm(request.user, "connectors.update"),
         "outstanding": services.not_in_intune(access.scoped(Certificate.objects.all(), request.user)).count(),
+        "held": services.held_for_unknown_users(
+            services.not_in_intune(access.scoped(Certificate.objects.all(), request.user))
+        ).count(),
         "failures": UploadRecord.objects.filter(
             state__in=[UploadRecord.State.FAILED, UploadRecord.State.DELETE_FAILED]
         ).order_by("-queued_at")[:20],
@@ -88,7 +91,11 @@ def upload_outstanding(request: AuthenticatedHttpRequest) -> HttpResponse:
     except services.NotConnected as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"{queued} certificate(s) queued for upload to Intune.")
+        held = services.held_for_unknown_users(services.not_in_intune(certificates)).count()
+        message = f"{queued} certificate(s) queued for upload to Intune."
+        if held:
+            message += f" {held} not uploaded: Intune does not know their users (see Users, Source)."
+        messages.success(request, message)
     return redirect(f"{reverse('graph:connection')}#uploads")
 
 

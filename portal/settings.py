@@ -139,6 +139,9 @@ else:
     }
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+if CELERY_BROKER_URL.rstrip("/") == "filesystem:":
+    # The file transport has no host, but kombu warns on every connection unless one is named.
+    CELERY_BROKER_URL = "filesystem://localhost//"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = Path(env_str("CELERY_BROKER_FOLDER", str(DATA_DIR / "broker")))
@@ -308,9 +311,30 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "no_traceback_below_500": {"()": "portal.logfilters.NoTracebackBelow500"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "django.utils.log.AdminEmailHandler",
+        },
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own console handler would print every django.* line a second time (root prints it).
+        "django": {"handlers": ["mail_admins"], "level": LOG_LEVEL, "propagate": True},
+        # A refused request (403, 404, ...) is logged in one line: its traceback is not a fault.
+        "django.request": {"filters": ["no_traceback_below_500"]},
+        # runserver's access log: each request once at INFO; 4xx and 5xx are already logged above.
+        "django.server": {
+            "handlers": ["console"],
+            "level": LOG_LEVEL if LOG_LEVEL in ("DEBUG", "INFO") else "CRITICAL",
+            "propagate": False,
+        },
         "django.db.backends": {"level": "WARNING"},
         # Celery's per-task lines help while developing; in production they drown the log.
         "celery": {"level": LOG_LEVEL if DEBUG or LOG_LEVEL in ("WARNING", "ERROR") else "WARNING"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -20,7 +21,7 @@ from certs.models import EncryptionKey
 from conftest import wait_for
 from connectors import services
 from connectors.models import Connector, ConnectorEvent, KeyRotation, Status, StatusChange, hash_secret
-from connectors.tests.conftest import PASSPHRASE
+from connectors.tests.conftest import PASSPHRASE, RecordingProxy
 from portal.audit import Actor
 from portal.models import AuditEvent
 
@@ -107,6 +108,61 @@ def test_an_agent_enrolls_with_a_one_time_token_publishes_its_key_and_checks_in_
     assert status == 401 and answer["error"]["code"] == "token_used"
     assert Connector.objects.count() == 1
     assert agent.poll() is None
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _waits_for_the_portal(agent: Any, log: Path) -> bool:
+    """True once the agent says it is retrying; False if it exited instead."""
+    wait_for(lambda: agent.poll() is not None or b"unreachable" in log.read_bytes())
+    return agent.poll() is None
+
+
+def test_an_agent_started_before_the_portal_keeps_trying_then_enrolls_and_publishes_its_key(
+    live_server, start_agent, token_for, tmp_path
+):
+    port = _unused_port()
+    log = tmp_path / "agent.log"
+    agent = start_agent(
+        f"http://127.0.0.1:{port}", "a", "--enroll", token_for("A"), "--key-name", "KeyA", log=log
+    )
+    assert _waits_for_the_portal(agent, log), log.read_text()
+
+    portal = RecordingProxy(str(live_server), port=port)
+    try:
+        key = _key("KeyA")
+        assert _connector("a").keys.get().fingerprint == key.fingerprint
+        assert agent.poll() is None
+    finally:
+        portal.close()
+    assert b"Traceback" not in log.read_bytes()
+
+
+def test_an_enrolled_agent_restarted_while_the_portal_is_down_publishes_its_key_once_it_is_back(
+    live_server, start_agent, token_for, tmp_path
+):
+    first = start_agent(str(live_server), "a", "--enroll", token_for("A"), "--once")
+    assert first.wait(timeout=60) == 0
+    connector = _connector("a")
+    assert connector.keys.count() == 1
+    port = _unused_port()
+    log = tmp_path / "agent.log"
+    agent = start_agent(f"http://127.0.0.1:{port}", "a", log=log)
+    assert _waits_for_the_portal(agent, log), log.read_text()
+
+    portal = RecordingProxy(str(live_server), port=port)
+    try:
+        published = wait_for(lambda: next((b for b in portal.bodies if b"public_key_pem" in b), None))
+        assert json.loads(published)["key_name"] == "PFXEncryptionKey"  # type: ignore[arg-type]
+        wait_for(lambda: Connector.objects.get(pk=connector.pk).heartbeats.count() >= 2)
+        assert agent.poll() is None
+    finally:
+        portal.close()
+    assert b"Traceback" not in log.read_bytes()
 
 
 def test_key_rotation_rewraps_passwords_so_the_new_private_key_decrypts_them_and_no_private_key_leaves_the_agent(

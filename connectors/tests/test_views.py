@@ -115,3 +115,39 @@ def test_the_keys_page_warns_when_no_healthy_connector_holds_a_used_key(intune_a
     make_certificates(key, ["one"])
     response = _client(intune_admin).get(reverse("connectors:keys"))
     assert b"no healthy connector holds it" in response.content
+
+
+def test_the_rotation_form_offers_a_key_added_by_hand_only_as_a_disabled_choice_that_says_why(
+    intune_admin, make_certificates
+):
+    from django.utils import timezone
+
+    from certs.models import EncryptionKey
+    from connectors.models import KeyRotation
+    from connectors.tests.test_api import _pem
+
+    proven = EncryptionKey.objects.create(
+        provider_name="P",
+        key_name="Connector",
+        size=2048,
+        fingerprint="d" * 64,
+        public_key_pem=_pem(),
+        possession_proven_at=timezone.now(),
+    )
+    by_hand = EncryptionKey.objects.create(
+        provider_name="P", key_name="Exported", size=2048, fingerprint="e" * 64, public_key_pem=_pem()
+    )
+    make_certificates(proven, ["one"])
+    client = _client(intune_admin)
+    page = client.get(reverse("connectors:keys")).content.decode()
+    to_key = page.split('name="to_key"')[1].split("</select>")[0]
+    assert f'value="{by_hand.pk}" disabled' in to_key
+    assert "added by hand: no connector has proven it holds this key" in to_key
+    assert f'value="{proven.pk}">' in to_key
+    assert "can encrypt new imports but cannot be chosen here" in page
+
+    response = client.post(
+        reverse("connectors:rotate"), {"from_key": proven.pk, "to_key": by_hand.pk}, follow=True
+    )
+    assert "cannot receive re-wrapped passwords" in response.content.decode()
+    assert not KeyRotation.objects.exists()

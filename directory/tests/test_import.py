@@ -235,3 +235,84 @@ def test_a_help_desk_operator_can_read_the_directory_but_cannot_import(helpdesk_
     response = helpdesk_client.post(reverse("directory:import"), {"kind": "users", "file": upload})
     assert response.status_code == 403
     assert not DirectoryUser.objects.exists()
+
+
+def test_users_created_from_csv_are_marked_as_such_and_the_report_says_they_are_not_in_entra(actor) -> None:
+    existing = DirectoryUser.objects.create(upn="adele.vance@contoso.com", display_name="Adele")
+    report = services.import_users_csv(actor, _file(USERS_CSV))
+    assert (report.created, report.updated, report.not_in_entra) == (1, 1, 1)
+    assert DirectoryUser.objects.get(upn="megan.o'neil@contoso.com").source == "csv"
+    existing.refresh_from_db()
+    assert existing.source == "entra"  # an update by CSV does not change where the user came from
+    [created] = [r for r in AuditEvent.objects.get().resources if r["name"].startswith("megan")]
+    assert {"field": "source", "old": None, "new": "csv"} in created["changes"]
+
+
+def test_the_import_page_warns_that_imported_users_are_not_in_entra(admin_client: Client, settings) -> None:
+    settings.PORTAL_ENFORCE_MFA = False
+    upload = SimpleUploadedFile("users.csv", USERS_CSV.encode(), content_type="text/csv")
+    body = admin_client.post(reverse("directory:import"), {"kind": "users", "file": upload}).content.decode()
+    assert 'data-testid="import-not-in-entra"' in body
+    assert "2 users of this file are not in Entra ID" in body
+    assert "The sync never removes users added here." in body
+
+
+def test_the_user_list_and_page_say_where_each_user_came_from(admin_client: Client, settings) -> None:
+    settings.PORTAL_ENFORCE_MFA = False
+    services.import_users_csv(Actor.system("test"), _file(USERS_CSV))
+    DirectoryUser.objects.create(upn="nestor@contoso.com", display_name="Nestor Wilke")
+    listing = admin_client.get(reverse("directory:users")).content.decode()
+    assert listing.count("CSV import, not in Entra ID") == 2 and "Entra ID sync" in listing
+    only_csv = admin_client.get(reverse("directory:users"), {"source": "csv"}).content.decode()
+    assert "Nestor Wilke" not in only_csv and "Megan O&#x27;Neil" in only_csv
+    megan = DirectoryUser.objects.get(upn="megan.o'neil@contoso.com")
+    page = admin_client.get(reverse("directory:user", args=[megan.object_id])).content.decode()
+    assert 'data-testid="user-not-in-entra"' in page and "CSV import" in page
+
+
+def test_a_user_gone_from_entra_with_certificates_is_shown_for_review(admin_client: Client, settings) -> None:
+    from django.utils import timezone
+
+    settings.PORTAL_ENFORCE_MFA = False
+    gone = DirectoryUser.objects.create(
+        upn="leaver@contoso.com", display_name="Lee Leaver", missing_from_entra_at=timezone.now()
+    )
+    DirectoryUser.objects.create(upn="stayer@contoso.com", display_name="Sam Stayer")
+    review = admin_client.get(reverse("directory:users"), {"state": "review"}).content.decode()
+    assert "Lee Leaver" in review and "Sam Stayer" not in review
+    assert "Gone from Entra ID: review" in review
+    page = admin_client.get(reverse("directory:user", args=[gone.object_id])).content.decode()
+    assert 'data-testid="user-review"' in page and "kept, not removed, because they hold certificates" in page
+
+
+def test_the_backfill_marks_users_csv_imports_created_and_undoes_their_removal_by_sync(actor) -> None:
+    import importlib
+    import uuid
+
+    from django.apps import apps
+    from django.utils import timezone
+
+    migration = importlib.import_module("directory.migrations.0002_user_source_and_missing_from_entra")
+    services.import_users_csv(actor, _file(USERS_CSV))
+    entra = DirectoryUser.objects.create(
+        upn="nestor@contoso.com", display_name="Nestor", removed_at=timezone.now()
+    )
+    demo_upn = "lidia.holloway@contoso.com"
+    demo = DirectoryUser.objects.create(
+        upn=demo_upn, display_name="Lidia", object_id=uuid.uuid5(migration.DEMO_NAMESPACE, f"user:{demo_upn}")
+    )
+    # As the database was before: no source recorded, and a sync had marked the CSV users removed.
+    DirectoryUser.objects.update(source="entra")
+    DirectoryUser.objects.filter(upn__in=["megan.o'neil@contoso.com", "adele.vance@contoso.com"]).update(
+        removed_at=timezone.now()
+    )
+
+    migration.backfill(apps, None)
+
+    assert set(DirectoryUser.objects.filter(source="csv").values_list("upn", "removed_at")) == {
+        ("megan.o'neil@contoso.com", None),
+        ("adele.vance@contoso.com", None),
+    }
+    entra.refresh_from_db()
+    demo.refresh_from_db()
+    assert (entra.source, demo.source) == ("entra", "demo") and entra.removed_at is not None

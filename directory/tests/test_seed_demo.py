@@ -43,6 +43,7 @@ def test_seed_demo_builds_a_realistic_tenant_and_running_it_again_changes_nothin
     assert Group.objects.filter(user_members__isnull=True, device_members__isnull=True).exists()
     assert Device.objects.exclude(os_edition="").filter(platform=Platform.WINDOWS).exists()
     assert set(ScopeTag.objects.values_list("name", flat=True)) >= {"Default", "Europe", "North America"}
+    assert set(DirectoryUser.objects.values_list("source", flat=True)) == {"demo"}
 
     call_command("seed_demo", stdout=io.StringIO())
     assert _counts() == first

@@ -91,7 +91,9 @@ def test_a_new_account_may_reuse_a_leavers_upn_and_the_leaver_keeps_its_certific
     new = DirectoryUser.objects.get(upn__iexact=leaver["userPrincipalName"])
     assert (str(new.object_id), new.display_name, new.removed_at) == (newcomer["id"], "New Hire", None)
     old = DirectoryUser.objects.get(object_id=leaver["id"])
-    assert old.removed_at is not None and old.upn.startswith(leaver["userPrincipalName"] + " (reassigned")
+    assert old.upn.startswith(leaver["userPrincipalName"] + " (reassigned")
+    # Gone from Entra ID but holding a certificate: kept for review, not removed.
+    assert old.removed_at is None and old.missing_from_entra_at is not None
     assert old.certificates.get() == certificate
 
 
@@ -105,3 +107,110 @@ def test_two_accounts_may_swap_their_upns_in_one_sync(emulator: Emulator, portal
     assert sync.run(client=portal_graph).state == SyncRun.State.DONE
     for person in (first, second):
         assert DirectoryUser.objects.get(object_id=person["id"]).upn == person["userPrincipalName"]
+
+
+def _import_csv(text: str) -> None:
+    import io
+
+    from directory.services import import_users_csv
+    from portal.audit import Actor
+
+    report = import_users_csv(Actor.system("test"), io.BytesIO(text.encode()))
+    assert report.ok, report.errors
+
+
+def _give_certificate(
+    user: DirectoryUser, make_certificate: Callable[..., Certificate], emulator: Emulator
+) -> Certificate:
+    """A certificate made for the emulator's last user, handed to ``user``."""
+    certificate = make_certificate(list(emulator.state.users.values())[-1]["userPrincipalName"])
+    certificate.user, certificate.upn = user, user.upn
+    certificate.save(update_fields=["user", "upn"])
+    return certificate
+
+
+def test_a_sync_never_removes_users_imported_from_csv(
+    emulator: Emulator, portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
+) -> None:
+    sync.run(client=portal_graph)
+    _import_csv(
+        "userPrincipalName,displayName\n"
+        + "".join(f"contractor{i}@contoso.com,Contractor {i}\n" for i in range(35))
+    )
+    _give_certificate(DirectoryUser.objects.get(upn="contractor0@contoso.com"), make_certificate, emulator)
+
+    run = sync.run(client=portal_graph)
+    run = sync.run(client=portal_graph)
+
+    assert run.count("users removed") == 0
+    imported = DirectoryUser.objects.filter(upn__startswith="contractor")
+    assert imported.count() == 35
+    assert set(imported.values_list("source", "removed_at", "missing_from_entra_at")) == {("csv", None, None)}
+
+
+def test_an_entra_user_who_disappears_holding_certificates_is_flagged_for_review_not_removed(
+    emulator: Emulator, portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
+) -> None:
+    from portal.models import AuditEvent
+
+    sync.run(client=portal_graph)
+    holder, other = list(emulator.state.users.values())[:2]
+    certificate = make_certificate(holder["userPrincipalName"])
+    del emulator.state.users[holder["id"]], emulator.state.users[other["id"]]
+
+    run = sync.run(client=portal_graph)
+
+    assert run.count("users removed") == 1
+    assert run.count("users gone from Entra ID with certificates (to review)") == 1
+    kept = DirectoryUser.objects.get(object_id=holder["id"])
+    assert kept.removed_at is None and kept.missing_from_entra_at is not None and not kept.in_entra
+    assert DirectoryUser.objects.get(object_id=other["id"]).removed_at is not None
+    event = AuditEvent.objects.filter(activity="Sync directory from Microsoft Graph").first()
+    assert event is not None
+    assert holder["userPrincipalName"] in [r["name"] for r in event.resources]
+
+    # A second sync keeps the first date; once the certificates are gone, the user is removed.
+    flagged_at = kept.missing_from_entra_at
+    sync.run(client=portal_graph)
+    assert DirectoryUser.objects.get(pk=kept.pk).missing_from_entra_at == flagged_at
+    certificate.delete()
+    sync.run(client=portal_graph)
+    assert DirectoryUser.objects.get(pk=kept.pk).removed_at is not None
+
+
+def test_a_flagged_user_whom_entra_lists_again_is_no_longer_flagged(
+    emulator: Emulator, portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
+) -> None:
+    sync.run(client=portal_graph)
+    holder = next(iter(emulator.state.users.values()))
+    make_certificate(holder["userPrincipalName"])
+    del emulator.state.users[holder["id"]]
+    sync.run(client=portal_graph)
+    assert DirectoryUser.objects.get(object_id=holder["id"]).missing_from_entra_at is not None
+    emulator.state.users[holder["id"]] = holder
+    sync.run(client=portal_graph)
+    user = DirectoryUser.objects.get(object_id=holder["id"])
+    assert user.missing_from_entra_at is None and user.removed_at is None and user.in_entra
+
+
+def test_a_csv_user_whom_entra_lists_by_upn_becomes_that_entra_user_with_its_certificates(
+    emulator: Emulator, portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
+) -> None:
+    entra = next(iter(emulator.state.users.values()))
+    _import_csv(f"userPrincipalName,displayName\n{entra['userPrincipalName']},Imported Person\n")
+    imported = DirectoryUser.objects.get(upn=entra["userPrincipalName"])
+    assert imported.source == "csv" and str(imported.object_id) != entra["id"]
+    certificate = _give_certificate(imported, make_certificate, emulator)
+
+    run = sync.run(client=portal_graph)
+
+    assert run.count("users imported from CSV found in Entra ID") == 1
+    assert run.count("user principal names reassigned") == 0
+    user = DirectoryUser.objects.get(pk=imported.pk)
+    assert (str(user.object_id), user.source, user.display_name) == (
+        entra["id"],
+        "entra",
+        entra["displayName"],
+    )
+    assert list(user.certificates.all()) == [certificate]
+    assert DirectoryUser.objects.filter(upn__iexact=entra["userPrincipalName"]).count() == 1

@@ -180,3 +180,38 @@ def test_the_sweep_closes_a_run_whose_worker_died(connected: object) -> None:
     assert stuck.state == ReconcileRun.State.FAILED and "worker stopped" in stuck.error["summary"]
     assert SyncRun.objects.get().state == SyncRun.State.FAILED
     assert current.state == ReconcileRun.State.RUNNING
+
+
+def test_certificates_of_users_intune_does_not_know_are_flagged_not_uploaded(
+    emulator: Emulator, make_certificate: Callable[..., Certificate], connected: object
+) -> None:
+    from directory.models import DirectoryUser, UserSource
+
+    known = make_certificate(_upn(emulator, "o'neil"))
+    imported = make_certificate(_upn(emulator, "#EXT#"))
+    DirectoryUser.objects.filter(pk=imported.user_id).update(source=UserSource.CSV)
+    imported.refresh_from_db()
+
+    assert services.queue_uploads([known.pk, imported.pk]) == 1
+    assert list(UploadRecord.objects.values_list("certificate_id", flat=True)) == [known.pk]
+    imported.refresh_from_db()
+    assert imported.graph_state == GraphState.NOT_UPLOADED
+    assert imported.graph_error.startswith("Not uploaded: Intune does not know this user")
+    with pytest.raises(services.UserNotInEntra):
+        services.queue_upload(imported)
+    assert UploadRecord.objects.count() == 1
+
+
+def test_a_user_gone_from_entra_or_removed_is_not_uploaded_to_either(
+    emulator: Emulator, make_certificate: Callable[..., Certificate], connected: object
+) -> None:
+    from django.utils import timezone
+
+    from directory.models import DirectoryUser
+
+    flagged = make_certificate(_upn(emulator, "o'neil"))
+    removed = make_certificate(_upn(emulator, "#EXT#"))
+    DirectoryUser.objects.filter(pk=flagged.user_id).update(missing_from_entra_at=timezone.now())
+    DirectoryUser.objects.filter(pk=removed.user_id).update(removed_at=timezone.now())
+    assert services.queue_uploads([flagged.pk, removed.pk]) == 0
+    assert not UploadRecord.objects.exists()

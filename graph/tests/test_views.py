@@ -260,3 +260,26 @@ def test_the_help_desk_is_told_what_is_not_in_intune_but_gets_no_upload_button(
     client.force_login(helpdesk)
     page = client.get(reverse("graph:connection")).content.decode()
     assert 'data-testid="outstanding"' in page and 'data-testid="upload-outstanding"' not in page
+
+
+def test_uploading_what_is_not_in_intune_says_which_certificates_wait_for_their_users(
+    client: Client,
+    intune_admin: User,
+    connected: TenantConnection,
+    emulator: Emulator,
+    make_certificate: Callable[..., Certificate],
+) -> None:
+    from directory.models import DirectoryUser, UserSource
+    from graph.tests.conftest import emulator_upns
+
+    first, second = emulator_upns(emulator, 2)
+    make_certificate(first)
+    imported = make_certificate(second)
+    DirectoryUser.objects.filter(pk=imported.user_id).update(source=UserSource.CSV)
+    client.force_login(intune_admin)
+    page = client.get(reverse("graph:connection")).content.decode()
+    assert 'data-testid="held"' in page and "1 of them belongs to users Intune does not know" in page
+    response = client.post(reverse("graph:upload_outstanding"), follow=True).content.decode()
+    assert "1 certificate(s) queued for upload to Intune." in response
+    assert "1 not uploaded: Intune does not know their users" in response
+    assert UploadRecord.objects.count() == 1

@@ -3,10 +3,14 @@
 Each runs as its own process, so background work really happens outside the web
 server, as it does in production. Stopping the command (Ctrl+C) stops them all;
 if one of them dies, the others are stopped too and the command fails.
+
+The processes log at WARNING unless asked for more (``--verbose``, ``--log-level``),
+so the sign-in table stays on screen instead of scrolling away under a line per task.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shlex
@@ -24,6 +28,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_LOG_LEVEL = "WARNING"
 
 
 @dataclass
@@ -45,9 +52,17 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def log_level(options: dict[str, Any]) -> str:
+    """``--log-level`` if given, INFO with ``--verbose``, else WARNING."""
+    if options.get("log_level"):
+        return str(options["log_level"])
+    return "INFO" if options.get("verbose") else DEFAULT_LOG_LEVEL
+
+
 class Command(BaseCommand):
     graph_url: str  # set by handle() from --graph-port
     seed: bool  # False with --no-seed
+    log_level: str = DEFAULT_LOG_LEVEL  # set by handle() from --log-level or --verbose
     help = "Migrate, seed the demo tenant and run the web server, a Celery worker and Celery beat."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -61,6 +76,17 @@ class Command(BaseCommand):
         )
         parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes.")
         parser.add_argument("--no-seed", action="store_true", help="Skip seeding the demo tenant.")
+        parser.add_argument(
+            "--log-level",
+            choices=LOG_LEVELS,
+            type=str.upper,
+            help=f"Level the web server, worker, beat and connector log at (default {DEFAULT_LOG_LEVEL}).",
+        )
+        parser.add_argument(
+            "--verbose",
+            action="store_true",
+            help="Log at INFO: every request and every task (same as --log-level INFO).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from directory.demo import DemoRefusedInProduction, refuse_in_production
@@ -85,26 +111,42 @@ class Command(BaseCommand):
             call_command("seed_demo", verbosity=0)
             sign_ins = SeedDemo().format_sign_ins()
 
+        url = f"http://{host}:{port}/"
+        self.log_level = log_level(options)
+        processes = self.processes(
+            host=host, port=port, graph_port=options["graph_port"], concurrency=options["concurrency"]
+        )
+        self.graph_url = f"https://127.0.0.1:{options['graph_port']}"
+        self.seed = not options["no_seed"]
+        processes.append(
+            Process(
+                "connector",
+                [*self._connector_argv(url), "--log-level", self.log_level],
+                env=self._connector_env(),
+                needs_web=True,
+            )
+        )
+        self._run(processes, url, sign_ins)
+
+    def processes(self, *, host: str, port: int, graph_port: int, concurrency: int) -> list[Process]:
+        """The web server, worker, beat and Graph emulator, each logging at ``self.log_level``."""
         python = sys.executable
         manage = str(settings.BASE_DIR / "manage.py")
-        url = f"http://{host}:{port}/"
-        processes = [
+        # -q: no start-up banner; the demo prints its own summary.
+        celery = [python, "-m", "celery", "-A", "portal", "-q"]
+        return [
             Process("web", [python, manage, "runserver", f"{host}:{port}", "--noreload", "--skip-checks"]),
             Process(
                 "worker",
                 [
-                    python,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "portal",
+                    *celery,
                     "worker",
                     "--pool",
                     "prefork",
                     "--concurrency",
-                    str(options["concurrency"]),
+                    str(concurrency),
                     "--loglevel",
-                    "INFO",
+                    self.log_level,
                     "-n",
                     "demo-worker@%h",
                 ],
@@ -112,30 +154,26 @@ class Command(BaseCommand):
             Process(
                 "beat",
                 [
-                    python,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "portal",
+                    *celery,
                     "beat",
                     "--loglevel",
-                    "INFO",
+                    self.log_level,
                     "--schedule",
                     str(settings.CELERY_BEAT_SCHEDULE_FILENAME),
                 ],
             ),
+            Process("graph-emulator", [python, manage, "graph_emulator", "--port", str(graph_port)]),
         ]
-        processes.append(
-            Process(
-                "graph-emulator", [python, manage, "graph_emulator", "--port", str(options["graph_port"])]
-            )
-        )
-        self.graph_url = f"https://127.0.0.1:{options['graph_port']}"
-        self.seed = not options["no_seed"]
-        processes.append(
-            Process("connector", self._connector_argv(url), env=self._connector_env(), needs_web=True)
-        )
-        self._run(processes, url, sign_ins)
+
+    def child_env(self) -> dict[str, str]:
+        """The environment every process starts with: this one, at the demo's log level."""
+        return {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "LOG_LEVEL": self.log_level,
+            # runserver's "do not use in production" notice; the demo says what it is.
+            "DJANGO_RUNSERVER_HIDE_WARNING": "true",
+        }
 
     def _connector_argv(self, url: str) -> list[str]:
         # A first run gets a one-time enrolment token; later runs reuse the stored credential.
@@ -152,7 +190,7 @@ class Command(BaseCommand):
         return {"CONNECTOR_KEY_PASSPHRASE": path.read_text().strip()}
 
     def _run(self, processes: list[Process], url: str, sign_ins: str) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = self.child_env()
         for proc in processes:
             if proc.needs_web and not self._web_answers(url, processes):
                 break
@@ -220,16 +258,20 @@ class Command(BaseCommand):
         return False
 
     def _stop_all(self, processes: list[Process]) -> None:
+        # Only each process itself is asked to stop: the Celery worker then ends its own pool.
+        # Signalling the whole group would kill the pool's children under the worker, which
+        # reports each of them as an error.
         for proc in processes:
             if proc.popen and proc.popen.poll() is None:
-                os.killpg(proc.popen.pid, signal.SIGTERM)
+                proc.popen.terminate()
         deadline = time.monotonic() + 15
         for proc in processes:
             if proc.popen is None:
                 continue
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            # Whatever is left in its group (a stuck pool child) does not outlive the demo.
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.popen.pid, signal.SIGKILL)
 
     def _banner(self, url: str, sign_ins: str, processes: list[Process]) -> None:
