@@ -1096,13 +1096,18 @@ def sweep_stalled_items(
 
 
 def purge_retry_files(*, finished_before: datetime | None = None) -> int:
-    """Delete the files kept for a retry once their batch's retry window has ended (hourly, from beat)."""
+    """Delete the files kept for a retry once their batch's retry window has ended (hourly, from beat).
+
+    Also any finished row's file that no retry can use (rows finished before files were kept only
+    for a retry, dry runs): the only files left are those of retryable rows inside their window.
+    """
     finished_before = finished_before or timezone.now() - timedelta(days=settings.CERTS_RETRY_WINDOW_DAYS)
-    return (
-        ImportItem.objects.filter(done=True, batch__finished_at__lt=finished_before)
-        .exclude(pfx=b"")
-        .update(pfx=b"")
-    )
+    retryable = Q(
+        state__in=[ItemState.FAILED, ItemState.CANCELLED],
+        problem_code__in=RETRYABLE_PROBLEMS,
+        batch__dry_run=False,
+    ) & (Q(batch__finished_at__isnull=True) | Q(batch__finished_at__gte=finished_before))
+    return ImportItem.objects.filter(done=True).exclude(pfx=b"").exclude(retryable).update(pfx=b"")
 
 
 def batch_counts(batch: ImportBatch) -> dict[str, int]:

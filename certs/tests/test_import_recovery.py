@@ -87,7 +87,7 @@ def test_a_task_takes_over_rows_whose_lease_ended_and_leaves_rows_under_a_live_c
 def test_a_late_worker_whose_rows_were_taken_over_writes_and_stores_nothing() -> None:
     batch = _three_users()
     ids = _ids(batch)
-    late = _claim(ids, seconds_ago=LEASE + 5)
+    late = _claim(ids, seconds_ago=3600)
     assert services.process_chunk(batch.pk, ids) == 3  # another worker took the expired claim over
     # The first worker was not dead after all and now finishes the same rows.
     services.process_items(batch, late, {item.pk: "pw" for item in late})
@@ -115,7 +115,7 @@ def test_cancel_ends_claimed_rows_too_destroys_their_passwords_and_reports_the_t
     assert batch.state == ImportBatch.State.CANCELLED
     # Every cancelled row can be retried with its password.
     assert (
-        services.items_retry(Actor.system(), batch=batch, passwords={pk: "pw" for pk in (alice, bob, carol)})
+        services.items_retry(Actor.system(), batch=batch, passwords=dict.fromkeys((alice, bob, carol), "pw"))
         == 3
     )
     services.process_chunk(batch.pk, [alice, bob, carol])
@@ -232,20 +232,30 @@ def test_a_row_no_password_can_fix_cannot_be_retried() -> None:
 
 def test_files_kept_for_a_retry_are_deleted_when_the_retry_window_ends() -> None:
     directory_user(ALICE)
-    batch = _bulk([services.Entry("wrong.pfx", pfx_for(ALICE, "right"), "wrong", ALICE)])
-    services.process_chunk(batch.pk, _ids(batch))
+    batch = _bulk(
+        [
+            services.Entry("wrong.pfx", pfx_for(ALICE, "right"), "wrong", ALICE),
+            services.Entry("later.pfx", pfx_for(ALICE, "pw", kind="later"), "pw", ALICE),
+        ]
+    )
+    wrong, later = _ids(batch)
+    services.process_chunk(batch.pk, [wrong])
+    # While the batch runs, a failed row keeps its file.
+    assert services.purge_retry_files() == 0
+    services.process_chunk(batch.pk, [later])
     batch.refresh_from_db()
     assert batch.finished_at is not None and batch.retry_open
-    assert services.purge_retry_files() == 0
-    assert _bytes_kept(batch) > 0
+    # A file no retry can use, left by an older version, goes at the next sweep.
+    ImportItem.objects.filter(pk=later).update(pfx=b"leftover")
+    assert services.purge_retry_files() == 1
+    assert bytes(ImportItem.objects.get(pk=later).pfx) == b""
+    assert bytes(ImportItem.objects.get(pk=wrong).pfx)
 
     ImportBatch.objects.filter(pk=batch.pk).update(finished_at=timezone.now() - timedelta(days=7, minutes=1))
     assert services.purge_retry_files() == 1
-    batch.refresh_from_db()
-    assert _bytes_kept(batch) == 0 and not batch.retry_open
-    (item,) = batch.items.all()
+    assert _bytes_kept(batch) == 0 and not ImportBatch.objects.get(pk=batch.pk).retry_open
     with pytest.raises(services.ServiceError) as refused:
-        services.items_retry(Actor.system(), batch=batch, passwords={item.pk: "right"})
+        services.items_retry(Actor.system(), batch=batch, passwords={wrong: "right"})
     assert refused.value.code == "retry_window_over"
 
 

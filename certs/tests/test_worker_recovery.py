@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db.models import Max
 from django.utils import timezone
 
 from certs import services
@@ -132,7 +133,7 @@ def test_rows_held_by_a_killed_worker_are_each_stored_exactly_once(
         os.kill(child, signal.SIGKILL)
     stranded = _held(batch)
     assert stranded > 0, "the worker finished the chunk before it was killed"
-    claimed_at = max(ImportItem.objects.filter(batch=batch).values_list("claimed_at", flat=True))
+    claimed_at = ImportItem.objects.filter(batch=batch).aggregate(Max("claimed_at"))["claimed_at__max"]
     assert claimed_at is not None
 
     # What beat does once a minute, run here once the dead worker's lease has ended.
