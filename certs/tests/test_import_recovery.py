@@ -253,9 +253,10 @@ def test_files_kept_for_a_retry_are_deleted_when_the_retry_window_ends() -> None
 
     ImportBatch.objects.filter(pk=batch.pk).update(finished_at=timezone.now() - timedelta(days=7, minutes=1))
     assert services.purge_retry_files() == 1
-    assert _bytes_kept(batch) == 0 and not ImportBatch.objects.get(pk=batch.pk).retry_open
+    ended = ImportBatch.objects.get(pk=batch.pk)
+    assert _bytes_kept(ended) == 0 and not ended.retry_open
     with pytest.raises(services.ServiceError) as refused:
-        services.items_retry(Actor.system(), batch=batch, passwords={wrong: "right"})
+        services.items_retry(Actor.system(), batch=ended, passwords={wrong: "right"})
     assert refused.value.code == "retry_window_over"
 
 
