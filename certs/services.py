@@ -16,12 +16,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from certs import staging
 from certs.models import (
+    RETRYABLE_PROBLEMS,
     Certificate,
     EncryptionKey,
     GraphState,
@@ -49,6 +50,11 @@ KEYS = "Encryption keys"
 # (RSA-4096 key, 1,000,000 KDF iterations: ~0.7 s) makes a 140 s task, inside the 240 s soft limit.
 CHUNK_SIZE = 200
 
+# A row whose worker stops this many times is taken to be what stops it (a file that exhausts the
+# worker's memory or time): it fails with worker_lost instead of going round for ever. From the
+# second loss on, such rows are queued one per task, so one bad file cannot take its chunk with it.
+MAX_LOST_CLAIMS = 3
+
 # Problems the pipeline adds to the PFX engine's catalogue.
 PIPELINE_PROBLEMS: dict[str, str] = {
     "unknown_user": "No user in the directory has this UPN. Add the user or fix the UPN.",
@@ -57,6 +63,10 @@ PIPELINE_PROBLEMS: dict[str, str] = {
     "staging_failed": "The staged password could not be read (the staging key changed). Retry with the password.",
     "cancelled": "The import was cancelled before this file was processed.",
     "internal_error": "The file could not be processed because of an internal error. Retry the row.",
+    "worker_lost": (
+        f"The worker stopped {MAX_LOST_CLAIMS} times while processing this file (out of memory or time?). "
+        "Check the file, then retry the row."
+    ),
 }
 
 
@@ -173,12 +183,12 @@ def _context(batch: ImportBatch, position: int) -> str:
     return f"{batch.code}:{position}"
 
 
-def _enqueue(batch: ImportBatch, item_ids: Sequence[int]) -> None:
+def _enqueue(batch_id: int, item_ids: Sequence[int], *, size: int = CHUNK_SIZE) -> None:
     from certs.tasks import process_chunk_task
 
-    for start in range(0, len(item_ids), CHUNK_SIZE):
-        chunk = list(item_ids[start : start + CHUNK_SIZE])
-        transaction.on_commit(partial(process_chunk_task.delay, batch.pk, chunk))
+    for start in range(0, len(item_ids), size):
+        chunk = list(item_ids[start : start + size])
+        transaction.on_commit(partial(process_chunk_task.delay, batch_id, chunk))
 
 
 @transaction.atomic
@@ -224,7 +234,7 @@ def batch_create(
         ],
     )
     if enqueue:
-        _enqueue(batch, item_ids)
+        _enqueue(batch.pk, item_ids)
     return batch
 
 
@@ -398,17 +408,28 @@ def preview(
 
 
 def process_chunk(batch_id: int, item_ids: Sequence[int]) -> int:
-    """Claim the items (a second run finds nothing to claim), unstage their passwords, process them."""
+    """Claim the items, unstage their passwords, process them.
+
+    A row is claimable while it is unfinished and unclaimed, or when its claim's lease has run out
+    (its worker died): so a second run finds nothing to claim, and a task redelivered after its
+    worker died takes the rows over once the lease has ended.
+    """
     claim = uuid.uuid4()
     now = timezone.now()
     if connection.vendor == "postgresql":
         items = _claim_postgresql(batch_id, item_ids, claim, now)
     else:
         claimable = Q(claim__isnull=True) | Q(claimed_at__lt=stale_claim_cutoff(now))
+        # Taking over an expired claim counts as a worker lost on that row.
+        lost = Case(
+            When(claim__isnull=False, then=F("lost_claims") + 1),
+            default=F("lost_claims"),
+            output_field=IntegerField(),
+        )
         claimed = (
             ImportItem.objects.filter(batch_id=batch_id, pk__in=item_ids, done=False)
             .filter(claimable)
-            .update(claim=claim, claimed_at=now)
+            .update(claim=claim, claimed_at=now, lost_claims=lost)
         )
         items = list(ImportItem.objects.filter(claim=claim).order_by("position")) if claimed else []
     if not items:
@@ -435,7 +456,7 @@ def _claim_postgresql(batch_id: int, item_ids: Sequence[int], claim: uuid.UUID, 
         for f in fields
     )
     sql = (
-        f"UPDATE {table} SET claim = %s, claimed_at = %s "
+        f"UPDATE {table} SET claim = %s, claimed_at = %s, lost_claims = lost_claims + (claim IS NOT NULL)::int "
         f"WHERE batch_id = %s AND id = ANY(%s) AND NOT done AND (claim IS NULL OR claimed_at < %s) "
         f"RETURNING {returning}"
     )
@@ -792,15 +813,21 @@ def _write_results(
     items: list[ImportItem], *, keep_files: set[int], now: Any, keep_staged: bool = False
 ) -> None:
     """One statement per chunk: each row's result, its staged password destroyed (unless
-    ``keep_staged``: a dry run's), its claim released."""
+    ``keep_staged``: a dry run's), its claim released.
+
+    Only rows still held by the claim they were processed under are written (the caller has
+    checked and locked them in the same transaction; the condition keeps the statement honest).
+    """
     if connection.vendor == "postgresql":
         _write_results_postgresql(items, keep_files=keep_files, keep_staged=keep_staged, now=now)
         return
     ops = connection.ops
+    claim_field = ImportItem._meta.get_field("claim")
     rows: list[Any] = []
     for item in items:
         rows += [
             item.pk,
+            claim_field.get_db_prep_value(item.claim, connection),
             item.state,
             item.upn,
             item.problem_code,
@@ -813,7 +840,7 @@ def _write_results(
             item.attempts + 1,
             1 if item.pk in keep_files else 0,
         ]
-    names = ["id", *(name for name, _ in _RESULT_COLUMNS), "keep_file"]
+    names = ["id", "claim", *(name for name, _ in _RESULT_COLUMNS), "keep_file"]
     placeholders = ", ".join(["(" + ", ".join(["%s"] * len(names)) + ")"] * len(items))
     table = ops.quote_name(ImportItem._meta.db_table)
 
@@ -828,7 +855,7 @@ def _write_results(
     ]
     sql = (
         f"WITH v({', '.join(names)}) AS (VALUES {placeholders}) "
-        f"UPDATE {table} SET {', '.join(assignments)} FROM v WHERE {table}.id = v.id"
+        f"UPDATE {table} SET {', '.join(assignments)} FROM v WHERE {table}.id = v.id AND {table}.claim = v.claim"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*rows, True, ops.adapt_datetimefield_value(now)])
@@ -840,9 +867,11 @@ def _write_results_postgresql(
     """The same statement on PostgreSQL, joined to arrays bound on the server (one per column)."""
     columns: dict[str, list[Any]] = {name: [] for name, _ in _RESULT_COLUMNS}
     ids: list[int] = []
+    claims: list[uuid.UUID | None] = []
     keep: list[bool] = []
     for item in items:
         ids.append(item.pk)
+        claims.append(item.claim)
         keep.append(item.pk in keep_files)
         columns["state"].append(item.state)
         columns["upn"].append(item.upn)
@@ -856,7 +885,9 @@ def _write_results_postgresql(
         columns["attempts"].append(item.attempts + 1)
     table = connection.ops.quote_name(ImportItem._meta.db_table)
     names = [name for name, _ in _RESULT_COLUMNS]
-    arrays = ", ".join(["%s::bigint[]", *(f"%s::{cast}[]" for _, cast in _RESULT_COLUMNS), "%s::boolean[]"])
+    arrays = ", ".join(
+        ["%s::bigint[]", "%s::uuid[]", *(f"%s::{cast}[]" for _, cast in _RESULT_COLUMNS), "%s::boolean[]"]
+    )
     assignments = [f"{connection.ops.quote_name(name)} = v.{name}" for name in names]
     assignments += [
         f"pfx = CASE WHEN v.keep_file THEN {table}.pfx ELSE ''::bytea END",
@@ -868,21 +899,25 @@ def _write_results_postgresql(
     ]
     sql = (
         f"UPDATE {table} SET {', '.join(assignments)} "
-        f"FROM unnest({arrays}) AS v(id, {', '.join(names)}, keep_file) WHERE {table}.id = v.id"
+        f"FROM unnest({arrays}) AS v(id, claim, {', '.join(names)}, keep_file) "
+        f"WHERE {table}.id = v.id AND {table}.claim = v.claim"
     )
     with connection.wrap_database_errors, _server_cursor() as cursor:
-        cursor.execute(sql, [now, ids, *columns.values(), keep])
+        cursor.execute(sql, [now, ids, claims, *columns.values(), keep])
 
 
 def _finish_items(batch: ImportBatch, outcomes: list[_Outcome], now: Any) -> None:
     items = [o.item for o in outcomes]
+    if not items:
+        return
     for item in items:
         if batch.dry_run and item.state == ItemState.ENCRYPTED:
             item.state = ItemState.VALIDATED
-    # The certificate holds the file now; a failed row keeps it for a retry. A dry run keeps every
-    # file and staged password, for batch_promote, until expire_dry_runs destroys them.
-    failed = {i.pk for i in items if i.state == ItemState.FAILED}
-    keep = {i.pk for i in items} if batch.dry_run else failed
+    # A stored row's file lives on in its certificate. A failed row keeps its file only if a retry
+    # with the password can fix it (until the retry window ends); no password mends a damaged file.
+    # A dry run keeps every file and staged password, for batch_promote, until expire_dry_runs
+    # destroys them.
+    keep = {i.pk for i in items} if batch.dry_run else {i.pk for i in items if i.retryable}
     _write_results(items, keep_files=keep, keep_staged=batch.dry_run, now=now)
 
 
@@ -907,11 +942,10 @@ def process_items(batch: ImportBatch, items: list[ImportItem], passwords: dict[i
             _encrypt(batch, outcomes, passwords)
         _commit(batch, outcomes)
     except OperationalError:
-        # The database went away: leave the rows queued for the task's retry to claim again.
+        # The database went away: leave the rows queued for the task's retry to claim again
+        # (only those still ours: another worker may have taken them over meanwhile).
         with contextlib.suppress(OperationalError):
-            ImportItem.objects.filter(pk__in=[i.pk for i in items], done=False).update(
-                claim=None, state=ItemState.QUEUED
-            )
+            _held(items).update(claim=None, claimed_at=None, state=ItemState.QUEUED)
         raise
     except Exception:
         logger.exception("import batch %s: a chunk of %d items failed", batch.pk, len(items))
@@ -921,14 +955,43 @@ def process_items(batch: ImportBatch, items: list[ImportItem], passwords: dict[i
         passwords.clear()
 
 
+def _held(items: Sequence[ImportItem]) -> QuerySet[ImportItem]:
+    """The rows of ``items`` still held by the claim they were read with, and unfinished."""
+    claims = {item.claim for item in items}
+    if not items or None in claims:
+        return ImportItem.objects.none()
+    return ImportItem.objects.filter(pk__in=[item.pk for item in items], claim__in=claims, done=False)
+
+
+def _hold(outcomes: list[_Outcome], now: Any) -> list[_Outcome]:
+    """Inside the transaction that writes the results: keep only the rows this worker still holds.
+
+    The UPDATE renews the claim and locks the rows (row locks on PostgreSQL; on SQLite the
+    transaction holds the write lock from its start), so until the commit no sweep, cancel or
+    other worker can change them. Rows whose lease ran out and went to another worker, or that
+    were cancelled, are dropped: nothing is stored or written for them by this worker.
+    """
+    held = _held([o.item for o in outcomes])
+    held.update(claimed_at=now)
+    ours = set(held.values_list("pk", flat=True))
+    if len(ours) < len(outcomes):
+        logger.warning(
+            "import: %d of %d rows were cancelled or taken over by another worker; their results are dropped",
+            len(outcomes) - len(ours),
+            len(outcomes),
+        )
+    return [o for o in outcomes if o.item.pk in ours]
+
+
 def _commit(batch: ImportBatch, outcomes: list[_Outcome]) -> None:
     now = timezone.now()
     for attempt in range(2):
         try:
             with transaction.atomic():
-                stored = [] if batch.dry_run else _store(batch, outcomes, now)
-                _finish_items(batch, outcomes, now)
-                _audit_chunk(batch, outcomes, stored)
+                held = _hold(outcomes, now)
+                stored = [] if batch.dry_run else _store(batch, held, now)
+                _finish_items(batch, held, now)
+                _audit_chunk(batch, held, stored)
                 ids = [c.pk for c in stored]
                 transaction.on_commit(partial(after_store, ids))
             break
@@ -963,8 +1026,8 @@ def _audit_name(certificate: Certificate) -> str:
 
 
 def _give_up(batch: ImportBatch, items: list[ImportItem]) -> None:
-    """After an unexpected error, fail the chunk's rows and destroy their staged passwords."""
-    ImportItem.objects.filter(pk__in=[i.pk for i in items], done=False).update(
+    """After an unexpected error, fail the chunk's rows still held and destroy their staged passwords."""
+    _held(items).update(
         state=ItemState.FAILED,
         done=True,
         staged_password=None,
@@ -985,13 +1048,20 @@ def _finish_batch(batch_id: int) -> None:
 
 @transaction.atomic
 def batch_cancel(actor: Actor, *, batch: ImportBatch) -> int:
-    """Stop a batch: rows not yet taken by a worker are cancelled and their staged passwords destroyed."""
+    """Stop a batch: every unfinished row is cancelled and its staged password destroyed.
+
+    That includes rows a worker holds (or held, if it died): a worker finishing them later finds
+    its claim gone and writes nothing. A chunk committing at this moment keeps its results (on
+    PostgreSQL this UPDATE waits for it and then skips its rows), so the count is the true one.
+    """
     if batch.state != ImportBatch.State.RUNNING:
         raise ServiceError("not_running", "This import has already finished.")
-    cancelled = ImportItem.objects.filter(batch=batch, done=False, claim__isnull=True).update(
+    cancelled = ImportItem.objects.filter(batch=batch, done=False).update(
         state=ItemState.CANCELLED,
         done=True,
         staged_password=None,
+        claim=None,
+        claimed_at=None,
         problem_code="cancelled",
         problem_message=PIPELINE_PROBLEMS["cancelled"],
         finished_at=timezone.now(),
@@ -1018,23 +1088,52 @@ def batch_cancel(actor: Actor, *, batch: ImportBatch) -> int:
 
 @transaction.atomic
 def items_retry(actor: Actor, *, batch: ImportBatch, passwords: dict[int, str]) -> int:
-    """Queue failed rows again with the passwords the admin re-entered (keyed by item id)."""
-    items = list(
-        ImportItem.objects.select_for_update().filter(
-            batch=batch, pk__in=list(passwords), state__in=[ItemState.FAILED, ItemState.CANCELLED]
+    """Queue failed rows again with the passwords the admin re-entered (keyed by item id).
+
+    Only rows a password can fix still have their file, and only until the batch's retry window ends.
+    """
+    if not batch.retry_open:
+        raise ServiceError(
+            "retry_window_over",
+            "The files of this import are no longer kept for a retry. Import the files again.",
         )
+    items = list(
+        ImportItem.objects.select_for_update()
+        .filter(
+            batch=batch,
+            pk__in=list(passwords),
+            state__in=[ItemState.FAILED, ItemState.CANCELLED],
+            problem_code__in=RETRYABLE_PROBLEMS,
+        )
+        .exclude(pfx=b"")
+        .defer("pfx")
     )
     if not items:
-        raise ServiceError("nothing_to_retry", "Enter the password of at least one failed row.")
+        raise ServiceError("nothing_to_retry", "Enter the password of at least one row that can be retried.")
+    now = timezone.now()
     for item in items:
         item.state = ItemState.QUEUED
         item.done = False
         item.claim = None
+        item.claimed_at = None
+        item.queued_at = now
+        item.lost_claims = 0
         item.problem_code = ""
         item.problem_message = ""
         item.staged_password = staging.seal(passwords[item.pk], context=_context(batch, item.position))
     ImportItem.objects.bulk_update(
-        items, ["state", "done", "claim", "problem_code", "problem_message", "staged_password"]
+        items,
+        [
+            "state",
+            "done",
+            "claim",
+            "claimed_at",
+            "queued_at",
+            "lost_claims",
+            "problem_code",
+            "problem_message",
+            "staged_password",
+        ],
     )
     ImportBatch.objects.filter(pk=batch.pk).update(state=ImportBatch.State.RUNNING, finished_at=None)
     audit.record(
@@ -1050,7 +1149,7 @@ def items_retry(actor: Actor, *, batch: ImportBatch, passwords: dict[int, str]) 
             )
         ],
     )
-    _enqueue(batch, [i.pk for i in items])
+    _enqueue(batch.pk, [i.pk for i in items])
     return len(items)
 
 
@@ -1113,7 +1212,7 @@ def batch_promote(actor: Actor, *, batch: ImportBatch) -> ImportBatch:
             )
         ],
     )
-    _enqueue(real, item_ids)
+    _enqueue(real.pk, item_ids)
     return real
 
 
@@ -1157,6 +1256,90 @@ def expire_dry_runs(now: datetime | None = None) -> int:
         .filter(kept)
         .update(staged_password=None, pfx=b"")
     )
+
+
+def sweep_stalled_items(
+    *, claimed_before: datetime | None = None, queued_before: datetime | None = None
+) -> int:
+    """Queue again the rows whose worker died (their lease ran out) or whose task message was lost.
+
+    Runs from beat every minute, so a row held by a dead worker is queued again at most
+    ``CERTS_CLAIM_LEASE_SECONDS`` + 60 s after the worker died. Each row is released by one
+    conditional UPDATE (still unfinished, claim still expired): of two sweeps, or a sweep and a
+    redelivered task taking the same expired claim over, exactly one wins, and the row's next
+    claim decides which worker processes it. Returns the number of rows queued again.
+    """
+    now = timezone.now()
+    claimed_before = claimed_before or stale_claim_cutoff(now)
+    queued_before = queued_before or stale_claim_cutoff(now)
+    unfinished = ImportItem.objects.filter(done=False)
+    expired = Q(claim__isnull=False, claimed_at__lt=claimed_before)
+    with transaction.atomic():
+        # The last loss a row may have: it fails alone, keeping its file for a retry.
+        doomed = list(
+            unfinished.filter(expired, lost_claims__gte=MAX_LOST_CLAIMS - 1).values_list("pk", flat=True)
+        )
+        lost = 0
+        if doomed:
+            lost = unfinished.filter(expired, pk__in=doomed).update(
+                state=ItemState.FAILED,
+                done=True,
+                staged_password=None,
+                claim=None,
+                lost_claims=F("lost_claims") + 1,
+                problem_code="worker_lost",
+                problem_message=PIPELINE_PROBLEMS["worker_lost"],
+                finished_at=now,
+            )
+        # ``now`` marks the rows this transaction releases: they stay locked (or, on SQLite,
+        # unwritable by others) until the commit, so the SELECT below reads exactly those.
+        unfinished.filter(expired).update(
+            claim=None, claimed_at=None, queued_at=now, lost_claims=F("lost_claims") + 1
+        )
+        unfinished.filter(claim__isnull=True, queued_at__lt=queued_before).update(queued_at=now)
+        released = list(
+            unfinished.filter(claim__isnull=True, queued_at=now)
+            .order_by("batch_id", "position")
+            .values_list("batch_id", "pk", "lost_claims")
+        )
+        by_batch: dict[int, tuple[list[int], list[int]]] = {}
+        for batch_id, pk, losses in released:
+            chunked, alone = by_batch.setdefault(batch_id, ([], []))
+            (alone if losses > 1 else chunked).append(pk)
+        for batch_id, (chunked, alone) in by_batch.items():
+            _enqueue(batch_id, chunked)
+            _enqueue(batch_id, alone, size=1)
+    if lost:
+        logger.warning("import: %d rows failed with worker_lost after their worker stopped repeatedly", lost)
+    if released:
+        logger.warning(
+            "import: %d rows whose worker stopped or whose task was lost were queued again", len(released)
+        )
+    # Batches whose last chunk's worker died after writing its results, or whose rows just failed.
+    for batch_id in (
+        ImportBatch.objects.filter(state=ImportBatch.State.RUNNING)
+        .exclude(items__done=False)
+        .values_list("pk", flat=True)
+    ):
+        _finish_batch(batch_id)
+    return len(released)
+
+
+def purge_retry_files(*, finished_before: datetime | None = None) -> int:
+    """Delete the files kept for a retry once their batch's retry window has ended (hourly, from beat).
+
+    Also any finished row's file that no retry can use (rows finished before files were kept only
+    for a retry): the only files left are those of retryable rows inside their window. Dry runs
+    keep theirs for promotion until ``expire_dry_runs`` destroys them.
+    """
+    finished_before = finished_before or timezone.now() - timedelta(days=settings.CERTS_RETRY_WINDOW_DAYS)
+    retryable = Q(
+        state__in=[ItemState.FAILED, ItemState.CANCELLED],
+        problem_code__in=RETRYABLE_PROBLEMS,
+        batch__dry_run=False,
+    ) & (Q(batch__finished_at__isnull=True) | Q(batch__finished_at__gte=finished_before))
+    kept = ImportItem.objects.filter(done=True, batch__dry_run=False).exclude(pfx=b"")
+    return kept.exclude(retryable).update(pfx=b"")
 
 
 def batch_counts(batch: ImportBatch) -> dict[str, int]:

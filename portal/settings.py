@@ -365,6 +365,17 @@ CERTS_MAX_MANIFEST_BYTES = env_int("CERTS_MAX_MANIFEST_BYTES", 4 * 1024 * 1024, 
 # A finished dry run keeps its files and staged passwords this long, so it can be imported for real
 # without uploading them again; then they are destroyed.
 CERTS_DRY_RUN_KEEP_HOURS = env_int("CERTS_DRY_RUN_KEEP_HOURS", 24, minimum=1, maximum=24 * 30)
+# A worker holds the rows of its chunk under a lease. When the worker dies (killed, out of
+# memory, machine lost) the lease runs out and the beat sweep, every 60 s, queues the rows
+# again; a row waiting this long without any worker taking it (its task message was lost) is
+# queued again too. So a claimed row is back on the queue at most lease + 60 s after its worker
+# died. Keep the lease above the import task's hard time limit (300 s), or a slow chunk that is
+# still running would be taken over and its work thrown away.
+CERTS_CLAIM_LEASE_SECONDS = env_int("CERTS_CLAIM_LEASE_SECONDS", 420, minimum=1)
+# Failed rows that a retry with the password can fix keep their file this long after their
+# import finished; then the hourly sweep deletes the files and the rows can no longer be
+# retried. Files that no password can fix (not a PFX, too large, expired, ...) are never kept.
+CERTS_RETRY_WINDOW_DAYS = env_int("CERTS_RETRY_WINDOW_DAYS", 7, minimum=1)
 
 # --- Microsoft Graph -------------------------------------------------------------
 # Fernet key(s), comma-separated, the first encrypts: protects the stored Graph credential.
