@@ -22,9 +22,11 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from connectors import services
+from connectors import enrolment, health, keys, rotation
+from connectors.errors import ConnectorError
+from connectors.health import HeartbeatReport
 from connectors.models import Connector, heartbeat_interval
-from connectors.services import ConnectorError, HeartbeatReport, JobResult
+from connectors.rotation import JobResult
 
 MAX_BODY_BYTES = 256 * 1024
 ConnectorView = Callable[[HttpRequest, Connector, dict[str, Any]], JsonResponse]
@@ -70,7 +72,7 @@ def connector_api(view: ConnectorView) -> Callable[[HttpRequest], JsonResponse]:
         try:
             if scheme.lower() != "bearer":
                 raise ConnectorError("invalid_credential", "Send 'Authorization: Bearer <credential>'.", 401)
-            connector = services.connector_authenticate(credential.strip())
+            connector = enrolment.connector_authenticate(credential.strip())
             limit = int(getattr(settings, "CONNECTOR_API_RATE_PER_MINUTE", 600))
             if _rate_limited(f"connector-api:{connector.pk}", limit):
                 raise ConnectorError("rate_limited", "Too many requests; slow down.", 429)
@@ -104,7 +106,7 @@ def enroll(request: HttpRequest) -> JsonResponse:
         if _rate_limited(f"connector-enroll:{_ip(request)}", limit):
             raise ConnectorError("rate_limited", "Too many enrollment attempts; wait a minute.", 429)
         data = _body(request)
-        connector, credential = services.connector_enroll(
+        connector, credential = enrolment.connector_enroll(
             token=_text(data, "token", 200),
             name=_text(data, "name", 100),
             host_name=_text(data, "host_name"),
@@ -124,8 +126,7 @@ def enroll(request: HttpRequest) -> JsonResponse:
     )
 
 
-@connector_api
-def heartbeat(request: HttpRequest, connector: Connector, data: dict[str, Any]) -> JsonResponse:
+def _heartbeat_report(data: dict[str, Any]) -> HeartbeatReport:
     tests = data.get("self_tests", [])
     if not isinstance(tests, list) or not all(isinstance(t, dict) for t in tests):
         raise ConnectorError("bad_request", "self_tests must be a list of objects.")
@@ -135,7 +136,7 @@ def heartbeat(request: HttpRequest, connector: Connector, data: dict[str, Any]) 
             sent_at = datetime.fromisoformat(_text(data, "sent_at", 40))
         except ValueError as exc:
             raise ConnectorError("bad_request", "sent_at must be an ISO 8601 time.") from exc
-    report = HeartbeatReport(
+    return HeartbeatReport(
         version=_text(data, "version", 50),
         host_name=_text(data, "host_name"),
         features=_strings(data, "features") if "features" in data else None,
@@ -150,20 +151,45 @@ def heartbeat(request: HttpRequest, connector: Connector, data: dict[str, Any]) 
         pending_work=max(0, int(data.get("pending_work") or 0)),
         sent_at=sent_at if sent_at is None or sent_at.tzinfo else None,
     )
-    services.heartbeat_record(connector, report, ip=_ip(request))
+
+
+def _job_results(data: dict[str, Any]) -> list[JobResult]:
+    raw = data.get("results", [])
+    if not isinstance(raw, list) or len(raw) > rotation.MAX_CLAIM:
+        raise ConnectorError(
+            "bad_request", f"results must be a list of at most {rotation.MAX_CLAIM} objects."
+        )
+    results = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise ConnectorError("bad_request", "each result must be an object.")
+        results.append(
+            JobResult(
+                job=_text(item, "job", 40),
+                ok=bool(item.get("ok")),
+                encrypted_password=_text(item, "encrypted_password", 4096),
+                error=_text(item, "error", 500),
+            )
+        )
+    return results
+
+
+@connector_api
+def heartbeat(request: HttpRequest, connector: Connector, data: dict[str, Any]) -> JsonResponse:
+    health.heartbeat_record(connector, _heartbeat_report(data), ip=_ip(request))
     return JsonResponse(
         {
             "server_time": timezone.now().isoformat(),
             "heartbeat_interval": heartbeat_interval(),
             "status": connector.status(),
-            "pending_work": services.pending_jobs_for(connector),
+            "pending_work": rotation.pending_jobs_for(connector),
         }
     )
 
 
 @connector_api
 def publish_key(request: HttpRequest, connector: Connector, data: dict[str, Any]) -> JsonResponse:
-    held, key = services.key_publish(
+    held, key = keys.key_publish(
         connector,
         provider_name=_text(data, "provider_name", 200),
         key_name=_text(data, "key_name", 200),
@@ -184,29 +210,13 @@ def publish_key(request: HttpRequest, connector: Connector, data: dict[str, Any]
 @connector_api
 def claim_jobs(request: HttpRequest, connector: Connector, data: dict[str, Any]) -> JsonResponse:
     try:
-        limit = max(1, min(int(data.get("limit") or 10), services.MAX_CLAIM))
+        limit = max(1, min(int(data.get("limit") or 10), rotation.MAX_CLAIM))
     except (TypeError, ValueError) as exc:
         raise ConnectorError("bad_request", "limit must be a number.") from exc
-    return JsonResponse({"jobs": services.jobs_claim(connector, limit=limit)})
+    return JsonResponse({"jobs": rotation.jobs_claim(connector, limit=limit)})
 
 
 @connector_api
 def post_results(request: HttpRequest, connector: Connector, data: dict[str, Any]) -> JsonResponse:
-    raw = data.get("results", [])
-    if not isinstance(raw, list) or len(raw) > services.MAX_CLAIM:
-        raise ConnectorError(
-            "bad_request", f"results must be a list of at most {services.MAX_CLAIM} objects."
-        )
-    results = []
-    for item in raw:
-        if not isinstance(item, dict):
-            raise ConnectorError("bad_request", "each result must be an object.")
-        results.append(
-            JobResult(
-                job=_text(item, "job", 40),
-                ok=bool(item.get("ok")),
-                encrypted_password=_text(item, "encrypted_password", 4096),
-                error=_text(item, "error", 500),
-            )
-        )
-    return JsonResponse({"results": services.jobs_complete(connector, results, ip=_ip(request))})
+    results = rotation.jobs_complete(connector, _job_results(data), ip=_ip(request))
+    return JsonResponse({"results": results})

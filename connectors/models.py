@@ -176,10 +176,6 @@ class EnrollmentToken(ScopeTagged):
     def __str__(self) -> str:
         return f"{self.hint}… for {self.name}"
 
-    @property
-    def is_usable(self) -> bool:
-        return self.used_at is None and self.expires_at > timezone.now()
-
 
 class Heartbeat(models.Model):
     """One check-in: what the agent reported about itself."""
@@ -221,14 +217,6 @@ class StatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connector_id}: {self.old_status} → {self.new_status}"
-
-    @property
-    def needs_alert(self) -> bool:
-        # Going down, or coming back after being down, is worth a message; first check-ins are not.
-        return self.new_status in (Status.WARNING, Status.ERROR) or self.old_status in (
-            Status.WARNING,
-            Status.ERROR,
-        )
 
 
 class ConnectorEvent(models.Model):

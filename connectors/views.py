@@ -11,7 +11,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from certs.models import EncryptionKey
-from connectors import health, services
+from connectors import enrolment, health
+from connectors import rotation as key_rotation
+from connectors import rotation as services
+from connectors.errors import ConnectorError
 from connectors.forms import RenameForm, RotationForm, TokenForm
 from connectors.models import Connector, EnrollmentToken, KeyRotation
 from portal import access
@@ -52,7 +55,7 @@ def connector_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 def token_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        token, secret = services.token_create(
+        token, secret = enrolment.token_create(
             Actor.from_request(request),
             name=form.cleaned_data["name"],
             tags=access.creator_tags(request.user, "connectors"),
@@ -70,9 +73,10 @@ def token_create(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_POST
 @permission_required("connectors.delete")
 def token_cancel(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
-    unused = EnrollmentToken.objects.filter(used_at=None)
-    token = access.get_for_user(request.user, unused, write="delete", code=code)
-    services.token_cancel(Actor.from_request(request), token)
+    token = access.get_for_user(
+        request.user, EnrollmentToken.objects.filter(used_at=None), write="delete", code=code
+    )
+    enrolment.token_cancel(Actor.from_request(request), token)
     messages.success(
         request, f"Enrollment token {token.hint}… cancelled: it can no longer enroll a connector."
     )
@@ -103,7 +107,7 @@ def connector_rename(request: AuthenticatedHttpRequest, code: str) -> HttpRespon
     connector = access.get_for_user(request.user, Connector.objects.all(), write="update", code=code)
     form = RenameForm(request.POST)
     if form.is_valid():
-        services.connector_rename(Actor.from_request(request), connector, name=form.cleaned_data["name"])
+        enrolment.connector_rename(Actor.from_request(request), connector, name=form.cleaned_data["name"])
         messages.success(request, "Connector renamed.")
     else:
         messages.error(request, "Enter a name of at most 100 characters.")
@@ -115,13 +119,13 @@ def connector_rename(request: AuthenticatedHttpRequest, code: str) -> HttpRespon
 def connector_state(request: AuthenticatedHttpRequest, code: str, action: str) -> HttpResponse:
     connector = access.get_for_user(request.user, Connector.objects.all(), write="update", code=code)
     change = {
-        "disable": services.connector_disable,
-        "enable": services.connector_enable,
-        "revoke": services.connector_revoke,
+        "disable": enrolment.connector_disable,
+        "enable": enrolment.connector_enable,
+        "revoke": enrolment.connector_revoke,
     }
     try:
         change[action](Actor.from_request(request), connector)
-    except services.ConnectorError as exc:
+    except ConnectorError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Connector {connector.name}: {connector.get_state_display().lower()}.")
@@ -133,7 +137,7 @@ def connector_state(request: AuthenticatedHttpRequest, code: str, action: str) -
 def connector_delete(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     connector = access.get_for_user(request.user, Connector.objects.all(), write="delete", code=code)
     if request.method == "POST":
-        services.connector_delete(Actor.from_request(request), connector)
+        enrolment.connector_delete(Actor.from_request(request), connector)
         messages.success(request, f"Connector {connector.name} deleted.")
         return redirect("connectors:list")
     return render(request, "connectors/confirm_delete.html", {"nav_active": NAV, "connector": connector})
@@ -164,12 +168,12 @@ def rotation_start(request: AuthenticatedHttpRequest) -> HttpResponse:
         messages.error(request, " ".join(problems) or "Choose two different keys you may change.")
         return redirect("connectors:keys")
     try:
-        rotation = services.rotation_start(
+        rotation = key_rotation.rotation_start(
             Actor.from_request(request),
             from_key=form.cleaned_data["from_key"],
             to_key=form.cleaned_data["to_key"],
         )
-    except services.ConnectorError as exc:
+    except ConnectorError as exc:
         messages.error(request, exc.message)
         return redirect("connectors:keys")
     messages.success(request, f"Key rotation started: {rotation.total} certificate password(s) to re-wrap.")
@@ -183,7 +187,7 @@ def rotation_detail(request: AuthenticatedHttpRequest, code: str) -> HttpRespons
     context = {
         "nav_active": NAV,
         "rotation": rotation,
-        "progress": services.rotation_progress(rotation),
+        "progress": key_rotation.rotation_progress(rotation),
         "failures": rotation.jobs.filter(state="failed")[:50],
         "can": _can(request, rotation),
     }
@@ -195,6 +199,6 @@ def rotation_detail(request: AuthenticatedHttpRequest, code: str) -> HttpRespons
 @permission_required("connectors.update")
 def rotation_retry(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     rotation = access.get_for_user(request.user, KeyRotation.objects.all(), write="update", code=code)
-    count = services.rotation_retry(Actor.from_request(request), rotation)
+    count = key_rotation.rotation_retry(Actor.from_request(request), rotation)
     messages.success(request, f"{count} failed job(s) queued again.")
     return redirect("connectors:rotation", code=rotation.code)

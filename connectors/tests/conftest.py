@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from certs.models import Certificate, EncryptionKey
 from certs.pfx import encrypt_password
-from connectors import services
+from connectors import enrolment
 from directory.models import DirectoryUser
 from portal.audit import Actor
 from portal.models import User
@@ -135,7 +135,7 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
 @pytest.fixture
 def token_for(intune_admin: User) -> Callable[[str], str]:
     def make(name: str) -> str:
-        return services.token_create(Actor.for_user(intune_admin), name=name)[1]
+        return enrolment.token_create(Actor.for_user(intune_admin), name=name)[1]
 
     return make
 

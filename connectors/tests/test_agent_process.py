@@ -19,7 +19,9 @@ from django.db import connection
 
 from certs.models import EncryptionKey
 from conftest import wait_for
-from connectors import services
+from connectors import enrolment, health
+from connectors import rotation as key_rotation
+from connectors.alerts import alerts_send
 from connectors.models import Connector, ConnectorEvent, KeyRotation, Status, StatusChange, hash_secret
 from connectors.tests.conftest import PASSPHRASE, RecordingProxy
 from portal.audit import Actor
@@ -175,7 +177,7 @@ def test_key_rotation_rewraps_passwords_so_the_new_private_key_decrypts_them_and
     start_agent(proxy.url, "b", "--enroll", token_for("B"), "--key-name", "KeyB")
     new_key = _key("KeyB")
 
-    rotation = services.rotation_start(Actor.for_user(intune_admin), from_key=old_key, to_key=new_key)
+    rotation = key_rotation.rotation_start(Actor.for_user(intune_admin), from_key=old_key, to_key=new_key)
     assert rotation.total == 3
     wait_for(lambda: KeyRotation.objects.get(pk=rotation.pk).state == KeyRotation.State.DONE)
 
@@ -210,15 +212,15 @@ def test_a_killed_agent_goes_to_error_and_one_alert_is_sent(
     agent = start_agent(str(live_server), "a", "--enroll", token_for("A"))
     connector = _connector("a")
     wait_for(lambda: Connector.objects.get(pk=connector.pk).status() == Status.HEALTHY)
-    services.health_sweep()
+    health.health_sweep()
     agent.kill()
     agent.wait(timeout=10)
 
     wait_for(lambda: Connector.objects.get(pk=connector.pk).status() == Status.ERROR, timeout=30)
-    services.health_sweep()
-    services.alerts_send()
-    services.health_sweep()
-    services.alerts_send()
+    health.health_sweep()
+    alerts_send()
+    health.health_sweep()
+    alerts_send()
 
     change = StatusChange.objects.get(connector=connector, new_status=Status.ERROR)
     assert change.alerted_at is not None and "mailed" in change.alert_result
@@ -232,7 +234,7 @@ def test_a_revoked_agent_is_refused_at_its_next_request_and_stops(
     agent = start_agent(str(live_server), "a", "--enroll", token_for("A"))
     connector = _connector("a")
     wait_for(lambda: Connector.objects.get(pk=connector.pk).last_seen)
-    services.connector_revoke(Actor.for_user(intune_admin), connector)
+    enrolment.connector_revoke(Actor.for_user(intune_admin), connector)
 
     wait_for(lambda: agent.poll() is not None, timeout=30)
     assert agent.returncode == 3

@@ -13,8 +13,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.test import Client
 from django.utils import timezone
 
-from connectors import services
+from connectors import enrolment
+from connectors import rotation as key_rotation
 from connectors.agent import possession
+from connectors.errors import ConnectorError
 from connectors.models import Connector, ConnectorJob, EnrollmentToken
 from portal.audit import Actor
 
@@ -52,7 +54,7 @@ def _publish(
 
 @pytest.fixture
 def enrolled(token_for) -> tuple[Connector, str]:
-    connector, credential = services.connector_enroll(
+    connector, credential = enrolment.connector_enroll(
         token=token_for("A"), host_name="srv1", version="1.2.0", features=["rewrap", "bogus"]
     )
     return connector, credential
@@ -93,11 +95,11 @@ def test_connector_endpoints_need_the_connectors_own_credential(client, enrolled
 
 def test_a_disabled_connector_gets_403_and_a_revoked_one_401_at_once(client, enrolled, intune_admin):
     connector, credential = enrolled
-    services.connector_disable(Actor.for_user(intune_admin), connector)
+    enrolment.connector_disable(Actor.for_user(intune_admin), connector)
     assert _post(client, "heartbeat", {}, credential)[1]["error"]["code"] == "connector_disabled"
-    services.connector_enable(Actor.for_user(intune_admin), connector)
+    enrolment.connector_enable(Actor.for_user(intune_admin), connector)
     assert _post(client, "heartbeat", {}, credential)[0] == 200
-    services.connector_revoke(Actor.for_user(intune_admin), connector)
+    enrolment.connector_revoke(Actor.for_user(intune_admin), connector)
     assert _post(client, "heartbeat", {}, credential)[0] == 401
 
 
@@ -143,7 +145,7 @@ def test_a_key_is_refused_unless_the_connector_proves_it_holds_the_private_key(c
     connector, credential = enrolled
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    someone_else = services.connector_enroll(
+    someone_else = enrolment.connector_enroll(
         token=token_for("B"), host_name="b", version="1.2.0", features=[]
     )[0]
     refusals = [
@@ -173,7 +175,7 @@ def test_a_job_is_claimed_by_exactly_one_connector_and_retried_by_another_after_
 ):
     shared = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pairs = [
-        services.connector_enroll(token=token_for(n), host_name=n, version="1.2.0", features=["rewrap"])
+        enrolment.connector_enroll(token=token_for(n), host_name=n, version="1.2.0", features=["rewrap"])
         for n in "ab"
     ]
     for connector, credential in pairs:
@@ -191,7 +193,7 @@ def test_a_job_is_claimed_by_exactly_one_connector_and_retried_by_another_after_
         possession_proven_at=timezone.now(),
     )
     make_certificates(key, ["one"])
-    services.rotation_start(Actor.system(), from_key=key, to_key=other)
+    key_rotation.rotation_start(Actor.system(), from_key=key, to_key=other)
 
     first = _post(client, "jobs/claim", {"limit": 5}, pairs[0][1])[1]["jobs"]
     second = _post(client, "jobs/claim", {"limit": 5}, pairs[1][1])[1]["jobs"]
@@ -226,7 +228,7 @@ def test_jobs_wait_while_no_connector_holds_the_key(client, enrolled, make_certi
         possession_proven_at=timezone.now(),
     )
     make_certificates(key, ["one"])
-    services.rotation_start(Actor.system(), from_key=key, to_key=other)
+    key_rotation.rotation_start(Actor.system(), from_key=key, to_key=other)
     _post(client, "heartbeat", {"self_tests": [{"name": "round_trip", "ok": True}]}, credential)
     assert _post(client, "jobs/claim", {}, credential)[1]["jobs"] == []
     assert ConnectorJob.objects.get().state == ConnectorJob.State.QUEUED
@@ -249,7 +251,7 @@ def _add_by_hand(intune_admin, key: rsa.RSAPrivateKey, key_name: str = "K2"):
 
 
 def _healthy_holder(client, token_for, name: str) -> tuple[Connector, str, rsa.RSAPrivateKey]:
-    connector, credential = services.connector_enroll(
+    connector, credential = enrolment.connector_enroll(
         token=token_for(name), host_name=name, version="1.2.0", features=["rewrap"]
     )
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -271,20 +273,20 @@ def test_a_rotation_to_a_key_added_by_hand_is_refused_until_a_connector_proves_i
     by_hand = _add_by_hand(intune_admin, attacker_key)
     assert not by_hand.possession_proven
 
-    with pytest.raises(services.ConnectorError) as refused:
-        services.rotation_start(Actor.for_user(intune_admin), from_key=old_key, to_key=by_hand)
+    with pytest.raises(ConnectorError) as refused:
+        key_rotation.rotation_start(Actor.for_user(intune_admin), from_key=old_key, to_key=by_hand)
     assert refused.value.code == "key_not_proven" and "added by hand" in refused.value.message
     assert not ConnectorJob.objects.exists()
 
     # A connector that really holds the private key publishes it (with its proof): now it may be chosen.
-    second, credential = services.connector_enroll(
+    second, credential = enrolment.connector_enroll(
         token=token_for("b"), host_name="b", version="1.2.0", features=["rewrap"]
     )
     proof = possession.prove(attacker_key, str(second.code), "P", "K2")
     assert _publish(client, second, credential, attacker_key, key_name="K2", proof=proof)[0] == 200
     by_hand.refresh_from_db()
     assert by_hand.possession_proven
-    rotation = services.rotation_start(Actor.for_user(intune_admin), from_key=old_key, to_key=by_hand)
+    rotation = key_rotation.rotation_start(Actor.for_user(intune_admin), from_key=old_key, to_key=by_hand)
     assert rotation.total == 2
 
 
@@ -356,7 +358,7 @@ def test_the_backfill_marks_keys_connectors_already_published_as_proven(token_fo
     from connectors.models import ConnectorKey
 
     migration = importlib.import_module("connectors.migrations.0002_backfill_key_possession_proofs")
-    connector, _ = services.connector_enroll(token=token_for("a"), host_name="a", version="1", features=[])
+    connector, _ = enrolment.connector_enroll(token=token_for("a"), host_name="a", version="1", features=[])
     published = EncryptionKey.objects.create(
         provider_name="P", key_name="A", size=2048, fingerprint="a" * 64, public_key_pem=_pem()
     )

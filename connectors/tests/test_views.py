@@ -6,7 +6,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from connectors import services
+from connectors import enrolment
+from connectors.errors import ConnectorError
 from connectors.models import Connector, EnrollmentToken
 from portal.models import AuditEvent
 
@@ -21,9 +22,9 @@ def _client(user) -> Client:
 
 @pytest.fixture
 def connector(token_for) -> Connector:
-    return services.connector_enroll(token=token_for("Srv1"), host_name="srv1", version="1.2.0", features=[])[
-        0
-    ]
+    return enrolment.connector_enroll(
+        token=token_for("Srv1"), host_name="srv1", version="1.2.0", features=[]
+    )[0]
 
 
 def test_the_list_shows_connectors_with_their_status(intune_admin, connector):
@@ -54,8 +55,8 @@ def test_an_unused_token_can_be_cancelled_and_then_enrolls_nothing(intune_admin,
     assert "cancelled: it can no longer enroll a connector" in response.content.decode()
     assert not EnrollmentToken.objects.exists()
     assert AuditEvent.objects.filter(activity="Cancel connector enrollment token").count() == 1
-    with pytest.raises(services.ConnectorError):
-        services.connector_enroll(token=secret, host_name="srv", version="1.0", features=[])
+    with pytest.raises(ConnectorError):
+        enrolment.connector_enroll(token=secret, host_name="srv", version="1.0", features=[])
 
 
 def test_a_used_token_cannot_be_cancelled(intune_admin, connector):

@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from connectors import services
+from connectors import enrolment
 from portal.audit import Actor
 
 
@@ -43,6 +43,6 @@ class Command(BaseCommand):
         ]
         argv += ["--name", options["name"], "--host-name", "demo-connector"]
         if not (state_dir / "credential.json").exists():
-            _, secret = services.token_create(Actor.system(), name=options["name"], ttl=timedelta(hours=1))
+            _, secret = enrolment.token_create(Actor.system(), name=options["name"], ttl=timedelta(hours=1))
             argv += ["--enroll", secret]
         self.stdout.write(shlex.join(argv))
