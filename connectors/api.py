@@ -126,6 +126,17 @@ def enroll(request: HttpRequest) -> JsonResponse:
     )
 
 
+def _count(data: dict[str, Any], name: str) -> int:
+    value = data.get(name) or 0
+    # bool is an int to Python, but not a count a connector would send.
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConnectorError("bad_request", f"{name} must be a whole number.")
+    try:
+        return max(0, min(int(value), 2**31 - 1))
+    except ValueError as exc:
+        raise ConnectorError("bad_request", f"{name} must be a whole number.") from exc
+
+
 def _heartbeat_report(data: dict[str, Any]) -> HeartbeatReport:
     tests = data.get("self_tests", [])
     if not isinstance(tests, list) or not all(isinstance(t, dict) for t in tests):
@@ -148,7 +159,7 @@ def _heartbeat_report(data: dict[str, Any]) -> HeartbeatReport:
             }
             for t in tests[:20]
         ],
-        pending_work=max(0, int(data.get("pending_work") or 0)),
+        pending_work=_count(data, "pending_work"),
         sent_at=sent_at if sent_at is None or sent_at.tzinfo else None,
     )
 

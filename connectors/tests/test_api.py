@@ -387,3 +387,11 @@ def test_the_backfill_marks_keys_connectors_already_published_as_proven(token_fo
     orphan.refresh_from_db()
     assert orphan.possession_proven_at == orphan.created_at
     assert EncryptionKey.objects.get(pk=by_hand.pk).possession_proven_at is None
+
+
+@pytest.mark.parametrize("pending", ["abc", [1], {"n": 1}, True, "1e9"])
+def test_a_heartbeat_whose_pending_work_is_not_a_whole_number_gets_bad_request(client, enrolled, pending):
+    _, credential = enrolled
+    status, body = _post(client, "heartbeat", {"pending_work": pending}, credential)
+    assert status == 400 and body["error"]["code"] == "bad_request"
+    assert "pending_work" in body["error"]["message"]
