@@ -219,7 +219,10 @@ def test_only_rows_a_new_password_can_fix_keep_their_file() -> None:
     # A user missing from the directory may be added before the retry; a wrong password retyped.
     nobody = bytes(batch.items.get(filename="nobody.pfx").pfx)
     assert _bytes_kept(batch) == len(wrong_password) + len(nobody) and nobody
-    assert sorted(item.filename for item in batch.items.all() if item.retryable) == ["nobody.pfx", "wrong.pfx"]
+    assert sorted(item.filename for item in batch.items.all() if item.retryable) == [
+        "nobody.pfx",
+        "wrong.pfx",
+    ]
 
 
 def test_a_row_no_password_can_fix_cannot_be_retried() -> None:
