@@ -19,7 +19,8 @@ import pytest
 from django.apps import apps as django_apps
 from django.core.cache import cache
 
-from graph.emulator import Config, Emulator
+from devtools.emulator.server import Emulator
+from devtools.emulator.state import Config
 from portal.models import Role, RoleAssignment, ScopeTag, User
 
 _seed = importlib.import_module("portal.migrations.0002_built_in_roles_and_audit_guard")

@@ -44,9 +44,10 @@ from django.core.cache import cache  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from certs.models import Certificate, EncryptionKey, GraphState  # noqa: E402
+from devtools.emulator.server import Emulator  # noqa: E402
+from devtools.emulator.state import Config  # noqa: E402
 from directory.models import DirectoryUser  # noqa: E402
 from graph import services  # noqa: E402
-from graph.emulator import Config, Emulator  # noqa: E402
 from graph.models import TenantConnection, UploadRecord  # noqa: E402
 from portal.audit import Actor  # noqa: E402
 from portal.celery import app  # noqa: E402

@@ -53,9 +53,9 @@ from django.core.cache import cache  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from certs import services  # noqa: E402
-from certs.demo import UPN_OID, distinct_keys, openssl3_encryption  # noqa: E402
 from certs.models import Certificate, EncryptionKey, ImportBatch  # noqa: E402
 from certs.pfx import encrypt_password, inspect_pfx, load_public_key  # noqa: E402
+from devtools.certificates import UPN_OID, distinct_keys, openssl3_encryption  # noqa: E402
 from directory.models import DirectoryUser  # noqa: E402
 from portal.audit import Actor  # noqa: E402
 from portal.celery import app  # noqa: E402

@@ -5,3 +5,9 @@ from django.apps import AppConfig
 
 class ConnectorsConfig(AppConfig):
     name = "connectors"
+
+    def ready(self) -> None:
+        from connectors.home import health_section
+        from portal.home import HomeSection, register_home_section
+
+        register_home_section(HomeSection("connectors/_health_summary.html", health_section, order=40))

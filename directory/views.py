@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from directory import services
@@ -80,6 +80,31 @@ def user_detail(request: AuthenticatedHttpRequest, object_id: str) -> HttpRespon
         "nav_active": "users",
     }
     return render(request, "directory/user_detail.html", context)
+
+
+@require_GET
+@permission_required("directory.read")
+def troubleshoot(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Help desk entry point: find one user, then open everything known about them."""
+    query = request.GET.get("q", "").strip()[:200]
+    matches: list[DirectoryUser] = []
+    if query:
+        found = DirectoryUser.objects.filter(
+            Q(upn__icontains=query) | Q(display_name__icontains=query) | Q(mail__icontains=query)
+        )
+        matches = list(found[:25])
+        if len(matches) == 1:
+            return redirect("directory:user", object_id=matches[0].object_id)
+    return render(
+        request,
+        "directory/troubleshoot.html",
+        {
+            "nav_active": "troubleshoot",
+            "query": query,
+            "matches": matches,
+            "can_audit": access.has_perm(request.user, "audit.read"),
+        },
+    )
 
 
 @require_GET

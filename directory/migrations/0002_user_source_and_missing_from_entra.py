@@ -4,7 +4,7 @@ import uuid
 
 from django.db import migrations, models
 
-# directory.demo.NAMESPACE: demo users' object ids are uuid5(NAMESPACE, "user:<upn>").
+# devtools.tenant.NAMESPACE: demo users' object ids are uuid5(NAMESPACE, "user:<upn>").
 DEMO_NAMESPACE = uuid.UUID("6f1c0f8e-3b9a-4d4e-9a51-7c0e2a1d5b10")
 CHUNK = 500
 

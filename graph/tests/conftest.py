@@ -10,10 +10,10 @@ import pytest
 import requests
 
 from certs.models import Certificate, EncryptionKey
+from devtools.emulator.server import Emulator
 from directory.models import DirectoryUser
 from graph import services
 from graph.client import CLOUDS, GraphClient, TokenSource
-from graph.emulator import Emulator
 from graph.models import TenantConnection
 from graph.services import ConnectionInput
 from graph.tests.factories import make_pfx

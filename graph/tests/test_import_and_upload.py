@@ -14,10 +14,10 @@ from cryptography.x509.oid import NameOID
 
 from certs import services as certs_services
 from certs.models import Certificate, GraphState
+from devtools.emulator.server import Emulator
 from directory.models import DirectoryUser
 from graph import services
 from graph.client import GraphClient
-from graph.emulator import Emulator
 from graph.models import UploadRecord
 from portal.audit import Actor
 from portal.models import ScopeTag

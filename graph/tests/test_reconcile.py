@@ -5,9 +5,9 @@ from collections.abc import Callable
 import pytest
 
 from certs.models import Certificate, GraphState
+from devtools.emulator.server import Emulator
 from graph import reconcile, services
 from graph.client import GraphClient
-from graph.emulator import Emulator
 from graph.models import ReconcileFinding, ReconcileRun, UploadRecord
 from graph.tests.factories import graph_body
 from portal.audit import Actor

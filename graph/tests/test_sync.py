@@ -6,10 +6,10 @@ from collections.abc import Callable
 import pytest
 
 from certs.models import Certificate
+from devtools.emulator.server import Emulator
 from directory.models import Device, DirectoryUser, Group, GroupUserMember
 from graph import sync
 from graph.client import GraphClient
-from graph.emulator import Emulator
 from graph.models import SyncRun
 
 pytestmark = pytest.mark.django_db

@@ -6,9 +6,9 @@ import pytest
 from django.db import transaction
 
 from certs.models import Certificate, GraphState
+from devtools.emulator.server import Emulator
 from graph import services
 from graph.client import GraphClient
-from graph.emulator import Emulator
 from graph.models import UploadRecord
 from graph.tests.factories import graph_body
 from portal.models import AuditEvent

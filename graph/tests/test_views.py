@@ -12,9 +12,9 @@ from django.test import Client
 from django.urls import reverse
 
 from certs.models import Certificate, GraphState
+from devtools.emulator.server import Emulator
 from graph import reconcile, secrets, services
 from graph.client import GraphClient
-from graph.emulator import Emulator
 from graph.models import ReconcileFinding, ReconcileRun, TenantConnection, UploadRecord
 from portal.models import AuditEvent, User
 

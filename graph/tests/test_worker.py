@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from certs.models import Certificate, GraphState
 from conftest import _database_url, wait_for
+from devtools.emulator.server import Emulator
 from graph import services
-from graph.emulator import Emulator
 from graph.models import TenantConnection, UploadRecord
 
 pytestmark = [pytest.mark.worker]

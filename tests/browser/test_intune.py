@@ -14,8 +14,8 @@ from playwright.sync_api import Page, expect
 from certs import services as certs_services
 from certs.models import Certificate, GraphState
 from certs.tests.importing import add_key, pfx_for
+from devtools.emulator.server import Emulator
 from directory.models import DirectoryUser
-from graph.emulator import Emulator
 from portal.audit import Actor
 from portal.models import ScopeTag, User
 

@@ -10,8 +10,8 @@ import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from devtools.emulator.state import Config
 from graph import services
-from graph.emulator import Config
 from graph.models import TenantConnection
 from portal.audit import Actor
 

@@ -1,4 +1,4 @@
-"""Demo PKCS imported certificate profiles for the Contoso demo tenant (see directory.demo).
+"""Demo PKCS imported certificate profiles for the Contoso demo tenant (see devtools.tenant).
 
 Created through the profile services, so each creation is audited like an admin's. A
 profile whose name is already taken is left alone: re-seeding creates nothing and

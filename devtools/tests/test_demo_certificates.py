@@ -7,17 +7,18 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from certs import demo, services
+from certs import services
 from certs.models import Certificate, ImportBatch, Purpose
 from certs.tests.importing import add_key
-from directory.demo import seed
+from devtools.certificates import seed_demo_certificates
+from devtools.tenant import seed
 
 pytestmark = pytest.mark.django_db
 
 
 def test_the_demo_import_stores_a_realistic_mix_and_runs_only_once() -> None:
     seed()
-    batch = demo.seed_demo_certificates(add_key())
+    batch = seed_demo_certificates(add_key())
     assert batch is not None
     ids = list(batch.items.order_by("position").values_list("pk", flat=True))
     services.process_chunk(batch.pk, ids)  # what a worker does with the batch's one chunk
@@ -36,5 +37,5 @@ def test_the_demo_import_stores_a_realistic_mix_and_runs_only_once() -> None:
     assert previous is not None and previous.certificate is not None
     kept = Certificate.objects.filter(user=previous.certificate.user, purpose=Purpose.SMIME_ENCRYPTION)
     assert kept.count() == 2
-    assert demo.seed_demo_certificates(batch.encryption_key) is None
+    assert seed_demo_certificates(batch.encryption_key) is None
     assert ImportBatch.objects.count() == 1

@@ -6,7 +6,9 @@ import pytest
 from allauth.mfa.models import Authenticator
 from django.core.management import CommandError, call_command
 
-from directory.demo import DEMO_PASSWORD, DEMO_TOTP_SECRET, DemoRefusedInProduction, demo_sign_ins, seed
+from devtools.admins import DEMO_PASSWORD, DEMO_TOTP_SECRET, demo_sign_ins
+from devtools.production import DemoRefusedInProduction
+from devtools.tenant import seed
 from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, GroupUserMember, Platform
 from portal import access
 from portal.models import AuditEvent, RoleAssignment, ScopeTag, User

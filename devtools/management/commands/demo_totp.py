@@ -13,7 +13,7 @@ from allauth.mfa import app_settings as mfa_settings
 from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from django.core.management.base import BaseCommand
 
-from directory.demo import DEMO_TOTP_SECRET
+from devtools.admins import DEMO_TOTP_SECRET
 
 
 class Command(BaseCommand):

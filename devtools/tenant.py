@@ -11,13 +11,40 @@ import datetime as dt
 import random
 import uuid
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.utils import timezone
 
+from devtools.admins import (
+    DEMO_ADMINS,
+    DEMO_PASSWORD,
+    DEMO_TOTP_SECRET,
+    SCOPE_TAGS,
+    domain,
+    mfa_required_emails,
+)
+from devtools.production import refuse_in_production
+from devtools.tenant_data import (
+    ANDROID_LEGACY_VERSIONS,
+    ANDROID_MODELS,
+    ANDROID_VERSIONS,
+    DEPARTMENTS,
+    DEVICE_GROUPS,
+    FIRST_NAMES,
+    GUESTS,
+    IOS_MODELS,
+    IOS_VERSIONS,
+    MAC_MODELS,
+    MACOS_VERSIONS,
+    REGIONS,
+    SURNAMES,
+    USER_GROUPS,
+    WINDOWS_EDITIONS,
+    WINDOWS_MODELS,
+    WINDOWS_VERSIONS,
+)
 from directory.models import (
     Device,
     DirectoryUser,
@@ -26,7 +53,6 @@ from directory.models import (
     GroupUserMember,
     Platform,
     UserSource,
-    WindowsEdition,
     version_key,
 )
 from portal import audit
@@ -35,320 +61,6 @@ from portal.models import AuditEvent, Role, RoleAssignment, ScopeTag, User
 SEED = 20260401
 USER_COUNT = 320
 NAMESPACE = uuid.UUID("6f1c0f8e-3b9a-4d4e-9a51-7c0e2a1d5b10")
-DEMO_PASSWORD = "Contoso-Demo-2026!"
-# Base32, 24 characters: type it into any authenticator app (TOTP, SHA-1, 6 digits, 30 s).
-DEMO_TOTP_SECRET = "CONTOSODEMOTOTPSECRET234"
-
-
-class DemoRefusedInProduction(Exception):
-    """The demo tenant is never created with PORTAL_ENV=production."""
-
-    code = "demo_in_production"
-
-    def __init__(self, what: str) -> None:
-        super().__init__(
-            f"{what} is refused with PORTAL_ENV=production: the demo administrators share a "
-            "published password and TOTP secret, so anyone could sign in as them. For a demo on your own "
-            "computer, run it with PORTAL_ENV=development (with docker-compose: add docker-compose.demo.yml, "
-            'see README.md, "A demo with docker-compose"). Never on a production database.'
-        )
-
-
-def refuse_in_production(what: str) -> None:
-    if getattr(settings, "PRODUCTION", False):
-        raise DemoRefusedInProduction(what)
-
-
-def domain() -> str:
-    return str(getattr(settings, "PORTAL_TENANT_DOMAIN", "") or "contoso.com").lower()
-
-
-class DemoSignIn(NamedTuple):
-    email: str
-    password: str
-    role: str
-
-
-@dataclass(frozen=True)
-class _DemoAdmin:
-    local_part: str
-    display_name: str
-    role_key: str
-    tags: tuple[str, ...] = ()
-
-
-_DEMO_ADMINS: tuple[_DemoAdmin, ...] = (
-    _DemoAdmin("admin", "Avery Admin", "intune_administrator"),
-    _DemoAdmin("profiles", "Pat Profiles", "policy_and_profile_manager"),
-    _DemoAdmin(
-        "profiles.na", "Noor Profiles (North America)", "policy_and_profile_manager", ("North America",)
-    ),
-    _DemoAdmin("helpdesk", "Harper Helpdesk", "help_desk_operator"),
-    _DemoAdmin("helpdesk.eu", "Elif Helpdesk (Europe)", "help_desk_operator", ("Europe",)),
-    _DemoAdmin("readonly", "Robin Readonly", "read_only_operator"),
-    _DemoAdmin("roles", "Rowan Roles", "intune_role_administrator"),
-)
-_SCOPE_TAGS = {
-    "Europe": "Objects managed by the European service desk.",
-    "North America": "Objects managed by the North American service desk.",
-}
-
-
-def demo_sign_ins() -> list[DemoSignIn]:
-    """The demo admins' e-mail, password and role, in the order the run command prints them."""
-    from portal.rbac import BUILT_IN_ROLES
-
-    names = {role.key: role.name for role in BUILT_IN_ROLES}
-    result = []
-    for admin in _DEMO_ADMINS:
-        role = names[admin.role_key] + (f" ({', '.join(admin.tags)})" if admin.tags else "")
-        result.append(DemoSignIn(f"{admin.local_part}@{domain()}", DEMO_PASSWORD, role))
-    return result
-
-
-def mfa_required_emails() -> set[str]:
-    from portal.rbac import BUILT_IN_ROLES
-
-    keys = {role.key for role in BUILT_IN_ROLES if role.requires_mfa}
-    return {f"{a.local_part}@{domain()}" for a in _DEMO_ADMINS if a.role_key in keys}
-
-
-# --- Directory data -------------------------------------------------------------------
-
-FIRST_NAMES = (
-    "Adele",
-    "Alex",
-    "Allan",
-    "Amara",
-    "Ana",
-    "Ben",
-    "Bianca",
-    "Carlos",
-    "Chen",
-    "Chloé",
-    "Christie",
-    "Connor",
-    "Dalia",
-    "Daniel",
-    "Debra",
-    "Diego",
-    "Emily",
-    "Enrico",
-    "Fatima",
-    "Finn",
-    "Grady",
-    "Hana",
-    "Henrietta",
-    "Isaiah",
-    "Ivan",
-    "Jana",
-    "Johanna",
-    "Joni",
-    "José",
-    "Kenji",
-    "Lee",
-    "Lidia",
-    "Lynne",
-    "Maëlle",
-    "Megan",
-    "Miriam",
-    "Nestor",
-    "Niamh",
-    "Nora",
-    "Olga",
-    "Patti",
-    "Pradeep",
-    "Priya",
-    "Raul",
-    "Rhiannon",
-    "Sakura",
-    "Sean",
-    "Siobhan",
-    "Søren",
-    "Tomás",
-    "Una",
-    "Wei",
-    "Yara",
-    "Zoë",
-    "Aoife",
-    "Björn",
-    "Kwame",
-    "Leila",
-)
-SURNAMES = (
-    "Vance",
-    "Wilber",
-    "Deyoung",
-    "Okafor",
-    "Silva",
-    "Walker",
-    "Rossi",
-    "Mendoza",
-    "Zhang",
-    "Dubois",
-    "Cline",
-    "Murphy",
-    "Haddad",
-    "Müller",
-    "Zrinsky",
-    "Alvarez",
-    "Braun",
-    "Bianchi",
-    "Khan",
-    "Larsen",
-    "Archie",
-    "Sato",
-    "Harris",
-    "Pérez",
-    "Petrov",
-    "Nováková",
-    "Lindqvist",
-    "Sherman",
-    "García",
-    "Tanaka",
-    "Gentile",
-    "Holt",
-    "Fernandes",
-    "Kowalski",
-    "Bowen",
-    "Gonzales",
-    "Nakamura",
-    "O'Neil",
-    "O'Brien",
-    "D'Angelo",
-    "O'Sullivan",
-    "Nguyen",
-    "Patel",
-    "Kim",
-    "Jensen",
-    "Andersson",
-    "Moreau",
-    "Schmidt",
-    "van der Berg",
-    "McAllister",
-)
-DEPARTMENTS = {
-    "Finance": ("Accountant", "Financial Analyst", "Controller", "Payroll Specialist", "CFO"),
-    "Sales": ("Account Executive", "Sales Manager", "Sales Representative", "Inside Sales Lead"),
-    "Marketing": ("Marketing Manager", "Content Strategist", "Brand Designer", "SEO Specialist"),
-    "Engineering": (
-        "Software Engineer",
-        "Senior Software Engineer",
-        "Engineering Manager",
-        "SRE",
-        "QA Engineer",
-    ),
-    "IT": ("Systems Administrator", "Service Desk Analyst", "Network Engineer", "Endpoint Engineer", "CISO"),
-    "Human Resources": ("HR Generalist", "Recruiter", "HR Business Partner"),
-    "Legal": ("Corporate Counsel", "Paralegal", "Compliance Officer"),
-    "Operations": ("Operations Manager", "Logistics Coordinator", "Facilities Manager", "Warehouse Lead"),
-    "Research": ("Research Scientist", "Lab Technician", "Principal Researcher"),
-    "Executive": ("Chief Executive Officer", "Chief Operating Officer", "Executive Assistant"),
-}
-GUESTS = (
-    ("Kari", "Lindgren", "fabrikam.com"),
-    ("Dev", "Raman", "northwindtraders.com"),
-    ("Ines", "Carvalho", "adventure-works.com"),
-    ("Marc", "O'Donnell", "tailspintoys.com"),
-    ("Yuki", "Mori", "wingtiptoys.com"),
-    ("Olu", "Adeyemi", "fourthcoffee.com"),
-    ("Lena", "Fischer", "litwareinc.com"),
-    ("Tom", "Becker", "fabrikam.com"),
-)
-REGIONS = ("Europe", "North America")
-
-# Versions as Intune reports them, newest last.
-WINDOWS_VERSIONS = (
-    "10.0.19045.5487",
-    "10.0.19045.5737",
-    "10.0.22631.4890",
-    "10.0.22631.5189",
-    "10.0.26100.3194",
-    "10.0.26100.3775",
-    "10.0.26100.4061",
-)
-IOS_VERSIONS = ("17.6.1", "17.7.2", "18.1.1", "18.3.2", "18.4", "18.5")
-MACOS_VERSIONS = ("13.7.4", "14.7.5", "15.3.2", "15.4.1", "15.5")
-ANDROID_VERSIONS = ("12", "13", "14", "15")
-ANDROID_LEGACY_VERSIONS = ("9", "10", "11")
-WINDOWS_EDITIONS = (
-    (WindowsEdition.ENTERPRISE, 70),
-    (WindowsEdition.PROFESSIONAL, 15),
-    (WindowsEdition.EDUCATION, 4),
-    (WindowsEdition.ENTERPRISE_N, 3),
-    (WindowsEdition.PROFESSIONAL_WORKSTATION, 3),
-    (WindowsEdition.PROFESSIONAL_N, 2),
-    (WindowsEdition.IOT_CORE_COMMERCIAL, 1),
-    (WindowsEdition.HOLOGRAPHIC_ENTERPRISE, 1),
-    (WindowsEdition.HOME, 1),
-)
-WINDOWS_MODELS = (
-    ("Microsoft Corporation", "Surface Laptop 6"),
-    ("Microsoft Corporation", "Surface Pro 10"),
-    ("Dell Inc.", "Latitude 7450"),
-    ("LENOVO", "ThinkPad T14 Gen 5"),
-    ("HP", "EliteBook 840 G11"),
-)
-IOS_MODELS = (
-    "iPhone 15",
-    "iPhone 15 Pro",
-    "iPhone 16",
-    "iPhone 14",
-    "iPad Pro 11-inch (M4)",
-    "iPad Air 13-inch",
-)
-MAC_MODELS = (
-    "MacBook Pro (14-inch, M3)",
-    "MacBook Air (13-inch, M3)",
-    "MacBook Pro (16-inch, M4)",
-    "Mac mini (M4)",
-)
-ANDROID_MODELS = (
-    ("samsung", "Galaxy S24"),
-    ("samsung", "Galaxy A55"),
-    ("Google", "Pixel 9"),
-    ("Google", "Pixel 8a"),
-    ("Zebra Technologies", "TC58"),
-    ("motorola", "moto g84"),
-)
-
-USER_GROUPS = (
-    ("All Company", "Every member in the Contoso directory.", "all"),
-    ("S/MIME Users", "People who sign and encrypt e-mail with S/MIME.", "smime"),
-    ("Executives", "Leadership team.", "Executive"),
-    ("Pilot - Intune Certificates", "Early adopters for PFX certificate rollouts.", "pilot"),
-    ("VPN Users", "Remote access via Always On VPN.", "vpn"),
-    ("Legacy Wi-Fi Users", "Kept for the old WPA2-Enterprise network. No members left.", "none"),
-    ("Contractors", "External collaborators (guests).", "guests"),
-    ("Europe Staff", "People based in Europe.", "Europe"),
-    ("North America Staff", "People based in North America.", "North America"),
-    ("Blocked Accounts Review", "Accounts to review before deletion. Empty after last review.", "none"),
-    *((f"Dept - {dept}", f"Members of the {dept} department.", dept) for dept in DEPARTMENTS),
-)
-DEVICE_GROUPS = (
-    ("All Windows Devices", "Every Windows 10 and later device.", Platform.WINDOWS),
-    ("Windows 11 Devices", "Windows devices on build 22000 and later.", "win11"),
-    ("Corporate iOS Devices", "Company-owned iPhones and iPads.", Platform.IOS),
-    ("Mac Fleet", "Managed macOS devices.", Platform.MACOS),
-    (
-        "Android Enterprise - Fully Managed",
-        "Corporate-owned, fully managed Android devices.",
-        Platform.ANDROID_FULLY_MANAGED,
-    ),
-    (
-        "Android Enterprise - Work Profile",
-        "Personally-owned Android devices with a work profile.",
-        Platform.ANDROID_WORK_PROFILE,
-    ),
-    (
-        "Android Legacy Device Admin",
-        "Older Android devices still on device administrator.",
-        Platform.ANDROID_DEVICE_ADMIN,
-    ),
-    ("Kiosks and Shared Devices", "Userless devices in lobbies and warehouses.", "kiosk"),
-    ("Surface Hub Devices", "Meeting-room Surface Hubs. None enrolled yet.", "none"),
-    ("Windows Autopilot - Staging", "Devices waiting for their user. Empty between deployments.", "none"),
-)
 
 
 def _id(kind: str, key: str) -> uuid.UUID:
@@ -675,13 +387,13 @@ def _save_admins(result: SeedResult) -> None:
 
     ScopeTag.default()
     tags = {ScopeTag.DEFAULT_NAME: ScopeTag.default()}
-    for name, description in _SCOPE_TAGS.items():
+    for name, description in SCOPE_TAGS.items():
         tags[name], created = ScopeTag.objects.get_or_create(name=name, defaults={"description": description})
         result.tags += created
     roles = {role.key: role for role in Role.objects.filter(is_built_in=True)}
     mfa = mfa_required_emails()
     password_hash: str | None = None
-    for admin in _DEMO_ADMINS:
+    for admin in DEMO_ADMINS:
         email = f"{admin.local_part}@{domain()}"
         user = User.objects.filter(email=email).first()
         if user is None:

@@ -89,7 +89,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from directory.demo import DemoRefusedInProduction, refuse_in_production
+        from devtools.production import DemoRefusedInProduction, refuse_in_production
 
         try:
             refuse_in_production("The demo")
@@ -106,7 +106,7 @@ class Command(BaseCommand):
         self.stdout.write("Database is up to date.")
         sign_ins = ""
         if not options["no_seed"]:
-            from directory.management.commands.seed_demo import Command as SeedDemo
+            from devtools.management.commands.seed_demo import Command as SeedDemo
 
             call_command("seed_demo", verbosity=0)
             sign_ins = SeedDemo().format_sign_ins()
@@ -231,8 +231,8 @@ class Command(BaseCommand):
 
     def _import_demo_certificates(self) -> None:
         """Once the connector has published its key (the default for imports), run the demo's bulk import."""
-        from certs.demo import seed_demo_certificates
         from certs.models import EncryptionKey
+        from devtools.certificates import seed_demo_certificates
 
         deadline = time.monotonic() + 30
         while (key := EncryptionKey.objects.filter(is_default=True).first()) is None:

@@ -1,6 +1,6 @@
 """What scope-limited admins see and may change, through the pages, as the demo's personas use them.
 
-The personas mirror ``directory.demo``: helpdesk.eu (Help Desk Operator over Europe), profiles.na
+The personas mirror ``devtools.admins``: helpdesk.eu (Help Desk Operator over Europe), profiles.na
 (Policy and Profile Manager over North America), and an admin with everything. Certificates are
 imported with the Default tag, as the demo's are.
 """

@@ -8,7 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from graph.emulator import Config, Emulator
+from devtools.emulator.server import Emulator
+from devtools.emulator.state import Config
 
 
 class Command(BaseCommand):

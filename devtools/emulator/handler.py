@@ -1,40 +1,23 @@
-"""A local Microsoft Graph for demos and tests: sign-in, the directory, and userPfxCertificates.
-
-It speaks HTTPS with a throwaway CA made at start-up (msal refuses plain-HTTP
-authorities), answers the OpenID discovery and client-credentials token calls msal
-makes, and serves the Graph endpoints the portal uses with Graph's id format,
-status codes, paging, redaction, throttling and error shapes. Its state lives in
-memory; ``/_emulator/...`` endpoints let a test or a demo read and change it.
-"""
+"""The Graph emulator over HTTP: the identity platform's token calls, the Graph endpoints, and control endpoints."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import datetime as dt
-import hashlib
-import ipaddress
 import json
 import math
 import re
 import secrets
-import ssl
-import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from asn1crypto import pkcs12 as asn1_pkcs12
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from devtools.emulator.parsing import ODataError, parse_eq_filter, pfx_certificate_thumbprints
+from devtools.emulator.state import State, Token
 
 PURPOSES = ("unassigned", "smimeEncryption", "smimeSigning", "vpn", "wifi")
 PADDINGS = ("none", "pkcs1", "oaepSha1", "oaepSha256", "oaepSha384", "oaepSha512")
@@ -44,308 +27,7 @@ _THUMBPRINT = re.compile(r"^[0-9a-fA-F]{40}$")
 _JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
-@dataclass
-class Config:
-    """What a test or the demo may tune while the emulator runs."""
-
-    tenant_id: str = "00000000-0000-0000-0000-0000000c0de0"
-    client_id: str = "11111111-2222-3333-4444-555555555555"
-    client_secret: str = "emulator-secret"
-    page_size: int = 50
-    # Writes (POST/PATCH/DELETE) allowed per window, per app and tenant; 0 turns throttling off.
-    write_limit: int = 100
-    write_window: float = 20.0
-    # How a 429 says when to come back: "seconds" (Retry-After), "ms" (x-ms-retry-after-ms), "none".
-    retry_after: str = "seconds"
-    write_latency: float = 0.0
-    # Seconds between storing a new record and answering: a client may die in between.
-    create_answer_delay: float = 0.0
-    # The next this-many DELETEs answer 204 but keep the record (Intune has been seen doing this).
-    ignored_deletes: int = 0
-    token_lifetime: int = 3599
-
-
-@dataclass
-class Stats:
-    tokens: int = 0
-    posts: int = 0
-    creates: int = 0
-    conflicts: int = 0
-    patches: int = 0
-    deletes: int = 0
-    throttled: int = 0
-    bad_requests: int = 0
-    requests: int = 0
-    first_write: float = 0.0
-    last_write: float = 0.0
-
-
-class ODataError(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-
-def parse_string_literal(text: str) -> tuple[str, str]:
-    """Read an OData string literal at the start of ``text``; return it and what follows."""
-    if not text.startswith("'"):
-        raise ODataError(400, "BadRequest", f"Invalid filter clause: expected a string literal at '{text}'.")
-    out = []
-    i = 1
-    while i < len(text):
-        ch = text[i]
-        if ch == "'":
-            if text[i + 1 : i + 2] == "'":
-                out.append("'")
-                i += 2
-                continue
-            return "".join(out), text[i + 1 :]
-        out.append(ch)
-        i += 1
-    raise ODataError(400, "BadRequest", "Invalid filter clause: unterminated string literal.")
-
-
-def parse_eq_filter(expression: str, properties: Iterable[str]) -> tuple[str, bool, str]:
-    """``[tolower(]prop[)] eq 'value'``: the property, whether tolower() applies, and the value."""
-    expression = expression.strip()
-    for prop in properties:
-        for prefix, lower in ((f"tolower({prop}) eq ", True), (f"{prop} eq ", False)):
-            if expression.startswith(prefix):
-                value, rest = parse_string_literal(expression[len(prefix) :].lstrip())
-                if rest.strip():
-                    raise ODataError(
-                        400, "BadRequest", f"Invalid filter clause: syntax error at '{rest.strip()[:40]}'."
-                    )
-                return prop, lower, value
-    raise ODataError(400, "BadRequest", f"Invalid filter clause: unsupported expression '{expression[:80]}'.")
-
-
-def pfx_certificate_thumbprints(blob: bytes) -> list[str] | None:
-    """SHA-1 thumbprints of the certificates a PFX holds in the clear (``None``: not a PFX).
-
-    Certificates inside encrypted containers need the password, which only the
-    on-premises connector can recover, so they are not checked here.
-    """
-    try:
-        pfx = asn1_pkcs12.Pfx.load(blob)
-        auth_safe = pfx["auth_safe"]["content"].native
-        found: list[str] = []
-        for info in asn1_pkcs12.AuthenticatedSafe.load(auth_safe):
-            if info["content_type"].native != "data":
-                continue
-            for bag in asn1_pkcs12.SafeContents.load(info["content"].native):
-                if bag["bag_id"].native == "cert_bag":
-                    der = bag["bag_value"]["cert_value"].parsed.dump()
-                    found.append(hashlib.sha1(der, usedforsecurity=False).hexdigest())
-        return found
-    except (ValueError, TypeError, KeyError):
-        return None
-
-
-@dataclass
-class _Token:
-    expires: float
-
-
-@dataclass
-class State:
-    """Everything the emulator knows; guarded by ``lock``."""
-
-    config: Config = field(default_factory=Config)
-    stats: Stats = field(default_factory=Stats)
-    users: dict[str, dict[str, Any]] = field(default_factory=dict)
-    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
-    members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
-    pfx: dict[str, dict[str, Any]] = field(default_factory=dict)
-    tokens: dict[str, _Token] = field(default_factory=dict)
-    writes: deque[float] = field(default_factory=deque)
-    lock: threading.RLock = field(default_factory=threading.RLock)
-
-    def user_by_upn(self, upn: str) -> dict[str, Any] | None:
-        lowered = upn.lower()
-        return next((u for u in self.users.values() if u["userPrincipalName"].lower() == lowered), None)
-
-    def reset_certificates(self) -> None:
-        with self.lock:
-            self.pfx.clear()
-            self.writes.clear()
-            self.stats = Stats()
-
-
-def seed_from_demo(state: State, now: dt.datetime | None = None) -> None:
-    """Fill the directory with the demo tenant (directory/demo.py), as Entra and Intune would list it."""
-    from django.utils import timezone
-
-    from directory.demo import build_tenant
-
-    tenant = build_tenant(now or timezone.now())
-    users = [u for u in tenant.users if u.removed_at is None]
-    live_ids = {u.object_id for u in users}
-    state.users = {
-        str(u.object_id): {
-            "id": str(u.object_id),
-            "userPrincipalName": u.upn,
-            "displayName": u.display_name,
-            "givenName": u.given_name or None,
-            "surname": u.surname or None,
-            "mail": u.mail or None,
-            "proxyAddresses": list(u.proxy_addresses),
-            "department": u.department or None,
-            "jobTitle": u.job_title or None,
-            "accountEnabled": u.account_enabled,
-        }
-        for u in users
-    }
-    state.devices = {}
-    entra_ids: dict[uuid.UUID, str] = {}
-    for d in tenant.devices:
-        if d.removed_at is not None:
-            continue
-        managed_id = str(uuid.uuid5(d.device_id, "managedDevice"))
-        entra_ids[d.device_id] = str(uuid.uuid5(d.device_id, "entraDevice"))
-        owner = d.primary_user if d.primary_user and d.primary_user.object_id in live_ids else None
-        state.devices[managed_id] = {
-            "id": managed_id,
-            "azureADDeviceId": str(d.device_id),
-            "deviceName": d.name,
-            "operatingSystem": _os_name(d.platform),
-            "deviceType": d.platform,
-            "osVersion": d.os_version,
-            "manufacturer": d.manufacturer,
-            "model": d.model,
-            "serialNumber": d.serial_number,
-            "managedDeviceOwnerType": d.ownership,
-            "lastSyncDateTime": d.last_check_in.isoformat() if d.last_check_in else None,
-            "userId": str(owner.object_id) if owner else None,
-            "userPrincipalName": owner.upn if owner else None,
-        }
-    state.groups = {
-        str(g.object_id): {
-            "id": str(g.object_id),
-            "displayName": g.display_name,
-            "description": g.description,
-            "groupTypes": [],
-            "securityEnabled": True,
-            "mailEnabled": False,
-        }
-        for g in tenant.groups
-    }
-    state.members = {gid: [] for gid in state.groups}
-    for group_id, user_id in tenant.user_members:
-        user = state.users.get(str(user_id))
-        if user:
-            state.members[str(group_id)].append(
-                {"@odata.type": "#microsoft.graph.user", **{k: user[k] for k in ("id", "userPrincipalName")}}
-            )
-    for group_id, device_id in tenant.device_members:
-        if device_id in entra_ids:
-            state.members[str(group_id)].append(
-                {
-                    "@odata.type": "#microsoft.graph.device",
-                    "id": entra_ids[device_id],
-                    "deviceId": str(device_id),
-                }
-            )
-
-
-def _os_name(platform: str) -> str:
-    if platform == "windows10":
-        return "Windows"
-    if platform == "iOS":
-        return "iOS"
-    if platform == "macOS":
-        return "macOS"
-    return "Android"
-
-
-# --- TLS -----------------------------------------------------------------------------------
-
-
-def _reusable(folder: Path, hosts: list[str], now: dt.datetime) -> bool:
-    """Whether the files from an earlier start still serve ``hosts`` for a while (a stored connection trusts that CA)."""
-    try:
-        ca = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
-        server = x509.load_pem_x509_certificate((folder / "server.pem").read_bytes())
-        (folder / "server.key").read_bytes()
-        names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (OSError, ValueError, x509.ExtensionNotFound):
-        return False
-    covered = {str(n) for n in names.get_values_for_type(x509.IPAddress)} | set(
-        names.get_values_for_type(x509.DNSName)
-    )
-    fresh = min(ca.not_valid_after_utc, server.not_valid_after_utc) > now + dt.timedelta(days=7)
-    return fresh and set(hosts) <= covered
-
-
-def make_tls_files(folder: Path, hosts: Iterable[str]) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for ``hosts``; returns (ca.pem, server.pem, server.key).
-
-    Files from an earlier start are reused while they are valid and cover the hosts.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.UTC)
-    hosts = sorted(set(hosts))
-    if _reusable(folder, hosts, now):
-        return folder / "ca.pem", folder / "server.pem", folder / "server.key"
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "PFX Portal Graph emulator CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
-    server = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "graph-emulator")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=365))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_path, cert_path, key_path = folder / "ca.pem", folder / "server.pem", folder / "server.key"
-    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_path.write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    key_path.chmod(0o600)
-    return ca_path, cert_path, key_path
-
-
-# --- HTTP ------------------------------------------------------------------------------------
-
-
-class _Server(ThreadingHTTPServer):
+class Server(ThreadingHTTPServer):
     daemon_threads = True
     state: State
     base_url: str
@@ -356,7 +38,7 @@ class Handler(BaseHTTPRequestHandler):
     # One write per response, sent at once (headers and body apart meet delayed ACKs: 40 ms a request).
     wbufsize = -1
     disable_nagle_algorithm = True
-    server: _Server
+    server: Server
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -520,7 +202,7 @@ class Handler(BaseHTTPRequestHandler):
             )
         token = secrets.token_urlsafe(32)
         with self.state.lock:
-            self.state.tokens[token] = _Token(time.time() + cfg.token_lifetime)
+            self.state.tokens[token] = Token(time.time() + cfg.token_lifetime)
             self.state.stats.tokens += 1
         self._send(
             200,
@@ -800,56 +482,3 @@ def _assertion_names(assertion: str, client_id: str) -> bool:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-class Emulator:
-    """The emulator as an object: ``start()`` serves in a background thread, ``serve_forever()`` in this one."""
-
-    def __init__(
-        self,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        tls_dir: Path,
-        config: Config | None = None,
-        public_hosts: Iterable[str] = (),
-        seed: bool = True,
-    ) -> None:
-        self.state = State(config=config or Config())
-        if seed:
-            seed_from_demo(self.state)
-        hosts = {"127.0.0.1", "localhost", *public_hosts}
-        if host not in {"0.0.0.0", "::"}:
-            hosts.add(host)
-        self.ca_path, cert_path, key_path = make_tls_files(tls_dir, sorted(hosts))
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert_path, key_path)
-        self.httpd = _Server((host, port), Handler)
-        # The handshake happens in the request's own thread, so a slow client holds up no one else.
-        self.httpd.socket = context.wrap_socket(
-            self.httpd.socket, server_side=True, do_handshake_on_connect=False
-        )
-        self.httpd.state = self.state
-        self.port = self.httpd.server_address[1]
-        name = next(iter(public_hosts), None) or ("127.0.0.1" if host in {"0.0.0.0", "::"} else host)
-        self.url = f"https://{name}:{self.port}"
-        self.httpd.base_url = self.url
-        self._thread: threading.Thread | None = None
-
-    @property
-    def config(self) -> Config:
-        return self.state.config
-
-    def start(self) -> Emulator:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="graph-emulator", daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self.httpd.serve_forever()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)

@@ -8,19 +8,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from directory.demo import (
-    DEMO_TOTP_SECRET,
-    DemoRefusedInProduction,
-    DemoSignIn,
-    demo_sign_ins,
-    domain,
-    mfa_required_emails,
-    refuse_in_production,
-    seed,
-)
-from profiles.demo import seed_demo_profiles
-
-__all__ = ["Command", "DemoSignIn", "demo_sign_ins"]
+from devtools.admins import DEMO_TOTP_SECRET, demo_sign_ins, domain, mfa_required_emails
+from devtools.production import DemoRefusedInProduction, refuse_in_production
+from devtools.profiles import seed_demo_profiles
+from devtools.tenant import seed
 
 
 class Command(BaseCommand):

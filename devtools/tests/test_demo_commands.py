@@ -7,8 +7,8 @@ import pytest
 from allauth.mfa.totp.internal.auth import validate_totp_code
 from django.core.management import CommandError, call_command
 
-from directory.demo import DEMO_TOTP_SECRET
-from portal.management.commands import demo
+from devtools.admins import DEMO_TOTP_SECRET
+from devtools.management.commands import demo
 
 
 @pytest.mark.django_db
@@ -33,7 +33,7 @@ def test_the_demo_is_refused_in_production_before_it_migrates_or_starts_anything
 
 def _demo(**options: object) -> tuple[dict[str, list[str]], dict[str, str]]:
     """The demo's processes (name: argv) and their environment, for these command-line options."""
-    from portal.management.commands.demo import Command, log_level
+    from devtools.management.commands.demo import Command, log_level
 
     command = Command()
     command.log_level = log_level(options)
@@ -55,7 +55,7 @@ def test_the_demo_runs_its_processes_at_warning_unless_asked_for_more() -> None:
 
 
 def test_the_demo_accepts_its_log_level_options() -> None:
-    from portal.management.commands.demo import Command
+    from devtools.management.commands.demo import Command
 
     parser = Command().create_parser("manage.py", "demo")
     assert parser.parse_args(["--log-level", "info"]).log_level == "INFO"

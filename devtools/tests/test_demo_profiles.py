@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from directory import demo as directory_demo
+from devtools.profiles import DEMO_PROFILES, OUTLOOK, seed_demo_profiles
+from devtools.tenant import seed
 from directory.models import Platform
 from portal.models import AuditEvent, Role, ScopeTag
-from profiles.demo import DEMO_PROFILES, OUTLOOK, seed_demo_profiles
 from profiles.lint import lint
 from profiles.models import CertificateAccess, IntendedPurpose, KeyStorageProvider, Profile
 from profiles.reports import evaluate
@@ -15,7 +15,7 @@ from profiles.reports import evaluate
 
 @pytest.fixture
 def demo_tenant(built_in_roles: dict[str, Role]) -> None:
-    directory_demo.seed()
+    seed()
 
 
 def test_seeding_twice_creates_the_demo_profiles_once(demo_tenant: None):
