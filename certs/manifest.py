@@ -31,19 +31,19 @@ ARCHIVE_MAGICS = (b"PK\x03\x04", b"7z\xbc\xaf", b"Rar!", b"\x1f\x8b")
 
 
 def max_files() -> int:
-    return int(getattr(settings, "CERTS_MAX_FILES", 10_000))
+    return settings.CERTS_MAX_FILES
 
 
 def max_uncompressed_bytes() -> int:
-    return int(getattr(settings, "CERTS_MAX_UNCOMPRESSED_BYTES", 200 * 1024 * 1024))
+    return settings.CERTS_MAX_UNCOMPRESSED_BYTES
 
 
 def max_manifest_bytes() -> int:
-    return int(getattr(settings, "CERTS_MAX_MANIFEST_BYTES", 4 * 1024 * 1024))
+    return settings.CERTS_MAX_MANIFEST_BYTES
 
 
 def max_file_bytes() -> int:
-    return int(getattr(settings, "PFX_MAX_FILE_BYTES", 1024 * 1024))
+    return settings.PFX_MAX_FILE_BYTES
 
 
 @dataclass(frozen=True)

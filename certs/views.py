@@ -51,7 +51,7 @@ PAGE_SIZE = 50
 
 
 def max_request_bytes() -> int:
-    return int(getattr(settings, "CERTS_MAX_UPLOAD_BYTES", 100 * 1024 * 1024))
+    return settings.CERTS_MAX_UPLOAD_BYTES
 
 
 def _keys(request: AuthenticatedHttpRequest) -> QuerySet[EncryptionKey]:

@@ -55,12 +55,12 @@ class DemoRefusedInProduction(Exception):
 
 
 def refuse_in_production(what: str) -> None:
-    if getattr(settings, "PRODUCTION", False):
+    if settings.PRODUCTION:
         raise DemoRefusedInProduction(what)
 
 
 def domain() -> str:
-    return str(getattr(settings, "PORTAL_TENANT_DOMAIN", "") or "contoso.com").lower()
+    return settings.PORTAL_TENANT_DOMAIN.lower()
 
 
 class DemoSignIn(NamedTuple):
