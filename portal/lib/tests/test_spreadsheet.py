@@ -32,7 +32,7 @@ def test_a_csv_download_produces_each_row_only_when_the_response_is_read() -> No
 
     response = csv_download("export.csv", ["n", "text", "empty"], rows())
     assert produced == []
-    lines = iter(response.streaming_content)
+    lines = iter(response)
     assert next(lines) == b"n,text,empty\r\n"
     assert next(lines) == b"0,'=cmd|0,\r\n"
     assert produced == [0]
