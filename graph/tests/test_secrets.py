@@ -15,7 +15,9 @@ from portal.lib.tests.test_sealing import CREDENTIAL, SECRETS_KEY
 @pytest.mark.django_db
 def test_a_credential_stored_as_a_fernet_token_by_an_earlier_release_still_opens(settings) -> None:
     settings.PORTAL_SECRETS_KEY = SECRETS_KEY
-    TenantConnection.objects.create(tenant_id="t", client_id="c", credential_encrypted=CREDENTIAL)
+    TenantConnection.objects.create(
+        pk=TenantConnection.SINGLETON, tenant_id="t", client_id="c", credential_encrypted=CREDENTIAL
+    )
     stored = TenantConnection.objects.get().credential_encrypted
     assert secrets.unseal(stored) == {"secret": "client-secret-\u00e9", "kind": "secret"}
 
@@ -23,7 +25,10 @@ def test_a_credential_stored_as_a_fernet_token_by_an_earlier_release_still_opens
 @pytest.mark.django_db
 def test_a_credential_sealed_now_is_read_back_from_the_database(settings) -> None:
     TenantConnection.objects.create(
-        tenant_id="t", client_id="c", credential_encrypted=secrets.seal({"secret": "s3cret"})
+        pk=TenantConnection.SINGLETON,
+        tenant_id="t",
+        client_id="c",
+        credential_encrypted=secrets.seal({"secret": "s3cret"}),
     )
     stored = TenantConnection.objects.get().credential_encrypted
     assert b"s3cret" not in bytes(stored)
