@@ -1,4 +1,4 @@
-.PHONY: run test lint bench
+.PHONY: run test lint
 
 # Start the demo: web, Celery worker and beat, on SQLite and a file-based broker.
 run:

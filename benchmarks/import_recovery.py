@@ -144,7 +144,7 @@ def main() -> int:
     if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
         app.control.purge()
     print(
-        f"lease {getattr(settings, 'CERTS_CLAIM_LEASE_SECONDS', 'n/a')} s, "
+        f"lease {settings.CERTS_CLAIM_LEASE_SECONDS} s, "
         f"database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}, "
         f"broker {settings.CELERY_BROKER_URL.split(':', 1)[0]}"
     )

@@ -6,7 +6,6 @@ upload with a list of errors (stable code, message, CSV line number where there 
 
 from __future__ import annotations
 
-import csv
 import io
 import posixpath
 import zipfile
@@ -19,6 +18,7 @@ from django.db.models.functions import Lower
 from certs.models import Purpose
 from certs.services import Entry
 from directory.models import DirectoryUser
+from portal.lib.csvfile import CsvFile, CsvRefused
 
 COLUMNS = ("filename", "upn", "password", "purpose")
 TEMPLATE = (
@@ -31,19 +31,19 @@ ARCHIVE_MAGICS = (b"PK\x03\x04", b"7z\xbc\xaf", b"Rar!", b"\x1f\x8b")
 
 
 def max_files() -> int:
-    return int(getattr(settings, "CERTS_MAX_FILES", 10_000))
+    return settings.CERTS_MAX_FILES
 
 
 def max_uncompressed_bytes() -> int:
-    return int(getattr(settings, "CERTS_MAX_UNCOMPRESSED_BYTES", 200 * 1024 * 1024))
+    return settings.CERTS_MAX_UNCOMPRESSED_BYTES
 
 
 def max_manifest_bytes() -> int:
-    return int(getattr(settings, "CERTS_MAX_MANIFEST_BYTES", 4 * 1024 * 1024))
+    return settings.CERTS_MAX_MANIFEST_BYTES
 
 
 def max_file_bytes() -> int:
-    return int(getattr(settings, "PFX_MAX_FILE_BYTES", 1024 * 1024))
+    return settings.PFX_MAX_FILE_BYTES
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,16 @@ def read_files(uploads: Iterable[tuple[str, bytes]]) -> dict[str, bytes]:
     return files
 
 
+# The manifest's codes for what the shared CSV reader refuses.
+_CSV_CODES = {"encoding": "csv_encoding", "empty": "csv_empty", "not_csv": "csv_syntax"}
+
+
+def _csv_error(exc: CsvRefused) -> ManifestError:
+    return ManifestError(_CSV_CODES.get(exc.code, "csv_syntax"), exc.message, line=exc.line)
+
+
 def read_manifest(data: bytes) -> list[Row]:
+    """The manifest's rows, from a CSV file in any encoding and delimiter the shared CSV reader accepts."""
     if len(data) > max_manifest_bytes():
         raise Refused(
             [
@@ -235,19 +244,12 @@ def read_manifest(data: bytes) -> list[Row]:
             ]
         )
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise Refused(
-            [ManifestError("csv_encoding", "The manifest is not UTF-8 text. Save it as CSV UTF-8.")]
-        ) from exc
-    reader = csv.reader(io.StringIO(text, newline=""))
-    errors: list[ManifestError] = []
-    try:
-        header = [h.strip().lower() for h in next(reader, [])]
-    except csv.Error as exc:
-        raise Refused([ManifestError("csv_syntax", f"The CSV cannot be read: {exc}.", line=1)]) from exc
+        table = CsvFile(data)
+    except CsvRefused as exc:
+        raise Refused([_csv_error(exc)]) from exc
+    header = table.keys
     missing = [c for c in ("filename", "password") if c not in header]
-    unknown = [h for h in header if h not in COLUMNS]
+    unknown = [raw.strip() for raw, key in zip(table.header, header, strict=True) if key not in COLUMNS]
     if missing or unknown:
         raise Refused(
             [
@@ -259,14 +261,13 @@ def read_manifest(data: bytes) -> list[Row]:
                 )
             ]
         )
+    errors: list[ManifestError] = []
     rows: list[Row] = []
     purposes = {p.value.lower(): p.value for p in Purpose}
     names: dict[str, int] = {}
     try:
-        for values in reader:
-            line = reader.line_num
-            if not any(v.strip() for v in values):
-                continue
+        for record in table.records():
+            line, values = record.line, record.cells
             if len(values) != len(header):
                 errors.append(
                     ManifestError(
@@ -274,9 +275,9 @@ def read_manifest(data: bytes) -> list[Row]:
                     )
                 )
                 continue
-            record = dict(zip(header, values, strict=True))
-            filename = record.get("filename", "").strip()
-            purpose_text = record.get("purpose", "").strip() or "unassigned"
+            fields = dict(zip(header, values, strict=True))
+            filename = fields.get("filename", "").strip()
+            purpose_text = fields.get("purpose", "").strip() or "unassigned"
             if not filename:
                 errors.append(ManifestError("csv_missing_filename", "The filename is empty.", line=line))
                 continue
@@ -305,13 +306,13 @@ def read_manifest(data: bytes) -> list[Row]:
                 Row(
                     line,
                     filename,
-                    record.get("upn", "").strip(),
-                    record["password"],
+                    fields.get("upn", "").strip(),
+                    fields["password"],
                     purposes[purpose_text.lower()],
                 )
             )
-    except csv.Error as exc:
-        errors.append(ManifestError("csv_syntax", f"The CSV cannot be read: {exc}.", line=reader.line_num))
+    except CsvRefused as exc:
+        errors.append(_csv_error(exc))
     if not rows and not errors:
         errors.append(ManifestError("csv_empty", "The manifest has no rows."))
     if errors:

@@ -299,10 +299,6 @@ class ImportItem(models.Model):
         return self.filename
 
     @property
-    def needs_password(self) -> bool:
-        return self.problem_code in {"wrong_password", "password_not_ascii", "password_too_long"}
-
-    @property
     def retryable(self) -> bool:
         """A finished row that a retry with its password could still store (its file is kept for it)."""
         return (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from django.conf import settings
@@ -45,13 +44,13 @@ from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
 from portal.lib.listing import filter_state
-from portal.lib.spreadsheet import Echo, spreadsheet_safe
+from portal.lib.spreadsheet import csv_download
 
 PAGE_SIZE = 50
 
 
 def max_request_bytes() -> int:
-    return int(getattr(settings, "CERTS_MAX_UPLOAD_BYTES", 100 * 1024 * 1024))
+    return settings.CERTS_MAX_UPLOAD_BYTES
 
 
 def _keys(request: AuthenticatedHttpRequest) -> QuerySet[EncryptionKey]:
@@ -467,29 +466,23 @@ def _csv_export(rows: QuerySet[Certificate]) -> StreamingHttpResponse:
         "graph_state",
         "batch",
     ]
-    writer = csv.writer(Echo())
-
-    def lines() -> Any:
-        yield writer.writerow(header)
-        for c in rows.iterator(chunk_size=500):
-            values = [
-                c.upn,
-                c.thumbprint,
-                c.purpose,
-                c.subject,
-                c.issuer,
-                c.serial,
-                c.not_before.isoformat(),
-                c.not_after.isoformat(),
-                c.key_label,
-                c.graph_state,
-                c.batch.code if c.batch else "",
-            ]
-            yield writer.writerow([spreadsheet_safe(v) for v in values])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="certificates.csv"'
-    return response
+    values = (
+        [
+            c.upn,
+            c.thumbprint,
+            c.purpose,
+            c.subject,
+            c.issuer,
+            c.serial,
+            c.not_before.isoformat(),
+            c.not_after.isoformat(),
+            c.key_label,
+            c.graph_state,
+            c.batch.code if c.batch else "",
+        ]
+        for c in rows.iterator(chunk_size=500)
+    )
+    return csv_download("certificates.csv", header, values)
 
 
 @require_GET

@@ -21,7 +21,7 @@ from portal.models import User
 
 
 def _alert_recipients() -> list[str]:
-    configured = list(getattr(settings, "CONNECTOR_ALERT_EMAILS", []))
+    configured = list(settings.CONNECTOR_ALERT_EMAILS)
     if configured:
         return configured
     admins = User.objects.filter(is_active=True)
@@ -63,7 +63,7 @@ def _deliver_alert(change: StatusChange) -> str:
             parts.append(f"mailed {len(recipients)}")
         except Exception as exc:
             parts.append(f"mail failed: {exc}")
-    webhook = str(getattr(settings, "CONNECTOR_ALERT_WEBHOOK", ""))
+    webhook = settings.CONNECTOR_ALERT_WEBHOOK
     if webhook:
         payload = {
             "connector": str(connector.code),

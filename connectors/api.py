@@ -73,7 +73,7 @@ def connector_api(view: ConnectorView) -> Callable[[HttpRequest], JsonResponse]:
             if scheme.lower() != "bearer":
                 raise ConnectorError("invalid_credential", "Send 'Authorization: Bearer <credential>'.", 401)
             connector = enrolment.connector_authenticate(credential.strip())
-            limit = int(getattr(settings, "CONNECTOR_API_RATE_PER_MINUTE", 600))
+            limit = settings.CONNECTOR_API_RATE_PER_MINUTE
             if _rate_limited(f"connector-api:{connector.pk}", limit):
                 raise ConnectorError("rate_limited", "Too many requests; slow down.", 429)
             return view(request, connector, _body(request), *args, **kwargs)
@@ -102,7 +102,7 @@ def _strings(data: dict[str, Any], name: str) -> list[str]:
 @require_POST
 def enroll(request: HttpRequest) -> JsonResponse:
     try:
-        limit = int(getattr(settings, "CONNECTOR_ENROLL_RATE_PER_MINUTE", 10))
+        limit = settings.CONNECTOR_ENROLL_RATE_PER_MINUTE
         if _rate_limited(f"connector-enroll:{_ip(request)}", limit):
             raise ConnectorError("rate_limited", "Too many enrollment attempts; wait a minute.", 429)
         data = _body(request)

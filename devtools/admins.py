@@ -13,7 +13,7 @@ DEMO_TOTP_SECRET = "CONTOSODEMOTOTPSECRET234"
 
 
 def domain() -> str:
-    return str(getattr(settings, "PORTAL_TENANT_DOMAIN", "") or "contoso.com").lower()
+    return settings.PORTAL_TENANT_DOMAIN.lower()
 
 
 class DemoSignIn(NamedTuple):

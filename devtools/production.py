@@ -24,5 +24,5 @@ class DemoRefusedInProduction(Exception):
 
 
 def refuse_in_production(what: str) -> None:
-    if getattr(settings, "PRODUCTION", False):
+    if settings.PRODUCTION:
         raise DemoRefusedInProduction(what)

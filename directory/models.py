@@ -118,11 +118,6 @@ class DirectoryUser(models.Model):
             self.source != UserSource.CSV and self.removed_at is None and self.missing_from_entra_at is None
         )
 
-    @property
-    def object_id_hex(self) -> str:
-        """The object id without dashes, as Intune uses it in userPfxCertificate ids."""
-        return self.object_id.hex
-
     def addresses(self) -> set[str]:
         """Every address the user is known by, lower-cased: UPN, mail and SMTP proxy addresses."""
         found = {self.upn.lower()}

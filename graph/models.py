@@ -11,11 +11,11 @@ from django.utils import timezone
 
 
 def default_write_limit() -> int:
-    return int(getattr(settings, "GRAPH_WRITE_LIMIT", 100))
+    return settings.GRAPH_WRITE_LIMIT
 
 
 def default_write_window() -> float:
-    return float(getattr(settings, "GRAPH_WRITE_WINDOW_SECONDS", 20.0))
+    return settings.GRAPH_WRITE_WINDOW_SECONDS
 
 
 class TenantConnection(models.Model):

@@ -87,10 +87,6 @@ class Summary:
     reasons: dict[str, int]
 
     @property
-    def device_total(self) -> int:
-        return sum(self.devices[s] for s in STATUSES)
-
-    @property
     def user_total(self) -> int:
         return sum(self.users[s] for s in STATUSES)
 

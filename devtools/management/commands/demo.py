@@ -29,6 +29,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from portal.lib.env import development_secret
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_LOG_LEVEL = "WARNING"
 
@@ -184,10 +186,7 @@ class Command(BaseCommand):
     def _connector_env(self) -> dict[str, str]:
         # The demo connector's key store passphrase stays beside its state, never in the database.
         path = Path(settings.DATA_DIR) / "connector-passphrase"
-        if not path.exists():
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
-        return {"CONNECTOR_KEY_PASSPHRASE": path.read_text().strip()}
+        return {"CONNECTOR_KEY_PASSPHRASE": development_secret(path, lambda: secrets.token_urlsafe(32))}
 
     def _run(self, processes: list[Process], url: str, sign_ins: str) -> None:
         env = self.child_env()
