@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from certs.models import Certificate, GraphState
-from graph import reconcile, secrets, services
+from graph import reconcile, records, secrets, uploads
 from graph.client import GraphClient
 from graph.emulator import Emulator
 from graph.models import ReconcileFinding, ReconcileRun, TenantConnection, UploadRecord
@@ -161,12 +161,12 @@ def test_the_reconcile_report_shows_counts_and_resolves_a_finding(
     make_certificate: Callable[..., Certificate],
 ) -> None:
     certificate = make_certificate()
-    services.upload(services.queue_upload(certificate).pk, client=portal_graph)
-    portal_graph.delete_pfx(services.graph_id(certificate))
+    uploads.upload(uploads.queue_upload(certificate).pk, client=portal_graph)
+    portal_graph.delete_pfx(records.graph_id(certificate))
     run = reconcile.run(client=portal_graph)
     client.force_login(intune_admin)
     page = client.get(reverse("graph:reconcile")).content.decode()
-    assert "Missing in Intune" in page and services.graph_id(certificate) in page
+    assert "Missing in Intune" in page and records.graph_id(certificate) in page
     partial = client.get(reverse("graph:reconcile") + f"?run={run.code}&kind=missing", headers=HTMX)
     assert "<html" not in partial.content.decode()
     finding = run.findings.get()
