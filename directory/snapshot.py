@@ -25,32 +25,6 @@ from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, Gr
 from portal import audit
 
 _BATCH = 500
-_USER_FIELDS = (
-    "upn",
-    "display_name",
-    "given_name",
-    "surname",
-    "mail",
-    "proxy_addresses",
-    "department",
-    "job_title",
-    "account_enabled",
-    "source",
-    "removed_at",
-    "missing_from_entra_at",
-)
-_DEVICE_FIELDS = (
-    "name",
-    "platform",
-    "manufacturer",
-    "model",
-    "serial_number",
-    "ownership",
-    "last_check_in",
-    "primary_user_id",
-    "removed_at",
-)
-_GROUP_FIELDS = ("display_name", "description", "removed_at")
 
 
 @dataclass(frozen=True)
@@ -129,12 +103,11 @@ def apply_entra_snapshot(snapshot: Snapshot, *, now: dt.datetime) -> Applied:
     return applied
 
 
-def _apply(obj: Any, values: dict[str, Any]) -> bool:
-    changed = False
-    for name, value in values.items():
-        if getattr(obj, name) != value:
-            setattr(obj, name, value)
-            changed = True
+def _apply(obj: Any, values: dict[str, Any]) -> set[str]:
+    """Set ``values`` on ``obj``; the names of those that changed."""
+    changed = {name for name, value in values.items() if getattr(obj, name) != value}
+    for name in changed:
+        setattr(obj, name, values[name])
     return changed
 
 
@@ -202,6 +175,7 @@ def _users(items: Sequence[EntraUser], now: dt.datetime) -> tuple[dict[str, int]
     DirectoryUser.objects.bulk_update(parked, ["upn"], batch_size=_BATCH)
     created: list[DirectoryUser] = []
     updated: list[DirectoryUser] = []
+    fields = {"updated_at"}
     found = 0
     for entry in listed:
         values = {
@@ -223,11 +197,12 @@ def _users(items: Sequence[EntraUser], now: dt.datetime) -> tuple[dict[str, int]
             created.append(DirectoryUser(object_id=entry.object_id, **values))
             continue
         found += user.source == UserSource.CSV
-        if _apply(user, values):
+        if changed := _apply(user, values):
             user.updated_at = now
             updated.append(user)
+            fields |= changed
     DirectoryUser.objects.bulk_create(created, batch_size=_BATCH)
-    DirectoryUser.objects.bulk_update(updated, [*_USER_FIELDS, "updated_at"], batch_size=_BATCH)
+    DirectoryUser.objects.bulk_update(updated, sorted(fields), batch_size=_BATCH)
     # Only users that came from Entra ID (or stand in for it) can have left it.
     gone = (
         DirectoryUser.objects.filter(removed_at__isnull=True)
@@ -258,6 +233,7 @@ def _devices(items: Sequence[ManagedDevice], now: dt.datetime) -> dict[str, int]
     users = dict(DirectoryUser.objects.values_list("object_id", "pk"))
     created: list[Device] = []
     updated: list[Device] = []
+    fields = {"updated_at"}
     for entry in listed:
         values = {
             "name": entry.name,
@@ -279,14 +255,13 @@ def _devices(items: Sequence[ManagedDevice], now: dt.datetime) -> dict[str, int]
         changed = _apply(device, values)
         if device.os_version != entry.os_version:
             device.set_os_version(entry.os_version)
-            changed = True
+            changed |= {"os_version", "os_version_key"}
         if changed:
             device.updated_at = now
             updated.append(device)
+            fields |= changed
     Device.objects.bulk_create(created, batch_size=_BATCH)
-    Device.objects.bulk_update(
-        updated, [*_DEVICE_FIELDS, "os_version", "os_version_key", "updated_at"], batch_size=_BATCH
-    )
+    Device.objects.bulk_update(updated, sorted(fields), batch_size=_BATCH)
     removed = (
         Device.objects.filter(removed_at__isnull=True)
         .exclude(device_id__in=[entry.device_id for entry in listed])
@@ -306,6 +281,7 @@ def _groups(items: Sequence[EntraGroup], now: dt.datetime) -> dict[str, int]:
     wanted: dict[uuid.UUID, tuple[set[int], set[int]]] = {}
     created: list[Group] = []
     updated: list[Group] = []
+    fields = {"updated_at"}
     for entry in listed:
         users = {user_pks[u] for u in entry.users if u in user_pks}
         devices = {device_pks[d] for d in entry.devices if d in device_pks}
@@ -319,11 +295,12 @@ def _groups(items: Sequence[EntraGroup], now: dt.datetime) -> dict[str, int]:
         if group is None:
             kind = Group.Kind.DEVICE if devices and not users else Group.Kind.USER
             created.append(Group(object_id=entry.object_id, kind=kind, **values))
-        elif _apply(group, values):
+        elif changed := _apply(group, values):
             group.updated_at = now
             updated.append(group)
+            fields |= changed
     Group.objects.bulk_create(created, batch_size=_BATCH)
-    Group.objects.bulk_update(updated, [*_GROUP_FIELDS, "updated_at"], batch_size=_BATCH)
+    Group.objects.bulk_update(updated, sorted(fields), batch_size=_BATCH)
     group_pks = {
         object_id: pk for object_id, pk in Group.objects.values_list("object_id", "pk") if object_id in wanted
     }

@@ -241,21 +241,7 @@ def upload(record_id: int, *, client: GraphClient | None = None) -> str:
         Certificate.objects.filter(pk=certificate.pk).update(
             graph_state=GraphState.SYNCED, graph_error="", graph_synced_at=now
         )
-        audit.record(
-            audit.Actor.system("Intune upload"),
-            activity="Upload certificate to Intune",
-            category=CERTIFICATE_CATEGORY,
-            operation=Op.CREATE,
-            resources=[
-                audit.resource(
-                    certificate,
-                    type="Certificate",
-                    id=str(certificate.code),
-                    name=str(certificate),
-                    changes=[{"field": "graph id", "old": None, "new": record.graph_id}],
-                )
-            ],
-        )
+        _audit_upload(certificate, AuditEvent.Result.SUCCESS, "graph id", record.graph_id)
     return "synced"
 
 
@@ -265,22 +251,26 @@ def _fail(record: UploadRecord, certificate: Certificate, token: uuid.UUID, erro
         Certificate.objects.filter(pk=certificate.pk).update(
             graph_state=GraphState.FAILED, graph_error=str(error.get("summary", ""))[:500]
         )
-        audit.record(
-            audit.Actor.system("Intune upload"),
-            activity="Upload certificate to Intune",
-            category=CERTIFICATE_CATEGORY,
-            operation=Op.CREATE,
-            result=AuditEvent.Result.FAILURE,
-            resources=[
-                audit.resource(
-                    certificate,
-                    type="Certificate",
-                    id=str(certificate.code),
-                    name=str(certificate),
-                    changes=[{"field": "error", "old": None, "new": error.get("summary", "")}],
-                )
-            ],
-        )
+        _audit_upload(certificate, AuditEvent.Result.FAILURE, "error", error.get("summary", ""))
+
+
+def _audit_upload(certificate: Certificate, result: str, field: str, value: Any) -> None:
+    audit.record(
+        audit.Actor.system("Intune upload"),
+        activity="Upload certificate to Intune",
+        category=CERTIFICATE_CATEGORY,
+        operation=Op.CREATE,
+        result=result,
+        resources=[
+            audit.resource(
+                certificate,
+                type="Certificate",
+                id=str(certificate.code),
+                name=str(certificate),
+                changes=[{"field": field, "old": None, "new": value}],
+            )
+        ],
+    )
 
 
 def certificate_deleted(certificate: Certificate) -> UploadRecord | None:
