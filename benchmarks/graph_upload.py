@@ -47,7 +47,7 @@ from certs.models import Certificate, EncryptionKey, GraphState  # noqa: E402
 from devtools.emulator.server import Emulator  # noqa: E402
 from devtools.emulator.state import Config  # noqa: E402
 from directory.models import DirectoryUser  # noqa: E402
-from graph import services  # noqa: E402
+from graph import services, uploads  # noqa: E402
 from graph.models import TenantConnection, UploadRecord  # noqa: E402
 from portal.audit import Actor  # noqa: E402
 from portal.celery import app  # noqa: E402
@@ -180,7 +180,7 @@ def main() -> None:
     workers = start_workers(args.workers, args.concurrency)
     try:
         start = time.perf_counter()
-        services.queue_uploads(ids)
+        uploads.queue_uploads(ids)
         queued = time.perf_counter()
         pending = Certificate.objects.filter(pk__in=ids).exclude(
             graph_state__in=[GraphState.SYNCED, GraphState.FAILED]

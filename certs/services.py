@@ -924,7 +924,7 @@ def _finish_items(batch: ImportBatch, outcomes: list[_Outcome], now: Any) -> Non
 def after_store(certificate_ids: Sequence[int]) -> None:
     """Hand stored certificates to the Graph upload step (its tasks are sent on commit)."""
     from graph.models import TenantConnection
-    from graph.services import queue_uploads
+    from graph.uploads import queue_uploads
 
     # Without a tenant connection they stay "stored, not uploaded" until one is set up.
     if certificate_ids and TenantConnection.current() is not None:
@@ -1361,7 +1361,7 @@ def certificate_delete(actor: Actor, *, certificate: Certificate) -> None:
         changes=[{"field": "not_after", "old": certificate.not_after.isoformat(), "new": None}],
     )
     # Its copy in Intune goes too, after this transaction commits.
-    from graph.services import certificate_deleted
+    from graph.uploads import certificate_deleted
 
     certificate_deleted(certificate)
     certificate.delete()
@@ -1381,7 +1381,7 @@ def remove_expired(actor: Actor, *, certificates: QuerySet[Certificate]) -> int:
     if not expired:
         raise ServiceError("nothing_expired", "None of the selected certificates has expired.")
     resources = audit.resources(expired, type="Certificate", name=_audit_name)
-    from graph.services import certificate_deleted
+    from graph.uploads import certificate_deleted
 
     for certificate in expired:
         certificate_deleted(certificate)

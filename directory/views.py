@@ -11,7 +11,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from directory import services
+from directory import imports, memberships
 from directory.forms import DeviceFilterForm, GroupFilterForm, ImportForm, ListFilterForm, UserFilterForm
 from directory.models import Device, DirectoryUser, Group
 from directory.panels import user_panels
@@ -169,11 +169,11 @@ def import_csv(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             service = (
-                services.import_users_csv
+                imports.import_users_csv
                 if form.cleaned_data["kind"] == ImportForm.Kind.USERS
-                else services.import_memberships_csv
+                else memberships.import_memberships_csv
             )
             report = service(Actor.from_request(request), form.cleaned_data["file"])
         status = 200 if report is not None and report.ok else 400
-    context = {"form": form, "report": report, "nav_active": "users", "services": services}
+    context = {"form": form, "report": report, "nav_active": "users", "imports": imports}
     return render(request, "directory/import.html", context, status=status)

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from certs.models import Certificate
-from graph import reconcile, services, sync
+from graph import directory_sync, reconcile, services, uploads
 from graph.forms import ConnectionForm
 from graph.models import ReconcileFinding, ReconcileRun, SyncRun, TenantConnection, UploadRecord
 from portal import access
@@ -30,9 +30,9 @@ def connection(request: AuthenticatedHttpRequest) -> HttpResponse:
         ],
         # The connection, its test and uploads all need connectors.update (see the views below).
         "can_update": access.has_perm(request.user, "connectors.update"),
-        "outstanding": services.not_in_intune(access.scoped(Certificate.objects.all(), request.user)).count(),
-        "held": services.held_for_unknown_users(
-            services.not_in_intune(access.scoped(Certificate.objects.all(), request.user))
+        "outstanding": uploads.not_in_intune(access.scoped(Certificate.objects.all(), request.user)).count(),
+        "held": uploads.held_for_unknown_users(
+            uploads.not_in_intune(access.scoped(Certificate.objects.all(), request.user))
         ).count(),
         "failures": UploadRecord.objects.filter(
             state__in=[UploadRecord.State.FAILED, UploadRecord.State.DELETE_FAILED]
@@ -87,11 +87,11 @@ def connection_test(request: AuthenticatedHttpRequest) -> HttpResponse:
 def upload_outstanding(request: AuthenticatedHttpRequest) -> HttpResponse:
     certificates = access.scoped(Certificate.objects.all(), request.user, "update")
     try:
-        queued = services.upload_outstanding(Actor.from_request(request), certificates)
+        queued = uploads.upload_outstanding(Actor.from_request(request), certificates)
     except services.NotConnected as exc:
         messages.error(request, str(exc))
     else:
-        held = services.held_for_unknown_users(services.not_in_intune(certificates)).count()
+        held = uploads.held_for_unknown_users(uploads.not_in_intune(certificates)).count()
         message = f"{queued} certificate(s) queued for upload to Intune."
         if held:
             message += f" {held} not uploaded: Intune does not know their users (see Users, Source)."
@@ -125,8 +125,11 @@ def reconcile_report(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_POST
 @permission_required("connectors.update")
 def reconcile_start(request: AuthenticatedHttpRequest) -> HttpResponse:
-    run = reconcile.start(Actor.from_request(request))
-    messages.success(request, "Reconcile started. This page shows the result when the worker is done.")
+    run, started = reconcile.start(Actor.from_request(request))
+    if started:
+        messages.success(request, "Reconcile started. This page shows the result when the worker is done.")
+    else:
+        messages.info(request, "A reconcile is already running. This page shows its result when it is done.")
     return redirect(f"{reverse('graph:reconcile')}?run={run.code}")
 
 
@@ -159,6 +162,9 @@ def sync_status(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_POST
 @permission_required("directory.update")
 def sync_start(request: AuthenticatedHttpRequest) -> HttpResponse:
-    sync.start(Actor.from_request(request))
-    messages.success(request, "Directory sync started.")
+    _, started = directory_sync.start(Actor.from_request(request))
+    if started:
+        messages.success(request, "Directory sync started.")
+    else:
+        messages.info(request, "A directory sync is already running.")
     return redirect("graph:sync")

@@ -16,7 +16,7 @@ from certs import services as certs_services
 from certs.models import Certificate, GraphState
 from devtools.emulator.server import Emulator
 from directory.models import DirectoryUser
-from graph import services
+from graph import uploads
 from graph.client import GraphClient
 from graph.models import UploadRecord
 from portal.audit import Actor
@@ -75,9 +75,9 @@ def test_an_imported_pfx_is_uploaded_exactly_as_given_for_a_user_with_a_quote(
     certificate = Certificate.objects.get(pk=item.certificate_id)
 
     # What certs.services.after_store does once the upload step is wired in.
-    assert services.queue_uploads([certificate.pk]) == 1
+    assert uploads.queue_uploads([certificate.pk]) == 1
     record = UploadRecord.objects.get(certificate=certificate)
-    assert services.upload(record.pk, client=portal_graph) == "synced"
+    assert uploads.upload(record.pk, client=portal_graph) == "synced"
 
     stored = emulator.state.pfx[record.graph_id]
     assert record.graph_id == f"{user['id'].replace('-', '')}-{certificate.thumbprint}"

@@ -13,9 +13,9 @@ from django.urls import reverse
 
 from certs.models import Certificate, GraphState
 from devtools.emulator.server import Emulator
-from graph import reconcile, secrets, services
+from graph import reconcile, records, secrets, uploads
 from graph.client import GraphClient
-from graph.models import ReconcileFinding, ReconcileRun, TenantConnection, UploadRecord
+from graph.models import ReconcileFinding, ReconcileRun, SyncRun, TenantConnection, UploadRecord
 from portal.models import AuditEvent, User
 
 pytestmark = pytest.mark.django_db
@@ -161,12 +161,12 @@ def test_the_reconcile_report_shows_counts_and_resolves_a_finding(
     make_certificate: Callable[..., Certificate],
 ) -> None:
     certificate = make_certificate()
-    services.upload(services.queue_upload(certificate).pk, client=portal_graph)
-    portal_graph.delete_pfx(services.graph_id(certificate))
+    uploads.upload(uploads.queue_upload(certificate).pk, client=portal_graph)
+    portal_graph.delete_pfx(records.graph_id(certificate))
     run = reconcile.run(client=portal_graph)
     client.force_login(intune_admin)
     page = client.get(reverse("graph:reconcile")).content.decode()
-    assert "Missing in Intune" in page and services.graph_id(certificate) in page
+    assert "Missing in Intune" in page and records.graph_id(certificate) in page
     partial = client.get(reverse("graph:reconcile") + f"?run={run.code}&kind=missing", headers=HTMX)
     assert "<html" not in partial.content.decode()
     finding = run.findings.get()
@@ -191,6 +191,22 @@ def test_starting_reconcile_and_sync_records_a_run_and_an_audit_event(
     assert client.get(reverse("graph:sync")).status_code == 200
     activities = set(AuditEvent.objects.values_list("activity", flat=True))
     assert {"Start Intune reconcile", "Start directory sync"} <= activities
+
+
+def test_a_second_click_while_a_run_is_running_starts_no_second_run(
+    client: Client, intune_admin: User, connected: TenantConnection
+) -> None:
+    client.force_login(intune_admin)
+    for name, model, says in (
+        ("reconcile_start", ReconcileRun, "A reconcile is already running."),
+        ("sync_start", SyncRun, "A directory sync is already running."),
+    ):
+        client.post(reverse(f"graph:{name}"))
+        again = client.post(reverse(f"graph:{name}"), follow=True)
+        assert says in again.content.decode()
+        assert model.objects.count() == 1, name
+    activities = list(AuditEvent.objects.values_list("activity", flat=True))
+    assert activities.count("Start Intune reconcile") == activities.count("Start directory sync") == 1
 
 
 def test_an_admin_connects_with_a_certificate_credential(

@@ -1,4 +1,5 @@
-"""Writes to the tenant directory: CSV import of users and of group memberships.
+"""CSV imports into the tenant directory: reading the file, the report, and the import of users
+(group memberships: :mod:`directory.memberships`).
 
 Both imports check every row first and change nothing unless every row is valid,
 so a file is applied whole or not at all. Rows are matched to existing objects
@@ -19,11 +20,10 @@ from typing import IO, Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, GroupUserMember, UserSource
+from directory.models import DirectoryUser, UserSource
 from portal import audit
 from portal.audit import Actor
 from portal.models import AuditEvent
@@ -73,7 +73,7 @@ class ImportReport:
             self.more_errors += 1
 
 
-class _FileRejected(Exception):
+class FileRejected(Exception):
     def __init__(self, code: str, message: str, row: int | None = None) -> None:
         super().__init__(message)
         self.code, self.message, self.row = code, message, row
@@ -82,7 +82,7 @@ class _FileRejected(Exception):
 # --- Reading the file -------------------------------------------------------------
 
 
-def _normalise_header(raw: str) -> str:
+def normalise_header(raw: str) -> str:
     # Entra's bulk templates write headers like "User name [userPrincipalName] Required".
     bracketed = re.search(r"\[([^\]]+)\]", raw)
     name = bracketed.group(1) if bracketed else raw
@@ -94,32 +94,32 @@ def _decode(data: bytes) -> str:
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError as exc:
-            raise _FileRejected(
+            raise FileRejected(
                 "encoding", "The file starts like UTF-16 text but is not valid UTF-16."
             ) from exc
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         row = data[: exc.start].count(b"\n") + 1
-        raise _FileRejected(
+        raise FileRejected(
             "encoding",
             f"Row {row} is not UTF-8 text. Save the file as \u201cCSV UTF-8 (comma delimited)\u201d and try again.",
             row,
         ) from exc
 
 
-def _read_rows(
+def read_rows(
     file: IO[bytes], columns: Mapping[str, Sequence[str]], required: Iterable[str]
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield ``(row number, {column: value})`` for each non-blank data row, keyed by canonical column."""
     data = file.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
-        raise _FileRejected("file_too_large", f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB.")
+        raise FileRejected("file_too_large", f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB.")
     text = _decode(data)
     if not text.strip():
-        raise _FileRejected("empty", "The file is empty.")
+        raise FileRejected("empty", "The file is empty.")
     if "\x00" in text:
-        raise _FileRejected("not_csv", "The file is not a CSV text file.")
+        raise FileRejected("not_csv", "The file is not a CSV text file.")
     first_line = text.split("\n", 1)[0]
     delimiter = max(",;\t", key=first_line.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -132,9 +132,9 @@ def _read_rows(
                 continue
             count += 1
             if count > MAX_ROWS:
-                raise _FileRejected("too_many_rows", f"The file has more than {MAX_ROWS} rows; split it up.")
+                raise FileRejected("too_many_rows", f"The file has more than {MAX_ROWS} rows; split it up.")
             if len(record) > len(header):
-                raise _FileRejected(
+                raise FileRejected(
                     "extra_cells",
                     f"Row {number} has {len(record)} cells but the header has {len(header)}.",
                     number,
@@ -147,7 +147,7 @@ def _read_rows(
                 },
             )
     except csv.Error as exc:
-        raise _FileRejected(
+        raise FileRejected(
             "not_csv", f"Row {reader.line_num} cannot be read as CSV: {exc}.", reader.line_num
         ) from exc
 
@@ -158,15 +158,15 @@ def _map_header(
     """Map canonical column names to positions. ``columns``: name -> (documented header, *other spellings)."""
     index: dict[str, int] = {}
     for position, raw in enumerate(header):
-        key = _normalise_header(raw)
+        key = normalise_header(raw)
         for name, spellings in columns.items():
-            if key == name or key in {_normalise_header(s) for s in spellings}:
+            if key == name or key in {normalise_header(s) for s in spellings}:
                 if name in index:
-                    raise _FileRejected("duplicate_column", f"The column \u201c{raw}\u201d appears twice.", 1)
+                    raise FileRejected("duplicate_column", f"The column \u201c{raw}\u201d appears twice.", 1)
                 index[name] = position
     missing = [name for name in required if name not in index]
     if missing:
-        raise _FileRejected(
+        raise FileRejected(
             "missing_column",
             "The header row lacks the required column"
             + ("s " if len(missing) > 1 else " ")
@@ -183,7 +183,7 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield values[start : start + _LOOKUP_CHUNK]
 
 
-def _parse_uuid(value: str) -> uuid.UUID | None:
+def parse_uuid(value: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(value)
     except ValueError:
@@ -250,7 +250,7 @@ def _parse_user_row(number: int, cells: dict[str, str], report: ImportReport) ->
         )
     object_id = None
     if cells.get("objectid"):
-        object_id = _parse_uuid(cells["objectid"])
+        object_id = parse_uuid(cells["objectid"])
         if object_id is None:
             report.error(
                 number, "invalid_object_id", f"\u201c{cells['objectid'][:80]}\u201d is not an object id."
@@ -328,7 +328,7 @@ def import_users_csv(actor: Actor, file: IO[bytes]) -> ImportReport:
     rows: list[_UserRow] = []
     seen: dict[str, int] = {}
     try:
-        for number, cells in _read_rows(file, USER_COLUMNS, required=["userprincipalname"]):
+        for number, cells in read_rows(file, USER_COLUMNS, required=["userprincipalname"]):
             report.rows += 1
             row = _parse_user_row(number, cells, report)
             if row is None:
@@ -342,14 +342,14 @@ def import_users_csv(actor: Actor, file: IO[bytes]) -> ImportReport:
                 if row.object_id:
                     seen[str(row.object_id)] = number
                 rows.append(row)
-    except _FileRejected as exc:
+    except FileRejected as exc:
         report.error(exc.row, exc.code, exc.message)
         return report
     if not report.ok:
         return report
     plan = _plan_users(rows, report)
     if report.ok:
-        _apply(actor, report, "Import users", lambda: _save_users(actor, plan, report))
+        save_or_report(actor, report, "Import users", lambda: _save_users(actor, plan, report))
     return report
 
 
@@ -424,7 +424,9 @@ def _save_users(actor: Actor, plan: _UserPlan, report: ImportReport) -> list[dic
     return resources
 
 
-def _apply(actor: Actor, report: ImportReport, activity: str, save: Any) -> None:
+def save_or_report(actor: Actor, report: ImportReport, activity: str, save: Any) -> None:
+    """Run ``save`` (it returns the audit resources) and audit it in one transaction; a conflict with
+    a concurrent change becomes a file error and nothing is kept."""
     try:
         with transaction.atomic():
             resources = save()
@@ -442,230 +444,3 @@ def _apply(actor: Actor, report: ImportReport, activity: str, save: Any) -> None
         report.error(
             None, "conflict", "The directory changed while importing; nothing was imported. Try again."
         )
-
-
-# --- Group memberships ------------------------------------------------------------
-
-MEMBERSHIP_COLUMNS: dict[str, Sequence[str]] = {
-    "group": ("group", "groupname", "groupobjectid", "groupid", "groupdisplayname"),
-    "member": ("member", "memberobjectid", "memberid", "userprincipalname", "upn", "devicename", "deviceid"),
-    "groupkind": ("groupKind", "grouptype", "kind"),
-}
-_KINDS = {
-    "user": Group.Kind.USER,
-    "usergroup": Group.Kind.USER,
-    "device": Group.Kind.DEVICE,
-    "devicegroup": Group.Kind.DEVICE,
-}
-
-
-@dataclass
-class _Memberships:
-    new_groups: dict[str, Group] = field(default_factory=dict)
-    users: set[tuple[str, int]] = field(default_factory=set)  # (group key, user pk)
-    devices: set[tuple[str, int]] = field(default_factory=set)
-    groups: dict[str, Group] = field(default_factory=dict)  # group key -> group (new ones unsaved)
-    names: dict[tuple[str, int], str] = field(default_factory=dict)
-
-
-class _Directory:
-    """Lookups for one memberships import, loaded once."""
-
-    def __init__(self) -> None:
-        self.groups = list(Group.objects.all())
-        self.group_by_id = {g.object_id: g for g in self.groups}
-        self.groups_by_name: dict[str, list[Group]] = {}
-        for g in self.groups:
-            if g.removed_at is None:
-                self.groups_by_name.setdefault(g.display_name.lower(), []).append(g)
-
-        self._users: dict[str, list[DirectoryUser]] = {}
-        self._devices: dict[str, list[Device]] = {}
-
-    def user(self, value: str) -> list[DirectoryUser]:
-        key = value.lower()
-        if key not in self._users:
-            object_id = _parse_uuid(value)
-            found = (
-                DirectoryUser.objects.filter(object_id=object_id)
-                if object_id
-                else DirectoryUser.objects.annotate(l=Lower("upn")).filter(l=key)
-            )
-            self._users[key] = list(found)
-        return self._users[key]
-
-    def device(self, value: str) -> list[Device]:
-        key = value.lower()
-        if key not in self._devices:
-            device_id = _parse_uuid(value)
-            found = (
-                Device.objects.filter(device_id=device_id)
-                if device_id
-                else Device.objects.filter(name__iexact=value, removed_at__isnull=True)
-            )
-            self._devices[key] = list(found)
-        return self._devices[key]
-
-
-def import_memberships_csv(actor: Actor, file: IO[bytes]) -> ImportReport:
-    """Add users or devices to groups from a CSV file; a group named but not found is created."""
-    report = ImportReport(kind="memberships")
-    directory = _Directory()
-    plan = _Memberships()
-    try:
-        for number, cells in _read_rows(file, MEMBERSHIP_COLUMNS, required=["group", "member"]):
-            report.rows += 1
-            _plan_membership(number, cells, directory, plan, report)
-    except _FileRejected as exc:
-        report.error(exc.row, exc.code, exc.message)
-        return report
-    if report.ok:
-        _apply(actor, report, "Import group memberships", lambda: _save_memberships(plan, report))
-    return report
-
-
-def _find_group(
-    number: int, cells: dict[str, str], directory: _Directory, plan: _Memberships, report: ImportReport
-) -> Group | None:
-    value, kind_raw = cells.get("group", ""), _normalise_header(cells.get("groupkind", ""))
-    kind = _KINDS.get(kind_raw)
-    if kind_raw and kind is None:
-        report.error(
-            number,
-            "invalid_group_kind",
-            f"groupKind must be user or device, not \u201c{cells['groupkind'][:20]}\u201d.",
-        )
-        return None
-    if not value:
-        report.error(number, "missing_value", "The group is empty.")
-        return None
-    object_id = _parse_uuid(value)
-    if object_id:
-        group = directory.group_by_id.get(object_id)
-        if group is None:
-            report.error(number, "unknown_group", f"No group has object id {object_id}.")
-            return None
-        if group.removed_at is not None:
-            report.error(
-                number, "group_removed", f"{group.display_name} has been removed from the directory."
-            )
-            return None
-    else:
-        matches = directory.groups_by_name.get(value.lower(), [])
-        if len(matches) > 1:
-            report.error(
-                number, "ambiguous_group", f"{len(matches)} groups are named {value}; use the object id."
-            )
-            return None
-        if matches:
-            group = matches[0]
-        else:
-            if len(value) > 255:
-                report.error(number, "value_too_long", "The group name is longer than 255 characters.")
-                return None
-            group = plan.new_groups.setdefault(
-                value.lower(),
-                Group(display_name=value, kind=kind or Group.Kind.USER, description="Imported from CSV."),
-            )
-    if kind and group.kind != kind:
-        report.error(
-            number, "wrong_group_kind", f"{group.display_name} is a {group.get_kind_display().lower()}."
-        )
-        return None
-    return group
-
-
-def _plan_membership(
-    number: int, cells: dict[str, str], directory: _Directory, plan: _Memberships, report: ImportReport
-) -> None:
-    group = _find_group(number, cells, directory, plan, report)
-    member = cells.get("member", "")
-    if not member:
-        report.error(number, "missing_value", "The member is empty.")
-    if group is None or not member:
-        return
-    found: Sequence[DirectoryUser | Device]
-    if group.kind == Group.Kind.USER:
-        found, noun = directory.user(member), "user"
-    else:
-        found, noun = directory.device(member), "device"
-    if not found:
-        report.error(
-            number,
-            "unknown_member",
-            f"No {noun} matches \u201c{member[:80]}\u201d ({group.display_name} is a {noun} group).",
-        )
-        return
-    if len(found) > 1:
-        report.error(
-            number, "ambiguous_member", f"{len(found)} devices are named {member}; use the device id."
-        )
-        return
-    if found[0].removed_at is not None:
-        report.error(number, "member_removed", f"{found[0]} has been removed from the directory.")
-        return
-    key = str(group.object_id)
-    plan.groups[key] = group
-    pair = (key, found[0].pk)
-    pairs = plan.users if noun == "user" else plan.devices
-    if pair in pairs:
-        report.unchanged += 1  # the same membership twice in the file
-    pairs.add(pair)
-    plan.names[(noun + key, found[0].pk)] = str(found[0])
-
-
-def _save_memberships(plan: _Memberships, report: ImportReport) -> list[dict[str, Any]]:
-    resources = []
-    for group in plan.new_groups.values():
-        group.save()
-        resources.append(
-            audit.resource(
-                group,
-                type="Group",
-                id=str(group.object_id),
-                changes=audit.changes({}, audit.snapshot(group, ("display_name", "kind"))),
-            )
-        )
-    report.groups_created = len(plan.new_groups)
-    added: dict[str, list[str]] = {}
-    new_users = _new_pairs(
-        plan, plan.users, GroupUserMember.objects.values_list("group_id", "user_id"), report
-    )
-    GroupUserMember.objects.bulk_create(
-        GroupUserMember(group_id=plan.groups[key].pk, user_id=pk) for key, pk in new_users
-    )
-    new_devices = _new_pairs(
-        plan, plan.devices, GroupDeviceMember.objects.values_list("group_id", "device_id"), report
-    )
-    GroupDeviceMember.objects.bulk_create(
-        GroupDeviceMember(group_id=plan.groups[key].pk, device_id=pk) for key, pk in new_devices
-    )
-    for noun, new in (("user", new_users), ("device", new_devices)):
-        for key, pk in new:
-            added.setdefault(key, []).append(plan.names[(noun + key, pk)])
-    for key, names in added.items():
-        group = plan.groups[key]
-        resources.append(
-            audit.resource(
-                group,
-                type="Group",
-                id=str(group.object_id),
-                changes=[{"field": "members added", "old": None, "new": sorted(names)}],
-            )
-        )
-    return resources
-
-
-def _new_pairs(
-    plan: _Memberships,
-    pairs: set[tuple[str, int]],
-    existing: QuerySet[Any, tuple[Any, Any]],
-    report: ImportReport,
-) -> list[tuple[str, int]]:
-    """The (group key, member pk) pairs not yet in the database; counts the others as unchanged."""
-    group_ids = {plan.groups[key].pk for key, _ in pairs}
-    have = set(existing.filter(group_id__in=group_ids))
-    new = [(key, pk) for key, pk in sorted(pairs) if (plan.groups[key].pk, pk) not in have]
-    report.unchanged += len(pairs) - len(new)
-    report.created += len(new)
-    return new

@@ -8,7 +8,7 @@ import pytest
 from certs.models import Certificate
 from devtools.emulator.server import Emulator
 from directory.models import Device, DirectoryUser, Group, GroupUserMember
-from graph import sync
+from graph import directory_sync
 from graph.client import GraphClient
 from graph.models import SyncRun
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 def test_a_first_sync_pages_through_every_user_group_member_and_device(
     emulator: Emulator, portal_graph: GraphClient
 ) -> None:
-    run = sync.run(client=portal_graph)
+    run = directory_sync.run(client=portal_graph)
     assert run.state == SyncRun.State.DONE
     state = emulator.state
     assert DirectoryUser.objects.count() == len(state.users) == run.count("users created")
@@ -39,7 +39,7 @@ def test_a_first_sync_pages_through_every_user_group_member_and_device(
 def test_a_second_sync_updates_in_place_and_marks_what_graph_no_longer_lists(
     emulator: Emulator, portal_graph: GraphClient
 ) -> None:
-    sync.run(client=portal_graph)
+    directory_sync.run(client=portal_graph)
     state = emulator.state
     users = list(state.users.values())
     renamed, leaver = users[0], users[1]
@@ -51,7 +51,7 @@ def test_a_second_sync_updates_in_place_and_marks_what_graph_no_longer_lists(
     state.members[group_id] = [m for m in state.members[group_id] if m["id"] != renamed["id"]]
     user_pk_before = DirectoryUser.objects.get(object_id=renamed["id"]).pk
 
-    run = sync.run(client=portal_graph)
+    run = directory_sync.run(client=portal_graph)
 
     assert (run.count("users created"), run.count("users updated"), run.count("users removed")) == (0, 1, 1)
     assert run.count("devices removed") == 1
@@ -66,26 +66,26 @@ def test_a_second_sync_updates_in_place_and_marks_what_graph_no_longer_lists(
 def test_a_user_who_comes_back_is_no_longer_marked_removed(
     emulator: Emulator, portal_graph: GraphClient
 ) -> None:
-    sync.run(client=portal_graph)
+    directory_sync.run(client=portal_graph)
     user = next(iter(emulator.state.users.values()))
     del emulator.state.users[user["id"]]
-    sync.run(client=portal_graph)
+    directory_sync.run(client=portal_graph)
     emulator.state.users[user["id"]] = user
-    sync.run(client=portal_graph)
+    directory_sync.run(client=portal_graph)
     assert DirectoryUser.objects.get(object_id=user["id"]).removed_at is None
 
 
 def test_a_new_account_may_reuse_a_leavers_upn_and_the_leaver_keeps_its_certificates(
     emulator: Emulator, portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
 ) -> None:
-    sync.run(client=portal_graph)
+    directory_sync.run(client=portal_graph)
     leaver = next(iter(emulator.state.users.values()))
     certificate = make_certificate(leaver["userPrincipalName"])
     del emulator.state.users[leaver["id"]]
     newcomer = {**leaver, "id": str(uuid.uuid4()), "displayName": "New Hire"}
     emulator.state.users[newcomer["id"]] = newcomer
 
-    run = sync.run(client=portal_graph)
+    run = directory_sync.run(client=portal_graph)
     assert run.state == SyncRun.State.DONE
     assert run.count("user principal names reassigned") == 1
     new = DirectoryUser.objects.get(upn__iexact=leaver["userPrincipalName"])
@@ -98,13 +98,13 @@ def test_a_new_account_may_reuse_a_leavers_upn_and_the_leaver_keeps_its_certific
 
 
 def test_two_accounts_may_swap_their_upns_in_one_sync(emulator: Emulator, portal_graph: GraphClient) -> None:
-    sync.run(client=portal_graph)
+    directory_sync.run(client=portal_graph)
     a, b = list(emulator.state.users.values())[:2]
     # New records rather than edits: the emulator's directory is shared by the whole run.
     first = {**a, "userPrincipalName": b["userPrincipalName"]}
     second = {**b, "userPrincipalName": a["userPrincipalName"]}
     emulator.state.users[a["id"]], emulator.state.users[b["id"]] = first, second
-    assert sync.run(client=portal_graph).state == SyncRun.State.DONE
+    assert directory_sync.run(client=portal_graph).state == SyncRun.State.DONE
     for person in (first, second):
         assert DirectoryUser.objects.get(object_id=person["id"]).upn == person["userPrincipalName"]
 
@@ -112,7 +112,7 @@ def test_two_accounts_may_swap_their_upns_in_one_sync(emulator: Emulator, portal
 def _import_csv(text: str) -> None:
     import io
 
-    from directory.services import import_users_csv
+    from directory.imports import import_users_csv
     from portal.audit import Actor
 
     report = import_users_csv(Actor.system("test"), io.BytesIO(text.encode()))
@@ -132,15 +132,15 @@ def _give_certificate(
 def test_a_sync_never_removes_users_imported_from_csv(
     emulator: Emulator, portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
 ) -> None:
-    sync.run(client=portal_graph)
+    directory_sync.run(client=portal_graph)
     _import_csv(
         "userPrincipalName,displayName\n"
         + "".join(f"contractor{i}@contoso.com,Contractor {i}\n" for i in range(35))
     )
     _give_certificate(DirectoryUser.objects.get(upn="contractor0@contoso.com"), make_certificate, emulator)
 
-    run = sync.run(client=portal_graph)
-    run = sync.run(client=portal_graph)
+    run = directory_sync.run(client=portal_graph)
+    run = directory_sync.run(client=portal_graph)
 
     assert run.count("users removed") == 0
     imported = DirectoryUser.objects.filter(upn__startswith="contractor")
@@ -153,12 +153,12 @@ def test_an_entra_user_who_disappears_holding_certificates_is_flagged_for_review
 ) -> None:
     from portal.models import AuditEvent
 
-    sync.run(client=portal_graph)
+    directory_sync.run(client=portal_graph)
     holder, other = list(emulator.state.users.values())[:2]
     certificate = make_certificate(holder["userPrincipalName"])
     del emulator.state.users[holder["id"]], emulator.state.users[other["id"]]
 
-    run = sync.run(client=portal_graph)
+    run = directory_sync.run(client=portal_graph)
 
     assert run.count("users removed") == 1
     assert run.count("users gone from Entra ID with certificates (to review)") == 1
@@ -171,24 +171,24 @@ def test_an_entra_user_who_disappears_holding_certificates_is_flagged_for_review
 
     # A second sync keeps the first date; once the certificates are gone, the user is removed.
     flagged_at = kept.missing_from_entra_at
-    sync.run(client=portal_graph)
+    directory_sync.run(client=portal_graph)
     assert DirectoryUser.objects.get(pk=kept.pk).missing_from_entra_at == flagged_at
     certificate.delete()
-    sync.run(client=portal_graph)
+    directory_sync.run(client=portal_graph)
     assert DirectoryUser.objects.get(pk=kept.pk).removed_at is not None
 
 
 def test_a_flagged_user_whom_entra_lists_again_is_no_longer_flagged(
     emulator: Emulator, portal_graph: GraphClient, make_certificate: Callable[..., Certificate]
 ) -> None:
-    sync.run(client=portal_graph)
+    directory_sync.run(client=portal_graph)
     holder = next(iter(emulator.state.users.values()))
     make_certificate(holder["userPrincipalName"])
     del emulator.state.users[holder["id"]]
-    sync.run(client=portal_graph)
+    directory_sync.run(client=portal_graph)
     assert DirectoryUser.objects.get(object_id=holder["id"]).missing_from_entra_at is not None
     emulator.state.users[holder["id"]] = holder
-    sync.run(client=portal_graph)
+    directory_sync.run(client=portal_graph)
     user = DirectoryUser.objects.get(object_id=holder["id"])
     assert user.missing_from_entra_at is None and user.removed_at is None and user.in_entra
 
@@ -202,7 +202,7 @@ def test_a_csv_user_whom_entra_lists_by_upn_becomes_that_entra_user_with_its_cer
     assert imported.source == "csv" and str(imported.object_id) != entra["id"]
     certificate = _give_certificate(imported, make_certificate, emulator)
 
-    run = sync.run(client=portal_graph)
+    run = directory_sync.run(client=portal_graph)
 
     assert run.count("users imported from CSV found in Entra ID") == 1
     assert run.count("user principal names reassigned") == 0
