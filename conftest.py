@@ -20,7 +20,9 @@ from django.apps import apps as django_apps
 from django.core.cache import cache
 
 from graph.emulator import Config, Emulator
+from portal import summaries
 from portal.models import Role, RoleAssignment, ScopeTag, User
+from profiles.specs import forget_tenant_specs
 
 _seed = importlib.import_module("portal.migrations.0002_built_in_roles_and_audit_guard")
 
@@ -31,6 +33,14 @@ PASSWORD = "correct horse battery staple 7"
 def empty_cache() -> None:
     # The cache outlives test runs (files or Redis); rate limits from a previous run must not leak in.
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def forget_kept_summaries() -> None:
+    # Home's counts and the profile specs are kept per process between changes; each test's
+    # data is its own (and ids repeat after a rollback).
+    summaries.forget()
+    forget_tenant_specs()
 
 
 @pytest.fixture(autouse=True)

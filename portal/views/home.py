@@ -14,7 +14,8 @@ from certs.reports import expiry_summary
 from connectors import health as connector_health
 from connectors.models import Connector
 from directory.models import Device, DirectoryUser, Group
-from portal import access
+from portal import access, summaries
+from portal.access import AnyUser
 from portal.http import AuthenticatedHttpRequest
 from portal.models import AuditEvent
 from portal.tasks import HEARTBEAT_KEY
@@ -27,23 +28,46 @@ _WORKER_STALE_AFTER = 120
 def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
     context: dict[str, object] = {"nav_active": "home", "worker": _worker_status()}
+    # Whole-table counts are shared by the admins who see the same objects (portal.summaries).
+    clock = summaries.change_clock()
     if access.has_perm(user, "directory.read"):
-        context["counts"] = {
-            "users": DirectoryUser.objects.filter(removed_at=None).count(),
-            "groups": Group.objects.filter(removed_at=None).count(),
-            "devices": Device.objects.filter(removed_at=None).count(),
-        }
+        context["counts"] = summaries.kept("home:directory", clock, _directory_counts)
     context["connector_health"] = connector_health.summary_for(user)
     context["reads_all_connectors"] = access.reads_all(user, Connector)
-    context["expiry"] = expiry_summary(user)
     if access.has_perm(user, "certificates.read"):
-        failed = Certificate.objects.filter(graph_state=GraphState.FAILED)
-        context["failed_uploads"] = access.scoped(failed, user).count()
+        certificates = summaries.kept(
+            f"home:certificates:{_certificate_scope(user)}", clock, lambda: _certificate_counts(user)
+        )
+        context["expiry"] = certificates["expiry"]
+        context["failed_uploads"] = certificates["failed_uploads"]
+    else:
+        context["expiry"] = None
     if access.has_perm(user, "audit.read"):
         # Changes people made; uploads and syncs by the system have their own pages.
         by_people = AuditEvent.objects.filter(actor_type=AuditEvent.ActorType.USER)
         context["recent_events"] = access.audit_events(by_people, user)[:8]
     return render(request, "portal/home.html", context)
+
+
+def _directory_counts() -> dict[str, int]:
+    return {
+        "users": DirectoryUser.objects.filter(removed_at=None).count(),
+        "groups": Group.objects.filter(removed_at=None).count(),
+        "devices": Device.objects.filter(removed_at=None).count(),
+    }
+
+
+def _certificate_scope(user: AnyUser) -> str:
+    """Names the certificates ``user`` reads: admins with the same name see the same ones."""
+    if access.reads_all(user, Certificate):
+        return "all"
+    tag_ids = access.grant(user, "certificates.read").tag_ids or frozenset()
+    return "tags:" + ",".join(str(pk) for pk in sorted(tag_ids))
+
+
+def _certificate_counts(user: AnyUser) -> dict[str, object]:
+    failed = access.scoped(Certificate.objects.filter(graph_state=GraphState.FAILED), user)
+    return {"expiry": expiry_summary(user), "failed_uploads": failed.count()}
 
 
 def _worker_status() -> dict[str, object]:
