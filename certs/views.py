@@ -380,12 +380,13 @@ else:  # Paginator is generic only in the type stubs.
 class _CountAsFarAsShown(_CertificatePaginator):
     """Pages through a large table without counting all of it, nor joining the rows it skips.
 
-    A page among the first ``COUNT_AT_LEAST`` rows is read first, with one row more: when that
-    row is missing, the page is the last one and the count is known without counting. Otherwise
-    rows are counted up to the end of the page asked for, and at least ``COUNT_AT_LEAST``; beyond
-    that the page says "more than" (``counted_all`` is False) and still offers the next page. A page's rows are picked
-    by primary key along the ordering's index, then read with their related rows, so a deep
-    page does not read every row before it in full.
+    A page among the first ``COUNT_AT_LEAST`` rows is read first, with one row more: when
+    that row is missing, the page is the last one and the count is known without counting.
+    Otherwise rows are counted up to the end of the page asked for, and at least
+    ``COUNT_AT_LEAST``; beyond that the page says "more than" (``counted_all`` is False) and
+    still offers the next page. A page's rows are picked by primary key along the ordering's
+    index, then read with their related rows, so a deep page does not read every row before
+    it in full.
     """
 
     def __init__(self, object_list: QuerySet[Certificate], per_page: int, *, number: str | None) -> None:
