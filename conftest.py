@@ -21,7 +21,9 @@ from django.core.cache import cache
 
 from devtools.emulator.server import Emulator
 from devtools.emulator.state import Config
+from portal import summaries
 from portal.models import Role, RoleAssignment, ScopeTag, User
+from profiles.specs import forget_tenant_specs
 
 _seed = importlib.import_module("portal.migrations.0002_built_in_roles_and_audit_guard")
 
@@ -55,6 +57,14 @@ def flush_may_empty_the_audit_log() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(BaseDatabaseOperations, "execute_sql_flush", flush_with_the_guard_open)
         yield
+
+
+@pytest.fixture(autouse=True)
+def forget_kept_summaries() -> None:
+    # Home's counts and the profile specs are kept per process between changes; each test's
+    # data is its own (and ids repeat after a rollback).
+    summaries.forget()
+    forget_tenant_specs()
 
 
 @pytest.fixture(autouse=True)

@@ -92,7 +92,7 @@ class Certificate(ScopeTagged):
     issuer = models.CharField(max_length=1000)
     serial = models.CharField(max_length=100)
     not_before = models.DateTimeField()
-    not_after = models.DateTimeField(db_index=True)
+    not_after = models.DateTimeField()
     key_type = models.CharField(max_length=20)
     key_size = models.PositiveIntegerField(null=True, blank=True)
     # SHA-256 of the SubjectPublicKeyInfo: finds another user's certificate for the same key pair.
@@ -121,7 +121,14 @@ class Certificate(ScopeTagged):
         ]
         indexes = [
             models.Index(fields=["user", "-not_after"]),
-            models.Index(fields=["issuer"]),
+            # One per ordering of the certificate list (certs.forms.CertificateFilterForm.SORTS),
+            # so a page reads its rows along an index instead of sorting the table; the first
+            # also serves every expiry window and count.
+            models.Index(fields=["not_after", "upn"]),
+            models.Index(fields=["upn", "-not_after"]),
+            models.Index(fields=["issuer", "upn"]),
+            models.Index(fields=["purpose", "upn"]),
+            models.Index(fields=["created_at", "upn"]),
             models.Index(fields=["key_fingerprint"], name="certificate_key_fingerprint"),
         ]
 

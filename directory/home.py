@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from directory.models import Device, DirectoryUser, Group
-from portal import access
+from portal import access, summaries
 from portal.http import AuthenticatedHttpRequest
+
+
+def _directory_counts() -> dict[str, int]:
+    return {
+        "users": DirectoryUser.objects.filter(removed_at=None).count(),
+        "groups": Group.objects.filter(removed_at=None).count(),
+        "devices": Device.objects.filter(removed_at=None).count(),
+    }
 
 
 def counts_section(request: AuthenticatedHttpRequest) -> dict[str, Any] | None:
     if not access.has_perm(request.user, "directory.read"):
         return None
-    return {
-        "counts": {
-            "users": DirectoryUser.objects.filter(removed_at=None).count(),
-            "groups": Group.objects.filter(removed_at=None).count(),
-            "devices": Device.objects.filter(removed_at=None).count(),
-        }
-    }
+    # Whole-table counts, the same for every admin who reads the directory (portal.summaries).
+    return {"counts": summaries.kept("home:directory", summaries.request_clock(request), _directory_counts)}

@@ -138,6 +138,11 @@ else:
         }
     }
 
+# Home's whole-table counts are kept per process: recomputed after a change (an audit event)
+# but not more often than every MIN_AGE seconds, and at least every MAX_AGE seconds (portal.summaries).
+PORTAL_SUMMARY_MIN_AGE = env_int("PORTAL_SUMMARY_MIN_AGE", 10, minimum=0)
+PORTAL_SUMMARY_MAX_AGE = env_int("PORTAL_SUMMARY_MAX_AGE", 60, minimum=1)
+
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL.rstrip("/") == "filesystem:":
     # The file transport has no host, but kombu warns on every connection unless one is named.
