@@ -185,8 +185,8 @@ def client_for(connection: TenantConnection, *, budget: WriteBudget | None = Non
         session=source.session,
         write_slot=budget.slot if budget else None,
         on_throttle=budget.pause if budget else None,
-        max_attempts=int(getattr(settings, "GRAPH_MAX_ATTEMPTS", 6)),
-        backoff_cap=float(getattr(settings, "GRAPH_BACKOFF_CAP_SECONDS", 60.0)),
+        max_attempts=settings.GRAPH_MAX_ATTEMPTS,
+        backoff_cap=float(settings.GRAPH_BACKOFF_CAP_SECONDS),
     )
 
 

@@ -47,7 +47,7 @@ HELD_MESSAGE = (
 
 
 def max_attempts() -> int:
-    return int(getattr(settings, "GRAPH_UPLOAD_MAX_ATTEMPTS", 8))
+    return int(settings.GRAPH_UPLOAD_MAX_ATTEMPTS)
 
 
 def held_for_unknown_users(certificates: QuerySet[Certificate]) -> QuerySet[Certificate]:
@@ -367,14 +367,8 @@ def sweep(*, claimed_before: dt.datetime | None = None, queued_before: dt.dateti
     from graph import tasks
 
     now = timezone.now()
-    claim_timeout = float(
-        getattr(
-            settings, "GRAPH_CLAIM_TIMEOUT_SECONDS", getattr(settings, "CELERY_TASK_TIME_LIMIT", 360) + 60
-        )
-    )
-    requeue_after = float(getattr(settings, "GRAPH_REQUEUE_AFTER_SECONDS", 900))
-    claimed_before = claimed_before or now - dt.timedelta(seconds=claim_timeout)
-    queued_before = queued_before or now - dt.timedelta(seconds=requeue_after)
+    claimed_before = claimed_before or now - dt.timedelta(seconds=settings.GRAPH_CLAIM_TIMEOUT_SECONDS)
+    queued_before = queued_before or now - dt.timedelta(seconds=settings.GRAPH_REQUEUE_AFTER_SECONDS)
     active = (UploadRecord.State.QUEUED, UploadRecord.State.DELETING)
     stalled = UploadRecord.objects.filter(state__in=active).filter(
         Q(claim__isnull=False, claimed_at__lt=claimed_before)
