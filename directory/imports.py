@@ -9,8 +9,6 @@ same file twice changes nothing the second time.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -26,6 +24,7 @@ from django.utils import timezone
 from directory.models import DirectoryUser, UserSource
 from portal import audit
 from portal.audit import Actor
+from portal.lib.csvfile import CsvFile, CsvRefused, normalise_header
 from portal.models import AuditEvent
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -82,32 +81,6 @@ class FileRejected(Exception):
 # --- Reading the file -------------------------------------------------------------
 
 
-def normalise_header(raw: str) -> str:
-    # Entra's bulk templates write headers like "User name [userPrincipalName] Required".
-    bracketed = re.search(r"\[([^\]]+)\]", raw)
-    name = bracketed.group(1) if bracketed else raw
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def _decode(data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError as exc:
-            raise FileRejected(
-                "encoding", "The file starts like UTF-16 text but is not valid UTF-16."
-            ) from exc
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        row = data[: exc.start].count(b"\n") + 1
-        raise FileRejected(
-            "encoding",
-            f"Row {row} is not UTF-8 text. Save the file as \u201cCSV UTF-8 (comma delimited)\u201d and try again.",
-            row,
-        ) from exc
-
-
 def read_rows(
     file: IO[bytes], columns: Mapping[str, Sequence[str]], required: Iterable[str]
 ) -> Iterator[tuple[int, dict[str, str]]]:
@@ -115,50 +88,38 @@ def read_rows(
     data = file.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
         raise FileRejected("file_too_large", f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB.")
-    text = _decode(data)
-    if not text.strip():
-        raise FileRejected("empty", "The file is empty.")
-    if "\x00" in text:
-        raise FileRejected("not_csv", "The file is not a CSV text file.")
-    first_line = text.split("\n", 1)[0]
-    delimiter = max(",;\t", key=first_line.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
-        header = next(reader)
-        index = _map_header(header, columns, required)
-        count = 0
-        for number, record in enumerate(reader, start=2):
-            if not any(cell.strip() for cell in record):
-                continue
-            count += 1
+        table = CsvFile(data)
+        index = _map_header(table, columns, required)
+        for count, record in enumerate(table.records(), start=1):
             if count > MAX_ROWS:
                 raise FileRejected("too_many_rows", f"The file has more than {MAX_ROWS} rows; split it up.")
-            if len(record) > len(header):
+            cells = record.cells
+            if len(cells) > len(table.header):
                 raise FileRejected(
                     "extra_cells",
-                    f"Row {number} has {len(record)} cells but the header has {len(header)}.",
-                    number,
+                    f"Row {record.row} has {len(cells)} cells but the header has {len(table.header)}.",
+                    record.row,
                 )
             yield (
-                number,
+                record.row,
                 {
-                    name: record[position].strip() if position < len(record) else ""
+                    name: cells[position].strip() if position < len(cells) else ""
                     for name, position in index.items()
                 },
             )
-    except csv.Error as exc:
-        raise FileRejected(
-            "not_csv", f"Row {reader.line_num} cannot be read as CSV: {exc}.", reader.line_num
-        ) from exc
+    except CsvRefused as exc:
+        # For text that cannot be read the report names the line, which an editor can find.
+        raise FileRejected(exc.code, exc.message, exc.line) from exc
 
 
 def _map_header(
-    header: list[str], columns: Mapping[str, Sequence[str]], required: Iterable[str]
+    table: CsvFile, columns: Mapping[str, Sequence[str]], required: Iterable[str]
 ) -> dict[str, int]:
     """Map canonical column names to positions. ``columns``: name -> (documented header, *other spellings)."""
+    header = table.header
     index: dict[str, int] = {}
-    for position, raw in enumerate(header):
-        key = normalise_header(raw)
+    for position, (raw, key) in enumerate(zip(header, table.keys, strict=True)):
         for name, spellings in columns.items():
             if key == name or key in {normalise_header(s) for s in spellings}:
                 if name in index:

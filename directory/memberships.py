@@ -16,7 +16,6 @@ from django.db.models.functions import Lower
 from directory.imports import (
     FileRejected,
     ImportReport,
-    normalise_header,
     parse_uuid,
     read_rows,
     save_or_report,
@@ -24,6 +23,7 @@ from directory.imports import (
 from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, GroupUserMember
 from portal import audit
 from portal.audit import Actor
+from portal.lib.csvfile import normalise_header
 
 MEMBERSHIP_COLUMNS: dict[str, Sequence[str]] = {
     "group": ("group", "groupname", "groupobjectid", "groupid", "groupdisplayname"),

@@ -207,6 +207,32 @@ def test_membership_rows_that_do_not_resolve_are_reported(actor, make_user, make
     assert Group.objects.count() == 3
 
 
+def test_a_group_kind_is_read_whatever_its_case_spacing_or_punctuation(actor, make_user, make_device) -> None:
+    megan = make_user("megan@contoso.com")
+    kiosk = make_device("KIOSK-LOBBY-01")
+    csv = (
+        "Group;Member;Group kind\n"
+        "Mail signers;megan@contoso.com;User Group\n"
+        "Lobby kiosks;KIOSK-LOBBY-01;DEVICE-group\n"
+    )
+    report = memberships.import_memberships_csv(actor, _file(csv.encode("utf-16")))
+    assert report.ok, report.errors
+    assert list(Group.objects.get(display_name="Mail signers", kind="user").users.all()) == [megan]
+    assert list(Group.objects.get(display_name="Lobby kiosks", kind="device").devices.all()) == [kiosk]
+
+
+def test_row_numbers_count_the_header_and_blank_rows_and_unreadable_text_names_its_line(actor) -> None:
+    report = imports.import_users_csv(actor, _file("upn,displayName\n\n,\nnot-a-upn,Bad\n"))
+    assert [(e.row, e.code) for e in report.errors] == [(4, "invalid_upn")]
+    # A quoted cell may span lines; messages about rows count records, not lines.
+    spanning = 'upn,displayName\na@b.com,"Two\nlines"\nc@d.com,C,extra\n'
+    [error] = imports.import_users_csv(actor, _file(spanning)).errors
+    assert (error.row, error.code) == (3, "extra_cells") and error.message.startswith("Row 3 ")
+    latin1 = "upn\na@b.com\n\nj\u00f6rg@contoso.com\n".encode("latin-1")
+    [error] = imports.import_users_csv(actor, _file(latin1)).errors
+    assert (error.row, error.code) == (4, "encoding") and "Line 4" in error.message
+
+
 def test_the_import_page_documents_the_columns_and_imports_a_file(admin_client: Client, settings) -> None:
     settings.PORTAL_ENFORCE_MFA = False
     url = reverse("directory:import")
