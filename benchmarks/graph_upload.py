@@ -47,7 +47,7 @@ from certs.models import Certificate, EncryptionKey, GraphState  # noqa: E402
 from devtools.emulator.server import Emulator  # noqa: E402
 from devtools.emulator.state import Config  # noqa: E402
 from directory.models import DirectoryUser  # noqa: E402
-from graph import services, uploads  # noqa: E402
+from graph import connection, uploads  # noqa: E402
 from graph.models import TenantConnection, UploadRecord  # noqa: E402
 from portal.audit import Actor  # noqa: E402
 from portal.celery import app  # noqa: E402
@@ -162,9 +162,9 @@ def main() -> None:
     ).start()
     UploadRecord.objects.all().delete()
     ids = make_certificates(emulator, args.certificates)
-    services.save_connection(
+    connection.save_connection(
         Actor.system("benchmark"),
-        services.ConnectionInput(
+        connection.ConnectionInput(
             tenant_id=emulator.config.tenant_id,
             client_id=emulator.config.client_id,
             cloud="global",

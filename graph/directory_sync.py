@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from directory.models import Device, Platform
 from directory.snapshot import EntraGroup, EntraUser, ManagedDevice, Snapshot, apply_entra_snapshot
-from graph import services
+from graph import connection
 from graph.client import GraphClient, GraphError
 from graph.models import SyncRun
 from portal import audit
@@ -52,9 +52,9 @@ def run(run_id: int | None = None, *, client: GraphClient | None = None) -> Sync
     if not go:
         return sync_run
     try:
-        snapshot = read_snapshot(client or services.connected_client())
-    except (GraphError, services.NotConnected) as exc:
-        return RUNS.fail(sync_run, services.failure(exc))
+        snapshot = read_snapshot(client or connection.connected_client())
+    except (GraphError, connection.NotConnected) as exc:
+        return RUNS.fail(sync_run, connection.failure(exc))
     with transaction.atomic():
         now = timezone.now()
         applied = apply_entra_snapshot(snapshot, now=now)

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from certs.models import Certificate, GraphState
-from graph import records, services, uploads
+from graph import connection, records, uploads
 from graph.client import GraphClient, GraphError
 from graph.models import ReconcileFinding, ReconcileRun, UploadRecord
 from portal import audit
@@ -44,10 +44,10 @@ def run(run_id: int | None = None, *, client: GraphClient | None = None) -> Reco
     if not go:
         return reconcile_run
     try:
-        client = client or services.connected_client()
+        client = client or connection.connected_client()
         intune = {str(r.get("id", "")).lower(): r for r in client.list_pfx()}
-    except (GraphError, services.NotConnected) as exc:
-        return RUNS.fail(reconcile_run, services.failure(exc))
+    except (GraphError, connection.NotConnected) as exc:
+        return RUNS.fail(reconcile_run, connection.failure(exc))
     return _compare(reconcile_run, intune)
 
 

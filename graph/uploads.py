@@ -20,9 +20,9 @@ from django.utils import timezone
 from certs.models import Certificate, GraphState
 from directory.models import not_in_entra
 from graph.client import GraphClient, GraphError
+from graph.connection import NotConnected, connected_client
 from graph.models import ReconcileRun, SyncRun, TenantConnection, UploadRecord
 from graph.records import certificate_body, differences, graph_id, read_back_problems
-from graph.services import NotConnected, connected_client
 from portal import audit
 from portal.lib import runs
 from portal.models import AuditEvent

@@ -10,7 +10,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from certs.models import Certificate
-from graph import directory_sync, reconcile, services, uploads
+from graph import directory_sync, reconcile, uploads
+from graph.connection import NotConnected, save_connection, test_connection
 from graph.forms import ConnectionForm
 from graph.models import ReconcileFinding, ReconcileRun, SyncRun, TenantConnection, UploadRecord
 from portal import access
@@ -52,7 +53,7 @@ def connection_edit(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ConnectionForm(request.POST or None, initial=initial, has_credential=bool(current))
     if request.method == "POST" and form.is_valid():
         try:
-            services.save_connection(Actor.from_request(request), form.to_input())
+            save_connection(Actor.from_request(request), form.to_input())
         except ValueError as exc:
             form.add_error(None, str(exc))
         else:
@@ -71,8 +72,8 @@ def connection_edit(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("connectors.update")
 def connection_test(request: AuthenticatedHttpRequest) -> HttpResponse:
     try:
-        tested = services.test_connection(Actor.from_request(request))
-    except services.NotConnected as exc:
+        tested = test_connection(Actor.from_request(request))
+    except NotConnected as exc:
         messages.error(request, str(exc))
         return redirect("graph:connection")
     if tested.test_ok:
@@ -88,7 +89,7 @@ def upload_outstanding(request: AuthenticatedHttpRequest) -> HttpResponse:
     certificates = access.scoped(Certificate.objects.all(), request.user, "update")
     try:
         queued = uploads.upload_outstanding(Actor.from_request(request), certificates)
-    except services.NotConnected as exc:
+    except NotConnected as exc:
         messages.error(request, str(exc))
     else:
         held = uploads.held_for_unknown_users(uploads.not_in_intune(certificates)).count()

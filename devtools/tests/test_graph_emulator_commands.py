@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from conftest import wait_for
-from graph import services
+from graph import connection
 from graph.models import TenantConnection
 from portal.audit import Actor
 
@@ -34,9 +34,9 @@ def test_the_emulator_command_serves_and_the_demo_connects_to_it(tmp_path: Path)
         call_command(
             "graph_connect_demo", url=f"https://127.0.0.1:{port}", ca_file=str(tmp_path / "ca.pem"), wait=60
         )
-        connection = TenantConnection.objects.get()
-        assert connection.test_ok is True
-        assert connection.graph_url == f"https://127.0.0.1:{port}"
+        stored = TenantConnection.objects.get()
+        assert stored.test_ok is True
+        assert stored.graph_url == f"https://127.0.0.1:{port}"
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)
@@ -57,8 +57,8 @@ def test_a_restarted_emulator_keeps_its_ca_so_the_stored_connection_still_works(
     emulator = _serve(port, tmp_path)
     try:
         wait_for(lambda: _answers(port))
-        services.forget_clients()
-        assert services.test_connection(Actor.system("test")).test_ok is True
+        connection.forget_clients()
+        assert connection.test_connection(Actor.system("test")).test_ok is True
         assert (tmp_path / "ca.pem").read_text() == first_ca
     finally:
         emulator.terminate()

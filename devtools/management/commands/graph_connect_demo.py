@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from devtools.emulator.state import Config
-from graph import services
+from graph import connection
 from graph.models import TenantConnection
 from portal.audit import Actor
 
@@ -50,9 +50,9 @@ class Command(BaseCommand):
         ca_file = Path(options["ca_file"])
         ca = self._wait_for(url, ca_file, options["wait"])
         defaults = Config()
-        services.save_connection(
+        connection.save_connection(
             Actor.system("graph_connect_demo"),
-            services.ConnectionInput(
+            connection.ConnectionInput(
                 tenant_id=defaults.tenant_id,
                 client_id=defaults.client_id,
                 cloud=TenantConnection.Cloud.GLOBAL,
@@ -65,7 +65,7 @@ class Command(BaseCommand):
                 write_window_seconds=options["write_window"],
             ),
         )
-        tested = services.test_connection(Actor.system("graph_connect_demo"))
+        tested = connection.test_connection(Actor.system("graph_connect_demo"))
         outcome = "signed in" if tested.test_ok else f"test failed: {tested.test_result.get('summary')}"
         self.stdout.write(f"Tenant connection points at the Graph emulator {url} ({outcome}).")
 
