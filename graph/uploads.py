@@ -2,7 +2,7 @@
 work held by dead workers to the queue again.
 
 Writes to our tables happen in ``transaction.atomic`` with their audit row; Graph calls happen
-outside any transaction, paced by the tenant's write budget (see ``services.connected_client``).
+outside any transaction, paced by the tenant's write budget (see ``connection.connected_client``).
 """
 
 from __future__ import annotations
