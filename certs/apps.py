@@ -7,7 +7,7 @@ class CertsConfig(AppConfig):
     name = "certs"
 
     def ready(self) -> None:
-        from certs.views import user_panel
+        from certs.views.certificates import user_panel
         from directory.panels import UserPanel, register_user_panel
 
         register_user_panel(UserPanel("certs/_user_panel.html", user_panel, order=10))

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from certs.errors import ServiceError
+from certs.keys import key_add
 from certs.models import EncryptionKey, Padding
 from certs.pfx import load_public_key, public_key_fingerprint
 from certs.pfx.problems import ProblemError
-from certs.services import ServiceError, key_add
 from portal.audit import Actor
 from portal.models import ScopeTag
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from certs import services
+from certs.keys import key_add
 from certs.models import EncryptionKey
 from certs.tests.conftest import make_pair, with_cryptography
 from directory.models import DirectoryUser
@@ -32,7 +32,7 @@ def public_pem() -> bytes:
 
 
 def add_key(name: str = "PFXEncryptionKey") -> EncryptionKey:
-    return services.key_add(
+    return key_add(
         Actor.system(),
         data=public_pem(),
         provider_name="Microsoft Software Key Storage Provider",

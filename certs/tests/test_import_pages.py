@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from certs import services
+from certs import imports, lifecycle, pipeline
 from certs.models import Certificate, EncryptionKey, GraphState, ImportBatch, ImportItem
 from certs.tests.importing import add_key, directory_user, pfx_for, public_pem
 from portal.audit import Actor
@@ -58,9 +58,9 @@ def _upload(name: str, data: bytes) -> io.BytesIO:
 
 def _stored_certificate() -> Certificate:
     directory_user(ALICE)
-    item = services.certificate_import(
+    item = lifecycle.certificate_import(
         Actor.system(),
-        entry=services.Entry("a.pfx", pfx_for(ALICE, "pw"), "pw", ALICE, "smimeEncryption"),
+        entry=imports.Entry("a.pfx", pfx_for(ALICE, "pw"), "pw", ALICE, "smimeEncryption"),
         key=add_key(),
         tags=[ScopeTag.default()],
     )
@@ -190,8 +190,8 @@ def test_a_bulk_zip_creates_a_batch_with_one_row_per_file(admin_client: Client) 
 
 def test_the_batch_page_shows_rows_a_worker_has_taken_as_in_progress(admin_client: Client) -> None:
     directory_user(ALICE)
-    entries = [services.Entry(f"{i}.pfx", b"x", "pw", ALICE) for i in range(5)]
-    batch = services.batch_create(
+    entries = [imports.Entry(f"{i}.pfx", b"x", "pw", ALICE) for i in range(5)]
+    batch = imports.batch_create(
         Actor.system(),
         kind=ImportBatch.Kind.BULK,
         key=add_key(),
@@ -223,9 +223,9 @@ def test_the_batch_page_says_where_its_certificates_stand_in_intune(admin_client
 def test_the_list_shows_only_the_certificates_of_one_import(admin_client: Client) -> None:
     first = _stored_certificate()
     directory_user(BOB)
-    services.certificate_import(
+    lifecycle.certificate_import(
         Actor.system(),
-        entry=services.Entry("b.pfx", pfx_for(BOB, "pw"), "pw", BOB, "smimeEncryption"),
+        entry=imports.Entry("b.pfx", pfx_for(BOB, "pw"), "pw", BOB, "smimeEncryption"),
         key=first.encryption_key,
         tags=[ScopeTag.default()],
     )
@@ -484,9 +484,9 @@ def test_the_live_check_says_when_a_file_will_be_skipped_or_update_the_one_impor
     directory_user(ALICE)
     data = pfx_for(ALICE, "pw")
     key = add_key()
-    services.certificate_import(
+    lifecycle.certificate_import(
         Actor.system(),
-        entry=services.Entry("a.pfx", data, "pw", ALICE, "smimeEncryption"),
+        entry=imports.Entry("a.pfx", data, "pw", ALICE, "smimeEncryption"),
         key=key,
         tags=[ScopeTag.default()],
     )
@@ -543,18 +543,18 @@ def test_the_live_check_reports_an_empty_file_with_its_code_and_names_what_it_st
 
 def test_only_rows_a_password_can_fix_offer_a_password_box(admin_client: Client) -> None:
     directory_user(ALICE)
-    batch = services.batch_create(
+    batch = imports.batch_create(
         Actor.system(),
         kind=ImportBatch.Kind.BULK,
         key=add_key(),
         entries=[
-            services.Entry("wrong.pfx", pfx_for(ALICE, "right"), "wrong", ALICE),
-            services.Entry("junk.pfx", b"not a pfx", "pw", ALICE),
+            imports.Entry("wrong.pfx", pfx_for(ALICE, "right"), "wrong", ALICE),
+            imports.Entry("junk.pfx", b"not a pfx", "pw", ALICE),
         ],
         tags=[ScopeTag.default()],
         enqueue=False,
     )
-    services.process_chunk(batch.pk, list(batch.items.values_list("pk", flat=True)))
+    pipeline.process_chunk(batch.pk, list(batch.items.values_list("pk", flat=True)))
     wrong, junk = batch.items.get(filename="wrong.pfx"), batch.items.get(filename="junk.pfx")
     page = admin_client.get(reverse("certs:batch", args=[batch.code])).content.decode()
     assert f'name="password-{wrong.pk}"' in page and f'name="password-{junk.pk}"' not in page
@@ -575,13 +575,13 @@ def test_a_dry_run_is_imported_from_its_page_with_one_click(admin_client: Client
     )
     dry = ImportBatch.objects.get()
     assert response.status_code == 302 and dry.dry_run
-    services.process_chunk(dry.pk, list(dry.items.values_list("pk", flat=True)))
+    pipeline.process_chunk(dry.pk, list(dry.items.values_list("pk", flat=True)))
     page = admin_client.get(reverse("certs:batch", args=[dry.code])).content.decode()
     assert "Import these 1 files" in page and reverse("certs:batch_promote", args=[dry.code]) in page
     promoted = admin_client.post(reverse("certs:batch_promote", args=[dry.code]))
     real = ImportBatch.objects.get(promoted_from=dry)
     assert promoted.status_code == 302 and promoted["Location"] == reverse("certs:batch", args=[real.code])
-    services.process_chunk(real.pk, list(real.items.values_list("pk", flat=True)))
+    pipeline.process_chunk(real.pk, list(real.items.values_list("pk", flat=True)))
     assert Certificate.objects.filter(upn=ALICE, batch=real).exists()
     after = admin_client.get(reverse("certs:batch", args=[dry.code])).content.decode()
     assert reverse("certs:batch", args=[real.code]) in after and "Import these" not in after

@@ -1,8 +1,8 @@
-"""Certificate pages: encryption keys, single and bulk import, batch progress, the list and deletes."""
+"""Certificate imports: the single import with its live check, the bulk upload, and each import's progress,
+cancel, retry and promotion of a dry run."""
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from django.conf import settings
@@ -10,99 +10,35 @@ from django.contrib import messages
 from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.core.paginator import Paginator
-from django.db.models import Case, Count, Exists, OuterRef, QuerySet, When
+from django.db.models import Case, Count, When
 from django.db.models.functions import Lower
-from django.http import HttpResponse, StreamingHttpResponse
-from django.http.response import HttpResponseBase
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from certs import held, manifest, services
-from certs.forms import (
-    BulkImportForm,
-    CertificateFilterForm,
-    CleanupForm,
-    KeyForm,
-    RetryForm,
-    SelectCertificatesForm,
-    SingleImportForm,
-)
-from certs.models import (
-    Certificate,
-    EncryptionKey,
-    GraphState,
-    ImportBatch,
-    ItemState,
-    retryable_with_password,
-)
+from certs import held, hooks, imports, lifecycle, manifest
+from certs.errors import ServiceError
+from certs.forms import BulkImportForm, RetryForm, SingleImportForm
+from certs.imports import Entry
+from certs.models import GraphState, ImportBatch, ItemState, retryable_with_password
+from certs.views import PAGE_SIZE
+from certs.views.keys import usable_keys
 from directory.models import DirectoryUser
-from graph.models import TenantConnection
 from portal import access
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
-from portal.lib.listing import filter_state
-from portal.lib.spreadsheet import Echo, spreadsheet_safe
-
-PAGE_SIZE = 50
 
 
 def max_request_bytes() -> int:
     return int(getattr(settings, "CERTS_MAX_UPLOAD_BYTES", 100 * 1024 * 1024))
 
 
-def _keys(request: AuthenticatedHttpRequest) -> QuerySet[EncryptionKey]:
-    # Importing with a key is using it: the admin must be able to read it.
-    return access.scoped(EncryptionKey.objects.all(), request.user, "read")
-
-
 def _tags(request: AuthenticatedHttpRequest) -> list[Any]:
     return access.creator_tags(request.user, "certificates")
-
-
-# --- Encryption keys --------------------------------------------------------------------
-
-
-@require_GET
-@permission_required("connectors.read")
-def keys(request: AuthenticatedHttpRequest) -> HttpResponse:
-    rows = _keys(request)
-    context = {
-        "keys": rows,
-        "can_add": access.has_perm(request.user, "connectors.create"),
-        "can_update": access.has_perm(request.user, "connectors.update"),
-        "nav_active": "tenant",
-    }
-    return render(request, "certs/keys.html", context)
-
-
-@require_http_methods(["GET", "POST"])
-@permission_required("connectors.create")
-def key_add(request: AuthenticatedHttpRequest) -> HttpResponse:
-    tags = access.creator_tags(request.user, "connectors")
-    form = KeyForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            data = dict(form.cleaned_data)
-            key = services.key_add(Actor.from_request(request), tags=tags, data=data.pop("key_file"), **data)
-        except services.ServiceError as exc:
-            form.add_error("key_file", f"{exc.message} (code {exc.code})")
-        else:
-            messages.success(request, f"Encryption key {key} added.")
-            return redirect("certs:keys")
-    status = 400 if form.errors else 200
-    return render(request, "certs/key_add.html", {"form": form, "nav_active": "tenant"}, status=status)
-
-
-@require_POST
-def key_default(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
-    key = access.get_for_user(request.user, EncryptionKey.objects.all(), write="update", code=code)
-    services.key_set_default(Actor.from_request(request), key=key)
-    messages.success(request, f"{key} is now the default key for imports.")
-    return redirect("certs:keys")
 
 
 # --- Single import ----------------------------------------------------------------------
@@ -112,7 +48,7 @@ def key_default(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @permission_required("certificates.create")
 def import_single(request: AuthenticatedHttpRequest) -> HttpResponse:
-    keys = _keys(request)
+    keys = usable_keys(request)
     initial = {"upn": request.GET.get("upn", "")[:255]}
     kept = held.take(request.user.pk, request.POST.get("held", "")) if request.method == "POST" else None
     form = SingleImportForm(
@@ -120,14 +56,14 @@ def import_single(request: AuthenticatedHttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid() and request.POST.get("action") == "import":
         data = form.cleaned_data
-        entry = services.Entry(
+        entry = Entry(
             filename=data["filename"],
             data=data["file"],
             password=data["password"],
             upn=data["upn"],
             purpose=data["purpose"],
         )
-        item = services.certificate_import(
+        item = lifecycle.certificate_import(
             Actor.from_request(request),
             entry=entry,
             key=data["key"],
@@ -164,10 +100,10 @@ def _hold(
     return held.hold(request.user.pk, filename=filename, data=data, password=password)
 
 
-def _check(form: SingleImportForm) -> services.Preview:
+def _check(form: SingleImportForm) -> lifecycle.Preview:
     data = form.cleaned_data
-    entry = services.Entry(data["filename"], data["file"], data["password"], data["upn"], data["purpose"])
-    return services.preview(entry, data["key"], user=form.directory_user, on_duplicate=data["on_duplicate"])
+    entry = Entry(data["filename"], data["file"], data["password"], data["upn"], data["purpose"])
+    return lifecycle.preview(entry, data["key"], user=form.directory_user, on_duplicate=data["on_duplicate"])
 
 
 @never_cache
@@ -176,7 +112,7 @@ def _check(form: SingleImportForm) -> services.Preview:
 def import_check(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The live check of the single import: what the engine finds, before anything is stored."""
     kept = held.take(request.user.pk, request.POST.get("held", ""))
-    form = SingleImportForm(request.POST, request.FILES, keys=_keys(request), held=kept)
+    form = SingleImportForm(request.POST, request.FILES, keys=usable_keys(request), held=kept)
     check = _check(form) if form.is_valid() else None
     return render(request, "certs/import.html#check", {"form": form, "check": check})
 
@@ -235,7 +171,7 @@ def _refused(request: AuthenticatedHttpRequest, code: str, *, status: int) -> Ht
 
 
 def _import_bulk(request: AuthenticatedHttpRequest) -> HttpResponse:
-    keys = _keys(request)
+    keys = usable_keys(request)
     form = BulkImportForm(request.POST or None, request.FILES or None, keys=keys)
     errors: list[manifest.ManifestError] = []
     if request.method == "POST" and form.is_valid():
@@ -244,7 +180,7 @@ def _import_bulk(request: AuthenticatedHttpRequest) -> HttpResponse:
         except manifest.Refused as exc:
             errors = exc.errors
         else:
-            batch = services.batch_create(
+            batch = imports.batch_create(
                 Actor.from_request(request),
                 kind=ImportBatch.Kind.BULK,
                 key=form.cleaned_data["key"],
@@ -258,13 +194,13 @@ def _import_bulk(request: AuthenticatedHttpRequest) -> HttpResponse:
         "form": form,
         "errors": errors,
         "has_keys": keys.exists(),
-        "keep_hours": services.dry_run_keep_hours(),
+        "keep_hours": imports.dry_run_keep_hours(),
         "nav_active": "certificates",
     }
     return render(request, "certs/bulk.html", context, status=400 if form.errors or errors else 200)
 
 
-def _bulk_entries(request: AuthenticatedHttpRequest, form_manifest: Any) -> list[services.Entry]:
+def _bulk_entries(request: AuthenticatedHttpRequest, form_manifest: Any) -> list[Entry]:
     uploads = request.FILES.getlist("pfx_files")
     if len(uploads) == 1 and (uploads[0].name or "").lower().endswith(".zip"):
         files = manifest.read_zip(uploads[0].read())
@@ -296,7 +232,7 @@ def batches(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 
 def progress(batch: ImportBatch) -> dict[str, Any]:
-    counts = services.batch_counts(batch)
+    counts = imports.batch_counts(batch)
     total = batch.total or 1
     finished = sum(counts[s] for s in ("stored", "failed", "skipped", "cancelled"))
     if batch.dry_run:
@@ -342,7 +278,7 @@ def batch(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     if state in ItemState.values:
         items = items.filter(state=state)
     can_write = access.can(request.user, "certificates.create", batch)
-    deadline = services.promotion_deadline(batch)
+    deadline = imports.promotion_deadline(batch)
     promotion = ImportBatch.objects.filter(promoted_from=batch).first() if batch.dry_run else None
     context = {
         "batch": batch,
@@ -354,7 +290,7 @@ def batch(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
         "can_retry": can_write and batch.items.filter(retryable_with_password()).exists(),
         "promotion": promotion,
         "promote_until": deadline if deadline and deadline > timezone.now() and promotion is None else None,
-        "connected": TenantConnection.current() is not None,
+        "connected": hooks.delivery_connected(),
         "can_connect": access.has_perm(request.user, "connectors.update"),
         "nav_active": "certificates",
     }
@@ -366,9 +302,9 @@ def batch(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
 def batch_cancel(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     batch = access.get_for_user(request.user, ImportBatch.objects.all(), write="create", code=code)
     try:
-        count = services.batch_cancel(Actor.from_request(request), batch=batch)
+        count = imports.batch_cancel(Actor.from_request(request), batch=batch)
         messages.success(request, f"Import cancelled; {count} rows were not processed.")
-    except services.ServiceError as exc:
+    except ServiceError as exc:
         messages.error(request, exc.message)
     return redirect("certs:batch", code=batch.code)
 
@@ -381,10 +317,10 @@ def batch_retry(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     form = RetryForm(request.POST, item_ids=retryable)
     try:
         if not form.is_valid():
-            raise services.ServiceError("bad_form", "The form could not be read.")
-        count = services.items_retry(Actor.from_request(request), batch=batch, passwords=form.passwords())
+            raise ServiceError("bad_form", "The form could not be read.")
+        count = imports.items_retry(Actor.from_request(request), batch=batch, passwords=form.passwords())
         messages.success(request, f"{count} rows queued again.")
-    except services.ServiceError as exc:
+    except ServiceError as exc:
         messages.error(request, exc.message)
     return redirect("certs:batch", code=batch.code)
 
@@ -393,200 +329,13 @@ def batch_retry(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
 def batch_promote(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     """Import a finished dry run's files for real, with the passwords it kept: no second upload."""
     batch = access.get_for_user(request.user, ImportBatch.objects.all(), write="create", code=code)
-    if not _keys(request).filter(pk=batch.encryption_key_id).exists():
+    if not usable_keys(request).filter(pk=batch.encryption_key_id).exists():
         messages.error(request, "You cannot use this import's encryption key (code key_not_visible).")
         return redirect("certs:batch", code=batch.code)
     try:
-        real = services.batch_promote(Actor.from_request(request), batch=batch)
-    except services.ServiceError as exc:
+        real = imports.batch_promote(Actor.from_request(request), batch=batch)
+    except ServiceError as exc:
         messages.error(request, f"{exc.message} (code {exc.code})")
         return redirect("certs:batch", code=batch.code)
     messages.success(request, f"Importing the {real.total} files of the dry run.")
     return redirect("certs:batch", code=real.code)
-
-
-# --- Certificates -----------------------------------------------------------------------
-
-
-@require_GET
-@permission_required("certificates.read")
-def certificate_list(request: AuthenticatedHttpRequest) -> HttpResponseBase:
-    visible = access.scoped(
-        Certificate.objects.select_related("user", "encryption_key", "batch"), request.user
-    )
-    form = CertificateFilterForm(request.GET)
-    if not form.is_valid():
-        return render(request, "certs/list.html", {"form": form, "nav_active": "certificates"}, status=400)
-    rows = form.apply(visible.defer("pfx_blob", "encrypted_password"))
-    if request.GET.get("format") == "csv":
-        return _csv_export(rows)
-    query = request.GET.copy()
-    query.pop("page", None)
-    context = {
-        "form": form,
-        "page": Paginator(_link_batches(rows, request), PAGE_SIZE).get_page(request.GET.get("page")),
-        "query": query.urlencode(),
-        "sorts": _sort_links(request, form),
-        "can_import": access.has_perm(request.user, "certificates.create"),
-        "can_delete": access.has_perm(request.user, "certificates.delete"),
-        "reads_all": access.reads_all(request.user, Certificate),
-        **filter_state(form),
-        "nav_active": "certificates",
-    }
-    return render(request, "certs/list.html#results" if request.htmx else "certs/list.html", context)
-
-
-def _link_batches(rows: QuerySet[Certificate], request: AuthenticatedHttpRequest) -> QuerySet[Certificate]:
-    """Mark the rows whose import the admin may open, so the list links only to pages they can see."""
-    batch = access.scoped(ImportBatch.objects.filter(pk=OuterRef("batch_id")), request.user)
-    return rows.annotate(batch_readable=Exists(batch))
-
-
-def _sort_links(request: AuthenticatedHttpRequest, form: CertificateFilterForm) -> dict[str, dict[str, str]]:
-    links = {}
-    for key in form.SORTS:
-        query = request.GET.copy()
-        query.pop("page", None)
-        query["sort"] = f"-{key}" if form.current_sort == key else key
-        state = {key: "ascending", f"-{key}": "descending"}.get(form.current_sort, "none")
-        links[key] = {"url": f"?{query.urlencode()}", "state": state}
-    return links
-
-
-def _csv_export(rows: QuerySet[Certificate]) -> StreamingHttpResponse:
-    header = [
-        "upn",
-        "thumbprint",
-        "purpose",
-        "subject",
-        "issuer",
-        "serial",
-        "not_before",
-        "not_after",
-        "key",
-        "graph_state",
-        "batch",
-    ]
-    writer = csv.writer(Echo())
-
-    def lines() -> Any:
-        yield writer.writerow(header)
-        for c in rows.iterator(chunk_size=500):
-            values = [
-                c.upn,
-                c.thumbprint,
-                c.purpose,
-                c.subject,
-                c.issuer,
-                c.serial,
-                c.not_before.isoformat(),
-                c.not_after.isoformat(),
-                c.key_label,
-                c.graph_state,
-                c.batch.code if c.batch else "",
-            ]
-            yield writer.writerow([spreadsheet_safe(v) for v in values])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="certificates.csv"'
-    return response
-
-
-@require_GET
-def certificate_detail(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
-    cert = access.get_for_user(
-        request.user, Certificate.objects.select_related("user", "encryption_key", "batch"), code=code
-    )
-    batch = cert.batch
-    context = {
-        "cert": cert,
-        "can_open_batch": batch is not None and access.can(request.user, "certificates.read", batch),
-        "can_delete": access.can(request.user, "certificates.delete", cert),
-        "nav_active": "certificates",
-    }
-    return render(request, "certs/detail.html", context)
-
-
-@require_http_methods(["GET", "POST"])
-def certificate_delete(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
-    cert = access.get_for_user(
-        request.user, Certificate.objects.select_related("user"), write="delete", code=code
-    )
-    if request.method == "POST" and request.POST.get("confirm") == cert.thumbprint:
-        user = cert.user
-        services.certificate_delete(Actor.from_request(request), certificate=cert)
-        messages.success(request, f"Certificate {cert.thumbprint} of {cert.upn} deleted.")
-        return redirect("directory:user", user.object_id)
-    status = 400 if request.method == "POST" else 200
-    return render(request, "certs/delete.html", {"cert": cert, "nav_active": "certificates"}, status=status)
-
-
-@require_http_methods(["GET", "POST"])
-@permission_required("certificates.delete")
-def remove_expired(request: AuthenticatedHttpRequest, object_id: str) -> HttpResponse:
-    expired = access.scoped(Certificate.objects.filter(not_after__lte=timezone.now()), request.user, "delete")
-    expired = expired.filter(user__object_id=object_id).defer("pfx_blob", "encrypted_password")
-    form = SelectCertificatesForm(request.POST or None, choices=[(c.pk, str(c)) for c in expired])
-    if request.method == "POST" and form.is_valid() and form.cleaned_data["confirm"]:
-        chosen = expired.filter(pk__in=form.cleaned_data["certificates"])
-        count = services.remove_expired(Actor.from_request(request), certificates=chosen)
-        messages.success(request, f"{count} expired certificates removed.")
-        return redirect("directory:user", object_id)
-    user = DirectoryUser.objects.filter(object_id=object_id).first()
-    context = {"expired": expired, "form": form, "directory_user": user, "nav_active": "users"}
-    return render(
-        request, "certs/remove_expired.html", context, status=400 if request.method == "POST" else 200
-    )
-
-
-@require_http_methods(["GET", "POST"])
-@permission_required("certificates.delete")
-def cleanup(request: AuthenticatedHttpRequest) -> HttpResponse:
-    removable = access.scoped(Certificate.objects.all(), request.user, "delete").defer(
-        "pfx_blob", "encrypted_password"
-    )
-    form = CleanupForm(request.POST if request.method == "POST" else (request.GET or CleanupForm.DEFAULTS))
-    chosen = form.select(removable) if form.is_valid() else removable.none()
-    count = chosen.count()
-    if request.method == "POST" and form.is_valid():
-        if form.cleaned_data["confirm"] and form.cleaned_data["expected"] == count and count:
-            removed = services.remove_expired(Actor.from_request(request), certificates=chosen)
-            messages.success(
-                request, f"{removed} expired certificates removed from the portal and from Intune."
-            )
-            return redirect("certs:list")
-        form.add_error(
-            None,
-            "Tick the confirmation."
-            if count == form.cleaned_data["expected"]
-            else "The list changed: check it again.",
-        )
-    query = request.GET.copy()
-    query.pop("page", None)
-    context = {
-        "form": form,
-        "count": count,
-        "page": Paginator(chosen.select_related("user"), PAGE_SIZE).get_page(request.GET.get("page")),
-        "query": query.urlencode(),
-        "nav_active": "certificates",
-    }
-    template = "certs/cleanup.html#results" if request.htmx else "certs/cleanup.html"
-    return render(request, template, context, status=400 if form.errors else 200)
-
-
-def user_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) -> dict[str, Any] | None:
-    """The Certificates section of a user's page (hidden from admins who may not read certificates)."""
-    if not access.has_perm(request.user, "certificates.read"):
-        return None
-    certificates = access.scoped(Certificate.objects.filter(user=user), request.user).select_related(
-        "batch", "encryption_key"
-    )
-    expired = Certificate.objects.filter(user=user, not_after__lte=timezone.now())
-    return {
-        "certificates": _link_batches(
-            certificates.defer("pfx_blob", "encrypted_password").order_by("-not_after"), request
-        ),
-        # Offered only when some of them are the admin's to delete.
-        "can_remove_expired": access.scoped(expired, request.user, "delete").exists(),
-        "can_import": access.has_perm(request.user, "certificates.create"),
-    }
