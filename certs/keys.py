@@ -1,8 +1,9 @@
 """Encryption keys: the connectors' RSA public keys that PFX passwords are encrypted to.
 
-Parsing key files (PEM, CNG blobs) is the PFX engine's (``certs.pfx.keys``); publishing a key
-from a connector is the connectors app's (``connectors.keys``). Adding a key and choosing the
-default are here, each atomic with its audit row.
+Parsing key files (PEM, CNG blobs) is the PFX engine's (``certs.pfx.keys``); a connector
+publishing its key is the connectors app's, which adds the key through ``key_add``. Adding a
+key and choosing the default are here, each atomic with its audit row; the page is
+``certs.views.keys``.
 """
 
 from __future__ import annotations
