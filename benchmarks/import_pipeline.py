@@ -52,7 +52,8 @@ from django.conf import settings  # noqa: E402
 from django.core.cache import cache  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from certs import services  # noqa: E402
+from certs import imports, pipeline  # noqa: E402
+from certs.keys import key_add  # noqa: E402
 from certs.models import Certificate, EncryptionKey, ImportBatch  # noqa: E402
 from certs.pfx import encrypt_password, inspect_pfx, load_public_key  # noqa: E402
 from devtools.certificates import UPN_OID, distinct_keys, openssl3_encryption  # noqa: E402
@@ -151,11 +152,11 @@ def end_to_end(files: list[tuple[str, bytes, str]], key: EncryptionKey, workers:
     proc = start_workers(workers)
     try:
         entries = [
-            services.Entry(f"{upn}.pfx", data, password, upn, "smimeEncryption")
+            imports.Entry(f"{upn}.pfx", data, password, upn, "smimeEncryption")
             for upn, data, password in files
         ]
         start = time.perf_counter()
-        batch = services.batch_create(
+        batch = imports.batch_create(
             Actor.system("benchmark"),
             kind=ImportBatch.Kind.BULK,
             key=key,
@@ -173,7 +174,7 @@ def end_to_end(files: list[tuple[str, bytes, str]], key: EncryptionKey, workers:
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     # Contention-free view: CPU the worker processes spent (start-up included) per file.
     print(f"worker CPU: {cpu:.2f} s in all, {cpu / len(files) * 1e3:.2f} ms per file (start-up included)")
-    counts = services.batch_counts(batch)
+    counts = imports.batch_counts(batch)
     assert counts["stored"] == len(files), counts
     print(f"batch created (staging + rows): {staged - start:6.2f} s; end to end in {end - start:.2f} s")
     return len(files) / (end - start)
@@ -209,7 +210,7 @@ def main() -> None:
         Certificate.objects.filter(encryption_key=key).delete()
         ImportBatch.objects.filter(encryption_key=key).delete()
         key.delete()
-    key = services.key_add(
+    key = key_add(
         Actor.system("benchmark"),
         data=pem,
         provider_name="Bench KSP",
@@ -234,7 +235,7 @@ def main() -> None:
         )
         rounds.append((engine, e2e, ratio))
         reset()
-    print(f"workers: {args.workers} processes, chunks of {services.CHUNK_SIZE}, {len(files)} files")
+    print(f"workers: {args.workers} processes, chunks of {pipeline.CHUNK_SIZE}, {len(files)} files")
     for label, index in (("engine only (1 process), files/s", 0), ("end to end, files/s", 1), ("ratio", 2)):
         values = sorted(r[index] for r in rounds)
         print(

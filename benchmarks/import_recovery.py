@@ -50,7 +50,8 @@ from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from certs import services  # noqa: E402
+from certs import imports  # noqa: E402
+from certs.keys import key_add  # noqa: E402
 from certs.models import Certificate, EncryptionKey, ImportBatch, ImportItem  # noqa: E402
 from directory.models import DirectoryUser  # noqa: E402
 from portal.audit import Actor  # noqa: E402
@@ -89,7 +90,7 @@ def _key() -> EncryptionKey:
 
     public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
     pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return services.key_add(
+    return key_add(
         Actor.system(),
         data=pem,
         provider_name="Recovery",
@@ -154,12 +155,12 @@ def main() -> int:
     for i in range(args.files):
         upn = f"r{run}-{i:04d}@recovery.example"
         DirectoryUser.objects.create(upn=upn, display_name=upn, mail=upn)
-        entries.append(services.Entry(f"{upn}.pfx", _pfx(upn, f"Pw-{i}", ca), f"Pw-{i}", upn))
+        entries.append(imports.Entry(f"{upn}.pfx", _pfx(upn, f"Pw-{i}", ca), f"Pw-{i}", upn))
 
     beat = _start("beat", "-s", str(Path(settings.DATA_DIR) / f"recovery-beat-{run}"))
     workers = [_worker()]
     try:
-        batch = services.batch_create(
+        batch = imports.batch_create(
             Actor.system(), kind=ImportBatch.Kind.BULK, key=_key(), entries=entries, tags=[ScopeTag.default()]
         )
         rows = ImportItem.objects.filter(batch=batch)

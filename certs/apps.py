@@ -8,7 +8,7 @@ class CertsConfig(AppConfig):
 
     def ready(self) -> None:
         from certs.home import expiry_section, failed_uploads_section
-        from certs.views import user_panel
+        from certs.views.certificates import user_panel
         from directory.panels import UserPanel, register_user_panel
         from portal.home import HomeSection, register_home_section
 

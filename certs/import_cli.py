@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from certs import manifest, services
+from certs import imports, manifest, pipeline
 from certs.models import EncryptionKey, ImportBatch, ItemState
 from portal.audit import Actor
 from portal.models import ScopeTag
@@ -72,7 +72,7 @@ def run_import(options: dict[str, Any], stdout: TextIO, stderr: TextIO) -> int:
         stderr.write(f"unreadable: {exc.strerror}: {exc.filename}\n")
         return 2
     inline = bool(options.get("inline"))
-    batch = services.batch_create(
+    batch = imports.batch_create(
         Actor.system("pfx import command"),
         kind=ImportBatch.Kind.COMMAND,
         key=key,
@@ -87,8 +87,8 @@ def run_import(options: dict[str, Any], stdout: TextIO, stderr: TextIO) -> int:
     del entries
     if inline:
         ids = list(batch.items.order_by("position").values_list("pk", flat=True))
-        for start in range(0, len(ids), services.CHUNK_SIZE):
-            services.process_chunk(batch.pk, ids[start : start + services.CHUNK_SIZE])
+        for start in range(0, len(ids), pipeline.CHUNK_SIZE):
+            pipeline.process_chunk(batch.pk, ids[start : start + pipeline.CHUNK_SIZE])
     elif not _wait(batch, int(options.get("timeout") or 3600), stderr):
         return 3
     return _report(batch, bool(options.get("json")), stdout)
@@ -112,7 +112,7 @@ def _report(batch: ImportBatch, as_json: bool, stdout: TextIO) -> int:
         )
     )
     ok = OK_STATES | ({ItemState.VALIDATED.value} if batch.dry_run else set())
-    totals = services.batch_counts(batch)
+    totals = imports.batch_counts(batch)
     if as_json:
         stdout.write(
             json.dumps(

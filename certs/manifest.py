@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models.functions import Lower
 
+from certs.imports import Entry
 from certs.models import Purpose
-from certs.services import Entry
 from directory.models import DirectoryUser
 from portal.lib.csvfile import CsvFile, CsvRefused
 

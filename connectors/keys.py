@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from certs.errors import ServiceError
+from certs.keys import key_add
 from certs.models import EncryptionKey, Padding
 from certs.pfx import load_public_key, public_key_fingerprint
 from certs.pfx.problems import ProblemError
-from certs.services import ServiceError, key_add
 from connectors.agent import possession
 from connectors.errors import ConnectorError
 from connectors.events import CATEGORY, connector_actor, record_event

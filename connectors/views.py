@@ -1,10 +1,13 @@
-"""Tenant administration > Connectors and tokens > Certificate connectors."""
+"""Tenant administration > Connectors and tokens > Certificate connectors, and the connectors' section
+of the encryption keys page (``certs.hooks``)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.contrib import messages
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -143,19 +146,16 @@ def connector_delete(request: AuthenticatedHttpRequest, code: str) -> HttpRespon
     return render(request, "connectors/confirm_delete.html", {"nav_active": NAV, "connector": connector})
 
 
-@require_GET
-@permission_required("connectors.read")
-def key_list(request: AuthenticatedHttpRequest) -> HttpResponse:
-    keys = access.scoped(EncryptionKey.objects.all(), request.user)
+def keys_section(request: AuthenticatedHttpRequest, keys: QuerySet[EncryptionKey]) -> dict[str, Any] | None:
+    """The connectors' section of the encryption keys page (which the connectors permissions guard):
+    which connectors hold each of the admin's keys, and key rotation."""
     rotations = access.scoped(KeyRotation.objects.all(), request.user)[:20]
-    context = {
-        "nav_active": NAV,
+    return {
         "holdings": health.key_holders(keys),
         "rotations": [(r, services.rotation_progress(r)) for r in rotations],
         "form": RotationForm(keys=keys),
         "can": _can(request),
     }
-    return render(request, "connectors/keys.html", context)
 
 
 @require_POST
@@ -166,7 +166,7 @@ def rotation_start(request: AuthenticatedHttpRequest) -> HttpResponse:
     if not form.is_valid():
         problems = [str(e) for errors in form.errors.values() for e in errors]
         messages.error(request, " ".join(problems) or "Choose two different keys you may change.")
-        return redirect("connectors:keys")
+        return redirect("certs:keys")
     try:
         rotation = key_rotation.rotation_start(
             Actor.from_request(request),
@@ -175,7 +175,7 @@ def rotation_start(request: AuthenticatedHttpRequest) -> HttpResponse:
         )
     except ConnectorError as exc:
         messages.error(request, exc.message)
-        return redirect("connectors:keys")
+        return redirect("certs:keys")
     messages.success(request, f"Key rotation started: {rotation.total} certificate password(s) to re-wrap.")
     return redirect("connectors:rotation", code=rotation.code)
 

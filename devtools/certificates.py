@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.utils import timezone
 
-from certs import services
+from certs import imports
 from certs.models import EncryptionKey, ImportBatch, Purpose
 from certs.pfx import inspect as pfx_inspect
 from directory.models import DirectoryUser
@@ -132,7 +132,7 @@ def openssl3_encryption(password: str) -> serialization.KeySerializationEncrypti
     )
 
 
-def entries(now: dt.datetime | None = None) -> list[services.Entry]:
+def entries(now: dt.datetime | None = None) -> list[imports.Entry]:
     """The demo's bulk import: one encryption certificate per user, signing certificates for some,
     an older one kept beside its successor, and two rows that fail the way real files do."""
     now = now or timezone.now()
@@ -141,14 +141,14 @@ def entries(now: dt.datetime | None = None) -> list[services.Entry]:
     users = list(
         DirectoryUser.objects.filter(removed_at__isnull=True, account_enabled=True).order_by("upn")[:USERS]
     )
-    out: list[services.Entry] = []
+    out: list[imports.Entry] = []
 
     def add(user: DirectoryUser, purpose: str, days_left: int, *, typo: bool = False, tag: str = "") -> None:
         password = f"{rng.randrange(10**8):08d}-Export"
         data = issuer.pfx(user, password, purpose=purpose, not_after=now + dt.timedelta(days=days_left))
         stem = user.upn.split("@")[0]
         out.append(
-            services.Entry(
+            imports.Entry(
                 filename=f"{stem}{tag}-{'sign' if purpose == Purpose.SMIME_SIGNING else 'enc'}.pfx",
                 data=data,
                 password=password + ("x" if typo else ""),
@@ -178,7 +178,7 @@ def seed_demo_certificates(key: EncryptionKey) -> ImportBatch | None:
     files = entries()
     if not files:
         return None
-    return services.batch_create(
+    return imports.batch_create(
         Actor.system(ACTOR),
         kind=ImportBatch.Kind.BULK,
         key=key,

@@ -18,7 +18,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from certs import services as cert_services
+from certs import imports, lifecycle
 from certs.models import Certificate, EncryptionKey, GraphState
 from certs.tests.importing import add_key, directory_user, pfx_for
 from connectors.models import Connector
@@ -63,9 +63,9 @@ def _signed_in(user: User) -> Client:
 
 def _import(key: EncryptionKey, upn: str, tag: ScopeTag, *, days: int = 365) -> Certificate:
     directory_user(upn)
-    item = cert_services.certificate_import(
+    item = lifecycle.certificate_import(
         Actor.system("Demo data"),
-        entry=cert_services.Entry("a.pfx", pfx_for(upn, "pw", days=days), "pw", upn, "smimeEncryption"),
+        entry=imports.Entry("a.pfx", pfx_for(upn, "pw", days=days), "pw", upn, "smimeEncryption"),
         key=key,
         tags=[tag],
     )

@@ -14,7 +14,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from certs import services
+from certs import imports, pipeline, sweeps
+from certs.errors import ServiceError
 from certs.models import Certificate, ImportBatch, ImportItem, ItemState
 from certs.tests.importing import add_key, directory_user, pfx_for
 from portal.audit import Actor
@@ -34,8 +35,8 @@ def lease(settings: Any) -> None:
     settings.CERTS_RETRY_WINDOW_DAYS = 7
 
 
-def _bulk(entries: list[services.Entry], **kwargs: Any) -> ImportBatch:
-    return services.batch_create(
+def _bulk(entries: list[imports.Entry], **kwargs: Any) -> ImportBatch:
+    return imports.batch_create(
         Actor.system(),
         kind=ImportBatch.Kind.BULK,
         key=add_key(),
@@ -49,7 +50,7 @@ def _bulk(entries: list[services.Entry], **kwargs: Any) -> ImportBatch:
 def _three_users() -> ImportBatch:
     for upn in (ALICE, BOB, CAROL):
         directory_user(upn)
-    return _bulk([services.Entry(f"{upn}.pfx", pfx_for(upn, "pw"), "pw", upn) for upn in (ALICE, BOB, CAROL)])
+    return _bulk([imports.Entry(f"{upn}.pfx", pfx_for(upn, "pw"), "pw", upn) for upn in (ALICE, BOB, CAROL)])
 
 
 def _ids(batch: ImportBatch) -> list[int]:
@@ -77,7 +78,7 @@ def test_a_task_takes_over_rows_whose_lease_ended_and_leaves_rows_under_a_live_c
     alice, bob, carol = _ids(batch)
     _claim([alice], seconds_ago=LEASE + 5)  # its worker died
     _claim([bob], seconds_ago=LEASE - 60)  # its worker is still at work
-    assert services.process_chunk(batch.pk, [alice, bob, carol]) == 2
+    assert pipeline.process_chunk(batch.pk, [alice, bob, carol]) == 2
     rows = {item.pk: item for item in ImportItem.objects.filter(batch=batch)}
     assert rows[alice].state == rows[carol].state == ItemState.STORED
     assert rows[alice].lost_claims == 1 and rows[carol].lost_claims == 0
@@ -88,9 +89,9 @@ def test_a_late_worker_whose_rows_were_taken_over_writes_and_stores_nothing() ->
     batch = _three_users()
     ids = _ids(batch)
     late = _claim(ids, seconds_ago=3600)
-    assert services.process_chunk(batch.pk, ids) == 3  # another worker took the expired claim over
+    assert pipeline.process_chunk(batch.pk, ids) == 3  # another worker took the expired claim over
     # The first worker was not dead after all and now finishes the same rows.
-    services.process_items(batch, late, {item.pk: "pw" for item in late})
+    pipeline.process_items(batch, late, {item.pk: "pw" for item in late})
     assert Certificate.objects.count() == 3
     rows = list(ImportItem.objects.filter(batch=batch))
     assert {item.state for item in rows} == {ItemState.STORED}
@@ -101,12 +102,12 @@ def test_cancel_ends_claimed_rows_too_destroys_their_passwords_and_reports_the_t
     batch = _three_users()
     alice, bob, carol = _ids(batch)
     held = _claim([alice, bob], seconds_ago=1)
-    assert services.batch_cancel(Actor.system(), batch=batch) == 3
+    assert imports.batch_cancel(Actor.system(), batch=batch) == 3
     rows = list(ImportItem.objects.filter(batch=batch))
     assert {item.state for item in rows} == {ItemState.CANCELLED}
     assert all(item.staged_password is None and item.claim is None for item in rows)
     # The worker that held two rows finishes them: the batch stays cancelled, nothing is stored.
-    services.process_items(batch, held, {item.pk: "pw" for item in held})
+    pipeline.process_items(batch, held, {item.pk: "pw" for item in held})
     assert not Certificate.objects.exists()
     assert set(ImportItem.objects.filter(batch=batch).values_list("state", flat=True)) == {
         ItemState.CANCELLED
@@ -115,10 +116,10 @@ def test_cancel_ends_claimed_rows_too_destroys_their_passwords_and_reports_the_t
     assert batch.state == ImportBatch.State.CANCELLED
     # Every cancelled row can be retried with its password.
     assert (
-        services.items_retry(Actor.system(), batch=batch, passwords=dict.fromkeys((alice, bob, carol), "pw"))
+        imports.items_retry(Actor.system(), batch=batch, passwords=dict.fromkeys((alice, bob, carol), "pw"))
         == 3
     )
-    services.process_chunk(batch.pk, [alice, bob, carol])
+    pipeline.process_chunk(batch.pk, [alice, bob, carol])
     assert Certificate.objects.count() == 3
 
 
@@ -130,15 +131,15 @@ def test_the_sweep_queues_rows_of_a_dead_worker_and_rows_of_a_lost_task_again_on
     _claim([alice, bob], seconds_ago=LEASE + 5)
     ImportItem.objects.filter(pk=carol).update(queued_at=timezone.now() - timedelta(seconds=LEASE + 5))
     with django_capture_on_commit_callbacks() as callbacks:
-        assert services.sweep_stalled_items() == 3
+        assert sweeps.sweep_stalled_items() == 3
     assert _queued_chunks(callbacks) == [[alice, bob, carol]]
     with django_capture_on_commit_callbacks() as callbacks:
-        assert services.sweep_stalled_items() == 0
+        assert sweeps.sweep_stalled_items() == 0
     assert callbacks == []
     rows = {item.pk: item for item in ImportItem.objects.filter(batch=batch)}
     assert all(item.claim is None and item.state == ItemState.QUEUED for item in rows.values())
     assert (rows[alice].lost_claims, rows[bob].lost_claims, rows[carol].lost_claims) == (1, 1, 0)
-    assert services.process_chunk(batch.pk, [alice, bob, carol]) == 3
+    assert pipeline.process_chunk(batch.pk, [alice, bob, carol]) == 3
     assert Certificate.objects.count() == 3
 
 
@@ -146,7 +147,7 @@ def test_the_sweep_leaves_rows_under_a_live_claim_and_rows_recently_queued() -> 
     batch = _three_users()
     alice, _bob, _carol = _ids(batch)
     _claim([alice], seconds_ago=LEASE - 60)
-    assert services.sweep_stalled_items() == 0
+    assert sweeps.sweep_stalled_items() == 0
     assert ImportItem.objects.get(pk=alice).lost_claims == 0
 
 
@@ -156,17 +157,17 @@ def test_a_row_that_keeps_stopping_its_worker_fails_alone_with_worker_lost(
     batch = _three_users()
     alice, bob, carol = _ids(batch)
     _claim([alice, bob, carol], seconds_ago=LEASE + 5)
-    services.sweep_stalled_items()
+    sweeps.sweep_stalled_items()
     # Lost a second time: from now on each row goes in a task of its own.
     _claim([alice, bob, carol], seconds_ago=LEASE + 5)
     with django_capture_on_commit_callbacks() as callbacks:
-        assert services.sweep_stalled_items() == 3
+        assert sweeps.sweep_stalled_items() == 3
     assert _queued_chunks(callbacks) == [[alice], [bob], [carol]]
-    services.process_chunk(batch.pk, [bob])
-    services.process_chunk(batch.pk, [carol])
+    pipeline.process_chunk(batch.pk, [bob])
+    pipeline.process_chunk(batch.pk, [carol])
     _claim([alice], seconds_ago=LEASE + 5)  # the bad row stops its worker a third time
     with django_capture_on_commit_callbacks() as callbacks:
-        assert services.sweep_stalled_items() == 0
+        assert sweeps.sweep_stalled_items() == 0
     assert callbacks == []
     rows = {item.pk: item for item in ImportItem.objects.filter(batch=batch)}
     assert rows[alice].state == ItemState.FAILED and rows[alice].problem_code == "worker_lost"
@@ -178,10 +179,10 @@ def test_a_row_that_keeps_stopping_its_worker_fails_alone_with_worker_lost(
 
 def test_the_sweep_finishes_a_batch_whose_worker_died_after_writing_the_last_results() -> None:
     batch = _three_users()
-    services.process_chunk(batch.pk, _ids(batch))
+    pipeline.process_chunk(batch.pk, _ids(batch))
     # The worker wrote the results of the last chunk and died before it could mark the batch done.
     ImportBatch.objects.filter(pk=batch.pk).update(state=ImportBatch.State.RUNNING, finished_at=None)
-    services.sweep_stalled_items()
+    sweeps.sweep_stalled_items()
     batch.refresh_from_db()
     assert batch.state == ImportBatch.State.DONE and batch.finished_at is not None
 
@@ -198,15 +199,15 @@ def test_only_rows_a_new_password_can_fix_keep_their_file() -> None:
     wrong_password = pfx_for(ALICE, "right")
     batch = _bulk(
         [
-            services.Entry("zeros.pfx", b"\0" * 1024 * 1024, "pw", ALICE),
-            services.Entry("huge.pfx", b"\0" * (1024 * 1024 + 1), "pw", ALICE),
-            services.Entry("truncated.pfx", pfx_for(ALICE, "pw", kind="truncated")[:1200], "pw", ALICE),
-            services.Entry("expired.pfx", pfx_for(ALICE, "pw", days=-1, kind="expired"), "pw", ALICE),
-            services.Entry("nobody.pfx", pfx_for(ALICE, "pw", kind="nobody"), "pw", "nobody@contoso.example"),
-            services.Entry("wrong.pfx", wrong_password, "wrong", ALICE),
+            imports.Entry("zeros.pfx", b"\0" * 1024 * 1024, "pw", ALICE),
+            imports.Entry("huge.pfx", b"\0" * (1024 * 1024 + 1), "pw", ALICE),
+            imports.Entry("truncated.pfx", pfx_for(ALICE, "pw", kind="truncated")[:1200], "pw", ALICE),
+            imports.Entry("expired.pfx", pfx_for(ALICE, "pw", days=-1, kind="expired"), "pw", ALICE),
+            imports.Entry("nobody.pfx", pfx_for(ALICE, "pw", kind="nobody"), "pw", "nobody@contoso.example"),
+            imports.Entry("wrong.pfx", wrong_password, "wrong", ALICE),
         ]
     )
-    services.process_chunk(batch.pk, _ids(batch))
+    pipeline.process_chunk(batch.pk, _ids(batch))
     codes = dict(batch.items.values_list("filename", "problem_code"))
     assert codes == {
         "zeros.pfx": "not_pkcs12",
@@ -227,11 +228,11 @@ def test_only_rows_a_new_password_can_fix_keep_their_file() -> None:
 
 def test_a_row_no_password_can_fix_cannot_be_retried() -> None:
     directory_user(ALICE)
-    batch = _bulk([services.Entry("zeros.pfx", b"\0" * 4096, "pw", ALICE)])
-    services.process_chunk(batch.pk, _ids(batch))
+    batch = _bulk([imports.Entry("zeros.pfx", b"\0" * 4096, "pw", ALICE)])
+    pipeline.process_chunk(batch.pk, _ids(batch))
     (item,) = batch.items.all()
-    with pytest.raises(services.ServiceError) as refused:
-        services.items_retry(Actor.system(), batch=batch, passwords={item.pk: "another"})
+    with pytest.raises(ServiceError) as refused:
+        imports.items_retry(Actor.system(), batch=batch, passwords={item.pk: "another"})
     assert refused.value.code == "nothing_to_retry"
 
 
@@ -239,29 +240,29 @@ def test_files_kept_for_a_retry_are_deleted_when_the_retry_window_ends() -> None
     directory_user(ALICE)
     batch = _bulk(
         [
-            services.Entry("wrong.pfx", pfx_for(ALICE, "right"), "wrong", ALICE),
-            services.Entry("later.pfx", pfx_for(ALICE, "pw", kind="later"), "pw", ALICE),
+            imports.Entry("wrong.pfx", pfx_for(ALICE, "right"), "wrong", ALICE),
+            imports.Entry("later.pfx", pfx_for(ALICE, "pw", kind="later"), "pw", ALICE),
         ]
     )
     wrong, later = _ids(batch)
-    services.process_chunk(batch.pk, [wrong])
+    pipeline.process_chunk(batch.pk, [wrong])
     # While the batch runs, a failed row keeps its file.
-    assert services.purge_retry_files() == 0
-    services.process_chunk(batch.pk, [later])
+    assert sweeps.purge_retry_files() == 0
+    pipeline.process_chunk(batch.pk, [later])
     batch.refresh_from_db()
     assert batch.finished_at is not None and batch.retry_open
     # A file no retry can use, left by an older version, goes at the next sweep.
     ImportItem.objects.filter(pk=later).update(pfx=b"leftover")
-    assert services.purge_retry_files() == 1
+    assert sweeps.purge_retry_files() == 1
     assert bytes(ImportItem.objects.get(pk=later).pfx) == b""
     assert bytes(ImportItem.objects.get(pk=wrong).pfx)
 
     ImportBatch.objects.filter(pk=batch.pk).update(finished_at=timezone.now() - timedelta(days=7, minutes=1))
-    assert services.purge_retry_files() == 1
+    assert sweeps.purge_retry_files() == 1
     ended = ImportBatch.objects.get(pk=batch.pk)
     assert _bytes_kept(ended) == 0 and not ended.retry_open
-    with pytest.raises(services.ServiceError) as refused:
-        services.items_retry(Actor.system(), batch=ended, passwords={wrong: "right"})
+    with pytest.raises(ServiceError) as refused:
+        imports.items_retry(Actor.system(), batch=ended, passwords={wrong: "right"})
     assert refused.value.code == "retry_window_over"
 
 
@@ -272,11 +273,11 @@ def test_the_batch_page_offers_a_password_box_only_where_a_password_can_help(
     directory_user(ALICE)
     batch = _bulk(
         [
-            services.Entry("zeros.pfx", b"\0" * 4096, "pw", ALICE),
-            services.Entry("wrong.pfx", pfx_for(ALICE, "right"), "wrong", ALICE),
+            imports.Entry("zeros.pfx", b"\0" * 4096, "pw", ALICE),
+            imports.Entry("wrong.pfx", pfx_for(ALICE, "right"), "wrong", ALICE),
         ]
     )
-    services.process_chunk(batch.pk, _ids(batch))
+    pipeline.process_chunk(batch.pk, _ids(batch))
     zeros, wrong = _ids(batch)
     client = Client()
     client.force_login(intune_admin)

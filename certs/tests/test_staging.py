@@ -8,7 +8,7 @@ import secrets
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from certs import services, staging
+from certs import imports, pipeline, staging
 from certs.models import Certificate, ImportBatch, ImportItem
 from certs.tests.importing import add_key, directory_user, pfx_for
 from portal.audit import Actor
@@ -43,11 +43,11 @@ def test_an_import_staged_before_the_shared_sealer_is_stored_by_the_new_worker(s
     key = secrets.token_bytes(32)
     settings.PORTAL_STAGING_KEY = base64.b64encode(key).decode()
     directory_user(ALICE)
-    batch = services.batch_create(
+    batch = imports.batch_create(
         Actor.system(),
         kind=ImportBatch.Kind.BULK,
         key=add_key(),
-        entries=[services.Entry("alice.pfx", pfx_for(ALICE, "Alice-Pass-1"), "Alice-Pass-1", ALICE)],
+        entries=[imports.Entry("alice.pfx", pfx_for(ALICE, "Alice-Pass-1"), "Alice-Pass-1", ALICE)],
         tags=[ScopeTag.default()],
         enqueue=False,
     )
@@ -55,6 +55,6 @@ def test_an_import_staged_before_the_shared_sealer_is_stored_by_the_new_worker(s
     ImportItem.objects.filter(pk=item.pk).update(
         staged_password=_sealed_the_previous_way(key, "Alice-Pass-1", f"{batch.code}:{item.position}")
     )
-    services.process_chunk(batch.pk, [item.pk])
+    pipeline.process_chunk(batch.pk, [item.pk])
     assert batch.items.get().state == "stored"
     assert Certificate.objects.filter(upn=ALICE).exists()

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from certs import services
+from certs import imports, lifecycle
 from certs.tests.importing import add_key, directory_user, pfx_for
 from directory.models import DirectoryUser, UserSource
 from portal.audit import Actor
@@ -26,9 +26,9 @@ def no_mfa_step(settings: Any) -> None:
 
 def test_the_batch_page_warns_about_certificates_of_users_imported_from_csv(intune_admin: User) -> None:
     directory_user(ALICE)
-    item = services.certificate_import(
+    item = lifecycle.certificate_import(
         Actor.system(),
-        entry=services.Entry("a.pfx", pfx_for(ALICE, "pw"), "pw", ALICE, "smimeEncryption"),
+        entry=imports.Entry("a.pfx", pfx_for(ALICE, "pw"), "pw", ALICE, "smimeEncryption"),
         key=add_key(),
         tags=[ScopeTag.default()],
     )

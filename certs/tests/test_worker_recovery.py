@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
-from certs import services
+from certs import imports, sweeps
 from certs.models import Certificate, ImportBatch, ImportItem, ItemState
 from certs.tests.conftest import make_pair, with_cryptography
 from certs.tests.importing import add_key, directory_user
@@ -97,14 +97,14 @@ def start_worker(
         worker.stop()
 
 
-def _entries() -> list[services.Entry]:
+def _entries() -> list[imports.Entry]:
     entries = []
     for i in range(ROWS):
         upn = f"recover-{i:03d}@contoso.example"
         directory_user(upn)
         pair = make_pair(f"ec-recover-{i}", email=upn, upn=upn, cn=upn)
         data = with_cryptography(pair, f"Recover-{i}", rounds=ROUNDS)
-        entries.append(services.Entry(f"{upn}.pfx", data, f"Recover-{i}", upn))
+        entries.append(imports.Entry(f"{upn}.pfx", data, f"Recover-{i}", upn))
     return entries
 
 
@@ -119,7 +119,7 @@ def test_rows_held_by_a_killed_worker_are_each_stored_exactly_once(
     entries = _entries()
     key = add_key()
     first = start_worker(concurrency=1)
-    batch = services.batch_create(
+    batch = imports.batch_create(
         Actor.system(), kind=ImportBatch.Kind.BULK, key=key, entries=entries, tags=[ScopeTag.default()]
     )
     wait_for(lambda: _held(batch), timeout=60, interval=0.05)
@@ -138,7 +138,7 @@ def test_rows_held_by_a_killed_worker_are_each_stored_exactly_once(
 
     # What beat does once a minute, run here once the dead worker's lease has ended.
     wait_for(lambda: timezone.now() > claimed_at + timedelta(seconds=LEASE_SECONDS), timeout=60)
-    services.sweep_stalled_items()
+    sweeps.sweep_stalled_items()
 
     wait_for(lambda: not ImportItem.objects.filter(batch=batch, done=False).exists(), timeout=120)
     items = list(ImportItem.objects.filter(batch=batch))

@@ -236,7 +236,7 @@ def test_jobs_wait_while_no_connector_holds_the_key(client, enrolled, make_certi
 
 def _add_by_hand(intune_admin, key: rsa.RSAPrivateKey, key_name: str = "K2"):
     """An admin adds a public key under Encryption keys, as exported from another connector."""
-    from certs.services import key_add
+    from certs.keys import key_add
     from portal.models import ScopeTag
 
     return key_add(

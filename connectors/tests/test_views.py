@@ -90,7 +90,7 @@ def test_delete_asks_first_then_removes(intune_admin, connector):
 def test_a_help_desk_operator_reads_but_cannot_change(helpdesk, connector):
     client = _client(helpdesk)
     assert client.get(reverse("connectors:list")).status_code == 200
-    assert client.get(reverse("connectors:keys")).status_code == 200
+    assert client.get(reverse("certs:keys")).status_code == 200
     assert client.post(reverse("connectors:revoke", args=[connector.code])).status_code == 403
     assert client.post(reverse("connectors:add"), {"name": "x", "hours": 1}).status_code == 403
 
@@ -114,7 +114,7 @@ def test_the_keys_page_warns_when_no_healthy_connector_holds_a_used_key(intune_a
         provider_name="P", key_name="K", size=2048, fingerprint="c" * 64, public_key_pem=_pem()
     )
     make_certificates(key, ["one"])
-    response = _client(intune_admin).get(reverse("connectors:keys"))
+    response = _client(intune_admin).get(reverse("certs:keys"))
     assert b"no healthy connector holds it" in response.content
 
 
@@ -140,7 +140,7 @@ def test_the_rotation_form_offers_a_key_added_by_hand_only_as_a_disabled_choice_
     )
     make_certificates(proven, ["one"])
     client = _client(intune_admin)
-    page = client.get(reverse("connectors:keys")).content.decode()
+    page = client.get(reverse("certs:keys")).content.decode()
     to_key = page.split('name="to_key"')[1].split("</select>")[0]
     assert f'value="{by_hand.pk}" disabled' in to_key
     assert "added by hand: no connector has proven it holds this key" in to_key
@@ -152,3 +152,31 @@ def test_the_rotation_form_offers_a_key_added_by_hand_only_as_a_disabled_choice_
     )
     assert "cannot receive re-wrapped passwords" in response.content.decode()
     assert not KeyRotation.objects.exists()
+
+
+def test_the_old_keys_address_redirects_permanently_to_the_one_encryption_keys_page(helpdesk):
+    response = _client(helpdesk).get("/connectors/keys/")
+    assert response.status_code == 301
+    assert response["Location"] == reverse("certs:keys")
+
+
+def test_the_encryption_keys_page_shows_which_connectors_hold_each_key_and_offers_rotation(
+    intune_admin, helpdesk, connector
+):
+    from certs.models import EncryptionKey
+    from connectors.models import ConnectorKey
+    from connectors.tests.test_api import _pem
+
+    key = EncryptionKey.objects.create(
+        provider_name="P", key_name="Held", size=2048, fingerprint="f" * 64, public_key_pem=_pem()
+    )
+    ConnectorKey.objects.create(
+        connector=connector, provider_name="P", key_name="Held", fingerprint=key.fingerprint, size=2048
+    )
+    admin_page = _client(intune_admin).get(reverse("certs:keys")).content.decode()
+    holders = admin_page.split('data-testid="key-holders"')[1].split("</table>")[0]
+    assert reverse("connectors:detail", args=[connector.code]) in holders and "Srv1" in holders
+    assert "Added by hand, not proven" in holders
+    assert reverse("connectors:rotate") in admin_page
+    helpdesk_page = _client(helpdesk).get(reverse("certs:keys")).content.decode()
+    assert "Srv1" in helpdesk_page and reverse("connectors:rotate") not in helpdesk_page

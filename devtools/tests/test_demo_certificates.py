@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from certs import services
+from certs import imports, pipeline
 from certs.models import Certificate, ImportBatch, Purpose
 from certs.tests.importing import add_key
 from devtools.certificates import seed_demo_certificates
@@ -21,9 +21,9 @@ def test_the_demo_import_stores_a_realistic_mix_and_runs_only_once() -> None:
     batch = seed_demo_certificates(add_key())
     assert batch is not None
     ids = list(batch.items.order_by("position").values_list("pk", flat=True))
-    services.process_chunk(batch.pk, ids)  # what a worker does with the batch's one chunk
+    pipeline.process_chunk(batch.pk, ids)  # what a worker does with the batch's one chunk
 
-    counts = services.batch_counts(batch)
+    counts = imports.batch_counts(batch)
     assert counts["stored"] == batch.total - 2 and counts["failed"] == 2
     assert set(batch.items.filter(state="failed").values_list("problem_code", flat=True)) == {
         "wrong_password",

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from certs import services as cert_services
+from certs import imports, lifecycle
 from certs.models import Certificate, EncryptionKey, GraphState, Padding
 from certs.tests.importing import add_key, directory_user, pfx_for
 from directory.models import Device, DirectoryUser, Platform
@@ -101,9 +101,9 @@ def _stored(
 def _imported(key: EncryptionKey, upn: str, *, days: int) -> Certificate:
     """A certificate imported through the import service, which writes its audit event."""
     directory_user(upn)
-    item = cert_services.certificate_import(
+    item = lifecycle.certificate_import(
         Actor.system("Import"),
-        entry=cert_services.Entry("a.pfx", pfx_for(upn, "pw", days=days), "pw", upn, "smimeEncryption"),
+        entry=imports.Entry("a.pfx", pfx_for(upn, "pw", days=days), "pw", upn, "smimeEncryption"),
         key=key,
         tags=[ScopeTag.default()],
     )
