@@ -12,7 +12,7 @@ from certs import hooks, lifecycle
 from certs.imports import Entry
 from certs.models import Certificate, GraphState
 from certs.tests.importing import add_key, directory_user, pfx_for
-from graph import services
+from graph import records
 from graph.models import TenantConnection, UploadRecord
 from portal.audit import Actor
 from portal.models import ScopeTag
@@ -67,7 +67,7 @@ def test_deleting_a_certificate_in_intune_queues_its_deletion_there(
     certificate = make_certificate()
     Certificate.objects.filter(pk=certificate.pk).update(graph_state=GraphState.SYNCED)
     certificate.refresh_from_db()
-    graph_id = services.graph_id(certificate)
+    graph_id = records.graph_id(certificate)
 
     with django_capture_on_commit_callbacks() as callbacks:
         lifecycle.certificate_delete(Actor.system("test"), certificate=certificate)
@@ -84,7 +84,7 @@ def test_removing_expired_certificates_queues_the_deletion_of_each_in_intune(
 
     expired = [make_certificate(), make_certificate()]
     Certificate.objects.update(graph_state=GraphState.SYNCED, not_after=timezone.now())
-    graph_ids = {services.graph_id(c) for c in Certificate.objects.all()}
+    graph_ids = {records.graph_id(c) for c in Certificate.objects.all()}
 
     lifecycle.remove_expired(Actor.system("test"), certificates=Certificate.objects.all())
 
