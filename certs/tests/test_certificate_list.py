@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from certs import views
+from certs.views import certificates as views
 from certs.forms import CertificateFilterForm
 from certs.models import Certificate, EncryptionKey, Padding, Purpose
 from certs.tests.importing import add_key
