@@ -15,10 +15,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from certs.views import certificates as views
 from certs.forms import CertificateFilterForm
 from certs.models import Certificate, EncryptionKey, Padding, Purpose
 from certs.tests.importing import add_key
+from certs.views import certificates as views
 from directory.models import DirectoryUser
 from portal.models import ScopeTag, User
 
