@@ -36,7 +36,7 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
 def _files(folder: Path) -> dict[str, bytes]:
     paths = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in (".pfx", ".p12")]
     if len(paths) > manifest.max_files():
-        raise manifest.Refused([manifest.ManifestError("too_many_files", "Too many files in the folder.")])
+        raise manifest.Rejected([manifest.ManifestError("too_many_files", "Too many files in the folder.")])
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in paths}
 
 
@@ -66,7 +66,7 @@ def run_import(options: dict[str, Any], stdout: TextIO, stderr: TextIO) -> int:
     try:
         rows = manifest.read_manifest(Path(options["manifest"]).read_bytes())
         entries = manifest.entries(rows, _files(Path(options["dir"])))
-    except manifest.Refused as exc:
+    except manifest.Rejected as exc:
         return _refused(exc.errors, bool(options.get("json")), stderr)
     except OSError as exc:
         stderr.write(f"unreadable: {exc.strerror}: {exc.filename}\n")

@@ -15,11 +15,11 @@ from django.db.models import Count
 from django.utils import timezone
 
 from certs import pipeline, sql, staging
-from certs.errors import ServiceError
 from certs.models import RETRYABLE_PROBLEMS, EncryptionKey, ImportBatch, ImportItem, ItemState
 from certs.pipeline import CERTIFICATES, PIPELINE_PROBLEMS, staging_context
 from portal import audit
 from portal.audit import Actor
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent, ScopeTag
 
 
@@ -108,7 +108,7 @@ def batch_cancel(actor: Actor, *, batch: ImportBatch) -> int:
     PostgreSQL this UPDATE waits for it and then skips its rows), so the count is the true one.
     """
     if batch.state != ImportBatch.State.RUNNING:
-        raise ServiceError("not_running", "This import has already finished.")
+        raise Refused("not_running", "This import has already finished.")
     cancelled = ImportItem.objects.filter(batch=batch, done=False).update(
         state=ItemState.CANCELLED,
         done=True,
@@ -146,7 +146,7 @@ def items_retry(actor: Actor, *, batch: ImportBatch, passwords: dict[int, str]) 
     Only rows a password can fix still have their file, and only until the batch's retry window ends.
     """
     if not batch.retry_open:
-        raise ServiceError(
+        raise Refused(
             "retry_window_over",
             "The files of this import are no longer kept for a retry. Import the files again.",
         )
@@ -162,7 +162,7 @@ def items_retry(actor: Actor, *, batch: ImportBatch, passwords: dict[int, str]) 
         .defer("pfx")
     )
     if not items:
-        raise ServiceError("nothing_to_retry", "Enter the password of at least one row that can be retried.")
+        raise Refused("nothing_to_retry", "Enter the password of at least one row that can be retried.")
     now = timezone.now()
     for item in items:
         item.state = ItemState.QUEUED
@@ -223,14 +223,14 @@ def batch_promote(actor: Actor, *, batch: ImportBatch) -> ImportBatch:
     passwords, so nothing is uploaded again. The dry run gives its files and passwords up to it."""
     dry = ImportBatch.objects.select_for_update().select_related("encryption_key").get(pk=batch.pk)
     if not dry.dry_run:
-        raise ServiceError("not_a_dry_run", "This import was not a dry run.")
+        raise Refused("not_a_dry_run", "This import was not a dry run.")
     if ImportBatch.objects.filter(promoted_from=dry).exists():
-        raise ServiceError("already_promoted", "The files of this dry run have already been imported.")
+        raise Refused("already_promoted", "The files of this dry run have already been imported.")
     deadline = promotion_deadline(dry)
     if deadline is None:
-        raise ServiceError("dry_run_not_finished", "Only a dry run that has finished can be imported.")
+        raise Refused("dry_run_not_finished", "Only a dry run that has finished can be imported.")
     if deadline <= timezone.now():
-        raise ServiceError(
+        raise Refused(
             "dry_run_expired",
             f"A dry run keeps its files and passwords for {dry_run_keep_hours()} hours; this one's have been "
             "destroyed. Upload the files again.",

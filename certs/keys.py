@@ -15,12 +15,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.db import transaction
 
-from certs.errors import ServiceError
 from certs.models import EncryptionKey
 from certs.pfx import ProblemError, load_public_key
 from certs.pfx import public_key_fingerprint as fingerprint_of
 from portal import audit
 from portal.audit import Actor
+from portal.lib import refusal
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent, ScopeTag
 
 KEYS = "Encryption keys"
@@ -41,12 +42,12 @@ def key_add(
     try:
         public = load_public_key(data)
     except ProblemError as exc:
-        raise ServiceError(exc.code, exc.problem.message) from exc
+        raise Refused(exc.code, exc.problem.message) from exc
     fingerprint = fingerprint_of(public)
     if EncryptionKey.objects.filter(fingerprint=fingerprint).exists():
-        raise ServiceError("duplicate_key", "This public key is already in the list.")
+        raise Refused("duplicate_key", "This public key is already in the list.")
     if EncryptionKey.objects.filter(provider_name=provider_name, key_name=key_name).exists():
-        raise ServiceError("duplicate_key_name", "A key with this provider and key name already exists.")
+        raise Refused("duplicate_key_name", "A key with this provider and key name already exists.")
     first = not EncryptionKey.objects.exists()
     if make_default or first:
         EncryptionKey.objects.filter(is_default=True).update(is_default=False)
@@ -62,7 +63,7 @@ def key_add(
         is_default=make_default or first,
         created_by=actor.user,
     )
-    key.full_clean()
+    refusal.full_clean(key)
     key.save()
     key.scope_tags.set(tags)
     fields = ["provider_name", "key_name", "size", "fingerprint", "default_padding", "is_default"]

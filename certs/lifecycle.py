@@ -14,7 +14,6 @@ from django.db.models import QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from certs.errors import ServiceError
 from certs.imports import Entry
 from certs.keys import public_key
 from certs.models import Certificate, EncryptionKey, ImportBatch, ImportItem
@@ -24,6 +23,7 @@ from certs.signals import certificate_deleting
 from directory.models import DirectoryUser
 from portal import audit
 from portal.audit import Actor
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent, ScopeTag
 
 
@@ -139,7 +139,7 @@ def remove_expired(actor: Actor, *, certificates: QuerySet[Certificate]) -> int:
     """Delete the given certificates that have expired (valid ones are never touched here)."""
     expired = list(certificates.filter(not_after__lte=timezone.now()).select_for_update())
     if not expired:
-        raise ServiceError("nothing_expired", "None of the selected certificates has expired.")
+        raise Refused("nothing_expired", "None of the selected certificates has expired.")
     resources = audit.resources(expired, type="Certificate", name=certificate_audit_name)
     for certificate in expired:
         certificate_deleting.send(Certificate, certificate=certificate)

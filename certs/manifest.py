@@ -54,7 +54,9 @@ class ManifestError:
     filename: str = ""
 
 
-class Refused(Exception):
+class Rejected(Exception):
+    """The upload is rejected as a whole, with every problem found in it (by line where there is one)."""
+
     def __init__(self, errors: list[ManifestError]) -> None:
         super().__init__(f"{len(errors)} problems")
         self.errors = errors
@@ -87,9 +89,9 @@ def read_zip(data: bytes) -> dict[str, bytes]:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = [m for m in archive.infolist() if not m.is_dir()]
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise Refused([ManifestError("bad_zip", "The ZIP file cannot be read. Create it again.")]) from exc
+        raise Rejected([ManifestError("bad_zip", "The ZIP file cannot be read. Create it again.")]) from exc
     if len(members) > max_files():
-        raise Refused(
+        raise Rejected(
             [
                 ManifestError(
                     "too_many_files",
@@ -99,7 +101,7 @@ def read_zip(data: bytes) -> dict[str, bytes]:
         )
     total = sum(m.file_size for m in members)
     if total > max_uncompressed_bytes():
-        raise Refused(
+        raise Rejected(
             [
                 ManifestError(
                     "zip_too_large",
@@ -155,7 +157,7 @@ def read_zip(data: bytes) -> dict[str, bytes]:
                 continue
             expanded += len(content)
             if expanded > max_uncompressed_bytes():
-                raise Refused(
+                raise Rejected(
                     [
                         ManifestError(
                             "zip_too_large",
@@ -172,7 +174,7 @@ def read_zip(data: bytes) -> dict[str, bytes]:
                 continue
             files[safe] = content
     if errors:
-        raise Refused(errors)
+        raise Rejected(errors)
     return files
 
 
@@ -221,7 +223,7 @@ def read_files(uploads: Iterable[tuple[str, bytes]]) -> dict[str, bytes]:
             ManifestError("too_many_files", f"At most {max_files()} files can be imported at once.")
         )
     if errors:
-        raise Refused(errors)
+        raise Rejected(errors)
     return files
 
 
@@ -236,7 +238,7 @@ def _csv_error(exc: CsvRefused) -> ManifestError:
 def read_manifest(data: bytes) -> list[Row]:
     """The manifest's rows, from a CSV file in any encoding and delimiter the shared CSV reader accepts."""
     if len(data) > max_manifest_bytes():
-        raise Refused(
+        raise Rejected(
             [
                 ManifestError(
                     "manifest_too_large", f"The manifest is larger than {max_manifest_bytes()} bytes."
@@ -246,12 +248,12 @@ def read_manifest(data: bytes) -> list[Row]:
     try:
         table = CsvFile(data)
     except CsvRefused as exc:
-        raise Refused([_csv_error(exc)]) from exc
+        raise Rejected([_csv_error(exc)]) from exc
     header = table.keys
     missing = [c for c in ("filename", "password") if c not in header]
     unknown = [raw.strip() for raw, key in zip(table.header, header, strict=True) if key not in COLUMNS]
     if missing or unknown:
-        raise Refused(
+        raise Rejected(
             [
                 ManifestError(
                     "csv_header",
@@ -316,7 +318,7 @@ def read_manifest(data: bytes) -> list[Row]:
     if not rows and not errors:
         errors.append(ManifestError("csv_empty", "The manifest has no rows."))
     if errors:
-        raise Refused(errors)
+        raise Rejected(errors)
     return rows
 
 
@@ -375,5 +377,5 @@ def entries(rows: list[Row], files: dict[str, bytes]) -> list[Entry]:
         if key not in used:
             errors.append(ManifestError("file_without_row", "No manifest row names this file.", filename=key))
     if errors:
-        raise Refused(errors)
+        raise Rejected(errors)
     return result

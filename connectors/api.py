@@ -23,17 +23,14 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from connectors import enrolment, health, keys, rotation
-from connectors.errors import ConnectorError
 from connectors.health import HeartbeatReport
 from connectors.models import Connector, heartbeat_interval
 from connectors.rotation import JobResult
+from portal.lib import refusal
+from portal.lib.refusal import Refused
 
 MAX_BODY_BYTES = 256 * 1024
 ConnectorView = Callable[[HttpRequest, Connector, dict[str, Any]], JsonResponse]
-
-
-def _error(code: str, message: str, status: int) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
 
 
 def _ip(request: HttpRequest) -> str | None:
@@ -42,13 +39,13 @@ def _ip(request: HttpRequest) -> str | None:
 
 def _body(request: HttpRequest) -> dict[str, Any]:
     if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
-        raise ConnectorError("too_large", f"Requests are limited to {MAX_BODY_BYTES} bytes.", 413)
+        raise Refused("too_large", f"Requests are limited to {MAX_BODY_BYTES} bytes.", status=413)
     try:
         data = json.loads(request.body or b"{}")
     except ValueError as exc:
-        raise ConnectorError("bad_json", "The body must be a JSON object.") from exc
+        raise Refused("bad_json", "The body must be a JSON object.") from exc
     if not isinstance(data, dict):
-        raise ConnectorError("bad_json", "The body must be a JSON object.")
+        raise Refused("bad_json", "The body must be a JSON object.")
     return data
 
 
@@ -66,19 +63,17 @@ def connector_api(view: ConnectorView) -> Callable[[HttpRequest], JsonResponse]:
     @login_not_required
     @csrf_exempt
     @require_POST
+    @refusal.answers_json
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
         scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
-        try:
-            if scheme.lower() != "bearer":
-                raise ConnectorError("invalid_credential", "Send 'Authorization: Bearer <credential>'.", 401)
-            connector = enrolment.connector_authenticate(credential.strip())
-            limit = settings.CONNECTOR_API_RATE_PER_MINUTE
-            if _rate_limited(f"connector-api:{connector.pk}", limit):
-                raise ConnectorError("rate_limited", "Too many requests; slow down.", 429)
-            return view(request, connector, _body(request), *args, **kwargs)
-        except ConnectorError as exc:
-            return _error(exc.code, exc.message, exc.status)
+        if scheme.lower() != "bearer":
+            raise Refused("invalid_credential", "Send 'Authorization: Bearer <credential>'.", status=401)
+        connector = enrolment.connector_authenticate(credential.strip())
+        limit = settings.CONNECTOR_API_RATE_PER_MINUTE
+        if _rate_limited(f"connector-api:{connector.pk}", limit):
+            raise Refused("rate_limited", "Too many requests; slow down.", status=429)
+        return view(request, connector, _body(request), *args, **kwargs)
 
     return wrapped
 
@@ -86,36 +81,34 @@ def connector_api(view: ConnectorView) -> Callable[[HttpRequest], JsonResponse]:
 def _text(data: dict[str, Any], name: str, limit: int = 255) -> str:
     value = data.get(name, "")
     if not isinstance(value, str):
-        raise ConnectorError("bad_request", f"{name} must be a string.")
+        raise Refused("bad_request", f"{name} must be a string.")
     return value[:limit]
 
 
 def _strings(data: dict[str, Any], name: str) -> list[str]:
     value = data.get(name, [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConnectorError("bad_request", f"{name} must be a list of strings.")
+        raise Refused("bad_request", f"{name} must be a list of strings.")
     return value[:20]
 
 
 @login_not_required
 @csrf_exempt
 @require_POST
+@refusal.answers_json
 def enroll(request: HttpRequest) -> JsonResponse:
-    try:
-        limit = settings.CONNECTOR_ENROLL_RATE_PER_MINUTE
-        if _rate_limited(f"connector-enroll:{_ip(request)}", limit):
-            raise ConnectorError("rate_limited", "Too many enrollment attempts; wait a minute.", 429)
-        data = _body(request)
-        connector, credential = enrolment.connector_enroll(
-            token=_text(data, "token", 200),
-            name=_text(data, "name", 100),
-            host_name=_text(data, "host_name"),
-            version=_text(data, "version", 50),
-            features=_strings(data, "features"),
-            ip=_ip(request),
-        )
-    except ConnectorError as exc:
-        return _error(exc.code, exc.message, exc.status)
+    limit = settings.CONNECTOR_ENROLL_RATE_PER_MINUTE
+    if _rate_limited(f"connector-enroll:{_ip(request)}", limit):
+        raise Refused("rate_limited", "Too many enrollment attempts; wait a minute.", status=429)
+    data = _body(request)
+    connector, credential = enrolment.connector_enroll(
+        token=_text(data, "token", 200),
+        name=_text(data, "name", 100),
+        host_name=_text(data, "host_name"),
+        version=_text(data, "version", 50),
+        features=_strings(data, "features"),
+        ip=_ip(request),
+    )
     return JsonResponse(
         {
             "connector": str(connector.code),
@@ -130,23 +123,23 @@ def _count(data: dict[str, Any], name: str) -> int:
     value = data.get(name) or 0
     # bool is an int to Python, but not a count a connector would send.
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ConnectorError("bad_request", f"{name} must be a whole number.")
+        raise Refused("bad_request", f"{name} must be a whole number.")
     try:
         return max(0, min(int(value), 2**31 - 1))
     except ValueError as exc:
-        raise ConnectorError("bad_request", f"{name} must be a whole number.") from exc
+        raise Refused("bad_request", f"{name} must be a whole number.") from exc
 
 
 def _heartbeat_report(data: dict[str, Any]) -> HeartbeatReport:
     tests = data.get("self_tests", [])
     if not isinstance(tests, list) or not all(isinstance(t, dict) for t in tests):
-        raise ConnectorError("bad_request", "self_tests must be a list of objects.")
+        raise Refused("bad_request", "self_tests must be a list of objects.")
     sent_at = None
     if data.get("sent_at"):
         try:
             sent_at = datetime.fromisoformat(_text(data, "sent_at", 40))
         except ValueError as exc:
-            raise ConnectorError("bad_request", "sent_at must be an ISO 8601 time.") from exc
+            raise Refused("bad_request", "sent_at must be an ISO 8601 time.") from exc
     return HeartbeatReport(
         version=_text(data, "version", 50),
         host_name=_text(data, "host_name"),
@@ -167,13 +160,11 @@ def _heartbeat_report(data: dict[str, Any]) -> HeartbeatReport:
 def _job_results(data: dict[str, Any]) -> list[JobResult]:
     raw = data.get("results", [])
     if not isinstance(raw, list) or len(raw) > rotation.MAX_CLAIM:
-        raise ConnectorError(
-            "bad_request", f"results must be a list of at most {rotation.MAX_CLAIM} objects."
-        )
+        raise Refused("bad_request", f"results must be a list of at most {rotation.MAX_CLAIM} objects.")
     results = []
     for item in raw:
         if not isinstance(item, dict):
-            raise ConnectorError("bad_request", "each result must be an object.")
+            raise Refused("bad_request", "each result must be an object.")
         results.append(
             JobResult(
                 job=_text(item, "job", 40),
@@ -223,7 +214,7 @@ def claim_jobs(request: HttpRequest, connector: Connector, data: dict[str, Any])
     try:
         limit = max(1, min(int(data.get("limit") or 10), rotation.MAX_CLAIM))
     except (TypeError, ValueError) as exc:
-        raise ConnectorError("bad_request", "limit must be a number.") from exc
+        raise Refused("bad_request", "limit must be a number.") from exc
     return JsonResponse({"jobs": rotation.jobs_claim(connector, limit=limit)})
 
 

@@ -18,11 +18,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from connectors import health, rotation
-from connectors.errors import ConnectorError
 from connectors.events import CATEGORY, connector_actor, record_event
 from connectors.models import FEATURES, Connector, ConnectorEvent, EnrollmentToken, hash_secret
 from portal import audit
 from portal.audit import Actor
+from portal.lib import refusal
+from portal.lib.refusal import Refused
 from portal.models import ScopeTag
 
 TOKEN_PREFIX = "pfxe_"
@@ -44,7 +45,7 @@ def token_create(
         created_by_name=actor.name,
         expires_at=timezone.now() + ttl,
     )
-    token.full_clean()
+    refusal.full_clean(token)
     token.save()
     token.scope_tags.set(list(tags) or [ScopeTag.default()])
     audit.record(
@@ -61,7 +62,7 @@ def token_create(
 def token_cancel(actor: Actor, token: EnrollmentToken) -> None:
     """Withdraw an unused enrolment token (say, it was pasted somewhere it should not be)."""
     if token.used_at is not None:
-        raise ConnectorError("token_used", "This token has already enrolled a connector.", 409)
+        raise Refused("token_used", "This token has already enrolled a connector.", status=409)
     resource = audit.resource(token, type="Enrollment token", name=f"{token.hint}… for {token.name}")
     token.delete()
     audit.record(
@@ -87,14 +88,14 @@ def connector_enroll(
     now = timezone.now()
     row = EnrollmentToken.objects.select_for_update().filter(token_hash=hash_secret(token)).first()
     if row is None:
-        raise ConnectorError("invalid_token", "The enrollment token is not known.", 401)
+        raise Refused("invalid_token", "The enrollment token is not known.", status=401)
     if row.used_at is not None:
-        raise ConnectorError("token_used", "The enrollment token has already been used.", 401)
+        raise Refused("token_used", "The enrollment token has already been used.", status=401)
     if row.expires_at <= now:
-        raise ConnectorError("token_expired", "The enrollment token has expired.", 401)
+        raise Refused("token_expired", "The enrollment token has expired.", status=401)
     # Conditional update: of two agents racing with one token, exactly one wins.
     if not EnrollmentToken.objects.filter(pk=row.pk, used_at=None).update(used_at=now):
-        raise ConnectorError("token_used", "The enrollment token has already been used.", 401)
+        raise Refused("token_used", "The enrollment token has already been used.", status=401)
     credential = CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
     connector = Connector(
         name=(name.strip() or row.name or host_name or "Connector")[:100],
@@ -105,7 +106,7 @@ def connector_enroll(
         enrolled_at=now,
         enrolled_ip=ip,
     )
-    connector.full_clean()
+    refusal.full_clean(connector)
     connector.save()
     connector.scope_tags.set(list(row.scope_tags.all()) or [ScopeTag.default()])
     EnrollmentToken.objects.filter(pk=row.pk).update(connector=connector)
@@ -126,16 +127,16 @@ def connector_enroll(
 def connector_authenticate(credential: str) -> Connector:
     """The connector owning this credential; revoked and disabled ones are refused at once."""
     if not credential.startswith(CREDENTIAL_PREFIX):
-        raise ConnectorError(
-            "invalid_credential", "Send 'Authorization: Bearer <connector credential>'.", 401
+        raise Refused(
+            "invalid_credential", "Send 'Authorization: Bearer <connector credential>'.", status=401
         )
     connector = Connector.objects.filter(credential_hash=hash_secret(credential)).first()
     if connector is None:
-        raise ConnectorError("invalid_credential", "The connector credential is not valid.", 401)
+        raise Refused("invalid_credential", "The connector credential is not valid.", status=401)
     if connector.state == Connector.State.DISABLED:
-        raise ConnectorError("connector_disabled", "An administrator disabled this connector.", 403)
+        raise Refused("connector_disabled", "An administrator disabled this connector.", status=403)
     if connector.state != Connector.State.ACTIVE:
-        raise ConnectorError("connector_revoked", "This connector has been revoked.", 401)
+        raise Refused("connector_revoked", "This connector has been revoked.", status=401)
     return connector
 
 
@@ -148,7 +149,7 @@ def _change(
     before = audit.snapshot(connector, list(fields))
     for name, value in fields.items():
         setattr(connector, name, value)
-    connector.full_clean()
+    refusal.full_clean(connector)
     connector.save(update_fields=list(fields))
     audit.record(
         actor,
@@ -172,7 +173,7 @@ def connector_rename(actor: Actor, connector: Connector, *, name: str) -> None:
 
 def _switch(actor: Actor, connector: Connector, *, activity: str, state: Connector.State) -> None:
     if connector.state == Connector.State.REVOKED:
-        raise ConnectorError("connector_revoked", "A revoked connector cannot be disabled or enabled.")
+        raise Refused("connector_revoked", "A revoked connector cannot be disabled or enabled.")
     _change(actor, connector, activity=activity, fields={"state": state})
     health.record_status(connector, timezone.now())
 

@@ -14,22 +14,17 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
-from certs.errors import ServiceError
 from certs.keys import key_add
 from certs.models import EncryptionKey, Padding
 from certs.pfx import load_public_key, public_key_fingerprint
 from certs.pfx.problems import ProblemError
 from connectors.agent import possession
-from connectors.errors import ConnectorError
 from connectors.events import CATEGORY, connector_actor, record_event
 from connectors.models import Connector, ConnectorEvent, ConnectorKey
 from portal import audit
 from portal.audit import Actor
+from portal.lib.refusal import Refused
 from portal.models import ScopeTag
-
-
-class KeyConflict(Exception):
-    """Another key already uses this provider and key name."""
 
 
 @dataclass(frozen=True)
@@ -48,18 +43,23 @@ def parse_public_key(pem: str) -> PublicKey:
     return PublicKey(pem=text.decode("ascii"), fingerprint=public_key_fingerprint(key), size=key.key_size)
 
 
+def _name_conflict(message: str) -> Refused:
+    return Refused("key_name_conflict", message, status=409)
+
+
 def encryption_key_for(
     actor: Actor, *, provider_name: str, key_name: str, key: PublicKey, tags: Iterable[ScopeTag] = ()
 ) -> EncryptionKey:
     """The encryption key with this fingerprint, added (source "connector") if the portal lacks it.
 
-    Must run inside the caller's transaction; the audit row goes with it.
+    Must run inside the caller's transaction; the audit row goes with it. Refuses with
+    ``key_name_conflict`` when the key cannot be added under these names.
     """
     existing = EncryptionKey.objects.filter(fingerprint=key.fingerprint).first()
     if existing is not None:
         return existing
     if EncryptionKey.objects.filter(provider_name=provider_name, key_name=key_name).exists():
-        raise KeyConflict(f"{provider_name} / {key_name} already names a different key")
+        raise _name_conflict(f"{provider_name} / {key_name} already names a different key")
     try:
         row = key_add(
             actor,
@@ -70,8 +70,8 @@ def encryption_key_for(
             make_default=False,
             tags=list(tags) or [ScopeTag.default()],
         )
-    except ServiceError as exc:
-        raise KeyConflict(str(exc)) from exc
+    except Refused as exc:
+        raise _name_conflict(exc.message) from exc
     # key_add records uploads; this one came from a connector.
     EncryptionKey.objects.filter(pk=row.pk).update(source=EncryptionKey.Source.CONNECTOR)
     row.source = EncryptionKey.Source.CONNECTOR
@@ -92,28 +92,25 @@ def key_publish(
     keys if it is new."""
     provider_name, key_name = provider_name.strip()[:200], key_name.strip()[:200]
     if not provider_name or not key_name:
-        raise ConnectorError("bad_key_name", "Both provider_name and key_name are required.")
+        raise Refused("bad_key_name", "Both provider_name and key_name are required.")
     try:
         parsed = parse_public_key(public_key_pem)
     except ProblemError as exc:
-        raise ConnectorError("bad_public_key", str(exc)) from exc
+        raise Refused("bad_public_key", str(exc)) from exc
     if not possession.holds(parsed.pem, proof, str(connector.code), provider_name, key_name):
-        raise ConnectorError(
+        raise Refused(
             "no_proof_of_possession",
             "The proof does not verify with this public key: the connector must sign the key statement "
             "with the matching private key.",
         )
     actor = connector_actor(connector, ip)
-    try:
-        encryption_key = encryption_key_for(
-            actor,
-            provider_name=provider_name,
-            key_name=key_name,
-            key=parsed,
-            tags=connector.scope_tags.all(),
-        )
-    except KeyConflict as exc:
-        raise ConnectorError("key_name_conflict", str(exc), 409) from exc
+    encryption_key = encryption_key_for(
+        actor,
+        provider_name=provider_name,
+        key_name=key_name,
+        key=parsed,
+        tags=connector.scope_tags.all(),
+    )
     # A key first added by hand becomes a re-wrap target once a connector proves it holds it.
     proven_now = encryption_key.possession_proven_at is None
     if proven_now:

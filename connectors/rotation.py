@@ -23,11 +23,11 @@ from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from certs.models import Certificate, EncryptionKey
-from connectors.errors import ConnectorError
 from connectors.events import CATEGORY, connector_actor, record_event
 from connectors.models import Connector, ConnectorEvent, ConnectorJob, KeyRotation, claim_timeout
 from portal import audit
 from portal.audit import Actor
+from portal.lib.refusal import Refused
 from portal.models import ScopeTag
 
 log = logging.getLogger(__name__)
@@ -46,19 +46,19 @@ NOT_PROVEN_MESSAGE = (
 def refuse_unproven_target(key: EncryptionKey) -> None:
     """Raise ``key_not_proven`` unless a connector has proven it holds ``key``'s private key."""
     if key.possession_proven_at is None:
-        raise ConnectorError("key_not_proven", NOT_PROVEN_MESSAGE.format(key=key), 409)
+        raise Refused("key_not_proven", NOT_PROVEN_MESSAGE.format(key=key), status=409)
 
 
 @transaction.atomic
 def rotation_start(actor: Actor, *, from_key: EncryptionKey, to_key: EncryptionKey) -> KeyRotation:
     """Queue a re-wrap job for every certificate whose password is encrypted to ``from_key``."""
     if from_key.pk == to_key.pk:
-        raise ConnectorError("same_key", "Choose a different key to rotate to.")
+        raise Refused("same_key", "Choose a different key to rotate to.")
     refuse_unproven_target(to_key)
     if KeyRotation.objects.filter(
         from_fingerprint=from_key.fingerprint, state=KeyRotation.State.RUNNING
     ).exists():
-        raise ConnectorError("rotation_running", "A rotation from this key is already running.", 409)
+        raise Refused("rotation_running", "A rotation from this key is already running.", status=409)
     rotation = KeyRotation.objects.create(
         from_fingerprint=from_key.fingerprint,
         to_fingerprint=to_key.fingerprint,

@@ -17,13 +17,13 @@ from certs.models import EncryptionKey
 from connectors import enrolment, health
 from connectors import rotation as key_rotation
 from connectors import rotation as services
-from connectors.errors import ConnectorError
 from connectors.forms import RenameForm, RotationForm, TokenForm
 from connectors.models import Connector, EnrollmentToken, KeyRotation
 from portal import access
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
+from portal.lib import refusal
 
 NAV = "tenant"
 
@@ -79,10 +79,11 @@ def token_cancel(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     token = access.get_for_user(
         request.user, EnrollmentToken.objects.filter(used_at=None), write="delete", code=code
     )
-    enrolment.token_cancel(Actor.from_request(request), token)
-    messages.success(
-        request, f"Enrollment token {token.hint}… cancelled: it can no longer enroll a connector."
-    )
+    with refusal.shown(request):
+        enrolment.token_cancel(Actor.from_request(request), token)
+        messages.success(
+            request, f"Enrollment token {token.hint}… cancelled: it can no longer enroll a connector."
+        )
     return redirect("connectors:list")
 
 
@@ -126,11 +127,8 @@ def connector_state(request: AuthenticatedHttpRequest, code: str, action: str) -
         "enable": enrolment.connector_enable,
         "revoke": enrolment.connector_revoke,
     }
-    try:
+    with refusal.shown(request):
         change[action](Actor.from_request(request), connector)
-    except ConnectorError as exc:
-        messages.error(request, exc.message)
-    else:
         messages.success(request, f"Connector {connector.name}: {connector.get_state_display().lower()}.")
     return redirect("connectors:detail", code=connector.code)
 
@@ -167,17 +165,17 @@ def rotation_start(request: AuthenticatedHttpRequest) -> HttpResponse:
         problems = [str(e) for errors in form.errors.values() for e in errors]
         messages.error(request, " ".join(problems) or "Choose two different keys you may change.")
         return redirect("certs:keys")
-    try:
+    with refusal.shown(request):
         rotation = key_rotation.rotation_start(
             Actor.from_request(request),
             from_key=form.cleaned_data["from_key"],
             to_key=form.cleaned_data["to_key"],
         )
-    except ConnectorError as exc:
-        messages.error(request, exc.message)
-        return redirect("certs:keys")
-    messages.success(request, f"Key rotation started: {rotation.total} certificate password(s) to re-wrap.")
-    return redirect("connectors:rotation", code=rotation.code)
+        messages.success(
+            request, f"Key rotation started: {rotation.total} certificate password(s) to re-wrap."
+        )
+        return redirect("connectors:rotation", code=rotation.code)
+    return redirect("certs:keys")
 
 
 @require_GET

@@ -25,17 +25,15 @@ from graph.client import CLOUDS, GraphClient, GraphError, TokenSource
 from graph.models import TenantConnection, default_write_limit, default_write_window
 from graph.secrets import seal, unseal
 from portal import audit
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent
 
 CONNECTION_CATEGORY = "Microsoft Intune"
+NOT_CONNECTED = "not_connected"
 Op = AuditEvent.Operation
 
 
-class NotConnected(Exception):
-    """No tenant connection is configured yet."""
-
-
-def failure(exc: GraphError | NotConnected) -> dict[str, Any]:
+def failure(exc: GraphError | Refused) -> dict[str, Any]:
     """What a run keeps of the Graph step that failed it: Graph's error, and a one-line summary."""
     if isinstance(exc, GraphError):
         return exc.to_json() | {"summary": exc.summary()}
@@ -101,11 +99,16 @@ def save_connection(actor: audit.Actor, data: ConnectionInput) -> TenantConnecti
         if data.credential_kind == TenantConnection.Credential.SECRET and data.secret:
             credential = {"secret": data.secret}
         elif data.credential_kind == TenantConnection.Credential.CERTIFICATE and data.certificate_pem:
-            credential = certificate_credential(data.certificate_pem)
+            try:
+                credential = certificate_credential(data.certificate_pem)
+            except ValueError as exc:
+                raise Refused(
+                    "bad_certificate", f"Cannot use this PEM: {exc}", field="certificate_pem"
+                ) from exc
         if credential is None and not connection.credential_encrypted:
-            raise ValueError("A client secret or a certificate is required.")
+            raise Refused("credential_required", "A client secret or a certificate is required.")
         if credential is None and before.get("credential_kind") not in (None, data.credential_kind):
-            raise ValueError("Give the new credential when changing its kind.")
+            raise Refused("credential_kind_changed", "Give the new credential when changing its kind.")
         if credential is not None:
             connection.credential_encrypted = seal(credential)
             connection.certificate_thumbprint = credential.get("thumbprint", "")
@@ -193,8 +196,9 @@ def client_for(connection: TenantConnection, *, budget: WriteBudget | None = Non
 def connected_client() -> GraphClient:
     connection = TenantConnection.current()
     if connection is None:
-        raise NotConnected(
-            "Connect the portal to Microsoft Graph first (Tenant administration > Microsoft Intune)."
+        raise Refused(
+            NOT_CONNECTED,
+            "Connect the portal to Microsoft Graph first (Tenant administration > Microsoft Intune).",
         )
     return client_for(
         connection,
@@ -206,7 +210,7 @@ def test_connection(actor: audit.Actor) -> TenantConnection:
     """Sign in and read one page of users and of imported certificates; keep the outcome on the connection."""
     connection = TenantConnection.current()
     if connection is None:
-        raise NotConnected("No connection to test.")
+        raise Refused(NOT_CONNECTED, "No connection to test.")
     result: dict[str, Any]
     try:
         client = client_for(connection)

@@ -21,6 +21,7 @@ from graph.client import GraphClient, GraphError
 from graph.models import SyncRun
 from portal import audit
 from portal.lib import runs
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent
 
 USER_FIELDS = "id,userPrincipalName,displayName,givenName,surname,mail,proxyAddresses,department,jobTitle,accountEnabled"
@@ -53,7 +54,7 @@ def run(run_id: int | None = None, *, client: GraphClient | None = None) -> Sync
         return sync_run
     try:
         snapshot = read_snapshot(client or connection.connected_client())
-    except (GraphError, connection.NotConnected) as exc:
+    except (GraphError, Refused) as exc:
         return RUNS.fail(sync_run, connection.failure(exc))
     with transaction.atomic():
         now = timezone.now()

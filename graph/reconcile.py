@@ -14,6 +14,7 @@ from graph.client import GraphClient, GraphError
 from graph.models import ReconcileFinding, ReconcileRun, UploadRecord
 from portal import audit
 from portal.lib import runs
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def run(run_id: int | None = None, *, client: GraphClient | None = None) -> Reco
     try:
         client = client or connection.connected_client()
         intune = {str(r.get("id", "")).lower(): r for r in client.list_pfx()}
-    except (GraphError, connection.NotConnected) as exc:
+    except (GraphError, Refused) as exc:
         return RUNS.fail(reconcile_run, connection.failure(exc))
     return _compare(reconcile_run, intune)
 
@@ -136,11 +137,11 @@ ACTIONS = {
 def resolve(actor: audit.Actor, finding: ReconcileFinding, action: str) -> ReconcileFinding:
     """Upload again, adopt (keep Intune's record, stop reporting it) or delete it from Intune."""
     if finding.resolution or action not in ACTIONS[ReconcileFinding.Kind(finding.kind)]:
-        raise ValueError(f"Cannot {action} this finding.")
+        raise Refused("finding_not_resolvable", f"Cannot {action} this finding.")
     with transaction.atomic():
         if action == "reupload":
             if finding.certificate is None:
-                raise ValueError("The certificate is no longer in the portal.")
+                raise Refused("certificate_gone", "The certificate is no longer in the portal.")
             uploads.queue_upload(finding.certificate)
             resolution = ReconcileFinding.Resolution.REUPLOADED
         elif action == "adopt":

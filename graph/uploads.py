@@ -20,11 +20,12 @@ from django.utils import timezone
 from certs.models import Certificate, GraphState
 from directory.models import not_in_entra
 from graph.client import GraphClient, GraphError
-from graph.connection import NotConnected, connected_client
+from graph.connection import NOT_CONNECTED, connected_client
 from graph.models import ReconcileRun, SyncRun, TenantConnection, UploadRecord
 from graph.records import certificate_body, differences, graph_id, read_back_problems
 from portal import audit
 from portal.lib import runs
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent
 
 CERTIFICATE_CATEGORY = "Certificates"
@@ -33,10 +34,6 @@ Op = AuditEvent.Operation
 
 class RetryLater(Exception):
     """A Graph step failed in a way that may pass (throttling, outage); the task tries again."""
-
-
-class UserNotInEntra(ValueError):
-    """The certificate's user is not one Intune knows; uploading would only fail."""
 
 
 HELD_MESSAGE = (
@@ -67,12 +64,13 @@ def _hold(certificates: QuerySet[Certificate]) -> int:
 def queue_upload(certificate: Certificate) -> UploadRecord:
     """Mark a stored certificate for upload and send the task once the transaction commits.
 
-    Raises ``UserNotInEntra`` for a user Intune does not know (see ``held_for_unknown_users``).
+    Refuses with ``user_not_in_entra`` for a user Intune does not know (see ``held_for_unknown_users``):
+    uploading would only fail.
     """
     from graph import tasks
 
     if not certificate.user.in_entra:
-        raise UserNotInEntra(f"{certificate.user.upn}: {HELD_MESSAGE}")
+        raise Refused("user_not_in_entra", f"{certificate.user.upn}: {HELD_MESSAGE}")
     with transaction.atomic():
         record, _ = UploadRecord.objects.update_or_create(
             graph_id=graph_id(certificate),
@@ -143,7 +141,7 @@ def not_in_intune(certificates: QuerySet[Certificate]) -> QuerySet[Certificate]:
 def upload_outstanding(actor: audit.Actor, certificates: QuerySet[Certificate]) -> int:
     """Queue every certificate of ``certificates`` that is ``not_in_intune``; returns how many."""
     if TenantConnection.current() is None:
-        raise NotConnected("Connect the tenant first.")
+        raise Refused(NOT_CONNECTED, "Connect the tenant first.")
     with transaction.atomic():
         queued = queue_uploads(list(not_in_intune(certificates).values_list("pk", flat=True)))
         if queued:
@@ -217,8 +215,8 @@ def upload(record_id: int, *, client: GraphClient | None = None) -> str:
             raise GraphError(
                 "Read-back does not match: " + "; ".join(problems), status=400, body=str(existing)
             )
-    except NotConnected as exc:
-        _fail(record, certificate, token, {"summary": str(exc)})
+    except Refused as exc:
+        _fail(record, certificate, token, {"summary": exc.message})
         return "failed"
     except GraphError as exc:
         attempts = record.attempts + 1
@@ -327,7 +325,7 @@ def delete(record_id: int, *, client: GraphClient | None = None) -> str:
         client = client or connected_client()
         if not client.delete_pfx(record.graph_id):
             raise GraphError(f"Intune still lists {record.graph_id} after deleting it", status=503)
-    except (GraphError, NotConnected) as exc:
+    except (GraphError, Refused) as exc:
         attempts = record.attempts + 1
         error = exc.to_json() if isinstance(exc, GraphError) else {"summary": str(exc)}
         if isinstance(exc, GraphError) and exc.retryable and attempts < max_attempts():

@@ -11,13 +11,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from certs.models import Certificate
 from graph import directory_sync, reconcile, uploads
-from graph.connection import NotConnected, save_connection, test_connection
+from graph.connection import save_connection, test_connection
 from graph.forms import ConnectionForm
 from graph.models import ReconcileFinding, ReconcileRun, SyncRun, TenantConnection, UploadRecord
 from portal import access
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
+from portal.lib import refusal
 
 
 @require_GET
@@ -52,11 +53,8 @@ def connection_edit(request: AuthenticatedHttpRequest) -> HttpResponse:
     initial = {name: getattr(current or TenantConnection(), name) for name in shown}
     form = ConnectionForm(request.POST or None, initial=initial, has_credential=bool(current))
     if request.method == "POST" and form.is_valid():
-        try:
+        with refusal.shown(request, form):
             save_connection(Actor.from_request(request), form.to_input())
-        except ValueError as exc:
-            form.add_error(None, str(exc))
-        else:
             messages.success(request, "Connection saved. Test it to check the sign-in.")
             return redirect("graph:connection")
     status = 400 if request.method == "POST" else 200
@@ -71,15 +69,12 @@ def connection_edit(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_POST
 @permission_required("connectors.update")
 def connection_test(request: AuthenticatedHttpRequest) -> HttpResponse:
-    try:
+    with refusal.shown(request):
         tested = test_connection(Actor.from_request(request))
-    except NotConnected as exc:
-        messages.error(request, str(exc))
-        return redirect("graph:connection")
-    if tested.test_ok:
-        messages.success(request, "Signed in and read a page of users and certificates.")
-    else:
-        messages.error(request, f"The test failed: {tested.test_result.get('summary', '')}")
+        if tested.test_ok:
+            messages.success(request, "Signed in and read a page of users and certificates.")
+        else:
+            messages.error(request, f"The test failed: {tested.test_result.get('summary', '')}")
     return redirect("graph:connection")
 
 
@@ -87,11 +82,8 @@ def connection_test(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("connectors.update")
 def upload_outstanding(request: AuthenticatedHttpRequest) -> HttpResponse:
     certificates = access.scoped(Certificate.objects.all(), request.user, "update")
-    try:
+    with refusal.shown(request):
         queued = uploads.upload_outstanding(Actor.from_request(request), certificates)
-    except NotConnected as exc:
-        messages.error(request, str(exc))
-    else:
         held = uploads.held_for_unknown_users(uploads.not_in_intune(certificates)).count()
         message = f"{queued} certificate(s) queued for upload to Intune."
         if held:
@@ -138,11 +130,8 @@ def reconcile_start(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("connectors.update")
 def finding_resolve(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
     finding = get_object_or_404(ReconcileFinding.objects.select_related("run", "certificate__user"), pk=pk)
-    try:
+    with refusal.shown(request):
         reconcile.resolve(Actor.from_request(request), finding, action)
-    except ValueError as exc:
-        messages.error(request, str(exc))
-    else:
         messages.success(request, f"{finding.get_resolution_display()}: {finding.upn}")
     return redirect(f"{reverse('graph:reconcile')}?run={finding.run.code}")
 

@@ -15,10 +15,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from certs import imports, pipeline, sweeps
-from certs.errors import ServiceError
 from certs.models import Certificate, ImportBatch, ImportItem, ItemState
 from certs.tests.importing import add_key, directory_user, pfx_for
 from portal.audit import Actor
+from portal.lib.refusal import Refused
 from portal.models import ScopeTag, User
 
 pytestmark = pytest.mark.django_db
@@ -231,7 +231,7 @@ def test_a_row_no_password_can_fix_cannot_be_retried() -> None:
     batch = _bulk([imports.Entry("zeros.pfx", b"\0" * 4096, "pw", ALICE)])
     pipeline.process_chunk(batch.pk, _ids(batch))
     (item,) = batch.items.all()
-    with pytest.raises(ServiceError) as refused:
+    with pytest.raises(Refused) as refused:
         imports.items_retry(Actor.system(), batch=batch, passwords={item.pk: "another"})
     assert refused.value.code == "nothing_to_retry"
 
@@ -261,7 +261,7 @@ def test_files_kept_for_a_retry_are_deleted_when_the_retry_window_ends() -> None
     assert sweeps.purge_retry_files() == 1
     ended = ImportBatch.objects.get(pk=batch.pk)
     assert _bytes_kept(ended) == 0 and not ended.retry_open
-    with pytest.raises(ServiceError) as refused:
+    with pytest.raises(Refused) as refused:
         imports.items_retry(Actor.system(), batch=ended, passwords={wrong: "right"})
     assert refused.value.code == "retry_window_over"
 

@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from django.utils import timezone
 
 from certs import imports, lifecycle, pipeline, staging, sweeps
-from certs.errors import ServiceError
 from certs.keys import key_add
 from certs.models import Certificate, GraphState, ImportBatch, ImportItem, ItemState
 from certs.tests.importing import add_key, connector_private_key, directory_user, pfx_for
 from portal.audit import Actor
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent, ScopeTag
 
 pytestmark = pytest.mark.django_db
@@ -233,7 +233,7 @@ def test_a_private_key_is_refused_as_an_encryption_key() -> None:
     pem = connector_private_key().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    with pytest.raises(ServiceError) as refused:
+    with pytest.raises(Refused) as refused:
         key_add(
             Actor.system(),
             data=pem,
@@ -381,10 +381,10 @@ def test_a_finished_dry_run_is_imported_with_its_kept_files_and_passwords_and_au
     event = AuditEvent.objects.get(activity="Start certificate import (from dry run)")
     assert event.actor_name == "promoter" and str(dry.code) in json.dumps(event.resources)
 
-    with pytest.raises(ServiceError) as again:
+    with pytest.raises(Refused) as again:
         imports.batch_promote(Actor.system(), batch=dry)
     assert again.value.code == "already_promoted"
-    with pytest.raises(ServiceError) as not_dry:
+    with pytest.raises(Refused) as not_dry:
         imports.batch_promote(Actor.system(), batch=real)
     assert not_dry.value.code == "not_a_dry_run"
 
@@ -406,9 +406,9 @@ def test_a_dry_run_past_its_keeping_time_loses_its_files_and_passwords_and_canno
     # A dry run still waiting for a worker keeps its rows.
     assert running.items.get().staged_password is not None
     dry.refresh_from_db()
-    with pytest.raises(ServiceError) as expired:
+    with pytest.raises(Refused) as expired:
         imports.batch_promote(Actor.system(), batch=dry)
     assert expired.value.code == "dry_run_expired"
-    with pytest.raises(ServiceError) as unfinished:
+    with pytest.raises(Refused) as unfinished:
         imports.batch_promote(Actor.system(), batch=running)
     assert unfinished.value.code == "dry_run_not_finished"

@@ -49,7 +49,7 @@ def test_a_zip_entry_that_lies_about_its_size_is_refused_without_being_inflated(
     data = lying_zip(holds=64 << 20, declares=1000)
     tracemalloc.start()
     try:
-        with pytest.raises(manifest.Refused) as refused:
+        with pytest.raises(manifest.Rejected) as refused:
             manifest.read_zip(data)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -152,6 +152,6 @@ def test_a_tab_separated_manifest_with_spreadsheet_style_headers_is_read() -> No
 def test_a_manifest_that_is_not_csv_text_is_refused_with_a_stable_code(
     data: bytes, code: str, line: int | None
 ) -> None:
-    with pytest.raises(manifest.Refused) as refused:
+    with pytest.raises(manifest.Rejected) as refused:
         manifest.read_manifest(data)
     assert [(e.code, e.line) for e in refused.value.errors] == [(code, line)]

@@ -24,6 +24,7 @@ from portal import access
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
+from portal.lib import refusal
 from portal.lib.listing import filter_state
 from portal.lib.spreadsheet import csv_download
 
@@ -210,9 +211,10 @@ def remove_expired(request: AuthenticatedHttpRequest, object_id: str) -> HttpRes
     form = SelectCertificatesForm(request.POST or None, choices=[(c.pk, str(c)) for c in expired])
     if request.method == "POST" and form.is_valid() and form.cleaned_data["confirm"]:
         chosen = expired.filter(pk__in=form.cleaned_data["certificates"])
-        count = lifecycle.remove_expired(Actor.from_request(request), certificates=chosen)
-        messages.success(request, f"{count} expired certificates removed.")
-        return redirect("directory:user", object_id)
+        with refusal.shown(request):
+            count = lifecycle.remove_expired(Actor.from_request(request), certificates=chosen)
+            messages.success(request, f"{count} expired certificates removed.")
+            return redirect("directory:user", object_id)
     user = DirectoryUser.objects.filter(object_id=object_id).first()
     context = {"expired": expired, "form": form, "directory_user": user, "nav_active": "users"}
     return render(
@@ -231,17 +233,19 @@ def cleanup(request: AuthenticatedHttpRequest) -> HttpResponse:
     count = chosen.count()
     if request.method == "POST" and form.is_valid():
         if form.cleaned_data["confirm"] and form.cleaned_data["expected"] == count and count:
-            removed = lifecycle.remove_expired(Actor.from_request(request), certificates=chosen)
-            messages.success(
-                request, f"{removed} expired certificates removed from the portal and from Intune."
+            with refusal.shown(request, form):
+                removed = lifecycle.remove_expired(Actor.from_request(request), certificates=chosen)
+                messages.success(
+                    request, f"{removed} expired certificates removed from the portal and from Intune."
+                )
+                return redirect("certs:list")
+        else:
+            form.add_error(
+                None,
+                "Tick the confirmation."
+                if count == form.cleaned_data["expected"]
+                else "The list changed: check it again.",
             )
-            return redirect("certs:list")
-        form.add_error(
-            None,
-            "Tick the confirmation."
-            if count == form.cleaned_data["expected"]
-            else "The list changed: check it again.",
-        )
     query = request.GET.copy()
     query.pop("page", None)
     context = {

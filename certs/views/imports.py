@@ -20,7 +20,6 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from certs import held, hooks, imports, lifecycle, manifest
-from certs.errors import ServiceError
 from certs.forms import BulkImportForm, RetryForm, SingleImportForm
 from certs.imports import Entry
 from certs.models import GraphState, ImportBatch, ItemState, retryable_with_password
@@ -31,6 +30,8 @@ from portal import access
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
+from portal.lib import refusal
+from portal.lib.refusal import Refused
 
 
 def max_request_bytes() -> int:
@@ -177,7 +178,7 @@ def _import_bulk(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             entries = _bulk_entries(request, form.cleaned_data["manifest"])
-        except manifest.Refused as exc:
+        except manifest.Rejected as exc:
             errors = exc.errors
         else:
             batch = imports.batch_create(
@@ -207,7 +208,7 @@ def _bulk_entries(request: AuthenticatedHttpRequest, form_manifest: Any) -> list
     elif uploads:
         files = manifest.read_files((u.name or "", u.read()) for u in uploads)
     else:
-        raise manifest.Refused([manifest.ManifestError("no_files", "Choose the PFX files or one ZIP file.")])
+        raise manifest.Rejected([manifest.ManifestError("no_files", "Choose the PFX files or one ZIP file.")])
     rows = manifest.read_manifest(bytes(form_manifest.read()))
     return manifest.entries(rows, files)
 
@@ -301,11 +302,9 @@ def batch(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
 @require_POST
 def batch_cancel(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     batch = access.get_for_user(request.user, ImportBatch.objects.all(), write="create", code=code)
-    try:
+    with refusal.shown(request):
         count = imports.batch_cancel(Actor.from_request(request), batch=batch)
         messages.success(request, f"Import cancelled; {count} rows were not processed.")
-    except ServiceError as exc:
-        messages.error(request, exc.message)
     return redirect("certs:batch", code=batch.code)
 
 
@@ -315,13 +314,11 @@ def batch_retry(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     # Only rows a password can fix take one: the others need a new file, not a retry.
     retryable = list(batch.items.filter(retryable_with_password()).values_list("pk", flat=True))
     form = RetryForm(request.POST, item_ids=retryable)
-    try:
+    with refusal.shown(request):
         if not form.is_valid():
-            raise ServiceError("bad_form", "The form could not be read.")
+            raise Refused("bad_form", "The form could not be read.")
         count = imports.items_retry(Actor.from_request(request), batch=batch, passwords=form.passwords())
         messages.success(request, f"{count} rows queued again.")
-    except ServiceError as exc:
-        messages.error(request, exc.message)
     return redirect("certs:batch", code=batch.code)
 
 
@@ -332,10 +329,8 @@ def batch_promote(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     if not usable_keys(request).filter(pk=batch.encryption_key_id).exists():
         messages.error(request, "You cannot use this import's encryption key (code key_not_visible).")
         return redirect("certs:batch", code=batch.code)
-    try:
+    with refusal.shown(request):
         real = imports.batch_promote(Actor.from_request(request), batch=batch)
-    except ServiceError as exc:
-        messages.error(request, f"{exc.message} (code {exc.code})")
-        return redirect("certs:batch", code=batch.code)
-    messages.success(request, f"Importing the {real.total} files of the dry run.")
-    return redirect("certs:batch", code=real.code)
+        messages.success(request, f"Importing the {real.total} files of the dry run.")
+        return redirect("certs:batch", code=real.code)
+    return redirect("certs:batch", code=batch.code)

@@ -16,13 +16,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from certs import hooks
 from certs import keys as key_services
-from certs.errors import ServiceError
 from certs.forms import KeyForm
 from certs.models import EncryptionKey
 from portal import access
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
+from portal.lib import refusal
 
 
 def usable_keys(request: AuthenticatedHttpRequest) -> QuerySet[EncryptionKey]:
@@ -50,14 +50,11 @@ def key_add(request: AuthenticatedHttpRequest) -> HttpResponse:
     tags = access.creator_tags(request.user, "connectors")
     form = KeyForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        try:
+        with refusal.shown(request, form, field="key_file"):
             data = dict(form.cleaned_data)
             key = key_services.key_add(
                 Actor.from_request(request), tags=tags, data=data.pop("key_file"), **data
             )
-        except ServiceError as exc:
-            form.add_error("key_file", f"{exc.message} (code {exc.code})")
-        else:
             messages.success(request, f"Encryption key {key} added.")
             return redirect("certs:keys")
     status = 400 if form.errors else 200

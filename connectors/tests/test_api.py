@@ -16,9 +16,9 @@ from django.utils import timezone
 from connectors import enrolment
 from connectors import rotation as key_rotation
 from connectors.agent import possession
-from connectors.errors import ConnectorError
 from connectors.models import Connector, ConnectorJob, EnrollmentToken
 from portal.audit import Actor
+from portal.lib.refusal import Refused
 
 pytestmark = pytest.mark.django_db
 
@@ -273,7 +273,7 @@ def test_a_rotation_to_a_key_added_by_hand_is_refused_until_a_connector_proves_i
     by_hand = _add_by_hand(intune_admin, attacker_key)
     assert not by_hand.possession_proven
 
-    with pytest.raises(ConnectorError) as refused:
+    with pytest.raises(Refused) as refused:
         key_rotation.rotation_start(Actor.for_user(intune_admin), from_key=old_key, to_key=by_hand)
     assert refused.value.code == "key_not_proven" and "added by hand" in refused.value.message
     assert not ConnectorJob.objects.exists()

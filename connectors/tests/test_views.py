@@ -7,8 +7,8 @@ from django.test import Client
 from django.urls import reverse
 
 from connectors import enrolment
-from connectors.errors import ConnectorError
 from connectors.models import Connector, EnrollmentToken
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +55,7 @@ def test_an_unused_token_can_be_cancelled_and_then_enrolls_nothing(intune_admin,
     assert "cancelled: it can no longer enroll a connector" in response.content.decode()
     assert not EnrollmentToken.objects.exists()
     assert AuditEvent.objects.filter(activity="Cancel connector enrollment token").count() == 1
-    with pytest.raises(ConnectorError):
+    with pytest.raises(Refused):
         enrolment.connector_enroll(token=secret, host_name="srv", version="1.0", features=[])
 
 
@@ -78,6 +78,19 @@ def test_rename_disable_and_revoke_are_audited(intune_admin, connector):
     assert connector.name == "Paris-1" and connector.state == Connector.State.REVOKED
     activities = set(AuditEvent.objects.values_list("activity", flat=True))
     assert {"Rename connector", "Disable connector", "Revoke connector"} <= activities
+
+
+def test_a_revoked_connector_is_not_enabled_and_the_page_says_why_with_the_code(intune_admin, connector):
+    client = _client(intune_admin)
+    client.post(reverse("connectors:revoke", args=[connector.code]))
+    response = client.post(reverse("connectors:enable", args=[connector.code]), follow=True)
+    assert (
+        "A revoked connector cannot be disabled or enabled. (code connector_revoked)"
+        in response.content.decode()
+    )
+    connector.refresh_from_db()
+    assert connector.state == Connector.State.REVOKED
+    assert not AuditEvent.objects.filter(activity="Enable connector").exists()
 
 
 def test_delete_asks_first_then_removes(intune_admin, connector):

@@ -7,10 +7,10 @@ from allauth.mfa.models import Authenticator
 from django.core.management import CommandError, call_command
 
 from devtools.admins import DEMO_PASSWORD, DEMO_TOTP_SECRET, demo_sign_ins
-from devtools.production import DemoRefusedInProduction
 from devtools.tenant import seed
 from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, GroupUserMember, Platform
 from portal import access
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent, RoleAssignment, ScopeTag, User
 
 pytestmark = pytest.mark.django_db
@@ -99,7 +99,8 @@ def test_seed_demo_is_refused_in_production_and_creates_nothing(built_in_roles, 
     with pytest.raises(CommandError, match="seed_demo is refused with PORTAL_ENV=production") as refused:
         call_command("seed_demo", stdout=io.StringIO())
     assert "docker-compose.demo.yml" in str(refused.value)
-    with pytest.raises(DemoRefusedInProduction):
+    with pytest.raises(Refused) as refused_seed:
         seed()
+    assert refused_seed.value.code == "demo_in_production"
     assert _counts() == before
     assert not User.objects.filter(email__in=[email for email, _, _ in demo_sign_ins()]).exists()

@@ -11,6 +11,7 @@ from graph.client import GraphClient
 from graph.models import ReconcileFinding, ReconcileRun, UploadRecord
 from graph.tests.factories import graph_body
 from portal.audit import Actor
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -106,8 +107,9 @@ def test_each_action_is_carried_out_and_audited(
         uploads.delete(UploadRecord.objects.get(graph_id=delete.graph_id).pk, client=portal_graph)
         == "deleted"
     )
-    with pytest.raises(ValueError):
+    with pytest.raises(Refused) as refused:
         reconcile.resolve(actor, adopt, "delete")
+    assert refused.value.code == "finding_not_resolvable"
 
     again = reconcile.run(client=portal_graph)
     assert again.count("matched") == 10

@@ -11,6 +11,7 @@ from graph import records, uploads
 from graph.client import GraphClient
 from graph.models import UploadRecord
 from graph.tests.factories import graph_body
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -197,8 +198,9 @@ def test_certificates_of_users_intune_does_not_know_are_flagged_not_uploaded(
     imported.refresh_from_db()
     assert imported.graph_state == GraphState.NOT_UPLOADED
     assert imported.graph_error.startswith("Not uploaded: Intune does not know this user")
-    with pytest.raises(uploads.UserNotInEntra):
+    with pytest.raises(Refused) as refused:
         uploads.queue_upload(imported)
+    assert refused.value.code == "user_not_in_entra"
     assert UploadRecord.objects.count() == 1
 
 

@@ -106,6 +106,17 @@ def test_a_failing_test_shows_graph_error_and_request_ids(
     assert TenantConnection.objects.get().test_ok is False
 
 
+def test_actions_that_need_a_connection_say_so_with_the_code_when_there_is_none(
+    client: Client, intune_admin: User
+) -> None:
+    client.force_login(intune_admin)
+    tested = client.post(reverse("graph:connection_test"), follow=True).content.decode()
+    assert "No connection to test. (code not_connected)" in tested
+    uploaded = client.post(reverse("graph:upload_outstanding"), follow=True).content.decode()
+    assert "Connect the tenant first. (code not_connected)" in uploaded
+    assert not AuditEvent.objects.exists()
+
+
 def test_the_help_desk_reads_the_pages_but_cannot_change_anything(
     client: Client, helpdesk: User, connected: TenantConnection
 ) -> None:

@@ -258,6 +258,22 @@ def test_a_duplicate_tag_name_is_shown_on_the_name_field(
     assert response.status_code == 200 and "already exists" in response.text
 
 
+def test_a_refused_change_is_shown_on_the_field_it_concerns_with_its_code(
+    as_role_admin: Client, make_tag: Callable[[str], ScopeTag]
+) -> None:
+    make_tag("Paris")
+    response = as_role_admin.post(reverse("scope_tag_create"), {"name": "Paris"})
+    errors = response.context["form"].errors
+    assert list(errors) == ["name"] and errors["name"][0].endswith("(code unique)")
+    escalation = as_role_admin.post(
+        reverse("role_create"), {"name": "Sneaky", "perm_certificates": ["certificates.delete"]}
+    )
+    form = escalation.context["form"]
+    assert form.non_field_errors() == [
+        "You can't grant permissions you don't hold yourself: certificates.delete. (code permission_not_held)"
+    ]
+
+
 def test_the_default_tag_is_not_deleted(as_role_admin: Client) -> None:
     default = ScopeTag.default()
     response = as_role_admin.post(reverse("scope_tag_delete", args=[default.code]))

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from connectors import enrolment
 from portal.audit import Actor
+from portal.lib import refusal
 
 
 class Command(BaseCommand):
@@ -30,6 +31,7 @@ class Command(BaseCommand):
             "--argv-only", action="store_true", help="Print just the shell-quoted command line."
         )
 
+    @refusal.stops_command
     def handle(self, *args: Any, **options: Any) -> None:
         state_dir: Path = options["state_dir"]
         argv = [

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from portal.lib import refusal
 from portal.lib.env import development_secret
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -90,13 +91,11 @@ class Command(BaseCommand):
             help="Log at INFO: every request and every task (same as --log-level INFO).",
         )
 
+    @refusal.stops_command
     def handle(self, *args: Any, **options: Any) -> None:
-        from devtools.production import DemoRefusedInProduction, refuse_in_production
+        from devtools.production import refuse_in_production
 
-        try:
-            refuse_in_production("The demo")
-        except DemoRefusedInProduction as refused:
-            raise CommandError(str(refused)) from None
+        refuse_in_production("The demo")
         host: str = options["host"]
         port: int = options["port"]
         if not port_is_free(host, port):

@@ -14,6 +14,7 @@ from devtools.emulator.state import Config
 from graph import connection
 from graph.models import TenantConnection
 from portal.audit import Actor
+from portal.lib import refusal
 
 
 class Command(BaseCommand):
@@ -39,6 +40,7 @@ class Command(BaseCommand):
             "--force", action="store_true", help="Replace a connection that points at a real tenant."
         )
 
+    @refusal.stops_command
     def handle(self, *args: Any, **options: Any) -> None:
         url = options["url"].rstrip("/")
         current = TenantConnection.current()

@@ -6,22 +6,21 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from devtools.admins import DEMO_TOTP_SECRET, demo_sign_ins, domain, mfa_required_emails
-from devtools.production import DemoRefusedInProduction, refuse_in_production
+from devtools.production import refuse_in_production
 from devtools.profiles import seed_demo_profiles
 from devtools.tenant import seed
+from portal.lib import refusal
 
 
 class Command(BaseCommand):
     help = "Create the demo tenant's users, groups, devices, scope tags and demo admins. Safe to run again."
 
+    @refusal.stops_command
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            refuse_in_production("seed_demo")
-        except DemoRefusedInProduction as refused:
-            raise CommandError(str(refused)) from None
+        refuse_in_production("seed_demo")
         started = time.monotonic()
         result = seed()
         seed_demo_profiles()
