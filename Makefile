@@ -1,4 +1,4 @@
-.PHONY: run test lint bench
+.PHONY: run test lint
 
 # Start the demo: web, Celery worker and beat, on SQLite and a file-based broker.
 run:
@@ -11,4 +11,4 @@ test:
 
 lint:
 	@scripts/bootstrap.sh
-	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy .
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy . && .venv/bin/lint-imports --no-cache

@@ -19,8 +19,11 @@ import pytest
 from django.apps import apps as django_apps
 from django.core.cache import cache
 
-from graph.emulator import Config, Emulator
+from devtools.emulator.server import Emulator
+from devtools.emulator.state import Config
+from portal import summaries
 from portal.models import Role, RoleAssignment, ScopeTag, User
+from profiles.specs import forget_tenant_specs
 
 _seed = importlib.import_module("portal.migrations.0002_built_in_roles_and_audit_guard")
 
@@ -31,6 +34,37 @@ PASSWORD = "correct horse battery staple 7"
 def empty_cache() -> None:
     # The cache outlives test runs (files or Redis); rate limits from a previous run must not leak in.
     cache.clear()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def flush_may_empty_the_audit_log() -> Iterator[None]:
+    """Transactional tests empty every table afterwards, the audit log included.
+
+    The database refuses deletes from the audit log unless its purge guard table holds a row,
+    so the flush holds one for its own transaction only.
+    """
+    from django.db import transaction
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
+    flush = BaseDatabaseOperations.execute_sql_flush
+
+    def flush_with_the_guard_open(ops: BaseDatabaseOperations, sql_list: list[str]) -> None:
+        with transaction.atomic(using=ops.connection.alias), ops.connection.cursor() as cursor:
+            cursor.execute("INSERT INTO portal_auditpurge DEFAULT VALUES")
+            flush(ops, sql_list)
+            cursor.execute("DELETE FROM portal_auditpurge")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BaseDatabaseOperations, "execute_sql_flush", flush_with_the_guard_open)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def forget_kept_summaries() -> None:
+    # Home's counts and the profile specs are kept per process between changes; each test's
+    # data is its own (and ids repeat after a rollback).
+    summaries.forget()
+    forget_tenant_specs()
 
 
 @pytest.fixture(autouse=True)

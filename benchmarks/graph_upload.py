@@ -44,9 +44,10 @@ from django.core.cache import cache  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from certs.models import Certificate, EncryptionKey, GraphState  # noqa: E402
+from devtools.emulator.server import Emulator  # noqa: E402
+from devtools.emulator.state import Config  # noqa: E402
 from directory.models import DirectoryUser  # noqa: E402
-from graph import services  # noqa: E402
-from graph.emulator import Config, Emulator  # noqa: E402
+from graph import connection, uploads  # noqa: E402
 from graph.models import TenantConnection, UploadRecord  # noqa: E402
 from portal.audit import Actor  # noqa: E402
 from portal.celery import app  # noqa: E402
@@ -161,9 +162,9 @@ def main() -> None:
     ).start()
     UploadRecord.objects.all().delete()
     ids = make_certificates(emulator, args.certificates)
-    services.save_connection(
+    connection.save_connection(
         Actor.system("benchmark"),
-        services.ConnectionInput(
+        connection.ConnectionInput(
             tenant_id=emulator.config.tenant_id,
             client_id=emulator.config.client_id,
             cloud="global",
@@ -179,7 +180,7 @@ def main() -> None:
     workers = start_workers(args.workers, args.concurrency)
     try:
         start = time.perf_counter()
-        services.queue_uploads(ids)
+        uploads.queue_uploads(ids)
         queued = time.perf_counter()
         pending = Certificate.objects.filter(pk__in=ids).exclude(
             graph_state__in=[GraphState.SYNCED, GraphState.FAILED]

@@ -63,10 +63,11 @@ from django.core.cache import cache  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from certs import manifest, services  # noqa: E402
-from certs.demo import UPN_OID, distinct_keys, openssl3_encryption  # noqa: E402
+from certs import imports, manifest, pipeline  # noqa: E402
+from certs.keys import key_add  # noqa: E402
 from certs.models import Certificate, EncryptionKey, ImportBatch, ImportItem, ItemState  # noqa: E402
 from certs.pfx import encrypt_password, inspect_pfx, load_public_key  # noqa: E402
+from devtools.certificates import UPN_OID, distinct_keys, openssl3_encryption  # noqa: E402
 from directory.models import DirectoryUser  # noqa: E402
 from portal.audit import Actor  # noqa: E402
 from portal.celery import app  # noqa: E402
@@ -162,11 +163,11 @@ def end_to_end(files: list[tuple[str, bytes, str]], key: EncryptionKey, workers:
     proc = start_workers(workers)
     try:
         entries = [
-            services.Entry(f"{upn}.pfx", data, password, upn, "smimeEncryption")
+            imports.Entry(f"{upn}.pfx", data, password, upn, "smimeEncryption")
             for upn, data, password in files
         ]
         start = time.perf_counter()
-        batch = services.batch_create(
+        batch = imports.batch_create(
             Actor.system("benchmark"),
             kind=ImportBatch.Kind.BULK,
             key=key,
@@ -184,7 +185,7 @@ def end_to_end(files: list[tuple[str, bytes, str]], key: EncryptionKey, workers:
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     # Contention-free view: CPU the worker processes spent (start-up included) per file.
     print(f"worker CPU: {cpu:.2f} s in all, {cpu / len(files) * 1e3:.2f} ms per file (start-up included)")
-    counts = services.batch_counts(batch)
+    counts = imports.batch_counts(batch)
     assert counts["stored"] == len(files), counts
     print(f"batch created (staging + rows): {staged - start:6.2f} s; end to end in {end - start:.2f} s")
     return len(files) / (end - start)
@@ -253,7 +254,7 @@ def dry_run_path(files: list[tuple[str, bytes, str]], key: EncryptionKey) -> dic
 
     entries = manifest.entries(manifest.read_manifest(csv), manifest.read_zip(data))
     lap("manifest (read ZIP and CSV, match rows)")
-    batch = services.batch_create(
+    batch = imports.batch_create(
         Actor.system("benchmark"),
         kind=ImportBatch.Kind.BULK,
         key=key,
@@ -264,13 +265,13 @@ def dry_run_path(files: list[tuple[str, bytes, str]], key: EncryptionKey) -> dic
     )
     lap("staging (batch created, passwords sealed)")
     ids = list(ImportItem.objects.filter(batch=batch).order_by("position").values_list("pk", flat=True))
-    for start in range(0, len(ids), services.CHUNK_SIZE):
-        services.process_chunk(batch.pk, ids[start : start + services.CHUNK_SIZE])
+    for start in range(0, len(ids), pipeline.CHUNK_SIZE):
+        pipeline.process_chunk(batch.pk, ids[start : start + pipeline.CHUNK_SIZE])
     lap("validation and results (chunks as a worker runs them)")
     stages["wall"] = time.perf_counter() - wall
     stages["database server"] = _backend_cpu() - backend
     validated = ImportItem.objects.filter(batch=batch, state=ItemState.VALIDATED).count()
-    assert validated == len(files), services.batch_counts(batch)
+    assert validated == len(files), imports.batch_counts(batch)
     return stages
 
 
@@ -303,7 +304,7 @@ def main_dry_run(
             batch_size=1000,
         )
     targets = {"engine": 800, "dry-run path": 700}
-    print(f"{len(files)} files (library loop on {len(sample)}), chunks of {services.CHUNK_SIZE}, one process")
+    print(f"{len(files)} files (library loop on {len(sample)}), chunks of {pipeline.CHUNK_SIZE}, one process")
     for label in rounds[0]:
         values = sorted(r[label] for r in rounds)
         target = targets.get(label)
@@ -352,7 +353,7 @@ def main() -> None:
         Certificate.objects.filter(encryption_key=key).delete()
         ImportBatch.objects.filter(encryption_key=key).delete()
         key.delete()
-    key = services.key_add(
+    key = key_add(
         Actor.system("benchmark"),
         data=pem,
         provider_name="Bench KSP",
@@ -385,7 +386,7 @@ def main() -> None:
         )
         rounds.append((engine, e2e, ratio))
         reset()
-    print(f"workers: {args.workers} processes, chunks of {services.CHUNK_SIZE}, {len(files)} files")
+    print(f"workers: {args.workers} processes, chunks of {pipeline.CHUNK_SIZE}, {len(files)} files")
     for label, index in (("engine only (1 process), files/s", 0), ("end to end, files/s", 1), ("ratio", 2)):
         values = sorted(r[index] for r in rounds)
         print(

@@ -67,7 +67,7 @@ def child(mib: int, declared: int) -> None:
     try:
         manifest.read_zip(data)
         outcome = "accepted"
-    except manifest.Refused as exc:
+    except manifest.Rejected as exc:
         outcome = "refused: " + ", ".join(e.code for e in exc.errors)
     elapsed = time.perf_counter() - start
     _, traced = tracemalloc.get_traced_memory()

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from certs import manifest, services
+from certs import imports, manifest, pipeline
 from certs.models import EncryptionKey, ImportBatch, ItemState
 from portal.audit import Actor
 from portal.models import ScopeTag
@@ -36,7 +36,7 @@ def add_import_arguments(parser: argparse.ArgumentParser) -> None:
 def _files(folder: Path) -> dict[str, bytes]:
     paths = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix.lower() in (".pfx", ".p12")]
     if len(paths) > manifest.max_files():
-        raise manifest.Refused([manifest.ManifestError("too_many_files", "Too many files in the folder.")])
+        raise manifest.Rejected([manifest.ManifestError("too_many_files", "Too many files in the folder.")])
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in paths}
 
 
@@ -66,13 +66,13 @@ def run_import(options: dict[str, Any], stdout: TextIO, stderr: TextIO) -> int:
     try:
         rows = manifest.read_manifest(Path(options["manifest"]).read_bytes())
         entries = manifest.entries(rows, _files(Path(options["dir"])))
-    except manifest.Refused as exc:
+    except manifest.Rejected as exc:
         return _refused(exc.errors, bool(options.get("json")), stderr)
     except OSError as exc:
         stderr.write(f"unreadable: {exc.strerror}: {exc.filename}\n")
         return 2
     inline = bool(options.get("inline"))
-    batch = services.batch_create(
+    batch = imports.batch_create(
         Actor.system("pfx import command"),
         kind=ImportBatch.Kind.COMMAND,
         key=key,
@@ -87,8 +87,8 @@ def run_import(options: dict[str, Any], stdout: TextIO, stderr: TextIO) -> int:
     del entries
     if inline:
         ids = list(batch.items.order_by("position").values_list("pk", flat=True))
-        for start in range(0, len(ids), services.CHUNK_SIZE):
-            services.process_chunk(batch.pk, ids[start : start + services.CHUNK_SIZE])
+        for start in range(0, len(ids), pipeline.CHUNK_SIZE):
+            pipeline.process_chunk(batch.pk, ids[start : start + pipeline.CHUNK_SIZE])
     elif not _wait(batch, int(options.get("timeout") or 3600), stderr):
         return 3
     return _report(batch, bool(options.get("json")), stdout)
@@ -112,7 +112,7 @@ def _report(batch: ImportBatch, as_json: bool, stdout: TextIO) -> int:
         )
     )
     ok = OK_STATES | ({ItemState.VALIDATED.value} if batch.dry_run else set())
-    totals = services.batch_counts(batch)
+    totals = imports.batch_counts(batch)
     if as_json:
         stdout.write(
             json.dumps(

@@ -6,7 +6,6 @@ upload with a list of errors (stable code, message, CSV line number where there 
 
 from __future__ import annotations
 
-import csv
 import io
 import posixpath
 import zipfile
@@ -16,9 +15,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db.models.functions import Lower
 
+from certs.imports import Entry
 from certs.models import Purpose
-from certs.services import Entry
 from directory.models import DirectoryUser
+from portal.lib.csvfile import CsvFile, CsvRefused
 
 COLUMNS = ("filename", "upn", "password", "purpose")
 TEMPLATE = (
@@ -31,19 +31,19 @@ ARCHIVE_MAGICS = (b"PK\x03\x04", b"7z\xbc\xaf", b"Rar!", b"\x1f\x8b")
 
 
 def max_files() -> int:
-    return int(getattr(settings, "CERTS_MAX_FILES", 10_000))
+    return settings.CERTS_MAX_FILES
 
 
 def max_uncompressed_bytes() -> int:
-    return int(getattr(settings, "CERTS_MAX_UNCOMPRESSED_BYTES", 200 * 1024 * 1024))
+    return settings.CERTS_MAX_UNCOMPRESSED_BYTES
 
 
 def max_manifest_bytes() -> int:
-    return int(getattr(settings, "CERTS_MAX_MANIFEST_BYTES", 4 * 1024 * 1024))
+    return settings.CERTS_MAX_MANIFEST_BYTES
 
 
 def max_file_bytes() -> int:
-    return int(getattr(settings, "PFX_MAX_FILE_BYTES", 1024 * 1024))
+    return settings.PFX_MAX_FILE_BYTES
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,9 @@ class ManifestError:
     filename: str = ""
 
 
-class Refused(Exception):
+class Rejected(Exception):
+    """The upload is rejected as a whole, with every problem found in it (by line where there is one)."""
+
     def __init__(self, errors: list[ManifestError]) -> None:
         super().__init__(f"{len(errors)} problems")
         self.errors = errors
@@ -87,9 +89,9 @@ def read_zip(data: bytes) -> dict[str, bytes]:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = [m for m in archive.infolist() if not m.is_dir()]
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise Refused([ManifestError("bad_zip", "The ZIP file cannot be read. Create it again.")]) from exc
+        raise Rejected([ManifestError("bad_zip", "The ZIP file cannot be read. Create it again.")]) from exc
     if len(members) > max_files():
-        raise Refused(
+        raise Rejected(
             [
                 ManifestError(
                     "too_many_files",
@@ -99,7 +101,7 @@ def read_zip(data: bytes) -> dict[str, bytes]:
         )
     total = sum(m.file_size for m in members)
     if total > max_uncompressed_bytes():
-        raise Refused(
+        raise Rejected(
             [
                 ManifestError(
                     "zip_too_large",
@@ -155,7 +157,7 @@ def read_zip(data: bytes) -> dict[str, bytes]:
                 continue
             expanded += len(content)
             if expanded > max_uncompressed_bytes():
-                raise Refused(
+                raise Rejected(
                     [
                         ManifestError(
                             "zip_too_large",
@@ -172,7 +174,7 @@ def read_zip(data: bytes) -> dict[str, bytes]:
                 continue
             files[safe] = content
     if errors:
-        raise Refused(errors)
+        raise Rejected(errors)
     return files
 
 
@@ -221,13 +223,22 @@ def read_files(uploads: Iterable[tuple[str, bytes]]) -> dict[str, bytes]:
             ManifestError("too_many_files", f"At most {max_files()} files can be imported at once.")
         )
     if errors:
-        raise Refused(errors)
+        raise Rejected(errors)
     return files
 
 
+# The manifest's codes for what the shared CSV reader refuses.
+_CSV_CODES = {"encoding": "csv_encoding", "empty": "csv_empty", "not_csv": "csv_syntax"}
+
+
+def _csv_error(exc: CsvRefused) -> ManifestError:
+    return ManifestError(_CSV_CODES.get(exc.code, "csv_syntax"), exc.message, line=exc.line)
+
+
 def read_manifest(data: bytes) -> list[Row]:
+    """The manifest's rows, from a CSV file in any encoding and delimiter the shared CSV reader accepts."""
     if len(data) > max_manifest_bytes():
-        raise Refused(
+        raise Rejected(
             [
                 ManifestError(
                     "manifest_too_large", f"The manifest is larger than {max_manifest_bytes()} bytes."
@@ -235,21 +246,14 @@ def read_manifest(data: bytes) -> list[Row]:
             ]
         )
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise Refused(
-            [ManifestError("csv_encoding", "The manifest is not UTF-8 text. Save it as CSV UTF-8.")]
-        ) from exc
-    reader = csv.reader(io.StringIO(text, newline=""))
-    errors: list[ManifestError] = []
-    try:
-        header = [h.strip().lower() for h in next(reader, [])]
-    except csv.Error as exc:
-        raise Refused([ManifestError("csv_syntax", f"The CSV cannot be read: {exc}.", line=1)]) from exc
+        table = CsvFile(data)
+    except CsvRefused as exc:
+        raise Rejected([_csv_error(exc)]) from exc
+    header = table.keys
     missing = [c for c in ("filename", "password") if c not in header]
-    unknown = [h for h in header if h not in COLUMNS]
+    unknown = [raw.strip() for raw, key in zip(table.header, header, strict=True) if key not in COLUMNS]
     if missing or unknown:
-        raise Refused(
+        raise Rejected(
             [
                 ManifestError(
                     "csv_header",
@@ -259,14 +263,13 @@ def read_manifest(data: bytes) -> list[Row]:
                 )
             ]
         )
+    errors: list[ManifestError] = []
     rows: list[Row] = []
     purposes = {p.value.lower(): p.value for p in Purpose}
     names: dict[str, int] = {}
     try:
-        for values in reader:
-            line = reader.line_num
-            if not any(v.strip() for v in values):
-                continue
+        for record in table.records():
+            line, values = record.line, record.cells
             if len(values) != len(header):
                 errors.append(
                     ManifestError(
@@ -274,9 +277,9 @@ def read_manifest(data: bytes) -> list[Row]:
                     )
                 )
                 continue
-            record = dict(zip(header, values, strict=True))
-            filename = record.get("filename", "").strip()
-            purpose_text = record.get("purpose", "").strip() or "unassigned"
+            fields = dict(zip(header, values, strict=True))
+            filename = fields.get("filename", "").strip()
+            purpose_text = fields.get("purpose", "").strip() or "unassigned"
             if not filename:
                 errors.append(ManifestError("csv_missing_filename", "The filename is empty.", line=line))
                 continue
@@ -305,17 +308,17 @@ def read_manifest(data: bytes) -> list[Row]:
                 Row(
                     line,
                     filename,
-                    record.get("upn", "").strip(),
-                    record["password"],
+                    fields.get("upn", "").strip(),
+                    fields["password"],
                     purposes[purpose_text.lower()],
                 )
             )
-    except csv.Error as exc:
-        errors.append(ManifestError("csv_syntax", f"The CSV cannot be read: {exc}.", line=reader.line_num))
+    except CsvRefused as exc:
+        errors.append(_csv_error(exc))
     if not rows and not errors:
         errors.append(ManifestError("csv_empty", "The manifest has no rows."))
     if errors:
-        raise Refused(errors)
+        raise Rejected(errors)
     return rows
 
 
@@ -374,5 +377,5 @@ def entries(rows: list[Row], files: dict[str, bytes]) -> list[Entry]:
         if key not in used:
             errors.append(ManifestError("file_without_row", "No manifest row names this file.", filename=key))
     if errors:
-        raise Refused(errors)
+        raise Rejected(errors)
     return result

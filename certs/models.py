@@ -6,11 +6,12 @@ import uuid
 from datetime import datetime, timedelta
 from typing import ClassVar
 
+from django.conf import settings
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Now
 from django.utils import timezone
 
-from directory.models import DirectoryUser
+from directory.models import DirectoryUser, not_in_entra
 from portal.models import ScopeTagged, User
 
 
@@ -44,6 +45,9 @@ class EncryptionKey(ScopeTagged):
     default_padding = models.CharField(max_length=20, choices=Padding.choices, default=Padding.OAEP_SHA512)
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.UPLOAD)
     is_default = models.BooleanField(default=False)
+    # Set once a connector of this portal signs the key statement with the private key. Only then may
+    # passwords be re-wrapped to the key: a key added by hand may belong to whoever added it.
+    possession_proven_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
@@ -58,6 +62,10 @@ class EncryptionKey(ScopeTagged):
 
     def __str__(self) -> str:
         return f"{self.provider_name} / {self.key_name}"
+
+    @property
+    def possession_proven(self) -> bool:
+        return self.possession_proven_at is not None
 
 
 class GraphState(models.TextChoices):
@@ -84,7 +92,7 @@ class Certificate(ScopeTagged):
     issuer = models.CharField(max_length=1000)
     serial = models.CharField(max_length=100)
     not_before = models.DateTimeField()
-    not_after = models.DateTimeField(db_index=True)
+    not_after = models.DateTimeField()
     key_type = models.CharField(max_length=20)
     key_size = models.PositiveIntegerField(null=True, blank=True)
     # SHA-256 of the SubjectPublicKeyInfo: finds another user's certificate for the same key pair.
@@ -113,7 +121,14 @@ class Certificate(ScopeTagged):
         ]
         indexes = [
             models.Index(fields=["user", "-not_after"]),
-            models.Index(fields=["issuer"]),
+            # One per ordering of the certificate list (certs.forms.CertificateFilterForm.SORTS),
+            # so a page reads its rows along an index instead of sorting the table; the first
+            # also serves every expiry window and count.
+            models.Index(fields=["not_after", "upn"]),
+            models.Index(fields=["upn", "-not_after"]),
+            models.Index(fields=["issuer", "upn"]),
+            models.Index(fields=["purpose", "upn"]),
+            models.Index(fields=["created_at", "upn"]),
             models.Index(fields=["key_fingerprint"], name="certificate_key_fingerprint"),
         ]
 
@@ -184,6 +199,23 @@ class ImportBatch(ScopeTagged):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.created_at:%Y-%m-%d %H:%M} ({self.total} files)"
 
+    def users_not_in_entra(self) -> int:
+        """How many certificates this import stored for users Intune does not know (held, not uploaded)."""
+        return self.certificates.filter(not_in_entra("user__")).count()
+
+    @property
+    def retry_deadline(self) -> datetime | None:
+        """When the files kept for a retry are deleted (None while the batch runs)."""
+        if self.finished_at is None:
+            return None
+        return self.finished_at + timedelta(days=settings.CERTS_RETRY_WINDOW_DAYS)
+
+    @property
+    def retry_open(self) -> bool:
+        """Whether failed rows can still be retried: a dry run keeps no files, and files go at the deadline."""
+        deadline = self.retry_deadline
+        return not self.dry_run and (deadline is None or timezone.now() < deadline)
+
 
 class ItemState(models.TextChoices):
     QUEUED = "queued", "Queued"
@@ -198,16 +230,20 @@ class ItemState(models.TextChoices):
 # An item in one of these states has no more work to do (a dry run ends at "validated").
 FINAL_STATES = (ItemState.STORED, ItemState.FAILED, ItemState.SKIPPED, ItemState.CANCELLED)
 
-# Failures a retry with the password typed again can fix: a wrong or unusable password, a staged
-# password lost before use, or a user added to the directory since. Other failures (a damaged or
-# expired file, ...) need a new file, so the batch page offers no password box for them.
-RETRY_WITH_PASSWORD = frozenset(
+# Failures that a retry with the password can turn into a stored certificate: the password was
+# wrong or unusable, it was never tried (the row was cancelled, its worker failed, its staged copy
+# was lost), or the user has been added to the directory since. Only these rows keep their file,
+# and only until the batch's retry window ends; no password makes a damaged file, a file that is
+# not a PFX or an expired certificate importable, so the batch page offers no password box for them.
+RETRYABLE_PROBLEMS = frozenset(
     {
         "wrong_password",
         "password_not_ascii",
         "password_too_long",
         "staging_failed",
         "internal_error",
+        "worker_lost",
+        "cancelled",
         "unknown_user",
         "no_upn",
     }
@@ -217,7 +253,7 @@ RETRY_WITH_PASSWORD = frozenset(
 def retryable_with_password() -> models.Q:
     """Rows of a finished batch that a password typed on the batch page can still make succeed."""
     retryable = models.Q(state=ItemState.CANCELLED) | models.Q(
-        state=ItemState.FAILED, problem_code__in=RETRY_WITH_PASSWORD
+        state=ItemState.FAILED, problem_code__in=RETRYABLE_PROBLEMS
     )
     return retryable & ~models.Q(pfx=b"")
 
@@ -236,6 +272,11 @@ class ImportItem(models.Model):
     staged_password = models.BinaryField(null=True, blank=True)
     claim = models.UUIDField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Database defaults: the bulk insert (COPY on PostgreSQL) names only the columns it fills.
+    queued_at = models.DateTimeField(db_default=Now())
+    lost_claims = models.PositiveSmallIntegerField(
+        db_default=0, help_text="How often a worker stopped while it held this row."
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     problem_code = models.CharField(max_length=50, blank=True)
     problem_message = models.CharField(max_length=1000, blank=True)
@@ -251,14 +292,25 @@ class ImportItem(models.Model):
     class Meta:
         ordering = ["batch", "position"]
         constraints = [models.UniqueConstraint(fields=["batch", "position"], name="unique_item_position")]
-        indexes = [models.Index(fields=["batch", "state"]), models.Index(fields=["batch", "done"])]
+        indexes = [
+            models.Index(fields=["batch", "state"]),
+            models.Index(fields=["batch", "done"]),
+            # The sweeps look only at unfinished rows and at rows still holding a file: both few.
+            models.Index(
+                fields=["claimed_at", "queued_at"], condition=models.Q(done=False), name="item_unfinished"
+            ),
+            models.Index(fields=["batch"], condition=~models.Q(pfx=b""), name="item_with_file"),
+        ]
 
     def __str__(self) -> str:
         return self.filename
 
     @property
-    def needs_password(self) -> bool:
-        return self.problem_code in {"wrong_password", "password_not_ascii", "password_too_long"}
+    def retryable(self) -> bool:
+        """A finished row that a retry with its password could still store (its file is kept for it)."""
+        return (
+            self.state in (ItemState.FAILED, ItemState.CANCELLED) and self.problem_code in RETRYABLE_PROBLEMS
+        )
 
 
 class ExpiryReminder(models.Model):
@@ -278,5 +330,5 @@ class ExpiryReminder(models.Model):
 
 
 def stale_claim_cutoff(now: datetime | None = None) -> datetime:
-    """Claims older than this belong to a worker that died; the rows may be claimed again."""
-    return (now or timezone.now()) - timedelta(minutes=10)
+    """Claims older than this belong to a worker that died (their lease ran out); the rows may be claimed again."""
+    return (now or timezone.now()) - timedelta(seconds=settings.CERTS_CLAIM_LEASE_SECONDS)

@@ -87,7 +87,7 @@ def send_expiry_reminders() -> int:
         except IntegrityError:
             continue  # already sent (or another run is sending it)
         due.append((cert, days))
-    recipients = list(getattr(settings, "PORTAL_EXPIRY_RECIPIENTS", []) or [])
+    recipients = list(settings.PORTAL_EXPIRY_RECIPIENTS)
     if due and recipients:
         lines = [
             f"- {c.upn}: {c.get_purpose_display()} certificate {c.thumbprint} expires "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from certs import reports, services
+from certs import pipeline, reports, sweeps
 
 
 @shared_task(
@@ -19,8 +19,24 @@ from certs import reports, services
     time_limit=300,
 )
 def process_chunk_task(batch_id: int, item_ids: list[int]) -> None:
-    """Process one chunk of an import batch; safe to run twice (rows are claimed first)."""
-    services.process_chunk(batch_id, item_ids)
+    """Process one chunk of an import batch; safe to run twice (rows are claimed first).
+
+    The time limits stay below ``CERTS_CLAIM_LEASE_SECONDS`` (420 s by default): a chunk still
+    running is never taken over, and one whose worker died is taken over once its lease ends.
+    """
+    pipeline.process_chunk(batch_id, item_ids)
+
+
+@shared_task(ignore_result=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def sweep_stalled_imports_task() -> int:
+    """Every minute: rows held by a dead worker (lease ended) or whose task was lost are queued again."""
+    return sweeps.sweep_stalled_items()
+
+
+@shared_task(ignore_result=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def purge_retry_files_task() -> int:
+    """Hourly: files kept for a retry are deleted once their import's retry window has ended."""
+    return sweeps.purge_retry_files()
 
 
 @shared_task(ignore_result=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
@@ -32,4 +48,4 @@ def send_expiry_reminders_task() -> None:
 @shared_task(ignore_result=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def expire_dry_runs_task() -> None:
     """Hourly: dry runs past their keeping time lose their files and staged passwords."""
-    services.expire_dry_runs()
+    sweeps.expire_dry_runs()

@@ -22,16 +22,15 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from connectors import services
+from connectors import enrolment, health, keys, rotation
+from connectors.health import HeartbeatReport
 from connectors.models import Connector, heartbeat_interval
-from connectors.services import ConnectorError, HeartbeatReport, JobResult
+from connectors.rotation import JobResult
+from portal.lib import refusal
+from portal.lib.refusal import Refused
 
 MAX_BODY_BYTES = 256 * 1024
 ConnectorView = Callable[[HttpRequest, Connector, dict[str, Any]], JsonResponse]
-
-
-def _error(code: str, message: str, status: int) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
 
 
 def _ip(request: HttpRequest) -> str | None:
@@ -40,13 +39,13 @@ def _ip(request: HttpRequest) -> str | None:
 
 def _body(request: HttpRequest) -> dict[str, Any]:
     if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
-        raise ConnectorError("too_large", f"Requests are limited to {MAX_BODY_BYTES} bytes.", 413)
+        raise Refused("too_large", f"Requests are limited to {MAX_BODY_BYTES} bytes.", status=413)
     try:
         data = json.loads(request.body or b"{}")
     except ValueError as exc:
-        raise ConnectorError("bad_json", "The body must be a JSON object.") from exc
+        raise Refused("bad_json", "The body must be a JSON object.") from exc
     if not isinstance(data, dict):
-        raise ConnectorError("bad_json", "The body must be a JSON object.")
+        raise Refused("bad_json", "The body must be a JSON object.")
     return data
 
 
@@ -64,19 +63,17 @@ def connector_api(view: ConnectorView) -> Callable[[HttpRequest], JsonResponse]:
     @login_not_required
     @csrf_exempt
     @require_POST
+    @refusal.answers_json
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
         scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
-        try:
-            if scheme.lower() != "bearer":
-                raise ConnectorError("invalid_credential", "Send 'Authorization: Bearer <credential>'.", 401)
-            connector = services.connector_authenticate(credential.strip())
-            limit = int(getattr(settings, "CONNECTOR_API_RATE_PER_MINUTE", 600))
-            if _rate_limited(f"connector-api:{connector.pk}", limit):
-                raise ConnectorError("rate_limited", "Too many requests; slow down.", 429)
-            return view(request, connector, _body(request), *args, **kwargs)
-        except ConnectorError as exc:
-            return _error(exc.code, exc.message, exc.status)
+        if scheme.lower() != "bearer":
+            raise Refused("invalid_credential", "Send 'Authorization: Bearer <credential>'.", status=401)
+        connector = enrolment.connector_authenticate(credential.strip())
+        limit = settings.CONNECTOR_API_RATE_PER_MINUTE
+        if _rate_limited(f"connector-api:{connector.pk}", limit):
+            raise Refused("rate_limited", "Too many requests; slow down.", status=429)
+        return view(request, connector, _body(request), *args, **kwargs)
 
     return wrapped
 
@@ -84,36 +81,34 @@ def connector_api(view: ConnectorView) -> Callable[[HttpRequest], JsonResponse]:
 def _text(data: dict[str, Any], name: str, limit: int = 255) -> str:
     value = data.get(name, "")
     if not isinstance(value, str):
-        raise ConnectorError("bad_request", f"{name} must be a string.")
+        raise Refused("bad_request", f"{name} must be a string.")
     return value[:limit]
 
 
 def _strings(data: dict[str, Any], name: str) -> list[str]:
     value = data.get(name, [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConnectorError("bad_request", f"{name} must be a list of strings.")
+        raise Refused("bad_request", f"{name} must be a list of strings.")
     return value[:20]
 
 
 @login_not_required
 @csrf_exempt
 @require_POST
+@refusal.answers_json
 def enroll(request: HttpRequest) -> JsonResponse:
-    try:
-        limit = int(getattr(settings, "CONNECTOR_ENROLL_RATE_PER_MINUTE", 10))
-        if _rate_limited(f"connector-enroll:{_ip(request)}", limit):
-            raise ConnectorError("rate_limited", "Too many enrollment attempts; wait a minute.", 429)
-        data = _body(request)
-        connector, credential = services.connector_enroll(
-            token=_text(data, "token", 200),
-            name=_text(data, "name", 100),
-            host_name=_text(data, "host_name"),
-            version=_text(data, "version", 50),
-            features=_strings(data, "features"),
-            ip=_ip(request),
-        )
-    except ConnectorError as exc:
-        return _error(exc.code, exc.message, exc.status)
+    limit = settings.CONNECTOR_ENROLL_RATE_PER_MINUTE
+    if _rate_limited(f"connector-enroll:{_ip(request)}", limit):
+        raise Refused("rate_limited", "Too many enrollment attempts; wait a minute.", status=429)
+    data = _body(request)
+    connector, credential = enrolment.connector_enroll(
+        token=_text(data, "token", 200),
+        name=_text(data, "name", 100),
+        host_name=_text(data, "host_name"),
+        version=_text(data, "version", 50),
+        features=_strings(data, "features"),
+        ip=_ip(request),
+    )
     return JsonResponse(
         {
             "connector": str(connector.code),
@@ -124,18 +119,28 @@ def enroll(request: HttpRequest) -> JsonResponse:
     )
 
 
-@connector_api
-def heartbeat(request: HttpRequest, connector: Connector, data: dict[str, Any]) -> JsonResponse:
+def _count(data: dict[str, Any], name: str) -> int:
+    value = data.get(name) or 0
+    # bool is an int to Python, but not a count a connector would send.
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise Refused("bad_request", f"{name} must be a whole number.")
+    try:
+        return max(0, min(int(value), 2**31 - 1))
+    except ValueError as exc:
+        raise Refused("bad_request", f"{name} must be a whole number.") from exc
+
+
+def _heartbeat_report(data: dict[str, Any]) -> HeartbeatReport:
     tests = data.get("self_tests", [])
     if not isinstance(tests, list) or not all(isinstance(t, dict) for t in tests):
-        raise ConnectorError("bad_request", "self_tests must be a list of objects.")
+        raise Refused("bad_request", "self_tests must be a list of objects.")
     sent_at = None
     if data.get("sent_at"):
         try:
             sent_at = datetime.fromisoformat(_text(data, "sent_at", 40))
         except ValueError as exc:
-            raise ConnectorError("bad_request", "sent_at must be an ISO 8601 time.") from exc
-    report = HeartbeatReport(
+            raise Refused("bad_request", "sent_at must be an ISO 8601 time.") from exc
+    return HeartbeatReport(
         version=_text(data, "version", 50),
         host_name=_text(data, "host_name"),
         features=_strings(data, "features") if "features" in data else None,
@@ -147,23 +152,46 @@ def heartbeat(request: HttpRequest, connector: Connector, data: dict[str, Any]) 
             }
             for t in tests[:20]
         ],
-        pending_work=max(0, int(data.get("pending_work") or 0)),
+        pending_work=_count(data, "pending_work"),
         sent_at=sent_at if sent_at is None or sent_at.tzinfo else None,
     )
-    services.heartbeat_record(connector, report, ip=_ip(request))
+
+
+def _job_results(data: dict[str, Any]) -> list[JobResult]:
+    raw = data.get("results", [])
+    if not isinstance(raw, list) or len(raw) > rotation.MAX_CLAIM:
+        raise Refused("bad_request", f"results must be a list of at most {rotation.MAX_CLAIM} objects.")
+    results = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise Refused("bad_request", "each result must be an object.")
+        results.append(
+            JobResult(
+                job=_text(item, "job", 40),
+                ok=bool(item.get("ok")),
+                encrypted_password=_text(item, "encrypted_password", 4096),
+                error=_text(item, "error", 500),
+            )
+        )
+    return results
+
+
+@connector_api
+def heartbeat(request: HttpRequest, connector: Connector, data: dict[str, Any]) -> JsonResponse:
+    health.heartbeat_record(connector, _heartbeat_report(data), ip=_ip(request))
     return JsonResponse(
         {
             "server_time": timezone.now().isoformat(),
             "heartbeat_interval": heartbeat_interval(),
             "status": connector.status(),
-            "pending_work": services.pending_jobs_for(connector),
+            "pending_work": rotation.pending_jobs_for(connector),
         }
     )
 
 
 @connector_api
 def publish_key(request: HttpRequest, connector: Connector, data: dict[str, Any]) -> JsonResponse:
-    held, key = services.key_publish(
+    held, key = keys.key_publish(
         connector,
         provider_name=_text(data, "provider_name", 200),
         key_name=_text(data, "key_name", 200),
@@ -184,29 +212,13 @@ def publish_key(request: HttpRequest, connector: Connector, data: dict[str, Any]
 @connector_api
 def claim_jobs(request: HttpRequest, connector: Connector, data: dict[str, Any]) -> JsonResponse:
     try:
-        limit = max(1, min(int(data.get("limit") or 10), services.MAX_CLAIM))
+        limit = max(1, min(int(data.get("limit") or 10), rotation.MAX_CLAIM))
     except (TypeError, ValueError) as exc:
-        raise ConnectorError("bad_request", "limit must be a number.") from exc
-    return JsonResponse({"jobs": services.jobs_claim(connector, limit=limit)})
+        raise Refused("bad_request", "limit must be a number.") from exc
+    return JsonResponse({"jobs": rotation.jobs_claim(connector, limit=limit)})
 
 
 @connector_api
 def post_results(request: HttpRequest, connector: Connector, data: dict[str, Any]) -> JsonResponse:
-    raw = data.get("results", [])
-    if not isinstance(raw, list) or len(raw) > services.MAX_CLAIM:
-        raise ConnectorError(
-            "bad_request", f"results must be a list of at most {services.MAX_CLAIM} objects."
-        )
-    results = []
-    for item in raw:
-        if not isinstance(item, dict):
-            raise ConnectorError("bad_request", "each result must be an object.")
-        results.append(
-            JobResult(
-                job=_text(item, "job", 40),
-                ok=bool(item.get("ok")),
-                encrypted_password=_text(item, "encrypted_password", 4096),
-                error=_text(item, "error", 500),
-            )
-        )
-    return JsonResponse({"results": services.jobs_complete(connector, results, ip=_ip(request))})
+    results = rotation.jobs_complete(connector, _job_results(data), ip=_ip(request))
+    return JsonResponse({"results": results})

@@ -1,6 +1,11 @@
-"""Read-side helpers: connector health at a glance and which connectors hold each key.
+"""Connector health: heartbeats, status changes, and what the pages show of them.
 
-``summary_for(user)`` feeds the Home tile; ``key_holders(keys)`` feeds the
+Writes: ``heartbeat_record`` stores each check-in, ``record_status`` stores a row
+when a connector's computed status changes, and ``health_sweep`` (every 30 s)
+catches the changes no request triggers. Alerts on those rows are in
+``connectors.alerts``.
+
+Reads: ``summary_for(user)`` feeds the Home tile; ``key_holders(keys)`` feeds the
 encryption-keys page (``templates/connectors/_key_holders.html``).
 """
 
@@ -9,14 +14,20 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
-from django.db.models import Count
+from django.db import transaction
+from django.db.models import Count, F
 from django.utils import timezone
 
 from certs.models import Certificate, EncryptionKey
-from connectors.models import Connector, ConnectorKey, Status
+from connectors import rotation
+from connectors.models import FEATURES, Connector, ConnectorKey, Heartbeat, Status, StatusChange
 from portal import access
 from portal.access import AnyUser
+
+HEARTBEAT_HISTORY = timedelta(days=7)
 
 
 def summary_for(user: AnyUser) -> dict[str, int] | None:
@@ -71,3 +82,68 @@ def key_holders(keys: Iterable[EncryptionKey]) -> list[KeyHolding]:
             )
         rows.append(row)
     return rows
+
+
+@dataclass(frozen=True)
+class HeartbeatReport:
+    version: str
+    host_name: str
+    features: list[str] | None  # None: unchanged
+    self_tests: list[dict[str, Any]]
+    pending_work: int
+    sent_at: datetime | None
+
+
+@transaction.atomic
+def heartbeat_record(connector: Connector, report: HeartbeatReport, *, ip: str | None = None) -> Heartbeat:
+    now = timezone.now()
+    skew = (report.sent_at - now).total_seconds() if report.sent_at else None
+    beat = Heartbeat.objects.create(
+        connector=connector,
+        received_at=now,
+        version=report.version[:50],
+        host_name=report.host_name[:255],
+        self_tests=report.self_tests,
+        clock_skew_seconds=skew,
+        pending_work=report.pending_work,
+    )
+    Connector.objects.filter(pk=connector.pk).update(
+        last_seen=now,
+        last_ip=ip,
+        version=report.version[:50] or F("version"),
+        host_name=report.host_name[:255] or F("host_name"),
+        features=F("features") if report.features is None else [f for f in report.features if f in FEATURES],
+        last_self_tests=report.self_tests,
+        clock_skew_seconds=skew,
+    )
+    connector.refresh_from_db()
+    record_status(connector, now)
+    return beat
+
+
+def record_status(connector: Connector, now: datetime) -> StatusChange | None:
+    """Store a row when the computed status differs from the recorded one (once, even if raced)."""
+    new = connector.status(now)
+    old = connector.recorded_status
+    if new == old:
+        return None
+    if not Connector.objects.filter(pk=connector.pk, recorded_status=old).update(recorded_status=new):
+        return None
+    connector.recorded_status = new
+    return StatusChange.objects.create(
+        connector=connector, old_status=old, new_status=new, reason=connector.status_reason(now)[:300]
+    )
+
+
+def health_sweep(now: datetime | None = None) -> list[StatusChange]:
+    """Compare every connector's computed status with the recorded one; store the changes."""
+    now = now or timezone.now()
+    changes = []
+    for connector in Connector.objects.exclude(state=Connector.State.REVOKED, recorded_status=Status.REVOKED):
+        with transaction.atomic():
+            change = record_status(connector, now)
+        if change is not None:
+            changes.append(change)
+    Heartbeat.objects.filter(received_at__lt=now - HEARTBEAT_HISTORY).delete()
+    rotation.fail_exhausted_jobs(now)
+    return changes

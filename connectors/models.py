@@ -32,15 +32,15 @@ def hash_secret(secret: str) -> str:
 
 
 def heartbeat_interval() -> int:
-    return int(getattr(settings, "CONNECTOR_HEARTBEAT_INTERVAL", 60))
+    return settings.CONNECTOR_HEARTBEAT_INTERVAL
 
 
 def grace_period() -> int:
-    return int(getattr(settings, "CONNECTOR_GRACE_SECONDS", 60))
+    return settings.CONNECTOR_GRACE_SECONDS
 
 
 def down_after() -> int:
-    return int(getattr(settings, "CONNECTOR_DOWN_AFTER_SECONDS", 600))
+    return settings.CONNECTOR_DOWN_AFTER_SECONDS
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -111,7 +111,7 @@ class Connector(ScopeTagged):
         return all(bool(t.get("ok")) for t in self.last_self_tests if isinstance(t, dict))
 
     def version_supported(self) -> bool:
-        minimum = str(getattr(settings, "CONNECTOR_MIN_VERSION", ""))
+        minimum = settings.CONNECTOR_MIN_VERSION
         return not minimum or not self.version or _version_tuple(self.version) >= _version_tuple(minimum)
 
     def status(self, now: datetime | None = None) -> str:
@@ -176,10 +176,6 @@ class EnrollmentToken(ScopeTagged):
     def __str__(self) -> str:
         return f"{self.hint}… for {self.name}"
 
-    @property
-    def is_usable(self) -> bool:
-        return self.used_at is None and self.expires_at > timezone.now()
-
 
 class Heartbeat(models.Model):
     """One check-in: what the agent reported about itself."""
@@ -221,14 +217,6 @@ class StatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connector_id}: {self.old_status} → {self.new_status}"
-
-    @property
-    def needs_alert(self) -> bool:
-        # Going down, or coming back after being down, is worth a message; first check-ins are not.
-        return self.new_status in (Status.WARNING, Status.ERROR) or self.old_status in (
-            Status.WARNING,
-            Status.ERROR,
-        )
 
 
 class ConnectorEvent(models.Model):
@@ -349,4 +337,4 @@ class ConnectorJob(models.Model):
 
 def claim_timeout() -> timedelta:
     """A claim older than this belongs to a connector that died; another may take the job."""
-    return timedelta(seconds=int(getattr(settings, "CONNECTOR_JOB_TIMEOUT_SECONDS", 300)))
+    return timedelta(seconds=settings.CONNECTOR_JOB_TIMEOUT_SECONDS)

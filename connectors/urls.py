@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.urls import path
+from django.views.generic import RedirectView
 
 from connectors import views
 
@@ -9,7 +10,8 @@ urlpatterns = [
     path("", views.connector_list, name="list"),
     path("add/", views.token_create, name="add"),
     path("tokens/<uuid:code>/cancel/", views.token_cancel, name="token_cancel"),
-    path("keys/", views.key_list, name="keys"),
+    # The encryption keys page moved to Tenant administration > Encryption keys.
+    path("keys/", RedirectView.as_view(pattern_name="certs:keys", permanent=True)),
     path("keys/rotate/", views.rotation_start, name="rotate"),
     path("rotations/<uuid:code>/", views.rotation_detail, name="rotation"),
     path("rotations/<uuid:code>/retry/", views.rotation_retry, name="rotation_retry"),

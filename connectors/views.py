@@ -1,23 +1,29 @@
-"""Tenant administration > Connectors and tokens > Certificate connectors."""
+"""Tenant administration > Connectors and tokens > Certificate connectors, and the connectors' section
+of the encryption keys page (``certs.hooks``)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.contrib import messages
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from certs.models import EncryptionKey
-from connectors import health, services
+from connectors import enrolment, health
+from connectors import rotation as key_rotation
+from connectors import rotation as services
 from connectors.forms import RenameForm, RotationForm, TokenForm
 from connectors.models import Connector, EnrollmentToken, KeyRotation
 from portal import access
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
+from portal.lib import refusal
 
 NAV = "tenant"
 
@@ -52,7 +58,7 @@ def connector_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 def token_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        token, secret = services.token_create(
+        token, secret = enrolment.token_create(
             Actor.from_request(request),
             name=form.cleaned_data["name"],
             tags=access.creator_tags(request.user, "connectors"),
@@ -70,12 +76,14 @@ def token_create(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_POST
 @permission_required("connectors.delete")
 def token_cancel(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
-    unused = EnrollmentToken.objects.filter(used_at=None)
-    token = access.get_for_user(request.user, unused, write="delete", code=code)
-    services.token_cancel(Actor.from_request(request), token)
-    messages.success(
-        request, f"Enrollment token {token.hint}… cancelled: it can no longer enroll a connector."
+    token = access.get_for_user(
+        request.user, EnrollmentToken.objects.filter(used_at=None), write="delete", code=code
     )
+    with refusal.shown(request):
+        enrolment.token_cancel(Actor.from_request(request), token)
+        messages.success(
+            request, f"Enrollment token {token.hint}… cancelled: it can no longer enroll a connector."
+        )
     return redirect("connectors:list")
 
 
@@ -103,7 +111,7 @@ def connector_rename(request: AuthenticatedHttpRequest, code: str) -> HttpRespon
     connector = access.get_for_user(request.user, Connector.objects.all(), write="update", code=code)
     form = RenameForm(request.POST)
     if form.is_valid():
-        services.connector_rename(Actor.from_request(request), connector, name=form.cleaned_data["name"])
+        enrolment.connector_rename(Actor.from_request(request), connector, name=form.cleaned_data["name"])
         messages.success(request, "Connector renamed.")
     else:
         messages.error(request, "Enter a name of at most 100 characters.")
@@ -115,15 +123,12 @@ def connector_rename(request: AuthenticatedHttpRequest, code: str) -> HttpRespon
 def connector_state(request: AuthenticatedHttpRequest, code: str, action: str) -> HttpResponse:
     connector = access.get_for_user(request.user, Connector.objects.all(), write="update", code=code)
     change = {
-        "disable": services.connector_disable,
-        "enable": services.connector_enable,
-        "revoke": services.connector_revoke,
+        "disable": enrolment.connector_disable,
+        "enable": enrolment.connector_enable,
+        "revoke": enrolment.connector_revoke,
     }
-    try:
+    with refusal.shown(request):
         change[action](Actor.from_request(request), connector)
-    except services.ConnectorError as exc:
-        messages.error(request, exc.message)
-    else:
         messages.success(request, f"Connector {connector.name}: {connector.get_state_display().lower()}.")
     return redirect("connectors:detail", code=connector.code)
 
@@ -133,25 +138,22 @@ def connector_state(request: AuthenticatedHttpRequest, code: str, action: str) -
 def connector_delete(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     connector = access.get_for_user(request.user, Connector.objects.all(), write="delete", code=code)
     if request.method == "POST":
-        services.connector_delete(Actor.from_request(request), connector)
+        enrolment.connector_delete(Actor.from_request(request), connector)
         messages.success(request, f"Connector {connector.name} deleted.")
         return redirect("connectors:list")
     return render(request, "connectors/confirm_delete.html", {"nav_active": NAV, "connector": connector})
 
 
-@require_GET
-@permission_required("connectors.read")
-def key_list(request: AuthenticatedHttpRequest) -> HttpResponse:
-    keys = access.scoped(EncryptionKey.objects.all(), request.user)
+def keys_section(request: AuthenticatedHttpRequest, keys: QuerySet[EncryptionKey]) -> dict[str, Any] | None:
+    """The connectors' section of the encryption keys page (which the connectors permissions guard):
+    which connectors hold each of the admin's keys, and key rotation."""
     rotations = access.scoped(KeyRotation.objects.all(), request.user)[:20]
-    context = {
-        "nav_active": NAV,
+    return {
         "holdings": health.key_holders(keys),
         "rotations": [(r, services.rotation_progress(r)) for r in rotations],
         "form": RotationForm(keys=keys),
         "can": _can(request),
     }
-    return render(request, "connectors/keys.html", context)
 
 
 @require_POST
@@ -160,19 +162,20 @@ def rotation_start(request: AuthenticatedHttpRequest) -> HttpResponse:
     keys = access.scoped(EncryptionKey.objects.all(), request.user, "update")
     form = RotationForm(request.POST, keys=keys)
     if not form.is_valid():
-        messages.error(request, "Choose two different keys you may change.")
-        return redirect("connectors:keys")
-    try:
-        rotation = services.rotation_start(
+        problems = [str(e) for errors in form.errors.values() for e in errors]
+        messages.error(request, " ".join(problems) or "Choose two different keys you may change.")
+        return redirect("certs:keys")
+    with refusal.shown(request):
+        rotation = key_rotation.rotation_start(
             Actor.from_request(request),
             from_key=form.cleaned_data["from_key"],
             to_key=form.cleaned_data["to_key"],
         )
-    except services.ConnectorError as exc:
-        messages.error(request, exc.message)
-        return redirect("connectors:keys")
-    messages.success(request, f"Key rotation started: {rotation.total} certificate password(s) to re-wrap.")
-    return redirect("connectors:rotation", code=rotation.code)
+        messages.success(
+            request, f"Key rotation started: {rotation.total} certificate password(s) to re-wrap."
+        )
+        return redirect("connectors:rotation", code=rotation.code)
+    return redirect("certs:keys")
 
 
 @require_GET
@@ -182,7 +185,7 @@ def rotation_detail(request: AuthenticatedHttpRequest, code: str) -> HttpRespons
     context = {
         "nav_active": NAV,
         "rotation": rotation,
-        "progress": services.rotation_progress(rotation),
+        "progress": key_rotation.rotation_progress(rotation),
         "failures": rotation.jobs.filter(state="failed")[:50],
         "can": _can(request, rotation),
     }
@@ -194,6 +197,6 @@ def rotation_detail(request: AuthenticatedHttpRequest, code: str) -> HttpRespons
 @permission_required("connectors.update")
 def rotation_retry(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     rotation = access.get_for_user(request.user, KeyRotation.objects.all(), write="update", code=code)
-    count = services.rotation_retry(Actor.from_request(request), rotation)
+    count = key_rotation.rotation_retry(Actor.from_request(request), rotation)
     messages.success(request, f"{count} failed job(s) queued again.")
     return redirect("connectors:rotation", code=rotation.code)

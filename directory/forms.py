@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from django import forms
 from django.db.models import Q, QuerySet
 
-from directory.models import Device, Group, Platform
+from directory.models import Device, Group, Platform, UserSource
 
 SEARCH_MAX = 200
 
@@ -78,9 +78,13 @@ class UserFilterForm(ListFilterForm):
             ("", "In directory"),
             ("enabled", "Sign-in enabled"),
             ("disabled", "Sign-in blocked"),
+            ("review", "Gone from Entra ID, to review"),
             ("removed", "Removed"),
             ("all", "All, removed included"),
         ],
+    )
+    source = forms.ChoiceField(
+        required=False, label="Source", choices=[("", "All sources"), *UserSource.choices]
     )
 
     def filter(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
@@ -91,6 +95,10 @@ class UserFilterForm(ListFilterForm):
             queryset = queryset.filter(account_enabled=True)
         elif state == "disabled":
             queryset = queryset.filter(account_enabled=False)
+        elif state == "review":
+            queryset = queryset.filter(missing_from_entra_at__isnull=False)
+        if data.get("source"):
+            queryset = queryset.filter(source=data["source"])
         for word in (data.get("q") or "").split():
             queryset = queryset.filter(
                 Q(upn__icontains=word)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 
 
@@ -64,8 +65,28 @@ def version_key(version: str) -> str:
     return ".".join(f"{p:010d}" for p in parts)
 
 
+class UserSource(models.TextChoices):
+    """Where a user row came from. Only Entra ID (and the demo tenant, which stands in for it in the
+    demo's Graph emulator) lists users Intune knows: a certificate for anyone else is refused."""
+
+    ENTRA = "entra", "Entra ID sync"
+    CSV = "csv", "CSV import"
+    DEMO = "demo", "Demo tenant"
+
+
+def not_in_entra(prefix: str = "") -> Q:
+    """Users Intune does not know (as far as the portal can tell): imported from CSV and never found
+    by a directory sync, removed, or missing from the last sync. ``prefix`` as in ``"user__"``."""
+    return (
+        Q(**{f"{prefix}source": UserSource.CSV})
+        | Q(**{f"{prefix}removed_at__isnull": False})
+        | Q(**{f"{prefix}missing_from_entra_at__isnull": False})
+    )
+
+
 class DirectoryUser(models.Model):
     object_id = models.UUIDField(default=uuid.uuid4, unique=True)
+    source = models.CharField(max_length=10, choices=UserSource.choices, default=UserSource.ENTRA)
     upn = models.CharField("user principal name", max_length=255)
     display_name = models.CharField(max_length=255)
     given_name = models.CharField(max_length=100, blank=True)
@@ -79,6 +100,9 @@ class DirectoryUser(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # Set when a directory sync no longer finds the user; the row stays for history.
     removed_at = models.DateTimeField(null=True, blank=True)
+    # Set instead of removed_at when the user who is gone from Entra ID still holds certificates:
+    # an administrator decides what becomes of them. Cleared if a later sync finds the user again.
+    missing_from_entra_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["display_name", "upn"]
@@ -88,9 +112,11 @@ class DirectoryUser(models.Model):
         return self.upn
 
     @property
-    def object_id_hex(self) -> str:
-        """The object id without dashes, as Intune uses it in userPfxCertificate ids."""
-        return self.object_id.hex
+    def in_entra(self) -> bool:
+        """Whether Intune should know this user: the opposite of :func:`not_in_entra`."""
+        return (
+            self.source != UserSource.CSV and self.removed_at is None and self.missing_from_entra_at is None
+        )
 
     def addresses(self) -> set[str]:
         """Every address the user is known by, lower-cased: UPN, mail and SMTP proxy addresses."""

@@ -13,4 +13,5 @@ urlpatterns = [
     path("groups/<uuid:object_id>/", views.group_detail, name="group"),
     path("devices/", views.devices, name="devices"),
     path("devices/<uuid:device_id>/", views.device_detail, name="device"),
+    path("troubleshooting/", views.troubleshoot, name="troubleshoot"),
 ]

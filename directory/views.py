@@ -8,10 +8,10 @@ from urllib.parse import urlencode
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from directory import services
+from directory import imports, memberships
 from directory.forms import DeviceFilterForm, GroupFilterForm, ImportForm, ListFilterForm, UserFilterForm
 from directory.models import Device, DirectoryUser, Group
 from directory.panels import user_panels
@@ -84,6 +84,31 @@ def user_detail(request: AuthenticatedHttpRequest, object_id: str) -> HttpRespon
 
 @require_GET
 @permission_required("directory.read")
+def troubleshoot(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Help desk entry point: find one user, then open everything known about them."""
+    query = request.GET.get("q", "").strip()[:200]
+    matches: list[DirectoryUser] = []
+    if query:
+        found = DirectoryUser.objects.filter(
+            Q(upn__icontains=query) | Q(display_name__icontains=query) | Q(mail__icontains=query)
+        )
+        matches = list(found[:25])
+        if len(matches) == 1:
+            return redirect("directory:user", object_id=matches[0].object_id)
+    return render(
+        request,
+        "directory/troubleshoot.html",
+        {
+            "nav_active": "troubleshoot",
+            "query": query,
+            "matches": matches,
+            "can_audit": access.has_perm(request.user, "audit.read"),
+        },
+    )
+
+
+@require_GET
+@permission_required("directory.read")
 def groups(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = GroupFilterForm(request.GET)
     queryset = Group.objects.annotate(
@@ -144,11 +169,11 @@ def import_csv(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             service = (
-                services.import_users_csv
+                imports.import_users_csv
                 if form.cleaned_data["kind"] == ImportForm.Kind.USERS
-                else services.import_memberships_csv
+                else memberships.import_memberships_csv
             )
             report = service(Actor.from_request(request), form.cleaned_data["file"])
         status = 200 if report is not None and report.ok else 400
-    context = {"form": form, "report": report, "nav_active": "users", "services": services}
+    context = {"form": form, "report": report, "nav_active": "users", "imports": imports}
     return render(request, "directory/import.html", context, status=status)

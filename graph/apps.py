@@ -1,9 +1,51 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
 from django.apps import AppConfig
+from django.db import transaction
+
+if TYPE_CHECKING:
+    from certs.models import Certificate
+
+
+def tenant_connected() -> bool:
+    from graph.models import TenantConnection
+
+    return TenantConnection.current() is not None
+
+
+def _upload(certificate_ids: Sequence[int]) -> None:
+    from graph.uploads import queue_uploads
+
+    # Without a tenant connection they stay "stored, not uploaded" until one is set up.
+    if tenant_connected():
+        queue_uploads(certificate_ids)
+
+
+def upload_stored(sender: object, *, certificate_ids: Sequence[int], **kwargs: Any) -> None:
+    """Stored certificates are queued for upload to Intune once their transaction commits."""
+    transaction.on_commit(partial(_upload, list(certificate_ids)))
+
+
+def delete_from_intune(sender: object, *, certificate: Certificate, **kwargs: Any) -> None:
+    """A deleted certificate's copy in Intune is deleted after its transaction commits."""
+    from graph.uploads import certificate_deleted
+
+    certificate_deleted(certificate)
 
 
 class GraphConfig(AppConfig):
     name = "graph"
     verbose_name = "Microsoft Graph"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from certs.hooks import register_delivery
+        from certs.signals import certificate_deleting, certificates_stored
+
+        certificates_stored.connect(upload_stored, dispatch_uid="graph.upload_stored")
+        certificate_deleting.connect(delete_from_intune, dispatch_uid="graph.delete_from_intune")
+        register_delivery("graph", tenant_connected)

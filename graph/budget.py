@@ -95,7 +95,7 @@ class WriteBudget:
         return cls(
             limit=limit,
             window=window,
-            redis_url=str(getattr(settings, "REDIS_URL", "") or ""),
+            redis_url=settings.REDIS_URL,
             path=Path(settings.DATA_DIR) / "graph-write-budget.json",
         )
 

@@ -1,6 +1,6 @@
 """Talking to Microsoft Graph: sign-in with msal, retries that honour throttling, paging, and errors that keep Graph's ids.
 
-Nothing here touches the database; :mod:`graph.services` builds a client from the
+Nothing here touches the database; :mod:`graph.connection` builds a client from the
 stored connection and the write budget.
 """
 

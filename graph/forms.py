@@ -4,8 +4,8 @@ from typing import Any
 
 from django import forms
 
+from graph.connection import ConnectionInput, certificate_credential
 from graph.models import TenantConnection
-from graph.services import ConnectionInput, certificate_credential
 
 
 class ConnectionForm(forms.Form):

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from portal.lib.runs import Run
+
 
 def default_write_limit() -> int:
-    return int(getattr(settings, "GRAPH_WRITE_LIMIT", 100))
+    return settings.GRAPH_WRITE_LIMIT
 
 
 def default_write_window() -> float:
-    return float(getattr(settings, "GRAPH_WRITE_WINDOW_SECONDS", 20.0))
+    return settings.GRAPH_WRITE_WINDOW_SECONDS
 
 
 class TenantConnection(models.Model):
@@ -103,34 +102,6 @@ class UploadRecord(models.Model):
 
     def __str__(self) -> str:
         return self.graph_id
-
-
-class Run(models.Model):
-    class State(models.TextChoices):
-        RUNNING = "running", "Running"
-        DONE = "done", "Finished"
-        FAILED = "failed", "Failed"
-
-    class Trigger(models.TextChoices):
-        SCHEDULE = "schedule", "Scheduled"
-        MANUAL = "manual", "On demand"
-
-    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
-    started_by_name = models.CharField(max_length=254, blank=True)
-    state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING)
-    started_at = models.DateTimeField(default=timezone.now, db_index=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    counts = models.JSONField(default=dict, blank=True)
-    error = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        abstract = True
-        ordering = ["-started_at"]
-
-    def count(self, name: str) -> int:
-        value: Any = self.counts.get(name, 0)
-        return int(value)
 
 
 class ReconcileRun(Run):

@@ -9,10 +9,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from certs.models import Certificate, GraphState
-from graph import services
+from graph import connection, records, uploads
 from graph.client import GraphClient, GraphError
 from graph.models import ReconcileFinding, ReconcileRun, UploadRecord
 from portal import audit
+from portal.lib import runs
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent
 
 log = logging.getLogger(__name__)
@@ -20,59 +22,44 @@ Kind = ReconcileFinding.Kind
 Op = AuditEvent.Operation
 
 
-def start(actor: audit.Actor) -> ReconcileRun:
-    """An on-demand run: recorded now, carried out by a worker."""
+RUNS = runs.RunKind(
+    model=ReconcileRun,
+    noun="Reconcile run",
+    category=uploads.CERTIFICATE_CATEGORY,
+    start_activity="Start Intune reconcile",
+    finish_activity="Reconcile Intune certificates",
+    finish_operation=Op.ACTION,
+    worker="Intune reconcile",
+)
+
+
+def start(actor: audit.Actor) -> tuple[ReconcileRun, bool]:
+    """An on-demand run: recorded now, carried out by a worker. While one runs, that one (and False)."""
     from graph import tasks
 
-    with transaction.atomic():
-        run = ReconcileRun.objects.create(trigger=ReconcileRun.Trigger.MANUAL, started_by_name=actor.name)
-        audit.record(
-            actor,
-            activity="Start Intune reconcile",
-            category=services.CERTIFICATE_CATEGORY,
-            operation=Op.ACTION,
-            resources=[audit.resource(run, type="Reconcile run", id=str(run.code))],
-        )
-        transaction.on_commit(lambda: tasks.reconcile.delay(run.pk))
-    return run
+    return RUNS.start(actor, tasks.reconcile.delay)
 
 
 def run(run_id: int | None = None, *, client: GraphClient | None = None) -> ReconcileRun:
-    if run_id is None:
-        reconcile_run = ReconcileRun.objects.create(
-            trigger=ReconcileRun.Trigger.SCHEDULE, started_by_name="schedule"
-        )
-    else:
-        reconcile_run = ReconcileRun.objects.get(pk=run_id)
-        if reconcile_run.state != ReconcileRun.State.RUNNING:
-            return reconcile_run
-    try:
-        client = client or services.connected_client()
-        intune = {str(r.get("id", "")).lower(): r for r in client.list_pfx()}
-    except (GraphError, services.NotConnected) as exc:
-        error = (
-            exc.to_json() | {"summary": exc.summary()}
-            if isinstance(exc, GraphError)
-            else {"summary": str(exc)}
-        )
-        ReconcileRun.objects.filter(pk=reconcile_run.pk).update(
-            state=ReconcileRun.State.FAILED, finished_at=timezone.now(), error=error
-        )
-        reconcile_run.refresh_from_db()
+    reconcile_run, go = RUNS.begin(run_id)
+    if not go:
         return reconcile_run
-    _compare(reconcile_run, intune)
-    reconcile_run.refresh_from_db()
-    return reconcile_run
+    try:
+        client = client or connection.connected_client()
+        intune = {str(r.get("id", "")).lower(): r for r in client.list_pfx()}
+    except (GraphError, Refused) as exc:
+        return RUNS.fail(reconcile_run, connection.failure(exc))
+    return _compare(reconcile_run, intune)
 
 
-def _compare(reconcile_run: ReconcileRun, intune: dict[str, dict[str, Any]]) -> None:
+def _compare(reconcile_run: ReconcileRun, intune: dict[str, dict[str, Any]]) -> ReconcileRun:
     findings: list[ReconcileFinding] = []
     expected: set[str] = set()
     missing_ids: list[int] = []
     matched = not_uploaded = 0
     certificates = Certificate.objects.select_related("user", "encryption_key")
     for certificate in certificates.iterator(chunk_size=500):
-        gid = services.graph_id(certificate)
+        gid = records.graph_id(certificate)
         expected.add(gid)
         record = intune.get(gid)
         if record is None and certificate.graph_state != GraphState.SYNCED:
@@ -84,7 +71,7 @@ def _compare(reconcile_run: ReconcileRun, intune: dict[str, dict[str, Any]]) -> 
             missing_ids.append(certificate.pk)
             findings.append(_finding(reconcile_run, Kind.MISSING, gid, certificate))
             continue
-        diffs = services.differences(certificate, record)
+        diffs = records.differences(certificate, record)
         if diffs:
             findings.append(_finding(reconcile_run, Kind.MISMATCH, gid, certificate, record, diffs))
         else:
@@ -114,23 +101,7 @@ def _compare(reconcile_run: ReconcileRun, intune: dict[str, dict[str, Any]]) -> 
         UploadRecord.objects.filter(certificate_id__in=missing_ids, state=UploadRecord.State.SYNCED).update(
             state=UploadRecord.State.FAILED, error={"summary": "Missing in Intune (found by reconcile)"}
         )
-        ReconcileRun.objects.filter(pk=reconcile_run.pk).update(
-            state=ReconcileRun.State.DONE, finished_at=timezone.now(), counts=counts
-        )
-        audit.record(
-            audit.Actor.system("Intune reconcile"),
-            activity="Reconcile Intune certificates",
-            category=services.CERTIFICATE_CATEGORY,
-            operation=Op.ACTION,
-            resources=[
-                audit.resource(
-                    type="Reconcile run",
-                    id=str(reconcile_run.code),
-                    name=str(reconcile_run),
-                    changes=[{"field": k, "old": None, "new": v} for k, v in counts.items()],
-                )
-            ],
-        )
+        return RUNS.finish(reconcile_run, counts)
 
 
 def _finding(
@@ -166,12 +137,12 @@ ACTIONS = {
 def resolve(actor: audit.Actor, finding: ReconcileFinding, action: str) -> ReconcileFinding:
     """Upload again, adopt (keep Intune's record, stop reporting it) or delete it from Intune."""
     if finding.resolution or action not in ACTIONS[ReconcileFinding.Kind(finding.kind)]:
-        raise ValueError(f"Cannot {action} this finding.")
+        raise Refused("finding_not_resolvable", f"Cannot {action} this finding.")
     with transaction.atomic():
         if action == "reupload":
             if finding.certificate is None:
-                raise ValueError("The certificate is no longer in the portal.")
-            services.queue_upload(finding.certificate)
+                raise Refused("certificate_gone", "The certificate is no longer in the portal.")
+            uploads.queue_upload(finding.certificate)
             resolution = ReconcileFinding.Resolution.REUPLOADED
         elif action == "adopt":
             UploadRecord.objects.update_or_create(
@@ -184,7 +155,7 @@ def resolve(actor: audit.Actor, finding: ReconcileFinding, action: str) -> Recon
             )
             resolution = ReconcileFinding.Resolution.ADOPTED
         else:
-            services.queue_delete(finding.graph_id, upn=finding.upn, thumbprint=finding.thumbprint)
+            uploads.queue_delete(finding.graph_id, upn=finding.upn, thumbprint=finding.thumbprint)
             resolution = ReconcileFinding.Resolution.DELETED
         finding.resolution = resolution
         finding.resolved_at = timezone.now()
@@ -197,7 +168,7 @@ def resolve(actor: audit.Actor, finding: ReconcileFinding, action: str) -> Recon
                 "adopt": "Adopt Intune certificate",
                 "delete": "Delete certificate from Intune",
             }[action],
-            category=services.CERTIFICATE_CATEGORY,
+            category=uploads.CERTIFICATE_CATEGORY,
             operation=Op.DELETE if action == "delete" else Op.ACTION,
             resources=[
                 audit.resource(
@@ -209,7 +180,3 @@ def resolve(actor: audit.Actor, finding: ReconcileFinding, action: str) -> Recon
             ],
         )
     return finding
-
-
-def latest() -> ReconcileRun | None:
-    return ReconcileRun.objects.first()

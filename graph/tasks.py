@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from graph import directory_sync, uploads
 from graph import reconcile as reconcile_service
-from graph import services, sync
 from graph.models import TenantConnection
-from graph.services import RetryLater
+from graph.uploads import RetryLater
 
 # Throttling and outages pass; the services count attempts and give up on their own.
 
@@ -21,7 +21,7 @@ from graph.services import RetryLater
     ignore_result=True,
 )
 def upload_certificate(record_id: int) -> str:
-    return services.upload(record_id)
+    return uploads.upload(record_id)
 
 
 @shared_task(
@@ -33,12 +33,12 @@ def upload_certificate(record_id: int) -> str:
     ignore_result=True,
 )
 def delete_from_intune(record_id: int) -> str:
-    return services.delete(record_id)
+    return uploads.delete(record_id)
 
 
 @shared_task(ignore_result=True)
 def sweep_stalled() -> int:
-    return services.sweep()
+    return uploads.sweep()
 
 
 @shared_task(ignore_result=True)
@@ -52,4 +52,4 @@ def reconcile(run_id: int | None = None) -> int | None:
 def sync_directory(run_id: int | None = None) -> int | None:
     if run_id is None and TenantConnection.current() is None:
         return None
-    return sync.run(run_id).pk
+    return directory_sync.run(run_id).pk

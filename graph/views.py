@@ -10,13 +10,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from certs.models import Certificate
-from graph import reconcile, services, sync
+from graph import directory_sync, reconcile, uploads
+from graph.connection import save_connection, test_connection
 from graph.forms import ConnectionForm
 from graph.models import ReconcileFinding, ReconcileRun, SyncRun, TenantConnection, UploadRecord
 from portal import access
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
+from portal.lib import refusal
 
 
 @require_GET
@@ -30,7 +32,10 @@ def connection(request: AuthenticatedHttpRequest) -> HttpResponse:
         ],
         # The connection, its test and uploads all need connectors.update (see the views below).
         "can_update": access.has_perm(request.user, "connectors.update"),
-        "outstanding": services.not_in_intune(access.scoped(Certificate.objects.all(), request.user)).count(),
+        "outstanding": uploads.not_in_intune(access.scoped(Certificate.objects.all(), request.user)).count(),
+        "held": uploads.held_for_unknown_users(
+            uploads.not_in_intune(access.scoped(Certificate.objects.all(), request.user))
+        ).count(),
         "failures": UploadRecord.objects.filter(
             state__in=[UploadRecord.State.FAILED, UploadRecord.State.DELETE_FAILED]
         ).order_by("-queued_at")[:20],
@@ -48,11 +53,8 @@ def connection_edit(request: AuthenticatedHttpRequest) -> HttpResponse:
     initial = {name: getattr(current or TenantConnection(), name) for name in shown}
     form = ConnectionForm(request.POST or None, initial=initial, has_credential=bool(current))
     if request.method == "POST" and form.is_valid():
-        try:
-            services.save_connection(Actor.from_request(request), form.to_input())
-        except ValueError as exc:
-            form.add_error(None, str(exc))
-        else:
+        with refusal.shown(request, form):
+            save_connection(Actor.from_request(request), form.to_input())
             messages.success(request, "Connection saved. Test it to check the sign-in.")
             return redirect("graph:connection")
     status = 400 if request.method == "POST" else 200
@@ -67,15 +69,12 @@ def connection_edit(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_POST
 @permission_required("connectors.update")
 def connection_test(request: AuthenticatedHttpRequest) -> HttpResponse:
-    try:
-        tested = services.test_connection(Actor.from_request(request))
-    except services.NotConnected as exc:
-        messages.error(request, str(exc))
-        return redirect("graph:connection")
-    if tested.test_ok:
-        messages.success(request, "Signed in and read a page of users and certificates.")
-    else:
-        messages.error(request, f"The test failed: {tested.test_result.get('summary', '')}")
+    with refusal.shown(request):
+        tested = test_connection(Actor.from_request(request))
+        if tested.test_ok:
+            messages.success(request, "Signed in and read a page of users and certificates.")
+        else:
+            messages.error(request, f"The test failed: {tested.test_result.get('summary', '')}")
     return redirect("graph:connection")
 
 
@@ -83,12 +82,13 @@ def connection_test(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("connectors.update")
 def upload_outstanding(request: AuthenticatedHttpRequest) -> HttpResponse:
     certificates = access.scoped(Certificate.objects.all(), request.user, "update")
-    try:
-        queued = services.upload_outstanding(Actor.from_request(request), certificates)
-    except services.NotConnected as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"{queued} certificate(s) queued for upload to Intune.")
+    with refusal.shown(request):
+        queued = uploads.upload_outstanding(Actor.from_request(request), certificates)
+        held = uploads.held_for_unknown_users(uploads.not_in_intune(certificates)).count()
+        message = f"{queued} certificate(s) queued for upload to Intune."
+        if held:
+            message += f" {held} not uploaded: Intune does not know their users (see Users, Source)."
+        messages.success(request, message)
     return redirect(f"{reverse('graph:connection')}#uploads")
 
 
@@ -118,8 +118,11 @@ def reconcile_report(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_POST
 @permission_required("connectors.update")
 def reconcile_start(request: AuthenticatedHttpRequest) -> HttpResponse:
-    run = reconcile.start(Actor.from_request(request))
-    messages.success(request, "Reconcile started. This page shows the result when the worker is done.")
+    run, started = reconcile.start(Actor.from_request(request))
+    if started:
+        messages.success(request, "Reconcile started. This page shows the result when the worker is done.")
+    else:
+        messages.info(request, "A reconcile is already running. This page shows its result when it is done.")
     return redirect(f"{reverse('graph:reconcile')}?run={run.code}")
 
 
@@ -127,11 +130,8 @@ def reconcile_start(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("connectors.update")
 def finding_resolve(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
     finding = get_object_or_404(ReconcileFinding.objects.select_related("run", "certificate__user"), pk=pk)
-    try:
+    with refusal.shown(request):
         reconcile.resolve(Actor.from_request(request), finding, action)
-    except ValueError as exc:
-        messages.error(request, str(exc))
-    else:
         messages.success(request, f"{finding.get_resolution_display()}: {finding.upn}")
     return redirect(f"{reverse('graph:reconcile')}?run={finding.run.code}")
 
@@ -152,6 +152,9 @@ def sync_status(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_POST
 @permission_required("directory.update")
 def sync_start(request: AuthenticatedHttpRequest) -> HttpResponse:
-    sync.start(Actor.from_request(request))
-    messages.success(request, "Directory sync started.")
+    _, started = directory_sync.start(Actor.from_request(request))
+    if started:
+        messages.success(request, "Directory sync started.")
+    else:
+        messages.info(request, "A directory sync is already running.")
     return redirect("graph:sync")

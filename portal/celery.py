@@ -21,9 +21,15 @@ app.conf.beat_schedule = {
         "task": "certs.tasks.send_expiry_reminders_task",
         "schedule": crontab(hour=6, minute=0),
     },
-    # Every hour at :40: dry runs kept longer than CERTS_DRY_RUN_KEEP_HOURS lose their files and
+    # Every hour at :50: dry runs kept longer than CERTS_DRY_RUN_KEEP_HOURS lose their files and
     # staged passwords (until then they can be imported without uploading the files again).
-    "certs-expire-dry-runs": {"task": "certs.tasks.expire_dry_runs_task", "schedule": crontab(minute=40)},
+    "certs-expire-dry-runs": {"task": "certs.tasks.expire_dry_runs_task", "schedule": crontab(minute=50)},
+    # Every minute: import rows held by a worker that died (their claim's lease,
+    # CERTS_CLAIM_LEASE_SECONDS, has ended) or whose task message was lost go back on the queue.
+    "certs-sweep-stalled-imports": {"task": "certs.tasks.sweep_stalled_imports_task", "schedule": 60.0},
+    # Every hour at :40: files kept for retrying failed import rows are deleted once the import's
+    # retry window (CERTS_RETRY_WINDOW_DAYS) has ended.
+    "certs-purge-retry-files": {"task": "certs.tasks.purge_retry_files_task", "schedule": crontab(minute=40)},
     # Every 30 seconds: compare each connector's last check-in with its interval, store status
     # changes and send one alert per change (e-mail, optional webhook).
     "connectors-health-sweep": {"task": "connectors.tasks.health_sweep", "schedule": 30.0},

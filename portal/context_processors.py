@@ -10,7 +10,9 @@ from portal.models import RoleAssignment, User
 
 
 def shell(request: HttpRequest) -> dict[str, Any]:
-    user = request.user
+    # Error pages for requests refused before the authentication middleware ran (a bad Host
+    # header) have no user yet: they get the anonymous shell.
+    user = getattr(request, "user", None)
     if not isinstance(user, User) or not user.is_authenticated:
         return {"entra_sign_in_enabled": settings.ENTRA_SIGN_IN_ENABLED}
     roles = sorted({a.role.name for a in RoleAssignment.objects.filter(members=user).select_related("role")})

@@ -35,8 +35,15 @@ class RoleForm(forms.Form):
         help_text="Members must sign in with TOTP multi-factor authentication.",
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, mfa_blockers: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if mfa_blockers:
+            # A disabled field keeps its initial value whatever the browser sends.
+            self.fields["requires_mfa"].disabled = True
+            self.fields["requires_mfa"].help_text = (
+                "Only an administrator holding every permission of this role can change this. "
+                f"You don't hold: {', '.join(mfa_blockers)}."
+            )
         for area, actions in rbac.ACTIONS.items():
             self.fields[_area_field(area)] = forms.MultipleChoiceField(
                 label=rbac.AREAS[area],

@@ -27,7 +27,9 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("users", "Users", "directory:users", "directory.read", "user"),
     NavItem("groups", "Groups", "directory:groups", "directory.read", "group"),
     NavItem("tenant", "Tenant administration", "tenant_admin", None, "tenant"),
-    NavItem("troubleshoot", "Troubleshooting + support", "troubleshoot", "directory.read", "support"),
+    NavItem(
+        "troubleshoot", "Troubleshooting + support", "directory:troubleshoot", "directory.read", "support"
+    ),
 )
 
 

@@ -10,7 +10,6 @@ from collections.abc import Iterable
 
 from django.apps import apps
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import models, transaction
 from django.template.loader import render_to_string
@@ -18,6 +17,8 @@ from django.urls import reverse
 
 from portal import access, audit, rbac
 from portal.audit import Actor
+from portal.lib import refusal
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent, Role, RoleAssignment, ScopeTag, ScopeTagged, User
 
 ROLE_CATEGORY = "Role"
@@ -41,7 +42,32 @@ def _check_can_grant(actor: Actor, permissions: Iterable[str]) -> None:
     held = access.permissions(actor.user)
     missing = [p for p in permissions if p not in held]
     if missing:
-        raise ValidationError(f"You can't grant permissions you don't hold yourself: {', '.join(missing)}.")
+        raise Refused(
+            "permission_not_held",
+            f"You can't grant permissions you don't hold yourself: {', '.join(missing)}.",
+        )
+
+
+def mfa_change_blockers(user: User | None, permissions: Iterable[str]) -> list[str]:
+    """The permissions ``user`` lacks to switch the MFA requirement of a role granting ``permissions``.
+
+    Turning the requirement off weakens every permission the role grants, so it takes what granting
+    them would: holding them all. Turning it on is held to the same rule.
+    """
+    if user is None:
+        return []  # the system itself (seeding, migrations)
+    held = access.permissions(user)
+    return sorted(p for p in set(permissions) if p not in held)
+
+
+def _check_can_change_mfa(actor: Actor, permissions: Iterable[str]) -> None:
+    missing = mfa_change_blockers(actor.user, permissions)
+    if missing:
+        message = (
+            "You can change the authenticator requirement only on a role whose permissions you all hold "
+            f"yourself. You don't hold: {', '.join(missing)}."
+        )
+        raise Refused("mfa_change_needs_every_permission", message, field="requires_mfa")
 
 
 def _check_can_give_tags(actor: Actor, tags: Iterable[ScopeTag]) -> None:
@@ -53,11 +79,15 @@ def _check_can_give_tags(actor: Actor, tags: Iterable[ScopeTag]) -> None:
         return  # one of the assignments that let them assign has no tags: no limit
     chosen = {t.pk for t in tags}
     if not chosen:
-        raise ValidationError(
-            {"scope_tags": "Choose at least one scope tag: you are limited to your own tags."}
+        raise Refused(
+            "scope_tag_required",
+            "Choose at least one scope tag: you are limited to your own tags.",
+            field="scope_tags",
         )
     if not chosen <= held:
-        raise ValidationError({"scope_tags": "You can only give scope tags that you hold yourself."})
+        raise Refused(
+            "scope_tag_not_held", "You can only give scope tags that you hold yourself.", field="scope_tags"
+        )
 
 
 def _normalise(permissions: Iterable[str]) -> list[str]:
@@ -65,7 +95,7 @@ def _normalise(permissions: Iterable[str]) -> list[str]:
     chosen = set(permissions)
     unknown = sorted(p for p in chosen if not rbac.is_permission(p))
     if unknown:
-        raise ValidationError({"permissions": f"Unknown permissions: {', '.join(unknown)}"})
+        raise Refused("unknown_permission", f"Unknown permissions: {', '.join(unknown)}", field="permissions")
     return [p for p in rbac.ALL_PERMISSIONS if p in chosen]
 
 
@@ -86,7 +116,7 @@ def role_create(
     role = Role(
         name=name.strip(), description=description.strip(), permissions=perms, requires_mfa=requires_mfa
     )
-    role.full_clean()
+    refusal.full_clean(role)
     role.save()
     after = audit.snapshot(role, ROLE_FIELDS)
     audit.record(
@@ -105,13 +135,17 @@ def role_update(
 ) -> Role:
     role = Role.objects.select_for_update().get(pk=role.pk)
     if role.is_built_in:
-        raise ValidationError("Built-in roles can't be changed. Duplicate the role to make a custom one.")
+        raise Refused(
+            "built_in_role", "Built-in roles can't be changed. Duplicate the role to make a custom one."
+        )
     perms = _normalise(permissions)
     _check_can_grant(actor, set(perms) - set(role.permissions))
+    if requires_mfa != role.requires_mfa:
+        _check_can_change_mfa(actor, set(role.permissions) | set(perms))
     before = audit.snapshot(role, ROLE_FIELDS)
     role.name, role.description = name.strip(), description.strip()
     role.permissions, role.requires_mfa = perms, requires_mfa
-    role.full_clean()
+    refusal.full_clean(role)
     role.save()
     after = audit.snapshot(role, ROLE_FIELDS)
     audit.record(
@@ -129,11 +163,12 @@ def role_update(
 def role_delete(*, actor: Actor, role: Role) -> None:
     role = Role.objects.select_for_update().get(pk=role.pk)
     if role.is_built_in:
-        raise ValidationError("Built-in roles can't be deleted.")
+        raise Refused("built_in_role", "Built-in roles can't be deleted.")
     in_use = role.assignments.count()
     if in_use:
-        raise ValidationError(
-            f"“{role.name}” has {in_use} assignment{'s' if in_use != 1 else ''}. Delete them before the role."
+        raise Refused(
+            "role_in_use",
+            f"“{role.name}” has {in_use} assignment{'s' if in_use != 1 else ''}. Delete them before the role.",
         )
     before = audit.snapshot(role, ROLE_FIELDS)
     gone = audit.resource(role, type="Role", changes=audit.changes(before, dict.fromkeys(before)))
@@ -159,7 +194,7 @@ def assignment_create(
         _check_can_grant(actor, role.permissions)
     _check_can_give_tags(actor, scope_tags)
     assignment = RoleAssignment(role=role, name=name.strip(), description=description.strip())
-    assignment.full_clean()
+    refusal.full_clean(assignment)
     assignment.save()
     assignment.members.set(members)
     assignment.scope_tags.set(scope_tags)
@@ -194,7 +229,7 @@ def assignment_update(
     if {t.pk for t in scope_tags} != set(assignment.scope_tags.values_list("pk", flat=True)):
         _check_can_give_tags(actor, scope_tags)
     assignment.name, assignment.description = name.strip(), description.strip()
-    assignment.full_clean()
+    refusal.full_clean(assignment)
     assignment.save()
     assignment.members.set(members)
     assignment.scope_tags.set(scope_tags)
@@ -247,7 +282,7 @@ def tag_usage(tag: ScopeTag) -> tuple[int, int]:
 @transaction.atomic
 def scope_tag_create(*, actor: Actor, name: str, description: str = "") -> ScopeTag:
     tag = ScopeTag(name=name.strip(), description=description.strip())
-    tag.full_clean()
+    refusal.full_clean(tag)
     tag.save()
     after = audit.snapshot(tag, TAG_FIELDS)
     audit.record(
@@ -264,10 +299,10 @@ def scope_tag_create(*, actor: Actor, name: str, description: str = "") -> Scope
 def scope_tag_update(*, actor: Actor, tag: ScopeTag, name: str, description: str) -> ScopeTag:
     tag = ScopeTag.objects.select_for_update().get(pk=tag.pk)
     if tag.is_default and name.strip() != tag.name:
-        raise ValidationError({"name": "The Default tag keeps its name."})
+        raise Refused("default_tag", "The Default tag keeps its name.", field="name")
     before = audit.snapshot(tag, TAG_FIELDS)
     tag.name, tag.description = name.strip(), description.strip()
-    tag.full_clean()
+    refusal.full_clean(tag)
     tag.save()
     after = audit.snapshot(tag, TAG_FIELDS)
     audit.record(
@@ -284,7 +319,7 @@ def scope_tag_update(*, actor: Actor, tag: ScopeTag, name: str, description: str
 def scope_tag_delete(*, actor: Actor, tag: ScopeTag) -> None:
     tag = ScopeTag.objects.select_for_update().get(pk=tag.pk)
     if tag.is_default:
-        raise ValidationError("The Default tag can't be deleted: untagged objects carry it.")
+        raise Refused("default_tag", "The Default tag can't be deleted: untagged objects carry it.")
     assignments, objects = tag_usage(tag)
     if assignments or objects:
         used = []
@@ -292,7 +327,9 @@ def scope_tag_delete(*, actor: Actor, tag: ScopeTag) -> None:
             used.append(f"{assignments} role assignment{'s' if assignments != 1 else ''}")
         if objects:
             used.append(f"{objects} object{'s' if objects != 1 else ''}")
-        raise ValidationError(f"“{tag.name}” is in use by {' and '.join(used)}. Remove it from them first.")
+        raise Refused(
+            "scope_tag_in_use", f"“{tag.name}” is in use by {' and '.join(used)}. Remove it from them first."
+        )
     before = audit.snapshot(tag, TAG_FIELDS)
     gone = audit.resource(tag, type="Scope tag", changes=audit.changes(before, dict.fromkeys(before)))
     tag.delete()
@@ -330,13 +367,15 @@ def admin_invite(
     """Create an administrator without a password and mail them a link to set one."""
     email = email.strip().lower()
     if User.objects.filter(email__iexact=email).exists():
-        raise ValidationError({"email": "An administrator with this e-mail address already exists."})
+        raise Refused(
+            "admin_exists", "An administrator with this e-mail address already exists.", field="email"
+        )
     assignments = list(assignments)
     for assignment in assignments:
         _check_can_grant(actor, assignment.role.permissions)
     user = User(email=email, display_name=display_name.strip(), invited_by=actor.user)
     user.set_unusable_password()
-    user.full_clean()
+    refusal.full_clean(user)
     user.save()
     for assignment in assignments:
         assignment.members.add(user)
@@ -355,7 +394,7 @@ def admin_invite(
 def admin_resend_invite(*, actor: Actor, user: User) -> None:
     """Mail a fresh set-password link to an administrator who has not set a password yet."""
     if user.has_usable_password():
-        raise ValidationError("This administrator has already set a password.")
+        raise Refused("password_already_set", "This administrator has already set a password.")
     with transaction.atomic():
         audit.record(
             actor,

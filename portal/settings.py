@@ -8,11 +8,13 @@ from environment variables through the typed helpers in ``portal.lib.env``.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.lib.env import (
+    development_secret,
     env_bool,
     env_choice,
     env_int,
@@ -21,6 +23,7 @@ from portal.lib.env import (
     env_str,
     parse_database_url,
 )
+from portal.lib.sealing import new_key, parse_keys
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PORTAL_ENV = env_choice("PORTAL_ENV", ("development", "production"), "development")
@@ -29,22 +32,18 @@ DATA_DIR = Path(env_str("PORTAL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _development_secret(name: str) -> str:
-    # The demo keeps its generated secrets in the data folder so that the web
-    # process and the workers agree on them without any set-up.
-    path = DATA_DIR / name
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-SECRET_KEY = env_secret("SECRET_KEY")
-if not SECRET_KEY:
+def _secret(name: str, file_name: str, make: Callable[[], str]) -> str:
+    """NAME (or the file NAME_FILE names): required in production, generated once into the data folder otherwise."""
+    value = env_secret(name)
+    if value:
+        return value
     if PRODUCTION:
-        raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) is required when PORTAL_ENV=production")
-    SECRET_KEY = _development_secret("secret_key")
-elif PRODUCTION and len(SECRET_KEY) < 50:
+        raise ImproperlyConfigured(f"{name} (or {name}_FILE) is required when PORTAL_ENV=production")
+    return development_secret(DATA_DIR / file_name, make)
+
+
+SECRET_KEY = _secret("SECRET_KEY", "secret_key", lambda: secrets.token_urlsafe(50))
+if PRODUCTION and len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters long")
 
 DEBUG = env_bool("DEBUG", default=not PRODUCTION)
@@ -76,6 +75,7 @@ INSTALLED_APPS = [
     "profiles",
     "connectors",
     "graph",
+    "devtools",
 ]
 
 MIDDLEWARE = [
@@ -138,7 +138,15 @@ else:
         }
     }
 
+# Home's whole-table counts are kept per process: recomputed after a change (an audit event)
+# but not more often than every MIN_AGE seconds, and at least every MAX_AGE seconds (portal.summaries).
+PORTAL_SUMMARY_MIN_AGE = env_int("PORTAL_SUMMARY_MIN_AGE", 10, minimum=0)
+PORTAL_SUMMARY_MAX_AGE = env_int("PORTAL_SUMMARY_MAX_AGE", 60, minimum=1)
+
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+if CELERY_BROKER_URL.rstrip("/") == "filesystem:":
+    # The file transport has no host, but kombu warns on every connection unless one is named.
+    CELERY_BROKER_URL = "filesystem://localhost//"
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = Path(env_str("CELERY_BROKER_FOLDER", str(DATA_DIR / "broker")))
@@ -308,9 +316,30 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "no_traceback_below_500": {"()": "portal.logfilters.NoTracebackBelow500"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "django.utils.log.AdminEmailHandler",
+        },
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own console handler would print every django.* line a second time (root prints it).
+        "django": {"handlers": ["mail_admins"], "level": LOG_LEVEL, "propagate": True},
+        # A refused request (403, 404, ...) is logged in one line: its traceback is not a fault.
+        "django.request": {"filters": ["no_traceback_below_500"]},
+        # runserver's access log: each request once at INFO; 4xx and 5xx are already logged above.
+        "django.server": {
+            "handlers": ["console"],
+            "level": LOG_LEVEL if LOG_LEVEL in ("DEBUG", "INFO") else "CRITICAL",
+            "propagate": False,
+        },
         "django.db.backends": {"level": "WARNING"},
         # Celery's per-task lines help while developing; in production they drown the log.
         "celery": {"level": LOG_LEVEL if DEBUG or LOG_LEVEL in ("WARNING", "ERROR") else "WARNING"},
@@ -321,18 +350,19 @@ LOGGING = {
 # --- PFX engine limits ---------------------------------------------------------
 # Hostile files are refused before any expensive work: size first, then the
 # key-derivation iteration count read from the file's structure.
+# A user PFX with a long chain is a few kilobytes; 1 MiB leaves ample room.
 PFX_MAX_FILE_BYTES = env_int("PFX_MAX_FILE_BYTES", 1024 * 1024, minimum=1024)
+# Real producers go up to 600,000 (NSS, GnuTLS); a file claiming 2**31 must be refused.
 PFX_MAX_KDF_ITERATIONS = env_int("PFX_MAX_KDF_ITERATIONS", 1_000_000, minimum=1)
 PFX_EXPIRES_SOON_DAYS = env_int("PFX_EXPIRES_SOON_DAYS", 30, minimum=0)
 
 # --- Certificate import ----------------------------------------------------------
 # Passwords waiting for a worker are encrypted with this key, which never enters the
-# database or the broker (Base64 of 32 random bytes).
-PORTAL_STAGING_KEY = env_secret("PORTAL_STAGING_KEY")
-if PRODUCTION and not PORTAL_STAGING_KEY:
-    raise ImproperlyConfigured(
-        "PORTAL_STAGING_KEY (or PORTAL_STAGING_KEY_FILE) is required when PORTAL_ENV=production"
-    )
+# database or the broker (Base64 of 32 random bytes; several, comma-separated, to rotate:
+# the first encrypts, all decrypt).
+PORTAL_STAGING_KEY = _secret("PORTAL_STAGING_KEY", "staging_key", new_key)
+# A key that cannot be used stops start-up, not the first import.
+parse_keys(PORTAL_STAGING_KEY, origin="PORTAL_STAGING_KEY")
 PORTAL_EXPIRY_RECIPIENTS = env_list("PORTAL_EXPIRY_RECIPIENTS")
 CERTS_MAX_UPLOAD_BYTES = env_int("CERTS_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, minimum=1024 * 1024)
 CERTS_MAX_FILES = env_int("CERTS_MAX_FILES", 10_000, minimum=1)
@@ -341,19 +371,34 @@ CERTS_MAX_MANIFEST_BYTES = env_int("CERTS_MAX_MANIFEST_BYTES", 4 * 1024 * 1024, 
 # A finished dry run keeps its files and staged passwords this long, so it can be imported for real
 # without uploading them again; then they are destroyed.
 CERTS_DRY_RUN_KEEP_HOURS = env_int("CERTS_DRY_RUN_KEEP_HOURS", 24, minimum=1, maximum=24 * 30)
+# A worker holds the rows of its chunk under a lease. When the worker dies (killed, out of
+# memory, machine lost) the lease runs out and the beat sweep, every 60 s, queues the rows
+# again; a row waiting this long without any worker taking it (its task message was lost) is
+# queued again too. So a claimed row is back on the queue at most lease + 60 s after its worker
+# died. Keep the lease above the import task's hard time limit (300 s), or a slow chunk that is
+# still running would be taken over and its work thrown away.
+CERTS_CLAIM_LEASE_SECONDS = env_int("CERTS_CLAIM_LEASE_SECONDS", 420, minimum=1)
+# Failed rows that a retry with the password can fix keep their file this long after their
+# import finished; then the hourly sweep deletes the files and the rows can no longer be
+# retried. Files that no password can fix (not a PFX, too large, expired, ...) are never kept.
+CERTS_RETRY_WINDOW_DAYS = env_int("CERTS_RETRY_WINDOW_DAYS", 7, minimum=1)
 
 # --- Microsoft Graph -------------------------------------------------------------
-# Fernet key(s), comma-separated, the first encrypts: protects the stored Graph credential.
-PORTAL_SECRETS_KEY = env_secret("PORTAL_SECRETS_KEY")
-if PRODUCTION and not PORTAL_SECRETS_KEY:
-    raise ImproperlyConfigured(
-        "PORTAL_SECRETS_KEY (or PORTAL_SECRETS_KEY_FILE) is required when PORTAL_ENV=production"
-    )
+# Protects the stored Graph credential: Base64 of 32 random bytes (Fernet keys are too);
+# several, comma-separated, to rotate: the first encrypts, all decrypt.
+PORTAL_SECRETS_KEY = _secret("PORTAL_SECRETS_KEY", "secrets.key", new_key)
+# A key that cannot be used stops start-up, not the first Graph call.
+parse_keys(PORTAL_SECRETS_KEY, origin="PORTAL_SECRETS_KEY")
 GRAPH_WRITE_LIMIT = env_int("GRAPH_WRITE_LIMIT", 100, minimum=1)
 GRAPH_WRITE_WINDOW_SECONDS = float(env_int("GRAPH_WRITE_WINDOW_SECONDS", 20, minimum=1))
 GRAPH_UPLOAD_MAX_ATTEMPTS = env_int("GRAPH_UPLOAD_MAX_ATTEMPTS", 8, minimum=1)
 GRAPH_MAX_ATTEMPTS = env_int("GRAPH_MAX_ATTEMPTS", 6, minimum=1)
 GRAPH_BACKOFF_CAP_SECONDS = env_int("GRAPH_BACKOFF_CAP_SECONDS", 60, minimum=1)
+# An upload or delete a worker has held this long belongs to a worker that died, and the sweep
+# queues it again; keep it above the tasks' hard time limit. Queued work no worker has started
+# after GRAPH_REQUEUE_AFTER_SECONDS (its task message was lost) is queued again too.
+GRAPH_CLAIM_TIMEOUT_SECONDS = env_int("GRAPH_CLAIM_TIMEOUT_SECONDS", CELERY_TASK_TIME_LIMIT + 60, minimum=1)
+GRAPH_REQUEUE_AFTER_SECONDS = env_int("GRAPH_REQUEUE_AFTER_SECONDS", 900, minimum=1)
 
 # --- Certificate connectors -------------------------------------------------------
 CONNECTOR_HEARTBEAT_INTERVAL = env_int("CONNECTOR_HEARTBEAT_INTERVAL", 60, minimum=5)
@@ -367,4 +412,4 @@ CONNECTOR_ENROLL_RATE_PER_MINUTE = env_int("CONNECTOR_ENROLL_RATE_PER_MINUTE", 1
 CONNECTOR_API_RATE_PER_MINUTE = env_int("CONNECTOR_API_RATE_PER_MINUTE", 600, minimum=1)
 
 PORTAL_TENANT_NAME = env_str("PORTAL_TENANT_NAME", "Contoso")
-PORTAL_TENANT_DOMAIN = env_str("PORTAL_TENANT_DOMAIN", "contoso.com")
+PORTAL_TENANT_DOMAIN = env_str("PORTAL_TENANT_DOMAIN").strip() or "contoso.com"

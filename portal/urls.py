@@ -9,7 +9,6 @@ urlpatterns = [
     path("healthz", home.healthz, name="healthz"),
     path("account/", account.account_settings, name="account_settings"),
     path("accounts/", include("allauth.urls")),
-    path("troubleshooting/", tenant.troubleshoot, name="troubleshoot"),
     path("tenant-admin/", tenant.tenant_admin, name="tenant_admin"),
     path("tenant-admin/audit-logs/", audit.audit_logs, name="audit_logs"),
     path("tenant-admin/audit-logs/export.csv", audit.audit_export, name="audit_export"),

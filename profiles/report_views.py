@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,12 +16,15 @@ from directory.models import DirectoryUser
 from portal import access
 from portal.access import permission_required
 from portal.http import AuthenticatedHttpRequest
-from portal.lib.spreadsheet import Echo, spreadsheet_safe
+from portal.lib.spreadsheet import csv_download
 from profiles.forms import ReportFilterForm, UserReportFilterForm
 from profiles.models import Profile
 from profiles.reports import Evaluation, evaluate, profiles_for_user
 from profiles.targeting import EXCLUDED, STATE_LABELS, STATUSES
 from profiles.views import NAV, PAGE_SIZE, get_profile
+
+# Rows of a CSV export evaluated together: the queries per chunk are fixed, the memory bounded.
+CSV_CHUNK = 2000
 
 # --- Status reports ----------------------------------------------------------
 
@@ -92,49 +94,45 @@ def profile_report_csv(request: AuthenticatedHttpRequest, code: str) -> HttpResp
     if form.is_bound and not form.is_valid():
         return HttpResponse("Invalid filters", status=400, content_type="text/plain")
     evaluation, rows = _report_rows(profile, form)
-    writer = csv.writer(Echo())
+    header = [
+        "Device",
+        "User",
+        "Platform",
+        "OS edition",
+        "OS version",
+        "Status",
+        "Reason",
+        "Last check-in (UTC)",
+    ]
 
-    def lines() -> Iterator[str]:
-        yield writer.writerow(
-            [
-                "Device",
-                "User",
-                "Platform",
-                "OS edition",
-                "OS version",
-                "Status",
-                "Reason",
-                "Last check-in (UTC)",
-            ]
-        )
-        chunk: list[Any] = []
-        for device in rows.iterator(chunk_size=2000):
-            chunk.append(device)
-            if len(chunk) == 2000:
-                yield from _csv_rows(writer, evaluation, chunk)
-                chunk = []
-        yield from _csv_rows(writer, evaluation, chunk)
+    def values() -> Iterator[list[Any]]:
+        for devices in _chunks(rows.iterator(chunk_size=CSV_CHUNK)):
+            for row in _describe(evaluation, devices):
+                device = row["device"]
+                yield [
+                    device.name,
+                    device.primary_user.upn if device.primary_user else "",
+                    device.get_platform_display(),
+                    device.get_os_edition_display() if device.os_edition else "",
+                    device.os_version,
+                    row["state_label"],
+                    row["reason"],
+                    device.last_check_in.strftime("%Y-%m-%dT%H:%M:%SZ") if device.last_check_in else "",
+                ]
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="profile-{profile.code}-devices.csv"'
-    return response
+    return csv_download(f"profile-{profile.code}-devices.csv", header, values())
 
 
-def _csv_rows(writer: Any, evaluation: Any, devices: list[Any]) -> Iterator[str]:
-    for row in _describe(evaluation, devices):
-        device = row["device"]
-        yield writer.writerow(
-            [
-                spreadsheet_safe(device.name),
-                spreadsheet_safe(device.primary_user.upn if device.primary_user else ""),
-                device.get_platform_display(),
-                device.get_os_edition_display() if device.os_edition else "",
-                spreadsheet_safe(device.os_version),
-                row["state_label"],
-                spreadsheet_safe(row["reason"]),
-                device.last_check_in.strftime("%Y-%m-%dT%H:%M:%SZ") if device.last_check_in else "",
-            ]
-        )
+def _chunks(rows: Iterator[Any]) -> Iterator[list[Any]]:
+    """``rows`` in lists of ``CSV_CHUNK``: each list is evaluated with a fixed number of queries."""
+    chunk: list[Any] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == CSV_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 # --- User status report --------------------------------------------------------
@@ -183,34 +181,14 @@ def user_report_csv(request: AuthenticatedHttpRequest, code: str) -> HttpRespons
     if form.is_bound and not form.is_valid():
         return HttpResponse("Invalid filters", status=400, content_type="text/plain")
     evaluation, users = _user_report_rows(profile, form)
-    writer = csv.writer(Echo())
 
-    def lines() -> Iterator[str]:
-        yield writer.writerow(["User", "Display name", "Status", "Reason", "Devices"])
-        chunk: list[DirectoryUser] = []
-        for user_obj in users.iterator(chunk_size=2000):
-            chunk.append(user_obj)
-            if len(chunk) == 2000:
-                yield from _user_csv_rows(writer, evaluation, chunk)
-                chunk = []
-        yield from _user_csv_rows(writer, evaluation, chunk)
+    def values() -> Iterator[list[Any]]:
+        for chunk in _chunks(users.iterator(chunk_size=CSV_CHUNK)):
+            for row in evaluation.user_details(chunk):
+                yield [row.user.upn, row.user.display_name, row.state_label, row.reason, row.devices_text]
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="profile-{profile.code}-users.csv"'
-    return response
-
-
-def _user_csv_rows(writer: Any, evaluation: Evaluation, users: list[DirectoryUser]) -> Iterator[str]:
-    for row in evaluation.user_details(users) if users else []:
-        yield writer.writerow(
-            [
-                spreadsheet_safe(row.user.upn),
-                spreadsheet_safe(row.user.display_name),
-                row.state_label,
-                spreadsheet_safe(row.reason),
-                spreadsheet_safe(row.devices_text),
-            ]
-        )
+    header = ["User", "Display name", "Status", "Reason", "Devices"]
+    return csv_download(f"profile-{profile.code}-users.csv", header, values())
 
 
 # --- Per user ----------------------------------------------------------------

@@ -19,7 +19,7 @@ from django.db.models.expressions import RawSQL
 
 from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, GroupUserMember, Platform
 from profiles.models import DeliveryStatus, Profile
-from profiles.specs import TargetSpec, load_specs
+from profiles.specs import TargetSpec, load_specs, tenant_specs
 from profiles.targeting import (
     EXCLUDED,
     NO_USER,
@@ -85,10 +85,6 @@ class Summary:
     devices: dict[str, int]
     users: dict[str, int]
     reasons: dict[str, int]
-
-    @property
-    def device_total(self) -> int:
-        return sum(self.devices[s] for s in STATUSES)
 
     @property
     def user_total(self) -> int:
@@ -401,10 +397,14 @@ def profiles_for_user(
 
     Pass ``profiles=access.scoped(Profile.objects.all(), request.user)`` so an admin sees
     only the profiles their scope tags reach. Runs the same queries whatever the number
-    of profiles: the specs and the user's memberships are read once and evaluated in memory.
+    of profiles: the specs (kept between changes, see :func:`profiles.specs.tenant_specs`) and
+    the user's memberships are read once and evaluated in memory.
     """
     chosen = list(Profile.objects.all() if profiles is None else profiles)
-    specs = load_specs(chosen)
+    specs = tenant_specs()
+    if any(profile.pk not in specs for profile in chosen):
+        # Created after the specs were read: read them again with it.
+        specs = load_specs(chosen)
     names = {pk: ref.name for pk, ref in specs.groups.items()}
     facts = UserFacts.load(user_obj)
     found = []

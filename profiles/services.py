@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from directory.models import Group, Platform
 from portal import access, audit
 from portal.audit import Actor
+from portal.lib import refusal
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent, ScopeTag, User
 from profiles.models import ApplicabilityRule, CertificateAccess, Profile, ProfileAssignment
 from profiles.specs import RuleSpec
@@ -99,7 +101,7 @@ def _write_assignments(
 ) -> None:
     include, exclude = list(include), list(exclude)
     if {g.pk for g in include} & {g.pk for g in exclude}:
-        raise ValidationError("A group cannot be both included and excluded.")
+        raise Refused("group_included_and_excluded", "A group cannot be both included and excluded.")
     profile.all_users, profile.all_devices = all_users, all_devices
     profile.save(update_fields=["all_users", "all_devices", "updated_at"])
     profile.assignments.all().delete()
@@ -123,7 +125,7 @@ def _write_rules(profile: Profile, rules: Sequence[RuleSpec]) -> None:
             min_version=spec.min_version if spec.os_property == ApplicabilityRule.Property.OS_VERSION else "",
             max_version=spec.max_version if spec.os_property == ApplicabilityRule.Property.OS_VERSION else "",
         )
-        rule.full_clean(exclude=["profile"])
+        refusal.full_clean(rule, exclude=["profile"])
         rule.save()
 
 
@@ -144,7 +146,7 @@ def profile_create(*, actor: Actor, draft: ProfileDraft) -> Profile:
         created_by=actor.user,
     )
     _settings_for_platform(profile)
-    profile.full_clean()
+    refusal.full_clean(profile)
     profile.save()
     if actor.user is None and draft.scope_tags:
         # The system (demo seeding, migrations) is not bound by an admin's tags.
@@ -165,7 +167,7 @@ def profile_create(*, actor: Actor, draft: ProfileDraft) -> Profile:
 def profile_update_basics(*, actor: Actor, profile: Profile, name: str, description: str) -> Profile:
     before = _snapshot(profile)
     profile.name, profile.description = name.strip(), description.strip()
-    profile.full_clean()
+    refusal.full_clean(profile)
     profile.save(update_fields=["name", "description", "updated_at"])
     _record(actor, "Update profile basics", AuditEvent.Operation.UPDATE, profile, before)
     return profile
@@ -180,7 +182,7 @@ def profile_update_settings(
     profile.certificate_access = certificate_access
     profile.silent_access_packages = list(silent_access_packages)
     _settings_for_platform(profile)
-    profile.full_clean()
+    refusal.full_clean(profile)
     profile.save(update_fields=["certificate_access", "silent_access_packages", "updated_at"])
     _record(actor, "Update profile configuration settings", AuditEvent.Operation.UPDATE, profile, before)
     return profile
@@ -198,7 +200,7 @@ def profile_set_scope_tags(
     final = chosen | kept
     if not final:
         if access.tag_limit(admin, "profiles.update") is not None:
-            raise ValidationError("Keep at least one of your scope tags on the profile.")
+            raise Refused("scope_tag_required", "Keep at least one of your scope tags on the profile.")
         final = {ScopeTag.default().pk}
     profile.scope_tags.set(ScopeTag.objects.filter(pk__in=final))
     profile.save(update_fields=["updated_at"])
@@ -226,7 +228,9 @@ def profile_set_assignments(
 @transaction.atomic
 def profile_set_rules(*, actor: Actor, profile: Profile, rules: Sequence[RuleSpec]) -> Profile:
     if profile.platform != Platform.WINDOWS and rules:
-        raise ValidationError("Applicability rules apply to Windows 10 and later profiles only.")
+        raise Refused(
+            "rules_windows_only", "Applicability rules apply to Windows 10 and later profiles only."
+        )
     before = _snapshot(profile)
     _write_rules(profile, rules)
     profile.save(update_fields=["updated_at"])
@@ -261,7 +265,7 @@ def profile_duplicate(
         all_devices=profile.all_devices,
         created_by=actor.user,
     )
-    copy.full_clean()
+    refusal.full_clean(copy)
     copy.save()
     copy.scope_tags.set(profile.scope_tags.all())
     ProfileAssignment.objects.bulk_create(

@@ -3,16 +3,19 @@
 Specs never query the database. :func:`load_specs` reads the profiles asked for, every
 profile they can conflict with (same platform and intended purpose), their assignments,
 applicability rules and groups in a fixed number of queries, so evaluating one profile
-or fifty runs the same queries.
+or fifty runs the same queries. :func:`tenant_specs` keeps every profile's spec in the
+process between changes, for the pages that need all of them on every view.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q
 
 from directory.models import Device, Group, Platform, version_key
@@ -196,12 +199,22 @@ class ProfileSpecs:
 
     specs: Mapping[int, TargetSpec]
     groups: Mapping[int, GroupRef]
+    # Rivals of saved profiles, found once: the specs are shared by every request of the process.
+    _rivals: dict[int, tuple[TargetSpec, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def __getitem__(self, profile_id: int) -> TargetSpec:
         return self.specs[profile_id]
 
+    def __contains__(self, profile_id: object) -> bool:
+        return profile_id in self.specs
+
     def rivals(self, spec: TargetSpec) -> tuple[TargetSpec, ...]:
-        return conflicting_specs(spec, self.specs.values())
+        if spec.profile_id is None or self.specs.get(spec.profile_id) is not spec:
+            return conflicting_specs(spec, self.specs.values())
+        found = self._rivals.get(spec.profile_id)
+        if found is None:
+            found = self._rivals[spec.profile_id] = conflicting_specs(spec, self.specs.values())
+        return found
 
 
 def load_specs(profiles: Iterable[Profile] = (), *, also: Iterable[tuple[str, str]] = ()) -> ProfileSpecs:
@@ -243,3 +256,67 @@ def _specs_of(profiles: Sequence[Profile]) -> ProfileSpecs:
         for p in profiles
     }
     return ProfileSpecs(specs, groups)
+
+
+# Reused for at most this long even when nothing seen by _fingerprint() changed, so a write
+# that slips past it (a bulk UPDATE of a profile column, a group renamed without touching
+# updated_at) shows within a minute.
+_TENANT_SPECS_MAX_AGE = 60.0
+
+_tenant_specs: tuple[tuple[Any, ...], float, ProfileSpecs] | None = None
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+def _fingerprint() -> tuple[Any, ...]:
+    """What changes whenever a spec would: one query over the profile tables and the assigned groups.
+
+    Profile edits save the profile (``updated_at``); assignments and rules are rewritten, so
+    new rows raise the highest id and removed ones lower the count; an assigned group that is
+    renamed or restored is saved (``updated_at``), one that is removed gains a ``removed_at``.
+    """
+    q = connection.ops.quote_name
+    profile, assignment, rule, group = (
+        q(model._meta.db_table) for model in (Profile, ProfileAssignment, ApplicabilityRule, Group)
+    )
+    assigned = f"{q('id')} IN (SELECT {q('group_id')} FROM {assignment})"
+    sql = (
+        f"SELECT (SELECT COUNT(*) FROM {profile}), (SELECT MAX({q('updated_at')}) FROM {profile}), "
+        f"(SELECT COUNT(*) FROM {assignment}), (SELECT MAX({q('id')}) FROM {assignment}), "
+        f"(SELECT COUNT(*) FROM {rule}), (SELECT MAX({q('id')}) FROM {rule}), "
+        f"(SELECT COUNT(*) FROM {group} WHERE {assigned}), "
+        f"(SELECT COUNT({q('removed_at')}) FROM {group} WHERE {assigned}), "
+        f"(SELECT MAX({q('updated_at')}) FROM {group} WHERE {assigned})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+    return (connection.alias, *(str(value) for value in row))
+
+
+def tenant_specs() -> ProfileSpecs:
+    """Every profile's spec, with the groups they are assigned to.
+
+    Built at most once per change of the profile tables or of an assigned group (and once a
+    minute regardless) in each process; otherwise one cheap query tells that nothing changed.
+    The specs are immutable and shared by the requests of the process.
+    """
+    global _tenant_specs
+    key = _fingerprint()
+    now = _now()
+    kept = _tenant_specs
+    if kept is not None and kept[0] == key and now - kept[1] < _TENANT_SPECS_MAX_AGE:
+        return kept[2]
+    # Read after the fingerprint: a change committed in between is in the specs and shows
+    # as a new fingerprint on the next call, so specs are never older than their key.
+    specs = _specs_of(list(Profile.objects.all()))
+    _tenant_specs = (key, now, specs)
+    return specs
+
+
+def forget_tenant_specs() -> None:
+    """Drop the kept specs (tests whose data is rolled back between them)."""
+    global _tenant_specs
+    _tenant_specs = None

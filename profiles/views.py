@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, Q
 from django.http import Http404, HttpResponse
@@ -22,6 +21,7 @@ from portal import access
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
+from portal.lib import refusal
 from profiles import services
 from profiles.forms import (
     AssignmentsForm,
@@ -189,15 +189,13 @@ def _create_from_wizard(request: AuthenticatedHttpRequest, wiz: Wizard) -> HttpR
     if draft is None:
         assert failed is not None
         return _go(request, wiz, failed)
-    try:
+    with refusal.shown(request):
         profile = services.profile_create(actor=Actor.from_request(request), draft=draft)
-    except ValidationError as exc:
-        wiz.mark("basics", False)
-        messages.error(request, " ".join(exc.messages))
-        return _go(request, wiz, "basics")
-    wiz.finish()
-    messages.success(request, f"Profile {profile.name} created.")
-    return _redirect(request, reverse("profiles:detail", args=[profile.code]))
+        wiz.finish()
+        messages.success(request, f"Profile {profile.name} created.")
+        return _redirect(request, reverse("profiles:detail", args=[profile.code]))
+    wiz.mark("basics", False)
+    return _go(request, wiz, "basics")
 
 
 # --- One profile -------------------------------------------------------------
@@ -317,11 +315,8 @@ def profile_edit(request: AuthenticatedHttpRequest, code: str, section: str) -> 
     status = 200
     if request.method == "POST":
         if form.is_valid() and request.POST.get("action") != "add_rule":
-            try:
+            with refusal.shown(request):
                 _save_section(request, profile, section, form)
-            except ValidationError as exc:
-                messages.error(request, " ".join(exc.messages))
-            else:
                 messages.success(request, f"{label} saved.")
                 return redirect("profiles:properties", code=profile.code)
         status = 400 if not form.is_valid() else 200

@@ -13,6 +13,8 @@ $py -m ruff check .
 $py -m ruff format --check .
 echo "== mypy"
 $py -m mypy .
+echo "== import layers"
+.venv/bin/lint-imports --no-cache
 echo "== migrations are up to date"
 $py manage.py makemigrations --check --dry-run >/dev/null
 echo "== deploy checks (production settings)"

@@ -62,4 +62,10 @@ def test_the_demo_command_serves_the_portal_with_a_worker_and_beat_and_stops_cle
             demo.send_signal(signal.SIGINT)
             demo.wait(timeout=60)
     assert demo.returncode == 0, log.read_text()
-    assert "Demo stopped." in log.read_text()
+    text = log.read_text()
+    assert "Demo stopped." in text
+    # Quiet by default: no per-request or per-task INFO lines, no broker warnings, and stopping
+    # the worker reports nothing as an error.
+    assert " INFO " not in text, text
+    assert "No hostname was supplied" not in text, text
+    assert "ERROR" not in text, text

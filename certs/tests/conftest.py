@@ -18,6 +18,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from django.test import Client
+
+from portal.models import User
 
 PASSWORD = "Correct-Horse-7"
 UPN = "alice@contoso.example"
@@ -289,3 +292,19 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[bytes, s
     if shutil.which("keytool"):
         files["keytool"] = (with_keytool(tmp, files["openssl default"][0]), PASSWORD)
     return files
+
+
+@pytest.fixture
+def admin_client(intune_admin: User) -> Client:
+    """A test client signed in as an Intune administrator."""
+    client = Client()
+    client.force_login(intune_admin)
+    return client
+
+
+@pytest.fixture
+def helpdesk_client(helpdesk: User) -> Client:
+    """A test client signed in as a help desk operator (reads, changes nothing)."""
+    client = Client()
+    client.force_login(helpdesk)
+    return client

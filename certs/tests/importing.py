@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from certs import services
-from certs.models import EncryptionKey
+from certs import lifecycle
+from certs.imports import Entry
+from certs.keys import key_add
+from certs.models import Certificate, EncryptionKey
 from certs.tests.conftest import make_pair, with_cryptography
 from directory.models import DirectoryUser
 from portal.audit import Actor
 from portal.models import ScopeTag
+
+ALICE = "alice@contoso.example"
 
 _CONNECTOR: list[rsa.RSAPrivateKey] = []
 
@@ -32,7 +37,7 @@ def public_pem() -> bytes:
 
 
 def add_key(name: str = "PFXEncryptionKey") -> EncryptionKey:
-    return services.key_add(
+    return key_add(
         Actor.system(),
         data=public_pem(),
         provider_name="Microsoft Software Key Storage Provider",
@@ -63,3 +68,23 @@ def pfx_for(
         not_after=now + timedelta(days=days),
     )
     return with_cryptography(pair, password)
+
+
+def stored_certificate(upn: str = ALICE) -> Certificate:
+    """A certificate imported for ``upn`` through the single import, with a new encryption key."""
+    directory_user(upn)
+    item = lifecycle.certificate_import(
+        Actor.system(),
+        entry=Entry("a.pfx", pfx_for(upn, "pw"), "pw", upn, "smimeEncryption"),
+        key=add_key(),
+        tags=[ScopeTag.default()],
+    )
+    assert item.certificate is not None
+    return item.certificate
+
+
+def upload(name: str, data: bytes) -> io.BytesIO:
+    """A file as a form posts it."""
+    f = io.BytesIO(data)
+    f.name = name
+    return f

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from certs import services
+from certs import imports, lifecycle
 from certs.models import Certificate, EncryptionKey, Purpose
 from certs.tests.importing import add_key, directory_user, pfx_for
 from portal.audit import Actor
@@ -28,9 +28,9 @@ def no_mfa_step(settings: Any) -> None:
 def _certificate(upn: str, purpose: str, *, expired_days_ago: int | None, kind: str) -> Certificate:
     directory_user(upn)
     key = EncryptionKey.objects.first() or add_key()
-    item = services.certificate_import(
+    item = lifecycle.certificate_import(
         Actor.system(),
-        entry=services.Entry(f"{kind}.pfx", pfx_for(upn, "pw", kind=kind), "pw", upn, purpose),
+        entry=imports.Entry(f"{kind}.pfx", pfx_for(upn, "pw", kind=kind), "pw", upn, purpose),
         key=key,
         tags=[ScopeTag.default()],
     )

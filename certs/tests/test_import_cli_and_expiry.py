@@ -14,7 +14,7 @@ from django.core import mail
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from certs import reports, services
+from certs import imports, lifecycle, reports
 from certs.import_cli import add_import_arguments, run_import
 from certs.models import Certificate, ExpiryReminder
 from certs.tests.importing import add_key, directory_user, pfx_for
@@ -93,9 +93,9 @@ def test_a_dry_run_from_the_command_stores_nothing(tmp_path: Path) -> None:
 def _cert(days: float, kind: str) -> Certificate:
     directory_user(ALICE)
     key = add_key(kind)
-    item = services.certificate_import(
+    item = lifecycle.certificate_import(
         Actor.system(),
-        entry=services.Entry(f"{kind}.pfx", pfx_for(ALICE, "pw", kind=kind), "pw", ALICE),
+        entry=imports.Entry(f"{kind}.pfx", pfx_for(ALICE, "pw", kind=kind), "pw", ALICE),
         key=key,
         tags=[ScopeTag.default()],
     )

@@ -1,4 +1,4 @@
-"""The certificate pages through the test client: keys, imports, batches, list, deletes and access."""
+"""The import pages through the test client: single import and its live check, bulk upload, batches."""
 
 from __future__ import annotations
 
@@ -13,33 +13,18 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from certs import services
+from certs import imports, lifecycle, pipeline
 from certs.models import Certificate, EncryptionKey, GraphState, ImportBatch, ImportItem
-from certs.tests.importing import add_key, directory_user, pfx_for, public_pem
+from certs.tests.importing import ALICE, add_key, directory_user, pfx_for, stored_certificate, upload
 from portal.audit import Actor
-from portal.models import ScopeTag, User
+from portal.models import ScopeTag
 
-ALICE = "alice@contoso.example"
 BOB = "bob@contoso.example"
 
 
 @pytest.fixture(autouse=True)
 def no_mfa_step(settings: Any) -> None:
     settings.PORTAL_ENFORCE_MFA = False
-
-
-@pytest.fixture
-def admin_client(intune_admin: User) -> Client:
-    client = Client()
-    client.force_login(intune_admin)
-    return client
-
-
-@pytest.fixture
-def helpdesk_client(helpdesk: User) -> Client:
-    client = Client()
-    client.force_login(helpdesk)
-    return client
 
 
 def _zip(files: dict[str, bytes]) -> bytes:
@@ -50,70 +35,13 @@ def _zip(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def _upload(name: str, data: bytes) -> io.BytesIO:
-    f = io.BytesIO(data)
-    f.name = name
-    return f
-
-
-def _stored_certificate() -> Certificate:
-    directory_user(ALICE)
-    item = services.certificate_import(
-        Actor.system(),
-        entry=services.Entry("a.pfx", pfx_for(ALICE, "pw"), "pw", ALICE, "smimeEncryption"),
-        key=add_key(),
-        tags=[ScopeTag.default()],
-    )
-    assert item.certificate is not None
-    return item.certificate
-
-
-def test_an_admin_adds_a_pem_key_and_it_becomes_the_default(admin_client: Client) -> None:
-    response = admin_client.post(
-        reverse("certs:key_add"),
-        {
-            "key_file": _upload("key.pem", public_pem()),
-            "provider_name": "Microsoft Software Key Storage Provider",
-            "key_name": "PFXEncryptionKey",
-            "default_padding": "oaepSha512",
-        },
-    )
-    assert response.status_code == 302
-    key = EncryptionKey.objects.get()
-    assert key.is_default and key.size == 2048
-    page = admin_client.get(reverse("certs:keys"))
-    assert key.fingerprint[:20] in page.content.decode()
-
-
-def test_a_private_key_upload_is_refused_with_its_code(admin_client: Client) -> None:
-    from cryptography.hazmat.primitives import serialization
-
-    from certs.tests.importing import connector_private_key
-
-    pem = connector_private_key().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    response = admin_client.post(
-        reverse("certs:key_add"),
-        {
-            "key_file": _upload("k.pem", pem),
-            "provider_name": "p",
-            "key_name": "k",
-            "default_padding": "oaepSha512",
-        },
-    )
-    assert response.status_code == 400
-    assert "private_key_given" in response.content.decode()
-    assert not EncryptionKey.objects.exists()
-
-
 def test_the_live_check_shows_the_thumbprint_before_anything_is_stored(admin_client: Client) -> None:
     directory_user(ALICE)
     add_key()
     response = admin_client.post(
         reverse("certs:import_check"),
         {
-            "file": _upload("a.pfx", pfx_for(ALICE, "pw")),
+            "file": upload("a.pfx", pfx_for(ALICE, "pw")),
             "password": "pw",
             "upn": ALICE,
             "purpose": "smimeEncryption",
@@ -133,7 +61,7 @@ def test_a_single_import_stores_the_certificate_and_shows_the_batch(admin_client
     response = admin_client.post(
         reverse("certs:import"),
         {
-            "file": _upload("a.pfx", pfx_for(ALICE, "pw")),
+            "file": upload("a.pfx", pfx_for(ALICE, "pw")),
             "password": "pw",
             "upn": ALICE,
             "purpose": "smimeEncryption",
@@ -153,7 +81,7 @@ def test_an_unknown_user_is_refused_on_the_single_import(admin_client: Client) -
     response = admin_client.post(
         reverse("certs:import"),
         {
-            "file": _upload("a.pfx", pfx_for(ALICE, "pw")),
+            "file": upload("a.pfx", pfx_for(ALICE, "pw")),
             "password": "pw",
             "upn": "ghost@contoso.example",
             "purpose": "unassigned",
@@ -169,8 +97,8 @@ def test_an_unknown_user_is_refused_on_the_single_import(admin_client: Client) -
 def _bulk_post(client: Client, files: list[tuple[str, bytes]], manifest: str, **extra: Any) -> Any:
     key = EncryptionKey.objects.first() or add_key()
     data = {
-        "pfx_files": [_upload(n, d) for n, d in files],
-        "manifest": _upload("manifest.csv", manifest.encode()),
+        "pfx_files": [upload(n, d) for n, d in files],
+        "manifest": upload("manifest.csv", manifest.encode()),
         "on_duplicate": "skip",
         "key": key.pk,
         **extra,
@@ -190,8 +118,8 @@ def test_a_bulk_zip_creates_a_batch_with_one_row_per_file(admin_client: Client) 
 
 def test_the_batch_page_shows_rows_a_worker_has_taken_as_in_progress(admin_client: Client) -> None:
     directory_user(ALICE)
-    entries = [services.Entry(f"{i}.pfx", b"x", "pw", ALICE) for i in range(5)]
-    batch = services.batch_create(
+    entries = [imports.Entry(f"{i}.pfx", b"x", "pw", ALICE) for i in range(5)]
+    batch = imports.batch_create(
         Actor.system(),
         kind=ImportBatch.Kind.BULK,
         key=add_key(),
@@ -207,7 +135,7 @@ def test_the_batch_page_shows_rows_a_worker_has_taken_as_in_progress(admin_clien
 
 
 def test_the_batch_page_says_where_its_certificates_stand_in_intune(admin_client: Client) -> None:
-    certificate = _stored_certificate()
+    certificate = stored_certificate()
     batch = certificate.batch
     assert batch is not None
     page = admin_client.get(reverse("certs:batch", args=[batch.code])).content.decode()
@@ -218,20 +146,6 @@ def test_the_batch_page_says_where_its_certificates_stand_in_intune(admin_client
     live = admin_client.get(reverse("certs:batch", args=[batch.code]), headers={"HX-Request": "true"})
     # Still polled while uploads are pending, though the import itself is done.
     assert 'hx-trigger="every 2s"' in live.content.decode()
-
-
-def test_the_list_shows_only_the_certificates_of_one_import(admin_client: Client) -> None:
-    first = _stored_certificate()
-    directory_user(BOB)
-    services.certificate_import(
-        Actor.system(),
-        entry=services.Entry("b.pfx", pfx_for(BOB, "pw"), "pw", BOB, "smimeEncryption"),
-        key=first.encryption_key,
-        tags=[ScopeTag.default()],
-    )
-    assert first.batch is not None
-    page = admin_client.get(reverse("certs:list"), {"batch": str(first.batch.code)}).content.decode()
-    assert ALICE in page and BOB not in page and 'data-testid="batch-filter"' in page
 
 
 @pytest.mark.parametrize(
@@ -303,87 +217,6 @@ def test_the_manifest_template_downloads(admin_client: Client) -> None:
     assert response.content.decode().startswith("filename,upn,password,purpose")
 
 
-def test_the_csv_export_escapes_spreadsheet_formulas(admin_client: Client) -> None:
-    cert = _stored_certificate()
-    Certificate.objects.filter(pk=cert.pk).update(subject="=HYPERLINK(1)")
-    response = admin_client.get(reverse("certs:list") + "?format=csv")
-    body = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
-    assert "'=HYPERLINK(1)" in body and cert.thumbprint in body
-
-
-def test_the_list_filters_by_expiry_window(admin_client: Client) -> None:
-    cert = _stored_certificate()
-    inside = admin_client.get(reverse("certs:list") + "?expiring=400")
-    outside = admin_client.get(reverse("certs:list") + "?expiring=7")
-    assert cert.thumbprint in inside.content.decode()
-    assert cert.thumbprint not in outside.content.decode()
-    assert admin_client.get(reverse("certs:list") + "?expiring=abc").status_code == 400
-
-
-def test_the_user_page_lists_the_users_certificates(admin_client: Client) -> None:
-    cert = _stored_certificate()
-    page = admin_client.get(reverse("directory:user", args=[cert.user.object_id]))
-    assert cert.thumbprint in page.content.decode()
-
-
-def test_deleting_needs_the_thumbprint_typed(admin_client: Client) -> None:
-    cert = _stored_certificate()
-    url = reverse("certs:delete", args=[cert.code])
-    assert admin_client.post(url, {"confirm": "nope"}).status_code == 400
-    assert admin_client.post(url, {"confirm": cert.thumbprint}).status_code == 302
-    assert not Certificate.objects.exists()
-
-
-def test_help_desk_sees_everything_and_changes_nothing(helpdesk_client: Client) -> None:
-    cert = _stored_certificate()
-    batch = cert.batch
-    assert batch is not None
-    for url in (
-        reverse("certs:list"),
-        reverse("certs:detail", args=[cert.code]),
-        reverse("certs:batch", args=[batch.code]),
-        reverse("certs:batches"),
-        reverse("certs:keys"),
-        reverse("directory:user", args=[cert.user.object_id]),
-    ):
-        assert helpdesk_client.get(url).status_code == 200, url
-    for method, url in (
-        ("get", reverse("certs:import")),
-        ("get", reverse("certs:bulk_import")),
-        ("post", reverse("certs:delete", args=[cert.code])),
-        ("post", reverse("certs:batch_cancel", args=[batch.code])),
-        ("post", reverse("certs:batch_retry", args=[batch.code])),
-        ("post", reverse("certs:batch_promote", args=[batch.code])),
-        ("post", reverse("certs:key_default", args=[cert.encryption_key.code])),
-        ("get", reverse("certs:key_add")),
-        ("post", reverse("certs:remove_expired", args=[cert.user.object_id])),
-    ):
-        assert getattr(helpdesk_client, method)(url).status_code == 403, url
-    assert Certificate.objects.exists()
-
-
-def test_an_admin_scoped_to_another_tag_sees_the_certificate_through_its_user_but_cannot_delete_it(
-    make_admin: Any, make_tag: Any
-) -> None:
-    cert = _stored_certificate()
-    other = make_admin("intune_administrator", tags=[make_tag("Paris")])
-    client = Client()
-    client.force_login(other)
-    detail = client.get(reverse("certs:detail", args=[cert.code])).content.decode()
-    assert cert.thumbprint in detail
-    assert reverse("certs:delete", args=[cert.code]) not in detail
-    # Its import is not theirs: shown, but not linked to a page they cannot open.
-    assert reverse("certs:batch", args=[cert.batch.code]) not in detail  # type: ignore[union-attr]
-    assert cert.thumbprint in client.get(reverse("certs:list")).content.decode()
-    assert client.post(reverse("certs:delete", args=[cert.code])).status_code == 403
-
-
-def test_wrong_methods_get_405(admin_client: Client) -> None:
-    cert = _stored_certificate()
-    assert admin_client.get(reverse("certs:key_default", args=[cert.encryption_key.code])).status_code == 405
-    assert admin_client.post(reverse("certs:list")).status_code == 405
-
-
 def _single(client: Client, action: str, **fields: Any) -> Any:
     key = EncryptionKey.objects.first() or add_key()
     data = {
@@ -404,7 +237,7 @@ def test_the_single_import_never_sends_the_password_back_and_imports_without_ret
     directory_user(ALICE)
     secret = f"Single-{uuid.uuid4().hex[:12]}"
     checked = _single(
-        admin_client, "check", file=_upload("alice.pfx", pfx_for(ALICE, secret)), password=secret
+        admin_client, "check", file=upload("alice.pfx", pfx_for(ALICE, secret)), password=secret
     )
     body = checked.content
     assert checked.status_code == 200 and b"Ready to import" in body
@@ -438,7 +271,7 @@ def test_a_refused_single_import_keeps_the_file_and_password_on_the_server_not_i
     refused = _single(
         admin_client,
         "import",
-        file=_upload("a.pfx", pfx_for(ALICE, secret)),
+        file=upload("a.pfx", pfx_for(ALICE, secret)),
         password=secret,
         upn="ghost@x.example",
     )
@@ -453,7 +286,7 @@ def test_a_refused_single_import_keeps_the_file_and_password_on_the_server_not_i
 
 def test_a_held_file_is_only_for_the_admin_who_uploaded_it(admin_client: Client, make_admin: Any) -> None:
     directory_user(ALICE)
-    checked = _single(admin_client, "check", file=_upload("a.pfx", pfx_for(ALICE, "pw")), password="pw")
+    checked = _single(admin_client, "check", file=upload("a.pfx", pfx_for(ALICE, "pw")), password="pw")
     token = re.search(r'name="held" value="([^"]+)"', checked.content.decode())
     assert token is not None
     other = Client()
@@ -464,7 +297,7 @@ def test_a_held_file_is_only_for_the_admin_who_uploaded_it(admin_client: Client,
 
 
 def test_every_page_that_takes_a_password_is_never_cached(admin_client: Client) -> None:
-    batch = _stored_certificate().batch
+    batch = stored_certificate().batch
     assert batch is not None
     responses = [
         admin_client.get(reverse("certs:import")),
@@ -484,36 +317,36 @@ def test_the_live_check_says_when_a_file_will_be_skipped_or_update_the_one_impor
     directory_user(ALICE)
     data = pfx_for(ALICE, "pw")
     key = add_key()
-    services.certificate_import(
+    lifecycle.certificate_import(
         Actor.system(),
-        entry=services.Entry("a.pfx", data, "pw", ALICE, "smimeEncryption"),
+        entry=imports.Entry("a.pfx", data, "pw", ALICE, "smimeEncryption"),
         key=key,
         tags=[ScopeTag.default()],
     )
     fields = {"password": "pw", "upn": ALICE, "purpose": "smimeEncryption", "key": key.pk}
     skip = admin_client.post(
-        reverse("certs:import_check"), {**fields, "file": _upload("a.pfx", data), "on_duplicate": "skip"}
+        reverse("certs:import_check"), {**fields, "file": upload("a.pfx", data), "on_duplicate": "skip"}
     ).content.decode()
     assert "Already imported" in skip and "Ready to import" not in skip and 'data-outcome="skip"' in skip
     update = admin_client.post(
-        reverse("certs:import_check"), {**fields, "file": _upload("a.pfx", data), "on_duplicate": "update"}
+        reverse("certs:import_check"), {**fields, "file": upload("a.pfx", data), "on_duplicate": "update"}
     ).content.decode()
     assert 'data-outcome="update"' in update and "replaces the file" in update
     other_purpose = admin_client.post(
         reverse("certs:import_check"),
-        {**fields, "purpose": "smimeSigning", "file": _upload("a.pfx", data), "on_duplicate": "skip"},
+        {**fields, "purpose": "smimeSigning", "file": upload("a.pfx", data), "on_duplicate": "skip"},
     ).content.decode()
     assert 'data-outcome="import"' in other_purpose and "Ready to import" in other_purpose
 
 
 def test_the_live_check_names_the_user_who_already_holds_the_key(admin_client: Client) -> None:
-    _stored_certificate()
+    stored_certificate()
     directory_user(BOB)
     key = EncryptionKey.objects.get()
     response = admin_client.post(
         reverse("certs:import_check"),
         {
-            "file": _upload("b.pfx", pfx_for(BOB, "pw", kind=f"rsa-{ALICE}")),
+            "file": upload("b.pfx", pfx_for(BOB, "pw", kind=f"rsa-{ALICE}")),
             "password": "pw",
             "upn": BOB,
             "purpose": "smimeEncryption",
@@ -531,11 +364,11 @@ def test_the_live_check_reports_an_empty_file_with_its_code_and_names_what_it_st
     key = add_key()
     fields = {"password": "pw", "purpose": "smimeEncryption", "on_duplicate": "skip", "key": key.pk}
     empty = admin_client.post(
-        reverse("certs:import_check"), {**fields, "upn": ALICE, "file": _upload("empty.pfx", b"")}
+        reverse("certs:import_check"), {**fields, "upn": ALICE, "file": upload("empty.pfx", b"")}
     ).content.decode()
     assert "empty_file" in empty and "Cannot be imported" in empty and "marked above" not in empty
     no_user = admin_client.post(
-        reverse("certs:import_check"), {**fields, "upn": "ghost@x.example", "file": _upload("a.pfx", b"x")}
+        reverse("certs:import_check"), {**fields, "upn": "ghost@x.example", "file": upload("a.pfx", b"x")}
     ).content.decode()
     assert "marked above" not in no_user
     assert re.search(r"<strong>User</strong>: No user in the directory has this UPN", no_user)
@@ -543,18 +376,18 @@ def test_the_live_check_reports_an_empty_file_with_its_code_and_names_what_it_st
 
 def test_only_rows_a_password_can_fix_offer_a_password_box(admin_client: Client) -> None:
     directory_user(ALICE)
-    batch = services.batch_create(
+    batch = imports.batch_create(
         Actor.system(),
         kind=ImportBatch.Kind.BULK,
         key=add_key(),
         entries=[
-            services.Entry("wrong.pfx", pfx_for(ALICE, "right"), "wrong", ALICE),
-            services.Entry("junk.pfx", b"not a pfx", "pw", ALICE),
+            imports.Entry("wrong.pfx", pfx_for(ALICE, "right"), "wrong", ALICE),
+            imports.Entry("junk.pfx", b"not a pfx", "pw", ALICE),
         ],
         tags=[ScopeTag.default()],
         enqueue=False,
     )
-    services.process_chunk(batch.pk, list(batch.items.values_list("pk", flat=True)))
+    pipeline.process_chunk(batch.pk, list(batch.items.values_list("pk", flat=True)))
     wrong, junk = batch.items.get(filename="wrong.pfx"), batch.items.get(filename="junk.pfx")
     page = admin_client.get(reverse("certs:batch", args=[batch.code])).content.decode()
     assert f'name="password-{wrong.pk}"' in page and f'name="password-{junk.pk}"' not in page
@@ -575,13 +408,13 @@ def test_a_dry_run_is_imported_from_its_page_with_one_click(admin_client: Client
     )
     dry = ImportBatch.objects.get()
     assert response.status_code == 302 and dry.dry_run
-    services.process_chunk(dry.pk, list(dry.items.values_list("pk", flat=True)))
+    pipeline.process_chunk(dry.pk, list(dry.items.values_list("pk", flat=True)))
     page = admin_client.get(reverse("certs:batch", args=[dry.code])).content.decode()
     assert "Import these 1 files" in page and reverse("certs:batch_promote", args=[dry.code]) in page
     promoted = admin_client.post(reverse("certs:batch_promote", args=[dry.code]))
     real = ImportBatch.objects.get(promoted_from=dry)
     assert promoted.status_code == 302 and promoted["Location"] == reverse("certs:batch", args=[real.code])
-    services.process_chunk(real.pk, list(real.items.values_list("pk", flat=True)))
+    pipeline.process_chunk(real.pk, list(real.items.values_list("pk", flat=True)))
     assert Certificate.objects.filter(upn=ALICE, batch=real).exists()
     after = admin_client.get(reverse("certs:batch", args=[dry.code])).content.decode()
     assert reverse("certs:batch", args=[real.code]) in after and "Import these" not in after
@@ -595,7 +428,7 @@ def test_a_duplicate_manifest_row_names_the_line_it_repeats(admin_client: Client
 
 
 def test_the_batch_page_says_why_an_intune_upload_failed(admin_client: Client) -> None:
-    certificate = _stored_certificate()
+    certificate = stored_certificate()
     reason = "HTTP 400 BadRequest: The UPN is not valid (request-id 1f2e, client-request-id 3c4d)"
     Certificate.objects.filter(pk=certificate.pk).update(graph_state=GraphState.FAILED, graph_error=reason)
     assert certificate.batch is not None

@@ -78,7 +78,7 @@ def redis_dump() -> bytes:
         for u in (
             settings.CELERY_BROKER_URL,
             settings.CELERY_RESULT_BACKEND or "",
-            getattr(settings, "REDIS_URL", ""),
+            settings.REDIS_URL,
         )
         if u.startswith("redis")
     }
@@ -177,9 +177,7 @@ def test_a_password_is_nowhere_in_the_clear_after_import(
         "sqlite file": sqlite_file(),
         "redis (broker, results, cache)": redis_dump(),
         "broker folder": folder_dump(broker_folder),
-        "file cache": folder_dump(Path(settings.DATA_DIR) / "cache")
-        if not getattr(settings, "REDIS_URL", "")
-        else b"",
+        "file cache": folder_dump(Path(settings.DATA_DIR) / "cache") if not settings.REDIS_URL else b"",
         "logs": (out + err + caplog.text).encode(),
     }
     assert places["database"]

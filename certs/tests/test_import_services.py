@@ -11,10 +11,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from django.utils import timezone
 
-from certs import services, staging
+from certs import imports, lifecycle, pipeline, staging, sweeps
+from certs.keys import key_add
 from certs.models import Certificate, GraphState, ImportBatch, ImportItem, ItemState
 from certs.tests.importing import add_key, connector_private_key, directory_user, pfx_for
 from portal.audit import Actor
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent, ScopeTag
 
 pytestmark = pytest.mark.django_db
@@ -25,11 +27,11 @@ BOB = "bob@contoso.example"
 
 def _run(batch: ImportBatch) -> None:
     ids = list(batch.items.values_list("pk", flat=True))
-    services.process_chunk(batch.pk, ids)
+    pipeline.process_chunk(batch.pk, ids)
 
 
 def _bulk(entries, **kwargs) -> ImportBatch:
-    return services.batch_create(
+    return imports.batch_create(
         Actor.system(),
         kind=ImportBatch.Kind.BULK,
         key=kwargs.pop("key", None) or add_key(),
@@ -45,11 +47,11 @@ def test_a_bulk_batch_stores_good_files_and_fails_bad_ones_with_their_codes() ->
     directory_user(BOB)
     batch = _bulk(
         [
-            services.Entry(
+            imports.Entry(
                 "alice.pfx", pfx_for(ALICE, "Alice-Pass-1"), "Alice-Pass-1", ALICE, "smimeEncryption"
             ),
-            services.Entry("bob.pfx", pfx_for(BOB, "Bob-Pass-1"), "wrong", BOB, "smimeEncryption"),
-            services.Entry("junk.pfx", b"not a pfx", "x", BOB, "unassigned"),
+            imports.Entry("bob.pfx", pfx_for(BOB, "Bob-Pass-1"), "wrong", BOB, "smimeEncryption"),
+            imports.Entry("junk.pfx", b"not a pfx", "x", BOB, "unassigned"),
         ]
     )
     _run(batch)
@@ -64,7 +66,7 @@ def test_a_bulk_batch_stores_good_files_and_fails_bad_ones_with_their_codes() ->
 
 def test_the_stored_password_decrypts_with_the_connector_key_and_the_item_keeps_no_staged_secret() -> None:
     directory_user(ALICE)
-    batch = _bulk([services.Entry("a.pfx", pfx_for(ALICE, "Secret-Alice-9"), "Secret-Alice-9", ALICE)])
+    batch = _bulk([imports.Entry("a.pfx", pfx_for(ALICE, "Secret-Alice-9"), "Secret-Alice-9", ALICE)])
     assert batch.items.get().staged_password is not None
     _run(batch)
     item = batch.items.get()
@@ -78,7 +80,7 @@ def test_the_stored_password_decrypts_with_the_connector_key_and_the_item_keeps_
 
 def test_a_failed_item_loses_its_staged_password_too() -> None:
     directory_user(ALICE)
-    batch = _bulk([services.Entry("a.pfx", pfx_for(ALICE, "right"), "wrong", ALICE)])
+    batch = _bulk([imports.Entry("a.pfx", pfx_for(ALICE, "right"), "wrong", ALICE)])
     _run(batch)
     item = batch.items.get()
     assert item.state == ItemState.FAILED and item.staged_password is None and bytes(item.pfx)
@@ -86,7 +88,7 @@ def test_a_failed_item_loses_its_staged_password_too() -> None:
 
 def test_running_a_chunk_twice_processes_each_item_once() -> None:
     directory_user(ALICE)
-    batch = _bulk([services.Entry("a.pfx", pfx_for(ALICE, "pw-1"), "pw-1", ALICE)])
+    batch = _bulk([imports.Entry("a.pfx", pfx_for(ALICE, "pw-1"), "pw-1", ALICE)])
     _run(batch)
     _run(batch)
     assert Certificate.objects.count() == 1
@@ -95,14 +97,14 @@ def test_running_a_chunk_twice_processes_each_item_once() -> None:
 
 def test_an_empty_upn_is_taken_from_the_certificate() -> None:
     directory_user(ALICE)
-    batch = _bulk([services.Entry("a.pfx", pfx_for(ALICE, "pw-2"), "pw-2", "")])
+    batch = _bulk([imports.Entry("a.pfx", pfx_for(ALICE, "pw-2"), "pw-2", "")])
     _run(batch)
     item = batch.items.get()
     assert item.state == ItemState.STORED and item.upn == ALICE
 
 
 def test_a_certificate_naming_no_directory_user_fails_with_no_upn() -> None:
-    batch = _bulk([services.Entry("a.pfx", pfx_for("nobody@elsewhere.example", "pw-3"), "pw-3", "")])
+    batch = _bulk([imports.Entry("a.pfx", pfx_for("nobody@elsewhere.example", "pw-3"), "pw-3", "")])
     _run(batch)
     assert batch.items.get().problem_code == "no_upn"
 
@@ -111,13 +113,13 @@ def test_a_reimport_is_skipped_or_updates_on_request() -> None:
     directory_user(ALICE)
     key = add_key()
     data = pfx_for(ALICE, "pw-4")
-    first = _bulk([services.Entry("a.pfx", data, "pw-4", ALICE)], key=key)
+    first = _bulk([imports.Entry("a.pfx", data, "pw-4", ALICE)], key=key)
     _run(first)
-    again = _bulk([services.Entry("a.pfx", data, "pw-4", ALICE)], key=key)
+    again = _bulk([imports.Entry("a.pfx", data, "pw-4", ALICE)], key=key)
     _run(again)
     assert again.items.get().state == ItemState.SKIPPED
     assert again.items.get().problem_code == "already_imported"
-    update = _bulk([services.Entry("a.pfx", data, "pw-4", ALICE)], key=key, on_duplicate="update")
+    update = _bulk([imports.Entry("a.pfx", data, "pw-4", ALICE)], key=key, on_duplicate="update")
     _run(update)
     assert update.items.get().state == ItemState.STORED
     assert Certificate.objects.count() == 1
@@ -127,9 +129,7 @@ def test_a_reimport_is_skipped_or_updates_on_request() -> None:
 def test_the_same_file_twice_in_one_batch_is_stored_once() -> None:
     directory_user(ALICE)
     data = pfx_for(ALICE, "pw-5")
-    batch = _bulk(
-        [services.Entry("a.pfx", data, "pw-5", ALICE), services.Entry("b.pfx", data, "pw-5", ALICE)]
-    )
+    batch = _bulk([imports.Entry("a.pfx", data, "pw-5", ALICE), imports.Entry("b.pfx", data, "pw-5", ALICE)])
     _run(batch)
     assert sorted(batch.items.values_list("state", flat=True)) == ["skipped", "stored"]
 
@@ -137,14 +137,14 @@ def test_the_same_file_twice_in_one_batch_is_stored_once() -> None:
 def test_a_newer_certificate_keeps_the_past_one() -> None:
     directory_user(ALICE)
     key = add_key()
-    _run(_bulk([services.Entry("old.pfx", pfx_for(ALICE, "a", days=20, kind="old"), "a", ALICE)], key=key))
-    _run(_bulk([services.Entry("new.pfx", pfx_for(ALICE, "b", days=400, kind="new"), "b", ALICE)], key=key))
+    _run(_bulk([imports.Entry("old.pfx", pfx_for(ALICE, "a", days=20, kind="old"), "a", ALICE)], key=key))
+    _run(_bulk([imports.Entry("new.pfx", pfx_for(ALICE, "b", days=400, kind="new"), "b", ALICE)], key=key))
     assert Certificate.objects.filter(upn=ALICE).count() == 2
 
 
 def test_a_dry_run_validates_and_stores_nothing() -> None:
     directory_user(ALICE)
-    batch = _bulk([services.Entry("a.pfx", pfx_for(ALICE, "pw-6"), "pw-6", ALICE)], dry_run=True)
+    batch = _bulk([imports.Entry("a.pfx", pfx_for(ALICE, "pw-6"), "pw-6", ALICE)], dry_run=True)
     _run(batch)
     assert batch.items.get().state == ItemState.VALIDATED
     assert not Certificate.objects.exists()
@@ -154,10 +154,10 @@ def test_a_dry_run_validates_and_stores_nothing() -> None:
 
 def test_retrying_a_failed_row_with_the_right_password_stores_it() -> None:
     directory_user(ALICE)
-    batch = _bulk([services.Entry("a.pfx", pfx_for(ALICE, "right-7"), "wrong", ALICE)])
+    batch = _bulk([imports.Entry("a.pfx", pfx_for(ALICE, "right-7"), "wrong", ALICE)])
     _run(batch)
     item = batch.items.get()
-    services.items_retry(Actor.system(), batch=batch, passwords={item.pk: "right-7"})
+    imports.items_retry(Actor.system(), batch=batch, passwords={item.pk: "right-7"})
     _run(batch)
     item.refresh_from_db()
     assert item.state == ItemState.STORED and item.staged_password is None
@@ -165,8 +165,8 @@ def test_retrying_a_failed_row_with_the_right_password_stores_it() -> None:
 
 def test_cancelling_destroys_the_staged_passwords_of_waiting_rows() -> None:
     directory_user(ALICE)
-    batch = _bulk([services.Entry("a.pfx", pfx_for(ALICE, "pw-8"), "pw-8", ALICE)])
-    assert services.batch_cancel(Actor.system(), batch=batch) == 1
+    batch = _bulk([imports.Entry("a.pfx", pfx_for(ALICE, "pw-8"), "pw-8", ALICE)])
+    assert imports.batch_cancel(Actor.system(), batch=batch) == 1
     item = batch.items.get()
     assert item.state == ItemState.CANCELLED and item.staged_password is None
     batch.refresh_from_db()
@@ -175,9 +175,9 @@ def test_cancelling_destroys_the_staged_passwords_of_waiting_rows() -> None:
 
 def test_a_single_import_stores_the_certificate_at_once() -> None:
     directory_user(ALICE)
-    item = services.certificate_import(
+    item = lifecycle.certificate_import(
         Actor.system(),
-        entry=services.Entry("a.pfx", pfx_for(ALICE, "pw-9"), "pw-9", ALICE, "smimeSigning"),
+        entry=imports.Entry("a.pfx", pfx_for(ALICE, "pw-9"), "pw-9", ALICE, "smimeSigning"),
         key=add_key(),
         tags=[ScopeTag.default()],
     )
@@ -188,14 +188,14 @@ def test_a_single_import_stores_the_certificate_at_once() -> None:
 
 def test_deleting_a_certificate_is_audited() -> None:
     directory_user(ALICE)
-    item = services.certificate_import(
+    item = lifecycle.certificate_import(
         Actor.system(),
-        entry=services.Entry("a.pfx", pfx_for(ALICE, "pw-10"), "pw-10", ALICE),
+        entry=imports.Entry("a.pfx", pfx_for(ALICE, "pw-10"), "pw-10", ALICE),
         key=add_key(),
         tags=[ScopeTag.default()],
     )
     assert item.certificate is not None
-    services.certificate_delete(Actor.system(), certificate=item.certificate)
+    lifecycle.certificate_delete(Actor.system(), certificate=item.certificate)
     assert not Certificate.objects.exists()
     assert AuditEvent.objects.filter(activity="Delete certificate").exists()
 
@@ -204,11 +204,11 @@ def test_remove_expired_deletes_only_expired_certificates() -> None:
     directory_user(ALICE)
     key = add_key()
     for name in ("valid", "expired"):
-        _run(_bulk([services.Entry(f"{name}.pfx", pfx_for(ALICE, "p", kind=name), "p", ALICE)], key=key))
+        _run(_bulk([imports.Entry(f"{name}.pfx", pfx_for(ALICE, "p", kind=name), "p", ALICE)], key=key))
     expired = Certificate.objects.order_by("pk").last()
     assert expired is not None
     Certificate.objects.filter(pk=expired.pk).update(not_after=timezone.now() - timedelta(days=5))
-    assert services.remove_expired(Actor.system(), certificates=Certificate.objects.all()) == 1
+    assert lifecycle.remove_expired(Actor.system(), certificates=Certificate.objects.all()) == 1
     assert list(Certificate.objects.all()) != [expired] and Certificate.objects.count() == 1
 
 
@@ -221,7 +221,7 @@ def test_a_staged_password_opens_only_for_its_own_row() -> None:
 
 def test_an_unreadable_staged_password_fails_the_row_with_staging_failed() -> None:
     directory_user(ALICE)
-    batch = _bulk([services.Entry("a.pfx", pfx_for(ALICE, "pw-11"), "pw-11", ALICE)])
+    batch = _bulk([imports.Entry("a.pfx", pfx_for(ALICE, "pw-11"), "pw-11", ALICE)])
     ImportItem.objects.filter(batch=batch).update(staged_password=staging.seal("pw-11", context="other"))
     _run(batch)
     assert batch.items.get().problem_code == "staging_failed"
@@ -233,8 +233,8 @@ def test_a_private_key_is_refused_as_an_encryption_key() -> None:
     pem = connector_private_key().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    with pytest.raises(services.ServiceError) as refused:
-        services.key_add(
+    with pytest.raises(Refused) as refused:
+        key_add(
             Actor.system(),
             data=pem,
             provider_name="p",
@@ -251,13 +251,13 @@ def test_the_same_key_pair_is_refused_for_a_second_user_naming_the_user_who_hold
     directory_user(BOB)
     key = add_key()
     data = pfx_for(ALICE, "pw-12")
-    _run(_bulk([services.Entry("alice.pfx", data, "pw-12", ALICE)], key=key))
+    _run(_bulk([imports.Entry("alice.pfx", data, "pw-12", ALICE)], key=key))
     alice = Certificate.objects.get()
     # The same file for another user, and another certificate of the same key pair naming that user.
     again = _bulk(
         [
-            services.Entry("alice-as-bob.pfx", data, "pw-12", BOB),
-            services.Entry("bob.pfx", pfx_for(BOB, "pw-13", kind=f"rsa-{ALICE}"), "pw-13", BOB),
+            imports.Entry("alice-as-bob.pfx", data, "pw-12", BOB),
+            imports.Entry("bob.pfx", pfx_for(BOB, "pw-13", kind=f"rsa-{ALICE}"), "pw-13", BOB),
         ],
         key=key,
     )
@@ -265,7 +265,8 @@ def test_the_same_key_pair_is_refused_for_a_second_user_naming_the_user_who_hold
     for item in again.items.all():
         assert item.state == ItemState.FAILED and item.problem_code == "key_held_by_other_user"
         assert f"held by {ALICE}, certificate {alice.thumbprint}" in item.problem_message
-        assert item.staged_password is None and bytes(item.pfx)
+        # No password can fix it, so the file is not kept for a retry.
+        assert item.staged_password is None and bytes(item.pfx) == b""
     assert list(Certificate.objects.all()) == [alice]
 
 
@@ -274,8 +275,8 @@ def test_one_key_for_two_users_in_one_batch_goes_to_the_first_row_only() -> None
     directory_user(BOB)
     batch = _bulk(
         [
-            services.Entry("alice.pfx", pfx_for(ALICE, "pw-14"), "pw-14", ALICE),
-            services.Entry("bob.pfx", pfx_for(BOB, "pw-15", kind=f"rsa-{ALICE}"), "pw-15", BOB),
+            imports.Entry("alice.pfx", pfx_for(ALICE, "pw-14"), "pw-14", ALICE),
+            imports.Entry("bob.pfx", pfx_for(BOB, "pw-15", kind=f"rsa-{ALICE}"), "pw-15", BOB),
         ],
         dry_run=True,
     )
@@ -292,7 +293,7 @@ def test_one_user_may_hold_one_key_pair_in_several_certificates() -> None:
     same_key = f"rsa-{ALICE}"
     for days, purpose in ((100, "smimeEncryption"), (400, "smimeEncryption"), (400, "smimeSigning")):
         data = pfx_for(ALICE, "pw", days=days, kind=same_key)
-        _run(_bulk([services.Entry(f"{days}.pfx", data, "pw", ALICE, purpose)], key=key))
+        _run(_bulk([imports.Entry(f"{days}.pfx", data, "pw", ALICE, purpose)], key=key))
     assert Certificate.objects.filter(upn=ALICE).count() == 3
     assert len(set(Certificate.objects.values_list("key_fingerprint", flat=True))) == 1
 
@@ -303,19 +304,19 @@ def test_a_key_stored_for_another_user_while_a_chunk_was_encrypting_is_refused_w
     directory_user(ALICE)
     bob = directory_user(BOB)
     key = add_key()
-    batch = _bulk([services.Entry("alice.pfx", pfx_for(ALICE, "pw-16"), "pw-16", ALICE)], key=key)
-    encrypt = services._encrypt
+    batch = _bulk([imports.Entry("alice.pfx", pfx_for(ALICE, "pw-16"), "pw-16", ALICE)], key=key)
+    encrypt = pipeline._encrypt
 
     def encrypt_while_another_worker_stores_bob(*args: object) -> None:
         encrypt(*args)  # type: ignore[arg-type]
         # Another chunk commits a certificate of the same key pair for Bob meanwhile.
         other = _bulk(
-            [services.Entry("bob.pfx", pfx_for(BOB, "pw-17", kind=f"rsa-{ALICE}"), "pw-17", BOB)], key=key
+            [imports.Entry("bob.pfx", pfx_for(BOB, "pw-17", kind=f"rsa-{ALICE}"), "pw-17", BOB)], key=key
         )
-        monkeypatch.setattr(services, "_encrypt", encrypt)
+        monkeypatch.setattr(pipeline, "_encrypt", encrypt)
         _run(other)
 
-    monkeypatch.setattr(services, "_encrypt", encrypt_while_another_worker_stores_bob)
+    monkeypatch.setattr(pipeline, "_encrypt", encrypt_while_another_worker_stores_bob)
     _run(batch)
     item = batch.items.get()
     assert item.problem_code == "key_held_by_other_user" and BOB in item.problem_message
@@ -333,13 +334,13 @@ def test_stored_certificates_get_their_key_fingerprint_and_the_migration_fills_i
     directory_user(ALICE)
     directory_user(BOB)
     key = add_key()
-    _run(_bulk([services.Entry("alice.pfx", pfx_for(ALICE, "pw-18"), "pw-18", ALICE)], key=key))
+    _run(_bulk([imports.Entry("alice.pfx", pfx_for(ALICE, "pw-18"), "pw-18", ALICE)], key=key))
     plain_pair = make_pair(f"rsa-{BOB}", email=BOB, upn=BOB, cn=BOB)
     # Certificates outside any encrypted container (as some exporters write them).
     plain = pkcs12.serialize_key_and_certificates(
         b"bob", plain_pair.key, plain_pair.cert, None, NoEncryption()
     )
-    _run(_bulk([services.Entry("bob.pfx", plain, "", BOB)], key=key))
+    _run(_bulk([imports.Entry("bob.pfx", plain, "", BOB)], key=key))
     recorded = dict(Certificate.objects.values_list("upn", "key_fingerprint"))
     assert all(len(f) == 64 for f in recorded.values()) and recorded[ALICE] != recorded[BOB]
 
@@ -356,8 +357,8 @@ def test_a_finished_dry_run_is_imported_with_its_kept_files_and_passwords_and_au
     directory_user(BOB)
     dry = _bulk(
         [
-            services.Entry("alice.pfx", pfx_for(ALICE, "pw-19"), "pw-19", ALICE, "smimeEncryption"),
-            services.Entry("bob.pfx", pfx_for(BOB, "pw-20"), "wrong", BOB, "smimeSigning"),
+            imports.Entry("alice.pfx", pfx_for(ALICE, "pw-19"), "pw-19", ALICE, "smimeEncryption"),
+            imports.Entry("bob.pfx", pfx_for(BOB, "pw-20"), "wrong", BOB, "smimeSigning"),
         ],
         dry_run=True,
     )
@@ -365,7 +366,7 @@ def test_a_finished_dry_run_is_imported_with_its_kept_files_and_passwords_and_au
     assert all(i.staged_password and bytes(i.pfx) for i in dry.items.all())
     dry.refresh_from_db()
 
-    real = services.batch_promote(Actor.system("promoter"), batch=dry)
+    real = imports.batch_promote(Actor.system("promoter"), batch=dry)
     assert not real.dry_run and real.promoted_from == dry and real.total == 2
     assert list(real.scope_tags.all()) == list(dry.scope_tags.all())
     # The dry run gave its files and passwords up to the import.
@@ -380,11 +381,11 @@ def test_a_finished_dry_run_is_imported_with_its_kept_files_and_passwords_and_au
     event = AuditEvent.objects.get(activity="Start certificate import (from dry run)")
     assert event.actor_name == "promoter" and str(dry.code) in json.dumps(event.resources)
 
-    with pytest.raises(services.ServiceError) as again:
-        services.batch_promote(Actor.system(), batch=dry)
+    with pytest.raises(Refused) as again:
+        imports.batch_promote(Actor.system(), batch=dry)
     assert again.value.code == "already_promoted"
-    with pytest.raises(services.ServiceError) as not_dry:
-        services.batch_promote(Actor.system(), batch=real)
+    with pytest.raises(Refused) as not_dry:
+        imports.batch_promote(Actor.system(), batch=real)
     assert not_dry.value.code == "not_a_dry_run"
 
 
@@ -395,19 +396,19 @@ def test_a_dry_run_past_its_keeping_time_loses_its_files_and_passwords_and_canno
     directory_user(ALICE)
     key = add_key()
     data = pfx_for(ALICE, "pw-21")
-    dry = _bulk([services.Entry("alice.pfx", data, "pw-21", ALICE)], key=key, dry_run=True)
+    dry = _bulk([imports.Entry("alice.pfx", data, "pw-21", ALICE)], key=key, dry_run=True)
     _run(dry)
-    running = _bulk([services.Entry("a.pfx", data, "pw-21", ALICE)], key=key, dry_run=True)
+    running = _bulk([imports.Entry("a.pfx", data, "pw-21", ALICE)], key=key, dry_run=True)
     ImportBatch.objects.filter(pk=dry.pk).update(finished_at=timezone.now() - timedelta(hours=3))
-    assert services.expire_dry_runs() == 1
+    assert sweeps.expire_dry_runs() == 1
     item = dry.items.get()
     assert item.staged_password is None and bytes(item.pfx) == b""
     # A dry run still waiting for a worker keeps its rows.
     assert running.items.get().staged_password is not None
     dry.refresh_from_db()
-    with pytest.raises(services.ServiceError) as expired:
-        services.batch_promote(Actor.system(), batch=dry)
+    with pytest.raises(Refused) as expired:
+        imports.batch_promote(Actor.system(), batch=dry)
     assert expired.value.code == "dry_run_expired"
-    with pytest.raises(services.ServiceError) as unfinished:
-        services.batch_promote(Actor.system(), batch=running)
+    with pytest.raises(Refused) as unfinished:
+        imports.batch_promote(Actor.system(), batch=running)
     assert unfinished.value.code == "dry_run_not_finished"

@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host-name", help="Machine name to report (default: this host's).")
     parser.add_argument("--once", action="store_true", help="Publish, check in and work once, then exit.")
     parser.add_argument(
+        "--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR")
+    )
+    parser.add_argument(
         "--passphrase-env", default=PASSPHRASE_ENV, help="Variable holding the key store passphrase."
     )
     parser.add_argument(
@@ -49,8 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s connector %(message)s")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s connector %(message)s")
     log = logging.getLogger("connector")
+    # Under manage.py the portal's logging is set up already and basicConfig changes nothing.
+    log.setLevel(args.log_level)
     passphrase = os.environ.get(args.passphrase_env, "")
     try:
         if args.export_key or args.import_key:

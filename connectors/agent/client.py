@@ -20,6 +20,11 @@ class ApiError(Exception):
         """The portal no longer trusts this connector (revoked, disabled or unknown)."""
         return self.status in (401, 403)
 
+    @property
+    def transient(self) -> bool:
+        """The portal is overloaded, restarting or behind a proxy that cannot reach it yet."""
+        return self.status == 429 or self.status >= 500
+
 
 class PortalClient:
     def __init__(self, server: str, credential: str = "", timeout: float = 20.0) -> None:

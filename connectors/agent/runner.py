@@ -9,6 +9,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,8 @@ log = logging.getLogger("connector")
 
 CREDENTIAL_FILE = "credential.json"
 MAX_SKEW_SECONDS = 300
+FIRST_BACKOFF_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 60.0
 
 
 class AgentStopped(Exception):
@@ -74,16 +77,14 @@ class Agent:
         if self.enrolled:
             log.info("already enrolled; the token is not used again")
             return
-        answer = self.client.post(
-            "enroll",
-            {
-                "token": token,
-                "name": self.config.name,
-                "host_name": self.config.host_name,
-                "version": VERSION,
-                "features": list(FEATURES),
-            },
-        )
+        body = {
+            "token": token,
+            "name": self.config.name,
+            "host_name": self.config.host_name,
+            "version": VERSION,
+            "features": list(FEATURES),
+        }
+        answer = retrying("enrolling", lambda: self.client.post("enroll", body))
         self.config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self._credential_path(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -213,16 +214,17 @@ class Agent:
         if not self.enrolled:
             raise AgentStopped("not enrolled: run once with --enroll TOKEN")
         self.open_key()
-        self._call(self.publish_key)
+        # The portal may still be starting (or down for an upgrade) when the service starts.
+        self._call(lambda: retrying("publishing the key", self.publish_key))
         next_beat = 0.0
-        backoff = 1.0
+        backoff = FIRST_BACKOFF_SECONDS
         while True:
             try:
                 if time.monotonic() >= next_beat:
                     self.heartbeat()
                     next_beat = time.monotonic() + self.heartbeat_interval
                 done = self.work_once()
-                backoff = 1.0
+                backoff = FIRST_BACKOFF_SECONDS
             except ApiError as exc:
                 if exc.refused:
                     raise AgentStopped(f"the portal refused this connector: {exc}") from exc
@@ -231,17 +233,34 @@ class Agent:
             except OSError as exc:
                 log.warning("portal unreachable: %s (retrying in %.0f s)", exc, backoff)
                 time.sleep(backoff)
-                backoff = min(backoff * 2, 60.0)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue
             if once:
                 return
             if not done:
                 time.sleep(max(0.2, min(self.heartbeat_interval, next_beat - time.monotonic(), 5.0)))
 
-    def _call(self, fn: Any) -> Any:
+    def _call[T](self, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except ApiError as exc:
             if exc.refused:
                 raise AgentStopped(f"the portal refused this connector: {exc}") from exc
             raise
+
+
+def retrying[T](what: str, call: Callable[[], T]) -> T:
+    """``call()``, again and again with a growing pause while the portal is unreachable or answers
+    with a passing error (5xx, 429); any other answer is final and raised."""
+    backoff = FIRST_BACKOFF_SECONDS
+    while True:
+        try:
+            return call()
+        except ApiError as exc:
+            if not exc.transient:
+                raise
+            log.warning("portal error while %s: %s (retrying in %.0f s)", what, exc, backoff)
+        except OSError as exc:
+            log.warning("portal unreachable while %s: %s (retrying in %.0f s)", what, exc, backoff)
+        time.sleep(backoff)
+        backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)

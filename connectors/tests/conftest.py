@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from certs.models import Certificate, EncryptionKey
 from certs.pfx import encrypt_password
-from connectors import services
+from connectors import enrolment
 from directory.models import DirectoryUser
 from portal.audit import Actor
 from portal.models import User
@@ -41,7 +41,7 @@ def _fast_connector_clock(settings: Any) -> None:
 class RecordingProxy:
     """Forwards every request to the live server and keeps each request and response body."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, port: int = 0) -> None:
         self.target = target.rstrip("/")
         self.bodies: list[bytes] = []
         proxy = self
@@ -71,7 +71,7 @@ class RecordingProxy:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -92,10 +92,13 @@ Agent = subprocess.Popen[bytes]
 
 @pytest.fixture
 def start_agent(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
-    """``start_agent(server, "a", "--enroll", token, "--key-name", "KeyA")``: the agent program as its own process."""
+    """``start_agent(server, "a", "--enroll", token, "--key-name", "KeyA")``: the agent program as its own process.
+
+    ``log=path`` sends what the agent prints to that file.
+    """
     started: list[Agent] = []
 
-    def start(server: str, name: str, *args: str) -> Agent:
+    def start(server: str, name: str, *args: str, log: Path | None = None) -> Agent:
         argv = [
             sys.executable,
             "-m",
@@ -112,7 +115,13 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
             "CONNECTOR_KEY_PASSPHRASE": PASSPHRASE,
             "PYTHONUNBUFFERED": "1",
         }
-        proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env)
+        if log is None:
+            proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env)
+        else:
+            with log.open("ab") as out:
+                proc = subprocess.Popen(
+                    argv, cwd=settings.BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT
+                )
         started.append(proc)
         return proc
 
@@ -126,7 +135,7 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
 @pytest.fixture
 def token_for(intune_admin: User) -> Callable[[str], str]:
     def make(name: str) -> str:
-        return services.token_create(Actor.for_user(intune_admin), name=name)[1]
+        return enrolment.token_create(Actor.for_user(intune_admin), name=name)[1]
 
     return make
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -18,9 +19,11 @@ from django.db import connection
 
 from certs.models import EncryptionKey
 from conftest import wait_for
-from connectors import services
+from connectors import enrolment, health
+from connectors import rotation as key_rotation
+from connectors.alerts import alerts_send
 from connectors.models import Connector, ConnectorEvent, KeyRotation, Status, StatusChange, hash_secret
-from connectors.tests.conftest import PASSPHRASE
+from connectors.tests.conftest import PASSPHRASE, RecordingProxy
 from portal.audit import Actor
 from portal.models import AuditEvent
 
@@ -109,6 +112,61 @@ def test_an_agent_enrolls_with_a_one_time_token_publishes_its_key_and_checks_in_
     assert agent.poll() is None
 
 
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _waits_for_the_portal(agent: Any, log: Path) -> bool:
+    """True once the agent says it is retrying; False if it exited instead."""
+    wait_for(lambda: agent.poll() is not None or b"unreachable" in log.read_bytes())
+    return agent.poll() is None
+
+
+def test_an_agent_started_before_the_portal_keeps_trying_then_enrolls_and_publishes_its_key(
+    live_server, start_agent, token_for, tmp_path
+):
+    port = _unused_port()
+    log = tmp_path / "agent.log"
+    agent = start_agent(
+        f"http://127.0.0.1:{port}", "a", "--enroll", token_for("A"), "--key-name", "KeyA", log=log
+    )
+    assert _waits_for_the_portal(agent, log), log.read_text()
+
+    portal = RecordingProxy(str(live_server), port=port)
+    try:
+        key = _key("KeyA")
+        assert _connector("a").keys.get().fingerprint == key.fingerprint
+        assert agent.poll() is None
+    finally:
+        portal.close()
+    assert b"Traceback" not in log.read_bytes()
+
+
+def test_an_enrolled_agent_restarted_while_the_portal_is_down_publishes_its_key_once_it_is_back(
+    live_server, start_agent, token_for, tmp_path
+):
+    first = start_agent(str(live_server), "a", "--enroll", token_for("A"), "--once")
+    assert first.wait(timeout=60) == 0
+    connector = _connector("a")
+    assert connector.keys.count() == 1
+    port = _unused_port()
+    log = tmp_path / "agent.log"
+    agent = start_agent(f"http://127.0.0.1:{port}", "a", log=log)
+    assert _waits_for_the_portal(agent, log), log.read_text()
+
+    portal = RecordingProxy(str(live_server), port=port)
+    try:
+        published = wait_for(lambda: next((b for b in portal.bodies if b"public_key_pem" in b), None))
+        assert json.loads(published)["key_name"] == "PFXEncryptionKey"  # type: ignore[arg-type]
+        wait_for(lambda: Connector.objects.get(pk=connector.pk).heartbeats.count() >= 2)
+        assert agent.poll() is None
+    finally:
+        portal.close()
+    assert b"Traceback" not in log.read_bytes()
+
+
 def test_key_rotation_rewraps_passwords_so_the_new_private_key_decrypts_them_and_no_private_key_leaves_the_agent(
     live_server, proxy, start_agent, token_for, make_certificates, intune_admin, tmp_path
 ):
@@ -119,7 +177,7 @@ def test_key_rotation_rewraps_passwords_so_the_new_private_key_decrypts_them_and
     start_agent(proxy.url, "b", "--enroll", token_for("B"), "--key-name", "KeyB")
     new_key = _key("KeyB")
 
-    rotation = services.rotation_start(Actor.for_user(intune_admin), from_key=old_key, to_key=new_key)
+    rotation = key_rotation.rotation_start(Actor.for_user(intune_admin), from_key=old_key, to_key=new_key)
     assert rotation.total == 3
     wait_for(lambda: KeyRotation.objects.get(pk=rotation.pk).state == KeyRotation.State.DONE)
 
@@ -154,15 +212,15 @@ def test_a_killed_agent_goes_to_error_and_one_alert_is_sent(
     agent = start_agent(str(live_server), "a", "--enroll", token_for("A"))
     connector = _connector("a")
     wait_for(lambda: Connector.objects.get(pk=connector.pk).status() == Status.HEALTHY)
-    services.health_sweep()
+    health.health_sweep()
     agent.kill()
     agent.wait(timeout=10)
 
     wait_for(lambda: Connector.objects.get(pk=connector.pk).status() == Status.ERROR, timeout=30)
-    services.health_sweep()
-    services.alerts_send()
-    services.health_sweep()
-    services.alerts_send()
+    health.health_sweep()
+    alerts_send()
+    health.health_sweep()
+    alerts_send()
 
     change = StatusChange.objects.get(connector=connector, new_status=Status.ERROR)
     assert change.alerted_at is not None and "mailed" in change.alert_result
@@ -176,7 +234,7 @@ def test_a_revoked_agent_is_refused_at_its_next_request_and_stops(
     agent = start_agent(str(live_server), "a", "--enroll", token_for("A"))
     connector = _connector("a")
     wait_for(lambda: Connector.objects.get(pk=connector.pk).last_seen)
-    services.connector_revoke(Actor.for_user(intune_admin), connector)
+    enrolment.connector_revoke(Actor.for_user(intune_admin), connector)
 
     wait_for(lambda: agent.poll() is not None, timeout=30)
     assert agent.returncode == 3

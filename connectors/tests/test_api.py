@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 from typing import Any
@@ -12,10 +13,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.test import Client
 from django.utils import timezone
 
-from connectors import services
+from connectors import enrolment
+from connectors import rotation as key_rotation
 from connectors.agent import possession
 from connectors.models import Connector, ConnectorJob, EnrollmentToken
 from portal.audit import Actor
+from portal.lib.refusal import Refused
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +54,7 @@ def _publish(
 
 @pytest.fixture
 def enrolled(token_for) -> tuple[Connector, str]:
-    connector, credential = services.connector_enroll(
+    connector, credential = enrolment.connector_enroll(
         token=token_for("A"), host_name="srv1", version="1.2.0", features=["rewrap", "bogus"]
     )
     return connector, credential
@@ -92,11 +95,11 @@ def test_connector_endpoints_need_the_connectors_own_credential(client, enrolled
 
 def test_a_disabled_connector_gets_403_and_a_revoked_one_401_at_once(client, enrolled, intune_admin):
     connector, credential = enrolled
-    services.connector_disable(Actor.for_user(intune_admin), connector)
+    enrolment.connector_disable(Actor.for_user(intune_admin), connector)
     assert _post(client, "heartbeat", {}, credential)[1]["error"]["code"] == "connector_disabled"
-    services.connector_enable(Actor.for_user(intune_admin), connector)
+    enrolment.connector_enable(Actor.for_user(intune_admin), connector)
     assert _post(client, "heartbeat", {}, credential)[0] == 200
-    services.connector_revoke(Actor.for_user(intune_admin), connector)
+    enrolment.connector_revoke(Actor.for_user(intune_admin), connector)
     assert _post(client, "heartbeat", {}, credential)[0] == 401
 
 
@@ -142,7 +145,7 @@ def test_a_key_is_refused_unless_the_connector_proves_it_holds_the_private_key(c
     connector, credential = enrolled
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    someone_else = services.connector_enroll(
+    someone_else = enrolment.connector_enroll(
         token=token_for("B"), host_name="b", version="1.2.0", features=[]
     )[0]
     refusals = [
@@ -172,7 +175,7 @@ def test_a_job_is_claimed_by_exactly_one_connector_and_retried_by_another_after_
 ):
     shared = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pairs = [
-        services.connector_enroll(token=token_for(n), host_name=n, version="1.2.0", features=["rewrap"])
+        enrolment.connector_enroll(token=token_for(n), host_name=n, version="1.2.0", features=["rewrap"])
         for n in "ab"
     ]
     for connector, credential in pairs:
@@ -182,10 +185,15 @@ def test_a_job_is_claimed_by_exactly_one_connector_and_retried_by_another_after_
 
     key = EncryptionKey.objects.get()
     other = EncryptionKey.objects.create(
-        provider_name="P", key_name="K2", size=2048, fingerprint="f" * 64, public_key_pem=_pem()
+        provider_name="P",
+        key_name="K2",
+        size=2048,
+        fingerprint="f" * 64,
+        public_key_pem=_pem(),
+        possession_proven_at=timezone.now(),
     )
     make_certificates(key, ["one"])
-    services.rotation_start(Actor.system(), from_key=key, to_key=other)
+    key_rotation.rotation_start(Actor.system(), from_key=key, to_key=other)
 
     first = _post(client, "jobs/claim", {"limit": 5}, pairs[0][1])[1]["jobs"]
     second = _post(client, "jobs/claim", {"limit": 5}, pairs[1][1])[1]["jobs"]
@@ -212,10 +220,178 @@ def test_jobs_wait_while_no_connector_holds_the_key(client, enrolled, make_certi
         provider_name="P", key_name="K", size=2048, fingerprint="a" * 64, public_key_pem=_pem()
     )
     other = EncryptionKey.objects.create(
-        provider_name="P", key_name="K2", size=2048, fingerprint="b" * 64, public_key_pem=_pem()
+        provider_name="P",
+        key_name="K2",
+        size=2048,
+        fingerprint="b" * 64,
+        public_key_pem=_pem(),
+        possession_proven_at=timezone.now(),
     )
     make_certificates(key, ["one"])
-    services.rotation_start(Actor.system(), from_key=key, to_key=other)
+    key_rotation.rotation_start(Actor.system(), from_key=key, to_key=other)
     _post(client, "heartbeat", {"self_tests": [{"name": "round_trip", "ok": True}]}, credential)
     assert _post(client, "jobs/claim", {}, credential)[1]["jobs"] == []
     assert ConnectorJob.objects.get().state == ConnectorJob.State.QUEUED
+
+
+def _add_by_hand(intune_admin, key: rsa.RSAPrivateKey, key_name: str = "K2"):
+    """An admin adds a public key under Encryption keys, as exported from another connector."""
+    from certs.keys import key_add
+    from portal.models import ScopeTag
+
+    return key_add(
+        Actor.for_user(intune_admin),
+        data=_pem(key).encode(),
+        provider_name="P",
+        key_name=key_name,
+        default_padding="oaepSha512",
+        make_default=False,
+        tags=[ScopeTag.default()],
+    )
+
+
+def _healthy_holder(client, token_for, name: str) -> tuple[Connector, str, rsa.RSAPrivateKey]:
+    connector, credential = enrolment.connector_enroll(
+        token=token_for(name), host_name=name, version="1.2.0", features=["rewrap"]
+    )
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assert _publish(client, connector, credential, private)[0] == 200
+    _post(client, "heartbeat", {"self_tests": [{"name": "round_trip", "ok": True}]}, credential)
+    return connector, credential, private
+
+
+def test_a_rotation_to_a_key_added_by_hand_is_refused_until_a_connector_proves_it_holds_it(
+    client, token_for, make_certificates, intune_admin
+):
+    from certs.models import EncryptionKey
+
+    _healthy_holder(client, token_for, "a")
+    old_key = EncryptionKey.objects.get(key_name="K")
+    assert old_key.possession_proven
+    make_certificates(old_key, ["one", "two"])
+    attacker_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    by_hand = _add_by_hand(intune_admin, attacker_key)
+    assert not by_hand.possession_proven
+
+    with pytest.raises(Refused) as refused:
+        key_rotation.rotation_start(Actor.for_user(intune_admin), from_key=old_key, to_key=by_hand)
+    assert refused.value.code == "key_not_proven" and "added by hand" in refused.value.message
+    assert not ConnectorJob.objects.exists()
+
+    # A connector that really holds the private key publishes it (with its proof): now it may be chosen.
+    second, credential = enrolment.connector_enroll(
+        token=token_for("b"), host_name="b", version="1.2.0", features=["rewrap"]
+    )
+    proof = possession.prove(attacker_key, str(second.code), "P", "K2")
+    assert _publish(client, second, credential, attacker_key, key_name="K2", proof=proof)[0] == 200
+    by_hand.refresh_from_db()
+    assert by_hand.possession_proven
+    rotation = key_rotation.rotation_start(Actor.for_user(intune_admin), from_key=old_key, to_key=by_hand)
+    assert rotation.total == 2
+
+
+def test_rewrap_jobs_towards_a_key_without_proof_are_never_handed_to_a_connector(
+    client, token_for, make_certificates, intune_admin
+):
+    """Jobs that reach the queue some other way (a rotation queued before the check, a direct write)."""
+    from certs.models import EncryptionKey
+    from connectors.models import KeyRotation
+
+    _, credential, _ = _healthy_holder(client, token_for, "a")
+    old_key = EncryptionKey.objects.get(key_name="K")
+    certificates = make_certificates(old_key, ["one", "two"])
+    by_hand = _add_by_hand(intune_admin, rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    rotation = KeyRotation.objects.create(
+        from_fingerprint=old_key.fingerprint, to_fingerprint=by_hand.fingerprint, total=2
+    )
+    ConnectorJob.objects.bulk_create(
+        ConnectorJob(
+            rotation=rotation,
+            certificate_id=c.pk,
+            from_fingerprint=old_key.fingerprint,
+            to_fingerprint=by_hand.fingerprint,
+        )
+        for c in certificates
+    )
+
+    status, answer = _post(client, "jobs/claim", {"limit": 5}, credential)
+    assert status == 200 and answer["jobs"] == []
+    assert by_hand.public_key_pem not in json.dumps(answer)
+    assert set(ConnectorJob.objects.values_list("state", flat=True)) == {ConnectorJob.State.FAILED}
+    assert all(e.startswith("key_not_proven") for e in ConnectorJob.objects.values_list("error", flat=True))
+    rotation.refresh_from_db()
+    assert rotation.state == KeyRotation.State.FAILED
+    for certificate in certificates:
+        certificate.refresh_from_db()
+        assert certificate.encryption_key_id == old_key.pk
+
+
+def test_a_result_for_a_key_without_proof_is_not_stored(client, token_for, make_certificates, intune_admin):
+    from certs.models import EncryptionKey
+
+    holder, credential, _ = _healthy_holder(client, token_for, "a")
+    old_key = EncryptionKey.objects.get(key_name="K")
+    [certificate] = make_certificates(old_key, ["one"])
+    by_hand = _add_by_hand(intune_admin, rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    job = ConnectorJob.objects.create(
+        certificate_id=certificate.pk,
+        from_fingerprint=old_key.fingerprint,
+        to_fingerprint=by_hand.fingerprint,
+        state=ConnectorJob.State.CLAIMED,
+        claimed_by=holder,
+        claimed_at=timezone.now(),
+        attempts=1,
+    )
+    ciphertext = base64.b64encode(b"\x01" * 256).decode()
+    result = {"job": str(job.code), "ok": True, "encrypted_password": ciphertext}
+    assert _post(client, "jobs/results", {"results": [result]}, credential)[0] == 200
+    certificate.refresh_from_db()
+    assert certificate.encryption_key_id == old_key.pk
+
+
+def test_the_backfill_marks_keys_connectors_already_published_as_proven(token_for, intune_admin):
+    import importlib
+
+    from django.apps import apps
+
+    from certs.models import EncryptionKey
+    from connectors.models import ConnectorKey
+
+    migration = importlib.import_module("connectors.migrations.0002_backfill_key_possession_proofs")
+    connector, _ = enrolment.connector_enroll(token=token_for("a"), host_name="a", version="1", features=[])
+    published = EncryptionKey.objects.create(
+        provider_name="P", key_name="A", size=2048, fingerprint="a" * 64, public_key_pem=_pem()
+    )
+    published_at = timezone.now() - timedelta(days=30)
+    ConnectorKey.objects.create(
+        connector=connector,
+        provider_name="P",
+        key_name="A",
+        fingerprint=published.fingerprint,
+        size=2048,
+        published_at=published_at,
+    )
+    orphan = EncryptionKey.objects.create(
+        provider_name="P",
+        key_name="B",
+        size=2048,
+        fingerprint="b" * 64,
+        public_key_pem=_pem(),
+        source=EncryptionKey.Source.CONNECTOR,
+    )
+    by_hand = _add_by_hand(intune_admin, rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+    migration.backfill(apps, None)
+
+    assert EncryptionKey.objects.get(pk=published.pk).possession_proven_at == published_at
+    orphan.refresh_from_db()
+    assert orphan.possession_proven_at == orphan.created_at
+    assert EncryptionKey.objects.get(pk=by_hand.pk).possession_proven_at is None
+
+
+@pytest.mark.parametrize("pending", ["abc", [1], {"n": 1}, True, "1e9"])
+def test_a_heartbeat_whose_pending_work_is_not_a_whole_number_gets_bad_request(client, enrolled, pending):
+    _, credential = enrolled
+    status, body = _post(client, "heartbeat", {"pending_work": pending}, credential)
+    assert status == 400 and body["error"]["code"] == "bad_request"
+    assert "pending_work" in body["error"]["message"]

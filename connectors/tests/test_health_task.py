@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from conftest import wait_for
-from connectors import services
+from connectors import enrolment
 from connectors.models import Connector, Status, StatusChange
 from connectors.tasks import health_sweep
 
@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 
 def test_the_beat_task_records_a_silent_connector_as_error_and_alerts_once(celery_worker, token_for):
-    connector, _ = services.connector_enroll(
+    connector, _ = enrolment.connector_enroll(
         token=token_for("A"), host_name="a", version="1.2.0", features=[]
     )
     Connector.objects.filter(pk=connector.pk).update(

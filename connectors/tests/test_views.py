@@ -6,8 +6,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from connectors import services
+from connectors import enrolment
 from connectors.models import Connector, EnrollmentToken
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -21,9 +22,9 @@ def _client(user) -> Client:
 
 @pytest.fixture
 def connector(token_for) -> Connector:
-    return services.connector_enroll(token=token_for("Srv1"), host_name="srv1", version="1.2.0", features=[])[
-        0
-    ]
+    return enrolment.connector_enroll(
+        token=token_for("Srv1"), host_name="srv1", version="1.2.0", features=[]
+    )[0]
 
 
 def test_the_list_shows_connectors_with_their_status(intune_admin, connector):
@@ -54,8 +55,8 @@ def test_an_unused_token_can_be_cancelled_and_then_enrolls_nothing(intune_admin,
     assert "cancelled: it can no longer enroll a connector" in response.content.decode()
     assert not EnrollmentToken.objects.exists()
     assert AuditEvent.objects.filter(activity="Cancel connector enrollment token").count() == 1
-    with pytest.raises(services.ConnectorError):
-        services.connector_enroll(token=secret, host_name="srv", version="1.0", features=[])
+    with pytest.raises(Refused):
+        enrolment.connector_enroll(token=secret, host_name="srv", version="1.0", features=[])
 
 
 def test_a_used_token_cannot_be_cancelled(intune_admin, connector):
@@ -79,6 +80,19 @@ def test_rename_disable_and_revoke_are_audited(intune_admin, connector):
     assert {"Rename connector", "Disable connector", "Revoke connector"} <= activities
 
 
+def test_a_revoked_connector_is_not_enabled_and_the_page_says_why_with_the_code(intune_admin, connector):
+    client = _client(intune_admin)
+    client.post(reverse("connectors:revoke", args=[connector.code]))
+    response = client.post(reverse("connectors:enable", args=[connector.code]), follow=True)
+    assert (
+        "A revoked connector cannot be disabled or enabled. (code connector_revoked)"
+        in response.content.decode()
+    )
+    connector.refresh_from_db()
+    assert connector.state == Connector.State.REVOKED
+    assert not AuditEvent.objects.filter(activity="Enable connector").exists()
+
+
 def test_delete_asks_first_then_removes(intune_admin, connector):
     client = _client(intune_admin)
     assert client.get(reverse("connectors:delete", args=[connector.code])).status_code == 200
@@ -89,7 +103,7 @@ def test_delete_asks_first_then_removes(intune_admin, connector):
 def test_a_help_desk_operator_reads_but_cannot_change(helpdesk, connector):
     client = _client(helpdesk)
     assert client.get(reverse("connectors:list")).status_code == 200
-    assert client.get(reverse("connectors:keys")).status_code == 200
+    assert client.get(reverse("certs:keys")).status_code == 200
     assert client.post(reverse("connectors:revoke", args=[connector.code])).status_code == 403
     assert client.post(reverse("connectors:add"), {"name": "x", "hours": 1}).status_code == 403
 
@@ -113,5 +127,69 @@ def test_the_keys_page_warns_when_no_healthy_connector_holds_a_used_key(intune_a
         provider_name="P", key_name="K", size=2048, fingerprint="c" * 64, public_key_pem=_pem()
     )
     make_certificates(key, ["one"])
-    response = _client(intune_admin).get(reverse("connectors:keys"))
+    response = _client(intune_admin).get(reverse("certs:keys"))
     assert b"no healthy connector holds it" in response.content
+
+
+def test_the_rotation_form_offers_a_key_added_by_hand_only_as_a_disabled_choice_that_says_why(
+    intune_admin, make_certificates
+):
+    from django.utils import timezone
+
+    from certs.models import EncryptionKey
+    from connectors.models import KeyRotation
+    from connectors.tests.test_api import _pem
+
+    proven = EncryptionKey.objects.create(
+        provider_name="P",
+        key_name="Connector",
+        size=2048,
+        fingerprint="d" * 64,
+        public_key_pem=_pem(),
+        possession_proven_at=timezone.now(),
+    )
+    by_hand = EncryptionKey.objects.create(
+        provider_name="P", key_name="Exported", size=2048, fingerprint="e" * 64, public_key_pem=_pem()
+    )
+    make_certificates(proven, ["one"])
+    client = _client(intune_admin)
+    page = client.get(reverse("certs:keys")).content.decode()
+    to_key = page.split('name="to_key"')[1].split("</select>")[0]
+    assert f'value="{by_hand.pk}" disabled' in to_key
+    assert "added by hand: no connector has proven it holds this key" in to_key
+    assert f'value="{proven.pk}">' in to_key
+    assert "can encrypt new imports but cannot be chosen here" in page
+
+    response = client.post(
+        reverse("connectors:rotate"), {"from_key": proven.pk, "to_key": by_hand.pk}, follow=True
+    )
+    assert "cannot receive re-wrapped passwords" in response.content.decode()
+    assert not KeyRotation.objects.exists()
+
+
+def test_the_old_keys_address_redirects_permanently_to_the_one_encryption_keys_page(helpdesk):
+    response = _client(helpdesk).get("/connectors/keys/")
+    assert response.status_code == 301
+    assert response["Location"] == reverse("certs:keys")
+
+
+def test_the_encryption_keys_page_shows_which_connectors_hold_each_key_and_offers_rotation(
+    intune_admin, helpdesk, connector
+):
+    from certs.models import EncryptionKey
+    from connectors.models import ConnectorKey
+    from connectors.tests.test_api import _pem
+
+    key = EncryptionKey.objects.create(
+        provider_name="P", key_name="Held", size=2048, fingerprint="f" * 64, public_key_pem=_pem()
+    )
+    ConnectorKey.objects.create(
+        connector=connector, provider_name="P", key_name="Held", fingerprint=key.fingerprint, size=2048
+    )
+    admin_page = _client(intune_admin).get(reverse("certs:keys")).content.decode()
+    holders = admin_page.split('data-testid="key-holders"')[1].split("</table>")[0]
+    assert reverse("connectors:detail", args=[connector.code]) in holders and "Srv1" in holders
+    assert "Added by hand, not proven" in holders
+    assert reverse("connectors:rotate") in admin_page
+    helpdesk_page = _client(helpdesk).get(reverse("certs:keys")).content.decode()
+    assert "Srv1" in helpdesk_page and reverse("connectors:rotate") not in helpdesk_page

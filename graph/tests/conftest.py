@@ -10,12 +10,12 @@ import pytest
 import requests
 
 from certs.models import Certificate, EncryptionKey
+from devtools.emulator.server import Emulator
 from directory.models import DirectoryUser
-from graph import services
+from graph import connection
 from graph.client import CLOUDS, GraphClient, TokenSource
-from graph.emulator import Emulator
+from graph.connection import ConnectionInput
 from graph.models import TenantConnection
-from graph.services import ConnectionInput
 from graph.tests.factories import make_pfx
 from portal.audit import Actor
 
@@ -58,7 +58,7 @@ def _private_broker(broker_folder: Path | None) -> None:
 @pytest.fixture
 def connected(emulator: Emulator, db: None) -> TenantConnection:
     """The portal's tenant connection, pointing at the emulator."""
-    return services.save_connection(
+    return connection.save_connection(
         Actor.system("test"),
         ConnectionInput(
             tenant_id=emulator.config.tenant_id,
@@ -76,7 +76,7 @@ def connected(emulator: Emulator, db: None) -> TenantConnection:
 @pytest.fixture
 def portal_graph(connected: TenantConnection) -> GraphClient:
     """The client the services build from the stored connection (with quick backoff for tests)."""
-    client = services.client_for(connected)
+    client = connection.client_for(connected)
     client.backoff_base, client.backoff_cap = 0.05, 2.0
     return client
 

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from devtools.emulator.server import Emulator
 from graph.client import CLOUDS, GraphClient, GraphError, SignInError, TokenSource, odata_string
-from graph.emulator import Emulator
 from graph.tests.conftest import emulator_session
 from graph.tests.factories import graph_body, make_pfx
 

@@ -12,12 +12,13 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from certs import services as certs_services
+from certs import imports, lifecycle
+from certs.keys import key_add
 from certs.models import Certificate, GraphState
+from devtools.emulator.server import Emulator
 from directory.models import DirectoryUser
-from graph import services
+from graph import uploads
 from graph.client import GraphClient
-from graph.emulator import Emulator
 from graph.models import UploadRecord
 from portal.audit import Actor
 from portal.models import ScopeTag
@@ -57,7 +58,7 @@ def test_an_imported_pfx_is_uploaded_exactly_as_given_for_a_user_with_a_quote(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     actor = Actor.system("test")
-    key = certs_services.key_add(
+    key = key_add(
         actor,
         data=public_pem,
         provider_name="Microsoft Software Key Storage Provider",
@@ -67,17 +68,15 @@ def test_an_imported_pfx_is_uploaded_exactly_as_given_for_a_user_with_a_quote(
         tags=[ScopeTag.default()],
     )
     pfx = _pfx_for(user["userPrincipalName"], "Import-Me-1")
-    entry = certs_services.Entry(
-        "megan.pfx", pfx, "Import-Me-1", user["userPrincipalName"], "smimeEncryption"
-    )
-    item = certs_services.certificate_import(actor, entry=entry, key=key, tags=[ScopeTag.default()])
+    entry = imports.Entry("megan.pfx", pfx, "Import-Me-1", user["userPrincipalName"], "smimeEncryption")
+    item = lifecycle.certificate_import(actor, entry=entry, key=key, tags=[ScopeTag.default()])
     assert item.certificate_id is not None, item.problem_message
     certificate = Certificate.objects.get(pk=item.certificate_id)
 
-    # What certs.services.after_store does once the upload step is wired in.
-    assert services.queue_uploads([certificate.pk]) == 1
+    # What the receiver of certs.signals.certificates_stored does once the tenant is connected.
+    assert uploads.queue_uploads([certificate.pk]) == 1
     record = UploadRecord.objects.get(certificate=certificate)
-    assert services.upload(record.pk, client=portal_graph) == "synced"
+    assert uploads.upload(record.pk, client=portal_graph) == "synced"
 
     stored = emulator.state.pfx[record.graph_id]
     assert record.graph_id == f"{user['id'].replace('-', '')}-{certificate.thumbprint}"

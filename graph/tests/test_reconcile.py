@@ -5,12 +5,13 @@ from collections.abc import Callable
 import pytest
 
 from certs.models import Certificate, GraphState
-from graph import reconcile, services
+from devtools.emulator.server import Emulator
+from graph import reconcile, records, uploads
 from graph.client import GraphClient
-from graph.emulator import Emulator
 from graph.models import ReconcileFinding, ReconcileRun, UploadRecord
 from graph.tests.factories import graph_body
 from portal.audit import Actor
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +25,7 @@ def uploaded(
     upns = [u["userPrincipalName"] for u in list(emulator.state.users.values())[:10]]
     certificates = [make_certificate(upn) for upn in upns]
     for certificate in certificates:
-        services.upload(services.queue_upload(certificate).pk, client=portal_graph)
+        uploads.upload(uploads.queue_upload(certificate).pk, client=portal_graph)
     return certificates
 
 
@@ -49,7 +50,7 @@ def test_a_tenant_in_step_with_the_portal_reports_only_matches(
 def test_it_sorts_every_difference_into_its_category(
     emulator: Emulator, uploaded: list[Certificate], portal_graph: GraphClient
 ) -> None:
-    gone, changed = services.graph_id(uploaded[0]), services.graph_id(uploaded[1])
+    gone, changed = records.graph_id(uploaded[0]), records.graph_id(uploaded[1])
     assert portal_graph.delete_pfx(gone)  # deleted behind the portal's back
     portal_graph.update_pfx(changed, {"intendedPurpose": "smimeSigning"})
     stranger = list(emulator.state.users.values())[50]["userPrincipalName"]
@@ -76,7 +77,7 @@ def test_certificates_not_uploaded_yet_are_counted_but_not_reported_as_missing(
     waiting = make_certificate(list(emulator.state.users.values())[20]["userPrincipalName"])
     failed = make_certificate(list(emulator.state.users.values())[21]["userPrincipalName"])
     Certificate.objects.filter(pk=failed.pk).update(graph_state=GraphState.FAILED)
-    portal_graph.delete_pfx(services.graph_id(uploaded[0]))
+    portal_graph.delete_pfx(records.graph_id(uploaded[0]))
     first = reconcile.run(client=portal_graph)
     assert (first.count(Kind.MISSING), first.count("not_uploaded")) == (1, 2)
     assert first.findings.get().certificate == uploaded[0]
@@ -91,23 +92,24 @@ def test_certificates_not_uploaded_yet_are_counted_but_not_reported_as_missing(
 def test_each_action_is_carried_out_and_audited(
     emulator: Emulator, uploaded: list[Certificate], portal_graph: GraphClient
 ) -> None:
-    portal_graph.delete_pfx(services.graph_id(uploaded[0]))
+    portal_graph.delete_pfx(records.graph_id(uploaded[0]))
     users = list(emulator.state.users.values())
     for user in users[60:62]:
         portal_graph.create_pfx(graph_body(user["userPrincipalName"]))
     run = reconcile.run(client=portal_graph)
     actor = Actor.system("admin")
     reconcile.resolve(actor, run.findings.get(kind=Kind.MISSING), "reupload")
-    services.upload(UploadRecord.objects.get(graph_id=services.graph_id(uploaded[0])).pk, client=portal_graph)
+    uploads.upload(UploadRecord.objects.get(graph_id=records.graph_id(uploaded[0])).pk, client=portal_graph)
     adopt, delete = run.findings.filter(kind=Kind.ONLY_IN_INTUNE)
     reconcile.resolve(actor, adopt, "adopt")
     reconcile.resolve(actor, delete, "delete")
     assert (
-        services.delete(UploadRecord.objects.get(graph_id=delete.graph_id).pk, client=portal_graph)
+        uploads.delete(UploadRecord.objects.get(graph_id=delete.graph_id).pk, client=portal_graph)
         == "deleted"
     )
-    with pytest.raises(ValueError):
+    with pytest.raises(Refused) as refused:
         reconcile.resolve(actor, adopt, "delete")
+    assert refused.value.code == "finding_not_resolvable"
 
     again = reconcile.run(client=portal_graph)
     assert again.count("matched") == 10

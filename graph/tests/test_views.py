@@ -12,10 +12,10 @@ from django.test import Client
 from django.urls import reverse
 
 from certs.models import Certificate, GraphState
-from graph import reconcile, secrets, services
+from devtools.emulator.server import Emulator
+from graph import reconcile, records, secrets, uploads
 from graph.client import GraphClient
-from graph.emulator import Emulator
-from graph.models import ReconcileFinding, ReconcileRun, TenantConnection, UploadRecord
+from graph.models import ReconcileFinding, ReconcileRun, SyncRun, TenantConnection, UploadRecord
 from portal.models import AuditEvent, User
 
 pytestmark = pytest.mark.django_db
@@ -106,6 +106,17 @@ def test_a_failing_test_shows_graph_error_and_request_ids(
     assert TenantConnection.objects.get().test_ok is False
 
 
+def test_actions_that_need_a_connection_say_so_with_the_code_when_there_is_none(
+    client: Client, intune_admin: User
+) -> None:
+    client.force_login(intune_admin)
+    tested = client.post(reverse("graph:connection_test"), follow=True).content.decode()
+    assert "No connection to test. (code not_connected)" in tested
+    uploaded = client.post(reverse("graph:upload_outstanding"), follow=True).content.decode()
+    assert "Connect the tenant first. (code not_connected)" in uploaded
+    assert not AuditEvent.objects.exists()
+
+
 def test_the_help_desk_reads_the_pages_but_cannot_change_anything(
     client: Client, helpdesk: User, connected: TenantConnection
 ) -> None:
@@ -161,12 +172,12 @@ def test_the_reconcile_report_shows_counts_and_resolves_a_finding(
     make_certificate: Callable[..., Certificate],
 ) -> None:
     certificate = make_certificate()
-    services.upload(services.queue_upload(certificate).pk, client=portal_graph)
-    portal_graph.delete_pfx(services.graph_id(certificate))
+    uploads.upload(uploads.queue_upload(certificate).pk, client=portal_graph)
+    portal_graph.delete_pfx(records.graph_id(certificate))
     run = reconcile.run(client=portal_graph)
     client.force_login(intune_admin)
     page = client.get(reverse("graph:reconcile")).content.decode()
-    assert "Missing in Intune" in page and services.graph_id(certificate) in page
+    assert "Missing in Intune" in page and records.graph_id(certificate) in page
     partial = client.get(reverse("graph:reconcile") + f"?run={run.code}&kind=missing", headers=HTMX)
     assert "<html" not in partial.content.decode()
     finding = run.findings.get()
@@ -191,6 +202,22 @@ def test_starting_reconcile_and_sync_records_a_run_and_an_audit_event(
     assert client.get(reverse("graph:sync")).status_code == 200
     activities = set(AuditEvent.objects.values_list("activity", flat=True))
     assert {"Start Intune reconcile", "Start directory sync"} <= activities
+
+
+def test_a_second_click_while_a_run_is_running_starts_no_second_run(
+    client: Client, intune_admin: User, connected: TenantConnection
+) -> None:
+    client.force_login(intune_admin)
+    for name, model, says in (
+        ("reconcile_start", ReconcileRun, "A reconcile is already running."),
+        ("sync_start", SyncRun, "A directory sync is already running."),
+    ):
+        client.post(reverse(f"graph:{name}"))
+        again = client.post(reverse(f"graph:{name}"), follow=True)
+        assert says in again.content.decode()
+        assert model.objects.count() == 1, name
+    activities = list(AuditEvent.objects.values_list("activity", flat=True))
+    assert activities.count("Start Intune reconcile") == activities.count("Start directory sync") == 1
 
 
 def test_an_admin_connects_with_a_certificate_credential(
@@ -260,3 +287,26 @@ def test_the_help_desk_is_told_what_is_not_in_intune_but_gets_no_upload_button(
     client.force_login(helpdesk)
     page = client.get(reverse("graph:connection")).content.decode()
     assert 'data-testid="outstanding"' in page and 'data-testid="upload-outstanding"' not in page
+
+
+def test_uploading_what_is_not_in_intune_says_which_certificates_wait_for_their_users(
+    client: Client,
+    intune_admin: User,
+    connected: TenantConnection,
+    emulator: Emulator,
+    make_certificate: Callable[..., Certificate],
+) -> None:
+    from directory.models import DirectoryUser, UserSource
+    from graph.tests.conftest import emulator_upns
+
+    first, second = emulator_upns(emulator, 2)
+    make_certificate(first)
+    imported = make_certificate(second)
+    DirectoryUser.objects.filter(pk=imported.user_id).update(source=UserSource.CSV)
+    client.force_login(intune_admin)
+    page = client.get(reverse("graph:connection")).content.decode()
+    assert 'data-testid="held"' in page and "1 of them belongs to users Intune does not know" in page
+    response = client.post(reverse("graph:upload_outstanding"), follow=True).content.decode()
+    assert "1 certificate(s) queued for upload to Intune." in response
+    assert "1 not uploaded: Intune does not know their users" in response
+    assert UploadRecord.objects.count() == 1

@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from certs.models import Certificate, GraphState
 from conftest import _database_url, wait_for
-from graph import services
-from graph.emulator import Emulator
+from devtools.emulator.server import Emulator
+from graph import uploads
 from graph.models import TenantConnection, UploadRecord
 
 pytestmark = [pytest.mark.worker]
@@ -37,7 +37,7 @@ def test_a_throttled_burst_is_uploaded_completely_without_duplicates(
     emulator.config.write_limit, emulator.config.write_window = 1, 1.0
     upns = [u["userPrincipalName"] for u in list(emulator.state.users.values())[:16]]
     certificates = [make_certificate(upn) for upn in upns]
-    services.queue_uploads([c.pk for c in certificates])
+    uploads.queue_uploads([c.pk for c in certificates])
     wait_for(lambda: _synced([c.pk for c in certificates]), timeout=120)
     assert emulator.state.stats.throttled > 0
     assert emulator.state.stats.creates == len(certificates) == len(emulator.state.pfx)
@@ -109,7 +109,7 @@ def test_a_worker_killed_mid_upload_loses_nothing_and_duplicates_nothing(
     upns = [u["userPrincipalName"] for u in list(emulator.state.users.values())[:12]]
     ids = [make_certificate(upn).pk for upn in upns]
     first = start_worker()
-    services.queue_uploads(ids)
+    uploads.queue_uploads(ids)
     wait_for(
         lambda: (
             emulator.state.stats.creates >= 1 and UploadRecord.objects.filter(claim__isnull=False).exists()
@@ -121,7 +121,7 @@ def test_a_worker_killed_mid_upload_loses_nothing_and_duplicates_nothing(
     emulator.config.create_answer_delay = 0.0
     start_worker()
     # The schedule does this once claims time out; here everything the dead worker held is stale already.
-    services.sweep(claimed_before=killed_at, queued_before=killed_at)
+    uploads.sweep(claimed_before=killed_at, queued_before=killed_at)
     wait_for(lambda: _synced(ids), timeout=120)
     assert stranded & set(emulator.state.pfx)  # Intune had a record the portal had not marked
     assert len(emulator.state.pfx) == len(ids)

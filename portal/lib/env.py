@@ -6,7 +6,10 @@ cannot be used, so a typo fails at start-up instead of deep inside a request.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -30,6 +33,27 @@ def env_secret(name: str, default: str = "") -> str:
         except OSError as exc:
             raise ImproperlyConfigured(f"{name}_FILE: cannot read {file_name}: {exc.strerror}") from exc
     return os.environ.get(name, default)
+
+
+def development_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept in ``path``, made by ``make`` the first time: for development, where nobody sets it.
+
+    The demo keeps its generated secrets in the data folder so that the web process and the workers
+    agree on them without any set-up. The value is written to a private file of its own and linked
+    into place, so processes starting at the same moment end up with one value and never read half of it.
+    """
+    if not path.exists():
+        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(make())
+            # Another process may have made it first: then its value is the one everybody reads.
+            with contextlib.suppress(FileExistsError):
+                path.hardlink_to(draft)
+        finally:
+            draft.unlink(missing_ok=True)
+    return path.read_text().strip()
 
 
 def env_bool(name: str, default: bool = False) -> bool:

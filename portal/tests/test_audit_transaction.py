@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from django.core import mail
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 
 from portal import audit, services
 from portal.audit import Actor
@@ -161,8 +161,38 @@ def test_the_database_refuses_a_raw_update(event: AuditEvent) -> None:
 
 
 def test_the_database_refuses_a_raw_delete(event: AuditEvent) -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite guards updates only: the test runner empties tables with DELETE")
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM portal_auditevent WHERE id = %s", [event.pk])
     assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_the_database_refuses_to_empty_the_audit_table(event: AuditEvent) -> None:
+    # Each database's own way to empty a table at once (SQLite has no TRUNCATE).
+    statement = (
+        "TRUNCATE portal_auditevent" if connection.vendor == "postgresql" else "DELETE FROM portal_auditevent"
+    )
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement)
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_an_orm_delete_that_bypasses_the_model_guard_is_refused_by_the_database(event: AuditEvent) -> None:
+    rows = AuditEvent.objects.filter(pk=event.pk)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        models.QuerySet.delete(rows)
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_rows_can_be_removed_only_while_the_purge_guard_holds_a_row(event: AuditEvent) -> None:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("INSERT INTO portal_auditpurge DEFAULT VALUES")
+        cursor.execute("DELETE FROM portal_auditevent WHERE id = %s", [event.pk])
+        cursor.execute("DELETE FROM portal_auditpurge")
+    assert not AuditEvent.objects.filter(pk=event.pk).exists()
+    with transaction.atomic():
+        second = audit.record(
+            Actor.system(), activity="Again", category="Role", operation="create", resources=[]
+        )
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM portal_auditevent WHERE id = %s", [second.pk])
+    assert AuditEvent.objects.filter(pk=second.pk).exists()

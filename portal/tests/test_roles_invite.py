@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 from django.core import mail
-from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 
 from portal import access, services
 from portal.audit import Actor
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent, Role, RoleAssignment, User
 
 pytestmark = pytest.mark.django_db
@@ -100,7 +100,7 @@ def test_an_existing_address_is_refused(role_admin: User) -> None:
     client.force_login(role_admin)
     response = client.post(reverse("admin_invite"), {"email": role_admin.email.upper()})
     assert response.status_code == 200 and "already exists" in response.text
-    with pytest.raises(ValidationError):
+    with pytest.raises(Refused):
         services.admin_invite(actor=Actor.for_user(role_admin), email=role_admin.email)
 
 
@@ -110,7 +110,7 @@ def test_an_invitation_cannot_hand_out_permissions_the_inviter_lacks(
     admins = RoleAssignment.objects.create(role=built_in_roles["intune_administrator"], name="Admins")
     with (
         django_capture_on_commit_callbacks(execute=True),
-        pytest.raises(ValidationError, match="certificates"),
+        pytest.raises(Refused, match="certificates"),
     ):
         services.admin_invite(
             actor=Actor.for_user(role_admin), email="eve@contoso.example", assignments=[admins]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from django.core.exceptions import ValidationError
 
 from portal import access, services
 from portal.audit import Actor
+from portal.lib.refusal import Refused
 from portal.models import AuditEvent, Role, RoleAssignment, ScopeTag, User
 
 pytestmark = pytest.mark.django_db
@@ -51,7 +51,7 @@ def test_it_creates_a_custom_role_and_records_its_fields(actor: Actor) -> None:
 
 
 def test_it_refuses_to_grant_permissions_the_actor_does_not_hold(actor: Actor) -> None:
-    with pytest.raises(ValidationError, match=r"certificates\.delete"):
+    with pytest.raises(Refused, match=r"certificates\.delete"):
         services.role_create(actor=actor, name="Cert cleaner", permissions=["certificates.delete"])
     assert not Role.objects.filter(name="Cert cleaner").exists()
     assert not AuditEvent.objects.exists()
@@ -66,13 +66,13 @@ def test_a_superuser_may_grant_any_permission(db: None) -> None:
 
 
 def test_it_refuses_unknown_permissions(actor: Actor) -> None:
-    with pytest.raises(ValidationError, match="Unknown permissions"):
+    with pytest.raises(Refused, match="Unknown permissions"):
         services.role_create(actor=actor, name="Odd", permissions=["roles.read", "portal.superuser"])
 
 
 def test_built_in_roles_are_read_only(actor: Actor, built_in_roles: dict[str, Role]) -> None:
     role = built_in_roles["read_only_operator"]
-    with pytest.raises(ValidationError, match="Built-in roles can't be changed"):
+    with pytest.raises(Refused, match="Built-in roles can't be changed"):
         services.role_update(
             actor=actor,
             role=role,
@@ -81,7 +81,7 @@ def test_built_in_roles_are_read_only(actor: Actor, built_in_roles: dict[str, Ro
             permissions=["roles.read"],
             requires_mfa=False,
         )
-    with pytest.raises(ValidationError, match="can't be deleted"):
+    with pytest.raises(Refused, match="can't be deleted"):
         services.role_delete(actor=actor, role=role)
     role.refresh_from_db()
     assert role.name == "Read Only Operator"
@@ -114,10 +114,65 @@ def test_removing_a_permission_the_actor_lacks_is_allowed(actor: Actor) -> None:
     assert role.permissions == ["audit.read"]
 
 
+def test_a_role_administrator_cannot_switch_off_mfa_on_a_role_holding_permissions_they_lack(
+    actor: Actor,
+) -> None:
+    role = Role.objects.create(
+        name="Cert admins", permissions=["certificates.read", "certificates.delete"], requires_mfa=True
+    )
+    with pytest.raises(Refused) as refused:
+        services.role_update(
+            actor=actor,
+            role=role,
+            name="Cert admins",
+            description="",
+            permissions=["certificates.read", "certificates.delete"],
+            requires_mfa=False,
+        )
+    assert refused.value.code == "mfa_change_needs_every_permission"
+    assert refused.value.field == "requires_mfa"
+    assert "certificates.delete, certificates.read" in str(refused.value)
+    role.refresh_from_db()
+    assert role.requires_mfa is True
+    assert not AuditEvent.objects.exists()
+
+
+def test_removing_the_permissions_in_the_same_change_does_not_unlock_the_mfa_switch(actor: Actor) -> None:
+    role = Role.objects.create(
+        name="Cert admins", permissions=["certificates.delete", "audit.read"], requires_mfa=True
+    )
+    with pytest.raises(Refused, match=r"certificates\.delete"):
+        services.role_update(
+            actor=actor,
+            role=role,
+            name="Cert admins",
+            description="",
+            permissions=["audit.read"],
+            requires_mfa=False,
+        )
+    role.refresh_from_db()
+    assert (role.requires_mfa, role.permissions) == (True, ["certificates.delete", "audit.read"])
+
+
+def test_the_mfa_requirement_changes_when_the_actor_holds_every_permission_of_the_role(actor: Actor) -> None:
+    role = services.role_create(actor=actor, name="Auditors", permissions=["audit.read"], requires_mfa=True)
+    services.role_update(
+        actor=actor,
+        role=role,
+        name="Auditors",
+        description="",
+        permissions=["audit.read"],
+        requires_mfa=False,
+    )
+    role.refresh_from_db()
+    assert role.requires_mfa is False
+    assert _changes(_last_event()) == {"requires_mfa": (True, False)}
+
+
 def test_it_refuses_to_delete_a_role_that_is_assigned(actor: Actor, role_admin: User) -> None:
     role = services.role_create(actor=actor, name="Auditors", permissions=["audit.read"])
     services.assignment_create(actor=actor, role=role, name="Everyone", members=[role_admin])
-    with pytest.raises(ValidationError, match="has 1 assignment"):
+    with pytest.raises(Refused, match="has 1 assignment"):
         services.role_delete(actor=actor, role=role)
     assert Role.objects.filter(pk=role.pk).exists()
 
@@ -160,7 +215,7 @@ def test_it_creates_an_assignment_with_members_and_tags(
 def test_a_role_administrator_cannot_assign_a_role_with_more_than_they_hold(
     actor: Actor, built_in_roles: dict[str, Role], make_admin: Callable[..., User], role_admin: User
 ) -> None:
-    with pytest.raises(ValidationError, match="certificates"):
+    with pytest.raises(Refused, match="certificates"):
         services.assignment_create(
             actor=actor, role=built_in_roles["intune_administrator"], name="Escalate", members=[role_admin]
         )
@@ -174,9 +229,9 @@ def test_a_tagged_role_administrator_gives_only_their_own_tags(
     paris, oslo = make_tag("Paris"), make_tag("Oslo")
     tagged = Actor.for_user(make_admin("intune_role_administrator", tags=[paris]))
     role = built_in_roles["read_only_operator"]
-    with pytest.raises(ValidationError, match="only give scope tags that you hold"):
+    with pytest.raises(Refused, match="only give scope tags that you hold"):
         services.assignment_create(actor=tagged, role=role, name="Oslo", scope_tags=[oslo])
-    with pytest.raises(ValidationError, match="at least one scope tag"):
+    with pytest.raises(Refused, match="at least one scope tag"):
         services.assignment_create(actor=tagged, role=role, name="Everything", scope_tags=[])
     services.assignment_create(actor=tagged, role=role, name="Paris", scope_tags=[paris])
 
@@ -237,9 +292,9 @@ def test_it_creates_updates_and_deletes_a_scope_tag(actor: Actor) -> None:
 
 def test_the_default_tag_cannot_be_deleted_or_renamed(actor: Actor, built_in_roles: dict[str, Role]) -> None:
     default = ScopeTag.default()
-    with pytest.raises(ValidationError, match="Default tag can't be deleted"):
+    with pytest.raises(Refused, match="Default tag can't be deleted"):
         services.scope_tag_delete(actor=actor, tag=default)
-    with pytest.raises(ValidationError, match="keeps its name"):
+    with pytest.raises(Refused, match="keeps its name"):
         services.scope_tag_update(actor=actor, tag=default, name="Standard", description="")
     services.scope_tag_update(actor=actor, tag=default, name="Default", description="Untagged objects")
 
@@ -249,13 +304,13 @@ def test_a_tag_in_use_is_refused_with_a_clear_message(
 ) -> None:
     paris = make_tag("Paris")
     make_admin("help_desk_operator", tags=[paris])
-    with pytest.raises(ValidationError, match=r"“Paris” is in use by 1 role assignment\. Remove it"):
+    with pytest.raises(Refused, match=r"“Paris” is in use by 1 role assignment\. Remove it"):
         services.scope_tag_delete(actor=actor, tag=paris)
     assert ScopeTag.objects.filter(pk=paris.pk).exists()
 
 
 def test_duplicate_tag_names_are_refused(actor: Actor) -> None:
     services.scope_tag_create(actor=actor, name="Paris")
-    with pytest.raises(ValidationError) as raised:
+    with pytest.raises(Refused) as raised:
         services.scope_tag_create(actor=actor, name="Paris")
-    assert "name" in raised.value.message_dict
+    assert raised.value.field == "name"

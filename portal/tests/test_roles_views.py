@@ -155,6 +155,21 @@ def test_it_edits_a_custom_role(as_role_admin: Client, custom_role: Role) -> Non
     assert custom_role.description == "Read the log"
 
 
+def test_the_mfa_box_is_locked_for_a_role_holding_permissions_the_editor_lacks(as_role_admin: Client) -> None:
+    role = Role.objects.create(name="Cert admins", permissions=["certificates.delete"], requires_mfa=True)
+    url = reverse("role_edit", args=[role.code])
+    page = as_role_admin.get(url).text
+    assert 'name="requires_mfa"' in page and "disabled" in page.split('name="requires_mfa"')[1].split(">")[0]
+    assert "You don&#x27;t hold: certificates.delete" in page
+    # The box is unticked in the post, as a hand-made request would send it.
+    response = as_role_admin.post(
+        url, {"name": "Cert admins", "description": "renamed", "perm_certificates": ["certificates.delete"]}
+    )
+    assert response.status_code == 302
+    role.refresh_from_db()
+    assert (role.requires_mfa, role.description) == (True, "renamed")
+
+
 def test_built_in_roles_have_no_edit_or_delete_page(
     as_role_admin: Client, built_in_roles: dict[str, Role]
 ) -> None:
@@ -241,6 +256,22 @@ def test_a_duplicate_tag_name_is_shown_on_the_name_field(
     make_tag("Paris")
     response = as_role_admin.post(reverse("scope_tag_create"), {"name": "Paris"})
     assert response.status_code == 200 and "already exists" in response.text
+
+
+def test_a_refused_change_is_shown_on_the_field_it_concerns_with_its_code(
+    as_role_admin: Client, make_tag: Callable[[str], ScopeTag]
+) -> None:
+    make_tag("Paris")
+    response = as_role_admin.post(reverse("scope_tag_create"), {"name": "Paris"})
+    errors = response.context["form"].errors
+    assert list(errors) == ["name"] and errors["name"][0].endswith("(code unique)")
+    escalation = as_role_admin.post(
+        reverse("role_create"), {"name": "Sneaky", "perm_certificates": ["certificates.delete"]}
+    )
+    form = escalation.context["form"]
+    assert form.non_field_errors() == [
+        "You can't grant permissions you don't hold yourself: certificates.delete. (code permission_not_held)"
+    ]
 
 
 def test_the_default_tag_is_not_deleted(as_role_admin: Client) -> None:

@@ -63,3 +63,28 @@ def test_repeated_failed_sign_ins_are_slowed_down(client: Client, make_admin: Ca
     # Even the right password waits until the pause is over.
     response = client.post("/accounts/login/", {"login": "sam@contoso.example", "password": PASSWORD})
     assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize(
+    "url", ["/accounts/microsoft/login/", "/accounts/microsoft/login/callback/?code=x&state=y"]
+)
+def test_microsoft_sign_in_pages_are_not_found_until_entra_is_configured(
+    client: Client, settings: Any, url: str
+) -> None:
+    settings.SOCIALACCOUNT_PROVIDERS = {}
+    response = client.get(url)
+    assert response.status_code == 404
+    assert 'data-error-code="not_found"' in response.content.decode()
+
+    settings.SOCIALACCOUNT_PROVIDERS = ENTRA
+    assert client.get("/accounts/microsoft/login/").status_code == 200  # allauth's "continue" page
+
+
+def test_a_bad_host_header_gets_400_in_production(client: Client, settings: Any) -> None:
+    settings.DEBUG = False
+    settings.ALLOWED_HOSTS = ["portal.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+    response = client.get("/accounts/login/", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert 'data-error-code="bad_request"' in response.content.decode()
+    assert client.get("/healthz", HTTP_HOST="portal.example.com", secure=True).status_code == 200

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Iterator
 
 from django.core.paginator import Paginator
 from django.http import HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
@@ -13,7 +11,7 @@ from portal import access
 from portal.access import permission_required
 from portal.forms import AuditFilterForm
 from portal.http import AuthenticatedHttpRequest
-from portal.lib.spreadsheet import Echo, spreadsheet_safe
+from portal.lib.spreadsheet import csv_download
 from portal.models import AuditEvent
 
 PAGE_SIZE = 50
@@ -57,7 +55,6 @@ def audit_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse | H
                 "Invalid filters: " + "; ".join(str(e) for e in form.errors.values())
             )
         events = form.filter(events)
-    writer = csv.writer(Echo())
     header = [
         "Date (UTC)",
         "Activity",
@@ -70,25 +67,19 @@ def audit_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse | H
         "Correlation id",
         "Resources",
     ]
-
-    def rows() -> Iterator[str]:
-        yield writer.writerow(header)
-        for e in events.iterator(chunk_size=500):
-            yield writer.writerow(
-                [
-                    e.occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    spreadsheet_safe(e.activity),
-                    e.operation,
-                    spreadsheet_safe(e.category),
-                    e.result,
-                    spreadsheet_safe(e.actor_name),
-                    e.actor_type,
-                    e.actor_ip or "",
-                    e.correlation_id,
-                    spreadsheet_safe(json.dumps(e.resources)),
-                ]
-            )
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="audit-logs.csv"'
-    return response
+    rows = (
+        [
+            e.occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            e.activity,
+            e.operation,
+            e.category,
+            e.result,
+            e.actor_name,
+            e.actor_type,
+            e.actor_ip or "",
+            e.correlation_id,
+            json.dumps(e.resources),
+        ]
+        for e in events.iterator(chunk_size=500)
+    )
+    return csv_download("audit-logs.csv", header, rows)

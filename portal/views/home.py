@@ -9,12 +9,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from certs.models import Certificate, GraphState
-from certs.reports import expiry_summary
-from connectors import health as connector_health
-from connectors.models import Connector
-from directory.models import Device, DirectoryUser, Group
 from portal import access
+from portal.home import home_sections
 from portal.http import AuthenticatedHttpRequest
 from portal.models import AuditEvent
 from portal.tasks import HEARTBEAT_KEY
@@ -27,18 +23,8 @@ _WORKER_STALE_AFTER = 120
 def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
     context: dict[str, object] = {"nav_active": "home", "worker": _worker_status()}
-    if access.has_perm(user, "directory.read"):
-        context["counts"] = {
-            "users": DirectoryUser.objects.filter(removed_at=None).count(),
-            "groups": Group.objects.filter(removed_at=None).count(),
-            "devices": Device.objects.filter(removed_at=None).count(),
-        }
-    context["connector_health"] = connector_health.summary_for(user)
-    context["reads_all_connectors"] = access.reads_all(user, Connector)
-    context["expiry"] = expiry_summary(user)
-    if access.has_perm(user, "certificates.read"):
-        failed = Certificate.objects.filter(graph_state=GraphState.FAILED)
-        context["failed_uploads"] = access.scoped(failed, user).count()
+    # Certificates, uploads, the directory and connectors: each app registers its own (portal/home.py).
+    context["home_sections"] = home_sections(request)
     if access.has_perm(user, "audit.read"):
         # Changes people made; uploads and syncs by the system have their own pages.
         by_people = AuditEvent.objects.filter(actor_type=AuditEvent.ActorType.USER)

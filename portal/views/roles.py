@@ -2,7 +2,7 @@
 
 Roles, assignments and tags are tenant-wide (not scope-tagged), so each view checks
 its ``roles.*`` permission through :func:`portal.access.permission_required` first.
-Services refuse unsafe changes with ``ValidationError``; views show those on the form.
+Services refuse unsafe changes with ``Refused``; views show it on the form (``refusal.shown``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import uuid
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.forms import Form
 from django.http import HttpResponse
@@ -24,6 +23,7 @@ from portal.access import permission_required
 from portal.audit import Actor
 from portal.forms_roles import ACTION_LABELS, AssignmentForm, InviteForm, RoleForm, ScopeTagForm
 from portal.http import AuthenticatedHttpRequest
+from portal.lib import refusal
 from portal.models import Role, RoleAssignment, ScopeTag, User
 
 require_GET_POST = require_http_methods(["GET", "POST"])
@@ -36,15 +36,6 @@ def _page(request: AuthenticatedHttpRequest, template: str, **context: Any) -> H
 
 def _confirm(request: AuthenticatedHttpRequest, form: Form, kind: str, label: str, back: str) -> HttpResponse:
     return _page(request, "confirm_delete.html", form=form, kind=kind, label=label, back=back)
-
-
-def _refused(form: Form, exc: ValidationError) -> None:
-    """Show a service's refusal on the form, next to the field it concerns when there is one."""
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc)
 
 
 def _source_role(request: AuthenticatedHttpRequest) -> Role | None:
@@ -88,11 +79,8 @@ def role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
         initial=RoleForm.initial_from(source, copy=True) if source else {"requires_mfa": True},
     )
     if request.method == "POST" and form.is_valid():
-        try:
+        with refusal.shown(request, form):
             role = services.role_create(actor=Actor.from_request(request), **form.service_kwargs())
-        except ValidationError as exc:
-            _refused(form, exc)
-        else:
             messages.success(request, f"Role “{role.name}” created.")
             return redirect("role_detail", code=role.code)
     return _page(request, "role_form.html", form=form, source=source)
@@ -102,13 +90,14 @@ def role_create(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("roles.update")
 def role_edit(request: AuthenticatedHttpRequest, code: uuid.UUID) -> HttpResponse:
     role = get_object_or_404(Role, code=code, is_built_in=False)
-    form = RoleForm(request.POST or None, initial=RoleForm.initial_from(role))
+    form = RoleForm(
+        request.POST or None,
+        initial=RoleForm.initial_from(role),
+        mfa_blockers=services.mfa_change_blockers(request.user, role.permissions),
+    )
     if request.method == "POST" and form.is_valid():
-        try:
+        with refusal.shown(request, form):
             services.role_update(actor=Actor.from_request(request), role=role, **form.service_kwargs())
-        except ValidationError as exc:
-            _refused(form, exc)
-        else:
             messages.success(request, f"Role “{form.cleaned_data['name']}” saved.")
             return redirect("role_detail", code=role.code)
     return _page(request, "role_form.html", form=form, role=role)
@@ -120,11 +109,8 @@ def role_delete(request: AuthenticatedHttpRequest, code: uuid.UUID) -> HttpRespo
     role = get_object_or_404(Role, code=code, is_built_in=False)
     form = Form(request.POST if request.method == "POST" else None)
     if form.is_valid():
-        try:
+        with refusal.shown(request, form):
             services.role_delete(actor=Actor.from_request(request), role=role)
-        except ValidationError as exc:
-            _refused(form, exc)
-        else:
             messages.success(request, f"Role “{role.name}” deleted.")
             return redirect("roles")
     return _confirm(request, form, "role", role.name, reverse("role_detail", args=[role.code]))
@@ -139,11 +125,8 @@ def assignment_create(request: AuthenticatedHttpRequest, code: uuid.UUID) -> Htt
     role = get_object_or_404(Role, code=code)
     form = AssignmentForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
-        try:
+        with refusal.shown(request, form):
             services.assignment_create(actor=Actor.from_request(request), role=role, **form.service_kwargs())
-        except ValidationError as exc:
-            _refused(form, exc)
-        else:
             messages.success(request, f"Assignment “{form.cleaned_data['name']}” created.")
             return redirect("role_detail", code=role.code)
     return _page(request, "assignment_form.html", form=form, role=role)
@@ -156,13 +139,10 @@ def assignment_edit(request: AuthenticatedHttpRequest, code: uuid.UUID) -> HttpR
     initial = AssignmentForm.initial_from(assignment)
     form = AssignmentForm(request.POST or None, initial=initial, user=request.user)
     if request.method == "POST" and form.is_valid():
-        try:
+        with refusal.shown(request, form):
             services.assignment_update(
                 actor=Actor.from_request(request), assignment=assignment, **form.service_kwargs()
             )
-        except ValidationError as exc:
-            _refused(form, exc)
-        else:
             messages.success(request, f"Assignment “{form.cleaned_data['name']}” saved.")
             return redirect("role_detail", code=assignment.role.code)
     return _page(request, "assignment_form.html", form=form, role=assignment.role, assignment=assignment)
@@ -174,11 +154,8 @@ def assignment_delete(request: AuthenticatedHttpRequest, code: uuid.UUID) -> Htt
     assignment = get_object_or_404(RoleAssignment.objects.select_related("role"), code=code)
     form = Form(request.POST if request.method == "POST" else None)
     if form.is_valid():
-        try:
+        with refusal.shown(request, form):
             services.assignment_delete(actor=Actor.from_request(request), assignment=assignment)
-        except ValidationError as exc:
-            _refused(form, exc)
-        else:
             messages.success(request, f"Assignment “{assignment.name}” deleted.")
             return redirect("role_detail", code=assignment.role.code)
     back = reverse("role_detail", args=[assignment.role.code])
@@ -200,11 +177,8 @@ def scope_tags(request: AuthenticatedHttpRequest) -> HttpResponse:
 def scope_tag_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ScopeTagForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
+        with refusal.shown(request, form):
             tag = services.scope_tag_create(actor=Actor.from_request(request), **form.cleaned_data)
-        except ValidationError as exc:
-            _refused(form, exc)
-        else:
             messages.success(request, f"Scope tag “{tag.name}” created.")
             return redirect("scope_tags")
     return _page(request, "scope_tag_form.html", form=form)
@@ -216,11 +190,8 @@ def scope_tag_edit(request: AuthenticatedHttpRequest, code: uuid.UUID) -> HttpRe
     tag = get_object_or_404(ScopeTag, code=code)
     form = ScopeTagForm(request.POST or None, initial={"name": tag.name, "description": tag.description})
     if request.method == "POST" and form.is_valid():
-        try:
+        with refusal.shown(request, form):
             services.scope_tag_update(actor=Actor.from_request(request), tag=tag, **form.cleaned_data)
-        except ValidationError as exc:
-            _refused(form, exc)
-        else:
             messages.success(request, f"Scope tag “{form.cleaned_data['name']}” saved.")
             return redirect("scope_tags")
     return _page(request, "scope_tag_form.html", form=form, tag=tag)
@@ -232,11 +203,8 @@ def scope_tag_delete(request: AuthenticatedHttpRequest, code: uuid.UUID) -> Http
     tag = get_object_or_404(ScopeTag, code=code)
     form = Form(request.POST if request.method == "POST" else None)
     if form.is_valid():
-        try:
+        with refusal.shown(request, form):
             services.scope_tag_delete(actor=Actor.from_request(request), tag=tag)
-        except ValidationError as exc:
-            _refused(form, exc)
-        else:
             messages.success(request, f"Scope tag “{tag.name}” deleted.")
             return redirect("scope_tags")
     return _confirm(request, form, "scope tag", tag.name, reverse("scope_tags"))
@@ -258,16 +226,13 @@ def admin_invite(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = InviteForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        try:
+        with refusal.shown(request, form):
             user = services.admin_invite(
                 actor=Actor.from_request(request),
                 email=data["email"],
                 display_name=data["display_name"],
                 assignments=data["assignments"],
             )
-        except ValidationError as exc:
-            _refused(form, exc)
-        else:
             messages.success(request, f"Invitation sent to {user.email}.")
             return redirect("admins")
     return _page(request, "admin_invite.html", form=form)
@@ -277,11 +242,8 @@ def admin_invite(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("roles.assign")
 def admin_resend_invite(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     user = get_object_or_404(User, pk=pk, is_active=True)
-    try:
+    with refusal.shown(request):
         services.admin_resend_invite(actor=Actor.from_request(request), user=user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
         messages.success(request, f"A new invitation was sent to {user.email}.")
     return redirect("admins")
 

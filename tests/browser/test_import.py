@@ -12,7 +12,7 @@ import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from playwright.sync_api import Page, expect
 
-from certs import services
+from certs import imports
 from certs.models import EncryptionKey, ImportBatch
 from certs.tests.importing import add_key, directory_user, pfx_for
 from portal.audit import Actor
@@ -110,8 +110,8 @@ def test_retrying_a_failed_row_with_the_right_password_succeeds(
 
 def test_the_rows_of_a_large_batch_page_through_in_place(page: Page, importer: User) -> None:
     directory_user(ALICE)
-    entries = [services.Entry(f"file-{i:02d}.pfx", b"x", "pw", ALICE) for i in range(60)]
-    batch = services.batch_create(
+    entries = [imports.Entry(f"file-{i:02d}.pfx", b"x", "pw", ALICE) for i in range(60)]
+    batch = imports.batch_create(
         Actor.system(),
         kind=ImportBatch.Kind.BULK,
         key=EncryptionKey.objects.get(),

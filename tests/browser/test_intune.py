@@ -11,11 +11,11 @@ import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from playwright.sync_api import Page, expect
 
-from certs import services as certs_services
+from certs import imports, lifecycle
 from certs.models import Certificate, GraphState
 from certs.tests.importing import add_key, pfx_for
+from devtools.emulator.server import Emulator
 from directory.models import DirectoryUser
-from graph.emulator import Emulator
 from portal.audit import Actor
 from portal.models import ScopeTag, User
 
@@ -33,9 +33,9 @@ def _imported_before_connecting(emulator: Emulator) -> Certificate:
     user = DirectoryUser.objects.create(
         object_id=uuid.UUID(person["id"]), upn=person["userPrincipalName"], display_name="Emulated user"
     )
-    item = certs_services.certificate_import(
+    item = lifecycle.certificate_import(
         Actor.system(),
-        entry=certs_services.Entry("user.pfx", pfx_for(user.upn, "Export-1"), "Export-1", user.upn),
+        entry=imports.Entry("user.pfx", pfx_for(user.upn, "Export-1"), "Export-1", user.upn),
         key=add_key(),
         tags=[ScopeTag.default()],
     )

@@ -1,0 +1,64 @@
+"""What apps above certs add to its pages, registered from their ``AppConfig.ready()``.
+
+certs imports no app above it. The connectors app adds a section to the encryption keys page
+(which connectors hold each key, whether one proved it holds the private key, key rotation)::
+
+    register_keys_section(KeysSection("connectors/_keys_section.html", keys_section, order=10))
+
+A section's ``context`` function returns a dict, or ``None`` to hide the section; the section
+template sees that dict as ``section``. The Graph app tells the import pages whether stored
+certificates go on to Intune (a tenant is connected)::
+
+    register_delivery("graph", tenant_connected)
+
+What happens to a stored or deleted certificate is announced by ``certs.signals``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+
+from certs.models import EncryptionKey
+from portal.http import AuthenticatedHttpRequest
+
+KeysSectionContext = Callable[[AuthenticatedHttpRequest, QuerySet[EncryptionKey]], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class KeysSection:
+    template: str
+    context: KeysSectionContext
+    order: int = 100
+
+
+_KEYS_SECTIONS: dict[str, KeysSection] = {}
+_DELIVERY: dict[str, Callable[[], bool]] = {}
+
+
+def register_keys_section(section: KeysSection) -> None:
+    """Add (or replace, by template name) a section of the encryption keys page."""
+    _KEYS_SECTIONS[section.template] = section
+
+
+def keys_sections(request: AuthenticatedHttpRequest, keys: QuerySet[EncryptionKey]) -> list[dict[str, Any]]:
+    """The sections to show below the admin's ``keys``, in order: ``[{"template": ..., "context": {...}}]``."""
+    shown = []
+    for section in sorted(_KEYS_SECTIONS.values(), key=lambda s: (s.order, s.template)):
+        context = section.context(request, keys)
+        if context is not None:
+            shown.append({"template": section.template, "context": context})
+    return shown
+
+
+def register_delivery(name: str, connected: Callable[[], bool]) -> None:
+    """Add (or replace, by name) a place stored certificates are delivered to, and whether it is set up."""
+    _DELIVERY[name] = connected
+
+
+def delivery_connected() -> bool:
+    """Whether stored certificates go on somewhere; without it they wait in the portal."""
+    return any(connected() for connected in _DELIVERY.values())

@@ -1,0 +1,163 @@
+"""What the Graph emulator holds in memory: its settings, counters, the directory and the PFX records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Config:
+    """What a test or the demo may tune while the emulator runs."""
+
+    tenant_id: str = "00000000-0000-0000-0000-0000000c0de0"
+    client_id: str = "11111111-2222-3333-4444-555555555555"
+    client_secret: str = "emulator-secret"
+    page_size: int = 50
+    # Writes (POST/PATCH/DELETE) allowed per window, per app and tenant; 0 turns throttling off.
+    write_limit: int = 100
+    write_window: float = 20.0
+    # How a 429 says when to come back: "seconds" (Retry-After), "ms" (x-ms-retry-after-ms), "none".
+    retry_after: str = "seconds"
+    write_latency: float = 0.0
+    # Seconds between storing a new record and answering: a client may die in between.
+    create_answer_delay: float = 0.0
+    # The next this-many DELETEs answer 204 but keep the record (Intune has been seen doing this).
+    ignored_deletes: int = 0
+    token_lifetime: int = 3599
+
+
+@dataclass
+class Stats:
+    tokens: int = 0
+    posts: int = 0
+    creates: int = 0
+    conflicts: int = 0
+    patches: int = 0
+    deletes: int = 0
+    throttled: int = 0
+    bad_requests: int = 0
+    requests: int = 0
+    first_write: float = 0.0
+    last_write: float = 0.0
+
+
+@dataclass
+class Token:
+    expires: float
+
+
+@dataclass
+class State:
+    """Everything the emulator knows; guarded by ``lock``."""
+
+    config: Config = field(default_factory=Config)
+    stats: Stats = field(default_factory=Stats)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pfx: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tokens: dict[str, Token] = field(default_factory=dict)
+    writes: deque[float] = field(default_factory=deque)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def user_by_upn(self, upn: str) -> dict[str, Any] | None:
+        lowered = upn.lower()
+        return next((u for u in self.users.values() if u["userPrincipalName"].lower() == lowered), None)
+
+    def reset_certificates(self) -> None:
+        with self.lock:
+            self.pfx.clear()
+            self.writes.clear()
+            self.stats = Stats()
+
+
+def seed_from_demo(state: State, now: dt.datetime | None = None) -> None:
+    """Fill the directory with the demo tenant (devtools/tenant.py), as Entra and Intune would list it."""
+    from django.utils import timezone
+
+    from devtools.tenant import build_tenant
+
+    tenant = build_tenant(now or timezone.now())
+    users = [u for u in tenant.users if u.removed_at is None]
+    live_ids = {u.object_id for u in users}
+    state.users = {
+        str(u.object_id): {
+            "id": str(u.object_id),
+            "userPrincipalName": u.upn,
+            "displayName": u.display_name,
+            "givenName": u.given_name or None,
+            "surname": u.surname or None,
+            "mail": u.mail or None,
+            "proxyAddresses": list(u.proxy_addresses),
+            "department": u.department or None,
+            "jobTitle": u.job_title or None,
+            "accountEnabled": u.account_enabled,
+        }
+        for u in users
+    }
+    state.devices = {}
+    entra_ids: dict[uuid.UUID, str] = {}
+    for d in tenant.devices:
+        if d.removed_at is not None:
+            continue
+        managed_id = str(uuid.uuid5(d.device_id, "managedDevice"))
+        entra_ids[d.device_id] = str(uuid.uuid5(d.device_id, "entraDevice"))
+        owner = d.primary_user if d.primary_user and d.primary_user.object_id in live_ids else None
+        state.devices[managed_id] = {
+            "id": managed_id,
+            "azureADDeviceId": str(d.device_id),
+            "deviceName": d.name,
+            "operatingSystem": _os_name(d.platform),
+            "deviceType": d.platform,
+            "osVersion": d.os_version,
+            "manufacturer": d.manufacturer,
+            "model": d.model,
+            "serialNumber": d.serial_number,
+            "managedDeviceOwnerType": d.ownership,
+            "lastSyncDateTime": d.last_check_in.isoformat() if d.last_check_in else None,
+            "userId": str(owner.object_id) if owner else None,
+            "userPrincipalName": owner.upn if owner else None,
+        }
+    state.groups = {
+        str(g.object_id): {
+            "id": str(g.object_id),
+            "displayName": g.display_name,
+            "description": g.description,
+            "groupTypes": [],
+            "securityEnabled": True,
+            "mailEnabled": False,
+        }
+        for g in tenant.groups
+    }
+    state.members = {gid: [] for gid in state.groups}
+    for group_id, user_id in tenant.user_members:
+        user = state.users.get(str(user_id))
+        if user:
+            state.members[str(group_id)].append(
+                {"@odata.type": "#microsoft.graph.user", **{k: user[k] for k in ("id", "userPrincipalName")}}
+            )
+    for group_id, device_id in tenant.device_members:
+        if device_id in entra_ids:
+            state.members[str(group_id)].append(
+                {
+                    "@odata.type": "#microsoft.graph.device",
+                    "id": entra_ids[device_id],
+                    "deviceId": str(device_id),
+                }
+            )
+
+
+def _os_name(platform: str) -> str:
+    if platform == "windows10":
+        return "Windows"
+    if platform == "iOS":
+        return "iOS"
+    if platform == "macOS":
+        return "macOS"
+    return "Android"
