@@ -187,6 +187,8 @@ def measure(args: argparse.Namespace) -> None:
             "--threads=4",
             f"--bind=127.0.0.1:{port}",
             "--log-level=warning",
+            # gunicorn.conf.py (read from the working directory) logs every request: not what is measured.
+            "--access-logfile=/dev/null",
         ],
         cwd=ROOT,
         env=env,
