@@ -14,40 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHUNK = 1024 * 1024
-
-
-def lying_zip(mib: int, declared: int, name: bytes = b"bomb.pfx") -> bytes:
-    """A ZIP with one deflated entry of ``mib`` MiB of zeros whose headers say ``declared`` bytes."""
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
-    crc, body = 0, bytearray()
-    zeros = bytes(CHUNK)
-    for _ in range(mib):
-        crc = zlib.crc32(zeros, crc)
-        body += deflate.compress(zeros)
-    body += deflate.flush()
-    sizes = struct.pack("<III", crc, len(body), declared)
-    local = (
-        b"PK\x03\x04" + struct.pack("<HHHHH", 20, 0, 8, 0, 0x21) + sizes + struct.pack("<HH", len(name), 0)
-    )
-    central = (
-        b"PK\x01\x02"
-        + struct.pack("<HHHHHH", 20, 20, 0, 8, 0, 0x21)
-        + sizes
-        + struct.pack("<HHHHHII", len(name), 0, 0, 0, 0, 0, 0)
-        + name
-    )
-    offset = len(local) + len(name) + len(body)
-    end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, 1, 1, len(central), offset, 0)
-    return local + name + bytes(body) + central + end
 
 
 def child(mib: int, declared: int) -> None:
@@ -59,8 +32,9 @@ def child(mib: int, declared: int) -> None:
 
     django.setup()
     from certs import manifest
+    from certs.tests.archives import lying_zip
 
-    data = lying_zip(mib, declared)
+    data = lying_zip(holds=mib * CHUNK, declares=declared, name=b"bomb.pfx")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
     start = time.perf_counter()
