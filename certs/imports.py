@@ -15,7 +15,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from certs import pipeline, sql, staging
-from certs.models import RETRYABLE_PROBLEMS, EncryptionKey, ImportBatch, ImportItem, ItemState
+from certs.models import EncryptionKey, ImportBatch, ImportItem, ItemState, retryable_with_password
 from certs.pipeline import CERTIFICATES, PIPELINE_PROBLEMS, staging_context
 from portal import audit
 from portal.audit import Actor
@@ -152,13 +152,7 @@ def items_retry(actor: Actor, *, batch: ImportBatch, passwords: dict[int, str]) 
         )
     items = list(
         ImportItem.objects.select_for_update()
-        .filter(
-            batch=batch,
-            pk__in=list(passwords),
-            state__in=[ItemState.FAILED, ItemState.CANCELLED],
-            problem_code__in=RETRYABLE_PROBLEMS,
-        )
-        .exclude(pfx=b"")
+        .filter(retryable_with_password(), batch=batch, pk__in=list(passwords))
         .defer("pfx")
     )
     if not items:
