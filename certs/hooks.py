@@ -17,22 +17,17 @@ What happens to a stored or deleted certificate is announced by ``certs.signals`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
 
 from certs.models import EncryptionKey
 from portal.http import AuthenticatedHttpRequest
+from portal.lib import sections
 
-KeysSectionContext = Callable[[AuthenticatedHttpRequest, QuerySet[EncryptionKey]], dict[str, Any] | None]
 
-
-@dataclass(frozen=True)
-class KeysSection:
-    template: str
-    context: KeysSectionContext
-    order: int = 100
+class KeysSection(sections.Section[[AuthenticatedHttpRequest, QuerySet[EncryptionKey]]]):
+    """A section of the encryption keys page."""
 
 
 _KEYS_SECTIONS: dict[str, KeysSection] = {}
@@ -46,12 +41,7 @@ def register_keys_section(section: KeysSection) -> None:
 
 def keys_sections(request: AuthenticatedHttpRequest, keys: QuerySet[EncryptionKey]) -> list[dict[str, Any]]:
     """The sections to show below the admin's ``keys``, in order: ``[{"template": ..., "context": {...}}]``."""
-    shown = []
-    for section in sorted(_KEYS_SECTIONS.values(), key=lambda s: (s.order, s.template)):
-        context = section.context(request, keys)
-        if context is not None:
-            shown.append({"template": section.template, "context": context})
-    return shown
+    return sections.shown(_KEYS_SECTIONS.values(), request, keys)
 
 
 def register_delivery(name: str, connected: Callable[[], bool]) -> None:

@@ -13,21 +13,15 @@ as ``panel`` and the page's user as ``directory_user``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from directory.models import DirectoryUser
 from portal.http import AuthenticatedHttpRequest
+from portal.lib import sections
 
-PanelContext = Callable[[AuthenticatedHttpRequest, DirectoryUser], dict[str, Any] | None]
 
-
-@dataclass(frozen=True)
-class UserPanel:
-    template: str
-    context: PanelContext
-    order: int = 100
+class UserPanel(sections.Section[[AuthenticatedHttpRequest, DirectoryUser]]):
+    """A section of the directory user page."""
 
 
 _USER_PANELS: dict[str, UserPanel] = {}
@@ -40,9 +34,4 @@ def register_user_panel(panel: UserPanel) -> None:
 
 def user_panels(request: AuthenticatedHttpRequest, user: DirectoryUser) -> list[dict[str, Any]]:
     """The panels to show for ``user``, in order: ``[{"template": ..., "context": {...}}]``."""
-    shown = []
-    for panel in sorted(_USER_PANELS.values(), key=lambda p: (p.order, p.template)):
-        context = panel.context(request, user)
-        if context is not None:
-            shown.append({"template": panel.template, "context": context})
-    return shown
+    return sections.shown(_USER_PANELS.values(), request, user)

@@ -12,20 +12,14 @@ page's variables and, on top, its own; they are gone again after the section.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from portal.http import AuthenticatedHttpRequest
+from portal.lib import sections
 
-SectionContext = Callable[[AuthenticatedHttpRequest], dict[str, Any] | None]
 
-
-@dataclass(frozen=True)
-class HomeSection:
-    template: str
-    context: SectionContext
-    order: int = 100
+class HomeSection(sections.Section[[AuthenticatedHttpRequest]]):
+    """A section of Home."""
 
 
 _HOME_SECTIONS: dict[str, HomeSection] = {}
@@ -38,9 +32,4 @@ def register_home_section(section: HomeSection) -> None:
 
 def home_sections(request: AuthenticatedHttpRequest) -> list[dict[str, Any]]:
     """The sections to show, in order: ``[{"template": ..., "context": {...}}]``."""
-    shown = []
-    for section in sorted(_HOME_SECTIONS.values(), key=lambda s: (s.order, s.template)):
-        context = section.context(request)
-        if context is not None:
-            shown.append({"template": section.template, "context": context})
-    return shown
+    return sections.shown(_HOME_SECTIONS.values(), request)
