@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from portal.models import ScopeTagged, User
@@ -317,6 +318,10 @@ class ConnectorJob(models.Model):
     from_fingerprint = models.CharField(max_length=64, db_index=True)
     to_fingerprint = models.CharField(max_length=64, blank=True)
     device_public_key = models.TextField(blank=True)
+    # Device jobs: the credential whose key ``to_fingerprint`` names (an id, as certificates are),
+    # and the password encrypted to that key by the connector: ciphertext only, for that device.
+    device_credential_id = models.BigIntegerField(null=True, blank=True)
+    device_password = models.BinaryField(default=b"", blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     claimed_by = models.ForeignKey(
         Connector, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
@@ -330,6 +335,14 @@ class ConnectorJob(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["state", "from_fingerprint"])]
+        constraints = [
+            # Queuing a device's certificate twice (two check-ins at once) finds the same job.
+            models.UniqueConstraint(
+                fields=["certificate_id", "to_fingerprint"],
+                condition=Q(kind="device"),
+                name="one_device_job_per_certificate_and_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk}"

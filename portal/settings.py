@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "certs",
     "profiles",
     "connectors",
+    "delivery",
     "graph",
     "devtools",
 ]

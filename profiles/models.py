@@ -1,4 +1,4 @@
-"""PKCS imported certificate profiles: settings, assignments, applicability rules and delivery state."""
+"""PKCS imported certificate profiles: settings, assignments, applicability rules, delivery states."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 
-from directory.models import Device, DirectoryUser, Group, Platform, WindowsEdition, version_key
+from directory.models import Group, Platform, WindowsEdition, version_key
 from portal.models import ScopeTagged
 
 
@@ -189,46 +189,16 @@ class ApplicabilityRule(models.Model):
 
 
 class DeliveryStatus(models.TextChoices):
-    """Check-in states, as the profile overview counts them."""
+    """The states of a profile on a device (and of one certificate of it), as the overview counts them.
+
+    The table of reported states is ``delivery.models.DeliveryState``; the last two values are
+    per certificate only (a certificate the device must remove, and one it confirmed removing).
+    """
 
     SUCCEEDED = "succeeded", "Succeeded"
     ERROR = "error", "Error"
     CONFLICT = "conflict", "Conflict"
     PENDING = "pending", "Pending"
     NOT_APPLICABLE = "notApplicable", "Not applicable"
-
-
-class DeliveryState(models.Model):
-    """What a device reported for one certificate of one profile.
-
-    ``certificate_thumbprint`` names the certificate (SHA-1, lower-case hex) until a
-    foreign key to ``certs.Certificate`` replaces it; empty means the device-level
-    state before any certificate was chosen.
-    """
-
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="delivery_states")
-    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="profile_delivery_states")
-    user = models.ForeignKey(
-        DirectoryUser,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="profile_delivery_states",
-    )
-    certificate_thumbprint = models.CharField(max_length=40, blank=True)
-    status = models.CharField(max_length=20, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
-    error_code = models.CharField(max_length=40, blank=True)
-    detail = models.CharField(max_length=1000, blank=True)
-    reported_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["profile", "device", "certificate_thumbprint"], name="unique_delivery_state"
-            )
-        ]
-        indexes = [models.Index(fields=["profile", "status"])]
-
-    def __str__(self) -> str:
-        return f"{self.profile} on {self.device}: {self.get_status_display()}"
+    REMOVAL_PENDING = "removalPending", "Removal pending"
+    REMOVED = "removed", "Removed"

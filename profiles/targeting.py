@@ -35,7 +35,8 @@ from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, 
 from django.db.models.expressions import Combinable
 
 from directory.models import Device, DirectoryUser, GroupDeviceMember, GroupUserMember
-from profiles.models import DeliveryState, DeliveryStatus
+from profiles import states
+from profiles.models import DeliveryStatus
 from profiles.specs import TargetSpec
 
 # --- Flags -------------------------------------------------------------------
@@ -189,8 +190,8 @@ def device_flags(spec: TargetSpec, rivals: Sequence[TargetSpec]) -> Any:
         other_reach = reach_q(other)
         if other_reach is not None:
             conflict = other_reach if conflict is None else conflict | other_reach
-    if spec.profile_id is not None:
-        reported = DeliveryState.objects.filter(profile_id=spec.profile_id, device_id=OuterRef("pk"))
+    reported = states.reported(profile_id=spec.profile_id, device_id=OuterRef("pk"))
+    if spec.profile_id is not None and reported is not None:
         said_conflict = Q(Exists(reported.filter(status=DeliveryStatus.CONFLICT)))
         conflict = said_conflict if conflict is None else conflict | said_conflict
         terms.append(_flag(Exists(reported.filter(status=DeliveryStatus.ERROR)), DELIVERY_ERROR))
@@ -255,9 +256,7 @@ class UserFacts:
         ):
             device_groups[device_id].add(group_id)
         reported: defaultdict[tuple[int, int], set[str]] = defaultdict(set)
-        for profile_id, device_id, status in DeliveryState.objects.filter(device_id__in=ids).values_list(
-            "profile_id", "device_id", "status"
-        ):
+        for profile_id, device_id, status in states.reported_for_devices(ids):
             reported[(profile_id, device_id)].add(status)
         return cls(
             user=user,

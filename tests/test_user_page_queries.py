@@ -16,9 +16,10 @@ from django.utils import timezone
 
 from certs.models import Certificate, EncryptionKey, ImportBatch, Padding
 from certs.tests.importing import add_key
+from delivery.models import DeliveryState
 from directory.models import DirectoryUser, Group, GroupUserMember, Platform
 from portal.models import ScopeTag, User
-from profiles.models import DeliveryState, DeliveryStatus
+from profiles.models import DeliveryStatus
 from profiles.tests import factories as f
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from delivery.models import DeliveryState
 from directory.models import Group, Platform, WindowsEdition
-from profiles.models import DeliveryState, DeliveryStatus, KeyStorageProvider
+from profiles.models import DeliveryStatus, KeyStorageProvider
 from profiles.reports import evaluate
 from profiles.targeting import EXCLUDED, NOT_TARGETED, flags_for, outcome
 from profiles.tests import factories as f

@@ -99,8 +99,9 @@ def test_the_user_page_fragment_renders_for_helpdesk(helpdesk, client: Client):
 def test_what_one_user_gets_agrees_with_the_whole_tenant_evaluation(db):
     from django.utils import timezone
 
+    from delivery.models import DeliveryState
     from directory.models import WindowsEdition
-    from profiles.models import DeliveryState, KeyStorageProvider
+    from profiles.models import KeyStorageProvider
 
     staff, contractors = f.group("Staff"), f.group("Contractors")
     pcs, kiosks = f.group("PCs", Group.Kind.DEVICE), f.group("Kiosks", Group.Kind.DEVICE)

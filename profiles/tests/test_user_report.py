@@ -10,9 +10,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from delivery.models import DeliveryState
 from directory.models import Device, Group
 from portal.models import AuditEvent
-from profiles.models import DeliveryState, DeliveryStatus, Profile
+from profiles.models import DeliveryStatus, Profile
 from profiles.reports import evaluate
 from profiles.targeting import STATE_LABELS, STATUSES
 from profiles.tests import factories as f
