@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from connectors import enrolment, health, keys, rotation
+from connectors import enrolment, health, keys, reencrypt, rotation
 from connectors.health import HeartbeatReport
 from connectors.models import Connector, heartbeat_interval
 from connectors.rotation import JobResult
@@ -171,6 +171,7 @@ def _job_results(data: dict[str, Any]) -> list[JobResult]:
                 ok=bool(item.get("ok")),
                 encrypted_password=_text(item, "encrypted_password", 4096),
                 error=_text(item, "error", 500),
+                code=_text(item, "code", 40),
             )
         )
     return results
@@ -215,10 +216,23 @@ def claim_jobs(request: HttpRequest, connector: Connector, data: dict[str, Any])
         limit = max(1, min(int(data.get("limit") or 10), rotation.MAX_CLAIM))
     except (TypeError, ValueError) as exc:
         raise Refused("bad_request", "limit must be a number.") from exc
-    return JsonResponse({"jobs": rotation.jobs_claim(connector, limit=limit)})
+    jobs = rotation.jobs_claim(connector, limit=limit)
+    jobs += reencrypt.jobs_claim(connector, limit=limit - len(jobs))
+    return JsonResponse({"jobs": jobs})
 
 
 @connector_api
 def post_results(request: HttpRequest, connector: Connector, data: dict[str, Any]) -> JsonResponse:
-    results = rotation.jobs_complete(connector, _job_results(data), ip=_ip(request))
-    return JsonResponse({"results": results})
+    results = _job_results(data)
+    device = reencrypt.device_job_codes([r.job for r in results])
+    outcome = rotation.jobs_complete(connector, [r for r in results if r.job not in device], ip=_ip(request))
+    device_results = [
+        reencrypt.DeviceResult(
+            job=r.job, ok=r.ok, encrypted_password=r.encrypted_password, code=r.code, error=r.error
+        )
+        for r in results
+        if r.job in device
+    ]
+    if device_results:
+        outcome.update(reencrypt.jobs_complete(connector, device_results, ip=_ip(request)))
+    return JsonResponse({"results": outcome})

@@ -22,7 +22,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from certs.models import Certificate, EncryptionKey
-from connectors import rotation
+from connectors import reencrypt, rotation
 from connectors.models import FEATURES, Connector, ConnectorKey, Heartbeat, Status, StatusChange
 from portal import access
 from portal.access import AnyUser
@@ -146,4 +146,5 @@ def health_sweep(now: datetime | None = None) -> list[StatusChange]:
             changes.append(change)
     Heartbeat.objects.filter(received_at__lt=now - HEARTBEAT_HISTORY).delete()
     rotation.fail_exhausted_jobs(now)
+    reencrypt.fail_exhausted_jobs(now)
     return changes

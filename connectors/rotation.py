@@ -229,6 +229,7 @@ class JobResult:
     ok: bool
     encrypted_password: str = ""
     error: str = ""
+    code: str = ""
 
 
 @transaction.atomic
@@ -243,7 +244,12 @@ def jobs_complete(
     for result in results:
         job = (
             ConnectorJob.objects.select_for_update()
-            .filter(code=result.job, claimed_by=connector, state=ConnectorJob.State.CLAIMED)
+            .filter(
+                code=result.job,
+                kind=ConnectorJob.Kind.REWRAP,
+                claimed_by=connector,
+                state=ConnectorJob.State.CLAIMED,
+            )
             .first()
         )
         if job is None:
@@ -346,7 +352,10 @@ def fail_exhausted_jobs(now: datetime) -> None:
     """Stale claims that used up their attempts fail, so a rotation can finish."""
     stale = now - claim_timeout()
     exhausted = ConnectorJob.objects.filter(
-        state=ConnectorJob.State.CLAIMED, claimed_at__lt=stale, attempts__gte=ConnectorJob.MAX_ATTEMPTS
+        kind=ConnectorJob.Kind.REWRAP,
+        state=ConnectorJob.State.CLAIMED,
+        claimed_at__lt=stale,
+        attempts__gte=ConnectorJob.MAX_ATTEMPTS,
     )
     for job in exhausted.select_related("claimed_by"):
         with transaction.atomic():

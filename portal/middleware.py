@@ -11,7 +11,7 @@ from portal import access
 from portal.models import User
 
 # Pages an admin who still has to enrol an authenticator may reach.
-_MFA_EXEMPT_PREFIXES = ("/accounts/", "/static/", "/healthz", "/connector-api/")
+_MFA_EXEMPT_PREFIXES = ("/accounts/", "/static/", "/healthz", "/connector-api/", "/device-api/")
 
 
 class CorrelationIdMiddleware:

@@ -19,5 +19,6 @@ urlpatterns = [
     path("profiles/", include("profiles.urls")),
     path("connectors/", include("connectors.urls")),
     path("connector-api/", include("connectors.api_urls")),
+    path("device-api/", include("delivery.api_urls")),
     path("tenant-admin/intune/", include("graph.urls")),
 ]

@@ -24,8 +24,8 @@ def reported(**filters: Any) -> QuerySet[Any] | None:
     """The reported states matching ``filters`` (None while nothing is registered)."""
     if not _SOURCE:
         return None
-    manager: Any = _SOURCE[0]._default_manager
-    return manager.filter(**filters)
+    found: QuerySet[Any] = _SOURCE[0]._default_manager.filter(**filters)
+    return found
 
 
 def reported_for_devices(device_ids: Iterable[int]) -> list[tuple[int, int, str]]:

@@ -12,4 +12,4 @@ DEFAULT_PROVIDER = "Microsoft Software Key Storage Provider"
 DEFAULT_KEY_NAME = "PFXEncryptionKey"
 PASSPHRASE_ENV = "CONNECTOR_KEY_PASSPHRASE"
 EXPORT_PASSPHRASE_ENV = "CONNECTOR_EXPORT_PASSPHRASE"
-FEATURES = ("pkcs_import", "rewrap")
+FEATURES = ("pkcs_import", "rewrap", "device_reencrypt")

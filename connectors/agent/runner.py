@@ -188,11 +188,14 @@ class Agent:
         job_id = str(job.get("id"))
         if job.get("skip"):
             return {"job": job_id, "ok": False, "error": str(job["skip"])}
+        stage = "key_not_held"
         try:
             source, to = job["from"], job["to"]
             key = self._key_for(str(source["provider_name"]), str(source["key_name"]))
+            stage = "decrypt_failed"
             # The plaintext lives only in this frame and is dropped at once.
             plaintext = keystore.decrypt(key, base64.b64decode(job["encrypted_password"]), source["padding"])
+            stage = "bad_device_key" if job.get("kind") == "device" else "reencrypt_failed"
             target = keystore.load_public(to["public_key_pem"])
             ciphertext = keystore.encrypt(target, plaintext, to["padding"])
             del plaintext
@@ -202,7 +205,7 @@ class Agent:
                 "encrypted_password": base64.b64encode(ciphertext).decode("ascii"),
             }
         except Exception as exc:
-            return {"job": job_id, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:400]}
+            return {"job": job_id, "ok": False, "code": stage, "error": f"{type(exc).__name__}: {exc}"[:400]}
 
     def _key_for(self, provider: str, key_name: str) -> rsa.RSAPrivateKey:
         if (provider, key_name) == (self.config.provider, self.config.key_name):
