@@ -112,6 +112,7 @@ class SimulatedDevice:
         self.sequence = 0
         # Thumbprint -> subject of what is installed: the device's certificate store.
         self.store: dict[str, str] = {}
+        self.after_cycle: Callable[[SimulatedDevice], None] | None = None
 
     def enroll(self, *, secret: str = "", token: str = "") -> None:
         answer = self.api.post(
@@ -179,6 +180,8 @@ class SimulatedDevice:
                 failed=sum(r["result"] == "failed" for r in results),
                 removed=sum(r["result"] == "removed" for r in results),
             )
+        if self.after_cycle is not None:
+            self.after_cycle(self)
         return policy
 
 
@@ -227,3 +230,49 @@ def run_fleet(
 def _round_robin(devices: list[SimulatedDevice]) -> Iterator[SimulatedDevice]:
     while True:
         yield from devices
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m delivery.simulator --server URL --secret S --device ID:PLATFORM:NAME ...``: a fleet
+    that needs nothing but the portal's URL. ``--store-log`` appends each device's certificate store
+    (thumbprints) after every check-in, one JSON line each."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(prog="device-simulator")
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--secret", required=True, help="The tenant's device enrolment secret.")
+    parser.add_argument("--device", action="append", required=True, help="INTUNE_ID:PLATFORM:NAME")
+    parser.add_argument("--interval", type=float, default=5.0)
+    parser.add_argument("--failure-rate", type=float, default=0.0)
+    parser.add_argument("--store-log", help="File to append each device's store to after each check-in.")
+    args = parser.parse_args(argv)
+    api = Api(args.server)
+    fleet = []
+    for text in args.device:
+        device_id, platform, name = text.split(":", 2)
+        device = SimulatedDevice(api, DeviceSpec(device_id, platform, name), failure_rate=args.failure_rate)
+        device.enroll(secret=args.secret)
+        fleet.append(device)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stats = Stats()
+    log_lock = threading.Lock()
+
+    def log_store(device: SimulatedDevice) -> None:
+        with log_lock, open(args.store_log, "a") as out:
+            out.write(json.dumps({"device": device.spec.name, "store": sorted(device.store)}) + "\n")
+
+    if args.store_log:
+        for device in fleet:
+            device.after_cycle = log_store
+
+    def report_error(device: SimulatedDevice, exc: Exception) -> None:
+        pass
+
+    run_fleet(fleet, interval=args.interval, until=stop.is_set, stats=stats, threads=2, on_error=report_error)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -48,7 +48,7 @@ def _no_rate_limits(settings: Any) -> None:
 
 @dataclass
 class Tenant:
-    connector_key: rsa.RSAPrivateKey
+    connector_key: rsa.RSAPrivateKey | None  # None: a connector agent process holds it
     encryption_key: EncryptionKey
     connector: Connector
     user: DirectoryUser
@@ -96,7 +96,9 @@ class Tenant:
             padding=self.encryption_key.default_padding,
             pfx_blob=pfx,
             encrypted_password=encrypt_password(
-                password, self.connector_key.public_key(), self.encryption_key.default_padding
+                password,
+                serialization.load_pem_public_key(self.encryption_key.public_key_pem.encode()),  # type: ignore[arg-type]
+                self.encryption_key.default_padding,
             ),
         )
 
@@ -114,6 +116,7 @@ class Tenant:
         from connectors import reencrypt
         from connectors.agent import keystore
 
+        assert self.connector_key is not None
         results = []
         for job in reencrypt.jobs_claim(self.connector, limit=50):
             plain = keystore.decrypt(
@@ -135,6 +138,19 @@ def _b64e(data: bytes) -> str:
     import base64
 
     return base64.b64encode(data).decode()
+
+
+def directory(
+    connector: Connector, connector_key: rsa.RSAPrivateKey | None, encryption_key: EncryptionKey
+) -> Tenant:
+    user = DirectoryUser.objects.create(upn="alice@contoso.example", display_name="Alice")
+    device = Device(
+        name="PC-ALICE", primary_user=user, platform=Platform.WINDOWS, os_edition=WindowsEdition.ENTERPRISE
+    )
+    device.set_os_version("10.0.22631.1")
+    device.save()
+    credentials.secret_create(Actor.system(), value=SECRET)
+    return Tenant(connector_key, encryption_key, connector, user, device)
 
 
 @pytest.fixture
@@ -165,14 +181,7 @@ def tenant(db: None) -> Tenant:
     ConnectorKey.objects.create(
         connector=connector, provider_name="P", key_name="K", fingerprint=fingerprint, size=2048
     )
-    user = DirectoryUser.objects.create(upn="alice@contoso.example", display_name="Alice")
-    device = Device(
-        name="PC-ALICE", primary_user=user, platform=Platform.WINDOWS, os_edition=WindowsEdition.ENTERPRISE
-    )
-    device.set_os_version("10.0.22631.1")
-    device.save()
-    credentials.secret_create(Actor.system(), value=SECRET)
-    return Tenant(connector_key, encryption_key, connector, user, device)
+    return directory(connector, connector_key, encryption_key)
 
 
 class DeviceClient:
