@@ -209,10 +209,12 @@ def run_fleet(
                 device = next(order)
                 wait = due[id(device)] - time.monotonic()
                 due[id(device)] = max(due[id(device)], time.monotonic()) + interval
-            if wait > 0:
-                time.sleep(min(wait, 1.0))
+            # Sleep in short steps so a stop request is noticed at once.
+            deadline = time.monotonic() + wait
+            while (left := deadline - time.monotonic()) > 0:
                 if until():
                     return
+                time.sleep(min(left, 0.5))
             try:
                 device.cycle(stats)
             except (DeviceApiError, OSError) as exc:

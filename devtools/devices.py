@@ -17,7 +17,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 
+from certs.models import Certificate
 from delivery import credentials
 from delivery.simulator import Api, DeviceSpec, SimulatedDevice
 from devtools.certificates import distinct_keys
@@ -37,9 +39,12 @@ def enrolment_secret() -> str:
 
 
 def pick(count: int) -> list[DeviceSpec]:
-    """``count`` current devices with a primary user, taking the six platforms in turn."""
+    """``count`` current devices with a primary user, taking the six platforms in turn (devices whose
+    user has a certificate first, so the demo has something to deliver)."""
     by_platform: dict[str, list[Device]] = {p: [] for p in Platform.values}
-    for device in Device.objects.filter(removed_at=None, primary_user__isnull=False).order_by("name", "pk"):
+    holds = Exists(Certificate.objects.filter(user_id=OuterRef("primary_user_id")))
+    current = Device.objects.filter(removed_at=None, primary_user__isnull=False)
+    for device in current.annotate(holds=holds).order_by("-holds", "name", "pk"):
         by_platform.setdefault(device.platform, []).append(device)
     chosen: list[Device] = []
     queues = [iter(devices) for devices in by_platform.values()]

@@ -55,7 +55,7 @@ def test_the_demo_command_serves_the_portal_with_a_worker_and_beat_and_stops_cle
             assert f"PFX Portal is running at http://127.0.0.1:{port}/" in text
             assert "admin@contoso.com" in text and "helpdesk@contoso.com" in text
             assert "worker (pid" in text and "beat (pid" in text and "connector (pid" in text
-            assert "graph-emulator (pid" in text
+            assert "graph-emulator (pid" in text and "devices (pid" in text
             assert "Demo tenant connected to the Microsoft Graph emulator" in text
             assert "Demo bulk import of 66 certificates started with key" in text
         finally:

@@ -1,4 +1,4 @@
-"""Run the whole demo with one command: web server, Celery worker and beat, and a connector.
+"""Run the whole demo with one command: web server, Celery worker and beat, a connector and devices.
 
 Each runs as its own process, so background work really happens outside the web
 server, as it does in production. Stopping the command (Ctrl+C) stops them all;
@@ -127,6 +127,8 @@ class Command(BaseCommand):
                 needs_web=True,
             )
         )
+        if self.seed:
+            processes.append(self._devices(url))
         self._run(processes, url, sign_ins)
 
     def processes(self, *, host: str, port: int, graph_port: int, concurrency: int) -> list[Process]:
@@ -165,6 +167,14 @@ class Command(BaseCommand):
             ),
             Process("graph-emulator", [python, manage, "graph_emulator", "--port", str(graph_port)]),
         ]
+
+    def _devices(self, url: str) -> Process:
+        """A small fleet of simulated devices, so profile status shows Succeeded and Error beside
+        Pending (the devices not simulated)."""
+        manage = str(settings.BASE_DIR / "manage.py")
+        argv = [sys.executable, manage, "simulate_devices", "--server", url.rstrip("/")]
+        argv += ["--count", "12", "--interval", "20", "--failure-rate", "0.3"]
+        return Process("devices", argv, needs_web=True)
 
     def child_env(self) -> dict[str, str]:
         """The environment every process starts with: this one, at the demo's log level."""
