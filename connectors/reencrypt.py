@@ -172,6 +172,9 @@ def jobs_complete(
     outcome: dict[str, str] = {}
     done: list[dict[str, Any]] = []
     failed: list[int] = []
+    # Successes are written together: a connector posts up to MAX_CLAIM results at a time.
+    finished: list[ConnectorJob] = []
+    events: list[ConnectorEvent] = []
     jobs = {
         str(j.code): j
         for j in ConnectorJob.objects.select_for_update().filter(
@@ -199,12 +202,15 @@ def jobs_complete(
                 now,
                 "",
             )
-            job.save(update_fields=["state", "device_password", "finished_at", "error"])
-            record_event(
-                connector,
-                ConnectorEvent.REENCRYPT_SUCCESS,
-                f"Re-encrypted the password of certificate {job.certificate_id} to device key "
-                f"{job.to_fingerprint[:16]}.",
+            finished.append(job)
+            events.append(
+                ConnectorEvent(
+                    connector=connector,
+                    event_id=ConnectorEvent.REENCRYPT_SUCCESS,
+                    message=f"Re-encrypted the password of certificate {job.certificate_id} to device key "
+                    f"{job.to_fingerprint[:16]}.",
+                    occurred_at=now,
+                )
             )
             done.append(
                 audit.resource(
@@ -238,6 +244,8 @@ def jobs_complete(
         if final:
             failed.append(job.pk)
         outcome[result.job] = "failed" if final else "retry"
+    ConnectorJob.objects.bulk_update(finished, ["state", "device_password", "finished_at", "error"])
+    ConnectorEvent.objects.bulk_create(events)
     if done:
         audit.record(
             connector_actor(connector, ip),

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import base64
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,7 +32,7 @@ from connectors.models import ConnectorJob
 from delivery import protocol
 from delivery.credentials import CATEGORY, device_actor
 from delivery.models import DeliveryState, DeviceCredential, Source
-from directory.models import Device
+from directory.models import Device, GroupDeviceMember, GroupUserMember
 from portal import audit
 from profiles.models import DeliveryStatus, IntendedPurpose
 from profiles.specs import TargetSpec, tenant_specs
@@ -40,6 +42,9 @@ APPLIES = frozenset({DeliveryStatus.SUCCEEDED, DeliveryStatus.ERROR, DeliverySta
 NO_PROFILE = "no_profile_targets_platform"
 NO_USER = "no_primary_user"
 NO_CERTIFICATE = "no_certificate"
+# A device's last check-in time is written at most this often: a check-in that changes nothing
+# writes nothing.
+SEEN_EVERY = timedelta(seconds=60)
 
 
 @dataclass
@@ -64,19 +69,32 @@ class Reach:
     conflicting: set[int]  # profile ids in Conflict on the device
 
 
-def reaching_profiles(device: Device) -> Reach:
-    """The profiles that apply to ``device`` and those in Conflict there, by the evaluation's rules."""
-    specs = tenant_specs()
+def reaching_profiles(device: Device, reported: Mapping[tuple[int, int], frozenset[str]]) -> Reach:
+    """The profiles that apply to ``device`` and those in Conflict there, by the evaluation's rules.
+
+    ``reported``: the device's states by (profile id, device id), as :class:`UserFacts` holds them.
+    Only this device's facts are read (two queries): the flags of a device depend on no other.
+    """
+    specs = tenant_specs(recheck_after=settings.DEVICE_POLICY_RECHECK_SECONDS)
     candidates = [s for s in specs.specs.values() if s.platform == device.platform and s.is_assigned]
     user = device.primary_user
     if not candidates or user is None or user.removed_at is not None:
         return Reach([], set())
-    facts = UserFacts.load(user)
-    current = next((d for d in facts.devices if d.pk == device.pk), device)
+    facts = UserFacts(
+        user=user,
+        devices=(device,),
+        user_groups=frozenset(GroupUserMember.objects.filter(user=user).values_list("group_id", flat=True)),
+        device_groups={
+            device.pk: frozenset(
+                GroupDeviceMember.objects.filter(device=device).values_list("group_id", flat=True)
+            )
+        },
+        reported=reported,
+    )
     applying: list[TargetSpec] = []
     conflicting: set[int] = set()
     for spec in candidates:
-        state = outcome(flags_of(spec, specs.rivals(spec), current, facts)).state
+        state = outcome(flags_of(spec, specs.rivals(spec), device, facts)).state
         if state in APPLIES:
             applying.append(spec)
         elif state == DeliveryStatus.CONFLICT and spec.profile_id is not None:
@@ -105,43 +123,35 @@ def wanted_certificates(
     return [newest, *(c for c in valid if c.thumbprint in succeeded and c.pk != newest.pk)]
 
 
-def _jobs_for(credential: DeviceCredential, certificates: list[Certificate]) -> dict[int, ConnectorJob]:
-    """One re-encryption job per certificate for this device key, created when missing."""
-    ids = {c.pk for c in certificates}
-    if not ids:
+def _existing_jobs(credential: DeviceCredential, certificates: list[Certificate]) -> dict[int, ConnectorJob]:
+    """This device key's re-encryption jobs for these certificates, by certificate id."""
+    if not certificates:
         return {}
-    existing = ConnectorJob.objects.filter(
-        kind=ConnectorJob.Kind.DEVICE, to_fingerprint=credential.key_fingerprint, certificate_id__in=ids
-    ).defer("device_password")
-    jobs = {j.certificate_id: j for j in existing}
-    missing = [c for c in certificates if c.pk not in jobs]
-    if missing:
-        ConnectorJob.objects.bulk_create(
-            [
-                ConnectorJob(
-                    kind=ConnectorJob.Kind.DEVICE,
-                    certificate_id=c.pk,
-                    from_fingerprint=c.encryption_key.fingerprint,
-                    to_fingerprint=credential.key_fingerprint,
-                    device_public_key=credential.public_key_pem,
-                    device_credential_id=credential.pk,
-                )
-                for c in {c.pk: c for c in missing}.values()
-            ],
-            ignore_conflicts=True,
-        )
-        # Read back: a concurrent check-in may have created some of them first.
-        jobs.update(
-            {
-                j.certificate_id: j
-                for j in ConnectorJob.objects.filter(
-                    kind=ConnectorJob.Kind.DEVICE,
-                    to_fingerprint=credential.key_fingerprint,
-                    certificate_id__in=[c.pk for c in missing],
-                ).defer("device_password")
-            }
-        )
-    return jobs
+    found = ConnectorJob.objects.filter(
+        kind=ConnectorJob.Kind.DEVICE,
+        to_fingerprint=credential.key_fingerprint,
+        certificate_id__in=[c.pk for c in certificates],
+    ).defer("device_password", "device_public_key")
+    return {j.certificate_id: j for j in found}
+
+
+def _create_jobs(credential: DeviceCredential, certificates: list[Certificate]) -> dict[int, ConnectorJob]:
+    """One re-encryption job per certificate for this device key (a concurrent check-in's stand)."""
+    ConnectorJob.objects.bulk_create(
+        [
+            ConnectorJob(
+                kind=ConnectorJob.Kind.DEVICE,
+                certificate_id=c.pk,
+                from_fingerprint=c.encryption_key.fingerprint,
+                to_fingerprint=credential.key_fingerprint,
+                device_public_key=credential.public_key_pem,
+                device_credential_id=credential.pk,
+            )
+            for c in {c.pk: c for c in certificates}.values()
+        ],
+        ignore_conflicts=True,
+    )
+    return _existing_jobs(credential, certificates)
 
 
 def _job_error(job: ConnectorJob) -> tuple[str, str]:
@@ -151,16 +161,23 @@ def _job_error(job: ConnectorJob) -> tuple[str, str]:
     return code, message
 
 
-@transaction.atomic
 def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
-    """The device's policy now; writes the rows and jobs it implies. One device at a time."""
+    """The device's policy now; writes the rows and jobs it implies, in one transaction with their
+    audit event, and nothing when nothing changed (the usual check-in). Two check-ins of one device
+    at once find the same jobs and rows: both are unique."""
     now = timezone.now()
-    # Locks the credential's row: two check-ins of one device run one after the other.
-    DeviceCredential.objects.filter(pk=credential.pk).update(last_check_in=now, last_ip=ip)
+    if credential.last_check_in is None or now - credential.last_check_in > SEEN_EVERY:
+        DeviceCredential.objects.filter(pk=credential.pk).update(last_check_in=now, last_ip=ip)
     device = credential.device
     user = device.primary_user
-    reach = reaching_profiles(device)
-    rows = {(r.profile_id, r.certificate_thumbprint): r for r in DeliveryState.objects.filter(device=device)}
+    # With each row's job, less what a check-in never needs (the ciphertext is read when sent).
+    states = DeliveryState.objects.filter(device=device).select_related("job")
+    states = states.defer("job__device_password", "job__device_public_key")
+    rows = {(r.profile_id, r.certificate_thumbprint): r for r in states}
+    reported: defaultdict[tuple[int, int], set[str]] = defaultdict(set)
+    for state in rows.values():
+        reported[(state.profile_id, device.pk)].add(state.status)
+    reach = reaching_profiles(device, {k: frozenset(v) for k, v in reported.items()})
     policy = Policy()
     if not reach.applying and not rows:
         policy.reason = NO_USER if user is None else NO_PROFILE
@@ -193,12 +210,19 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
             empty.add(spec.profile_id)
         for certificate in chosen:
             wanted[(spec.profile_id, certificate.thumbprint)] = certificate
-    jobs = _jobs_for(credential, list(wanted.values()))
+    fingerprint = credential.key_fingerprint
+    current = {
+        key: row.job
+        for key, row in rows.items()
+        if key in wanted and row.job is not None and row.job.to_fingerprint == fingerprint
+    }
+    jobs = _existing_jobs(credential, [c for key, c in wanted.items() if key not in current])
+    missing = [c for key, c in wanted.items() if key not in current and c.pk not in jobs]
     changed: list[DeliveryState] = []
     created: list[DeliveryState] = []
     install: dict[str, tuple[Certificate, ConnectorJob, list[DeliveryState]]] = {}
     for key, certificate in wanted.items():
-        job = jobs[certificate.pk]
+        job = current.get(key) or jobs.get(certificate.pk)
         row = rows.get(key)
         if row is None:
             row = DeliveryState(
@@ -213,14 +237,18 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
                 changed_at=now,
             )
             created.append(row)
-        elif row.status in (DeliveryStatus.REMOVAL_PENDING, DeliveryStatus.REMOVED) or row.job_id != job.pk:
+        elif row.status in (DeliveryStatus.REMOVAL_PENDING, DeliveryStatus.REMOVED) or (
+            job is None or row.job_id != job.pk
+        ):
             # Wanted again (reassigned), or the device enrolled a new key: deliver afresh.
             _set(row, DeliveryStatus.PENDING, now)
             row.job, row.sent_at, row.certificate, row.user = job, None, certificate, user
             changed.append(row)
         if row.status != DeliveryStatus.PENDING:
             continue
-        if job.state == ConnectorJob.State.DONE:
+        if job is None:
+            policy.waiting += 1  # its job is created below
+        elif job.state == ConnectorJob.State.DONE:
             install.setdefault(certificate.thumbprint, (certificate, job, []))[2].append(row)
         elif job.state == ConnectorJob.State.FAILED:
             code, message = _job_error(job)
@@ -229,6 +257,7 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
         else:
             policy.waiting += 1
     removals: list[DeliveryState] = []
+    deleted: list[int] = []
     still_wanted = {thumbprint for _profile, thumbprint in wanted}
     removing: set[str] = set()
     for key, row in rows.items():
@@ -236,7 +265,7 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
             continue
         if not row.certificate_thumbprint:
             if row.profile_id not in empty:
-                row.delete()
+                deleted.append(row.pk)
             continue
         if row.status == DeliveryStatus.REMOVED:
             continue
@@ -269,9 +298,18 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
                 )
             )
     _deliver(install, policy, now, changed)
-    DeliveryState.objects.bulk_create(created)
-    _save(changed)
-    _audit(device, ip, created, removals)
+    if missing or created or changed or deleted:
+        with transaction.atomic():
+            if missing:
+                made = _create_jobs(credential, missing)
+                for row in [*created, *changed]:
+                    if row.job_id is None and row.certificate_id in made:
+                        row.job = made[row.certificate_id]
+            DeliveryState.objects.filter(pk__in=deleted).delete()
+            # A check-in of the same device at the same moment may have created some: theirs stand.
+            DeliveryState.objects.bulk_create(created, ignore_conflicts=True)
+            _save(changed)
+            _audit(device, ip, created, removals)
     return policy
 
 

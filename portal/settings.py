@@ -414,6 +414,7 @@ CONNECTOR_API_RATE_PER_MINUTE = env_int("CONNECTOR_API_RATE_PER_MINUTE", 600, mi
 # A device management tool enrols a fleet from one address; a device checks in every few minutes.
 DEVICE_ENROLL_RATE_PER_MINUTE = env_int("DEVICE_ENROLL_RATE_PER_MINUTE", 600, minimum=1)
 DEVICE_API_RATE_PER_MINUTE = env_int("DEVICE_API_RATE_PER_MINUTE", 120, minimum=1)
+DEVICE_POLICY_RECHECK_SECONDS = env_int("DEVICE_POLICY_RECHECK_SECONDS", 5, minimum=0)
 
 PORTAL_TENANT_NAME = env_str("PORTAL_TENANT_NAME", "Contoso")
 PORTAL_TENANT_DOMAIN = env_str("PORTAL_TENANT_DOMAIN").strip() or "contoso.com"

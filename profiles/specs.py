@@ -296,17 +296,26 @@ def _fingerprint() -> tuple[Any, ...]:
     return (connection.alias, *(str(value) for value in row))
 
 
-def tenant_specs() -> ProfileSpecs:
+# When the fingerprint was last found unchanged (monotonic seconds), for ``tenant_specs(recheck_after=)``.
+_tenant_specs_checked = 0.0
+
+
+def tenant_specs(*, recheck_after: float = 0.0) -> ProfileSpecs:
     """Every profile's spec, with the groups they are assigned to.
 
     Built at most once per change of the profile tables or of an assigned group (and once a
     minute regardless) in each process; otherwise one cheap query tells that nothing changed.
-    The specs are immutable and shared by the requests of the process.
+    The specs are immutable and shared by the requests of the process. A caller that may act on
+    specs a few seconds old (device check-ins, many a second) passes ``recheck_after`` and skips
+    even that query for so long after the last one.
     """
-    global _tenant_specs
-    key = _fingerprint()
+    global _tenant_specs, _tenant_specs_checked
     now = _now()
     kept = _tenant_specs
+    if kept is not None and recheck_after and now - _tenant_specs_checked < recheck_after:
+        return kept[2]
+    key = _fingerprint()
+    _tenant_specs_checked = now
     if kept is not None and kept[0] == key and now - kept[1] < _TENANT_SPECS_MAX_AGE:
         return kept[2]
     # Read after the fingerprint: a change committed in between is in the specs and shows

@@ -176,7 +176,7 @@ class Agent:
         return answer
 
     # --- work ---------------------------------------------------------------------------
-    def work_once(self, limit: int = 20) -> int:
+    def work_once(self, limit: int = 50) -> int:
         jobs = self.client.post("jobs/claim", {"limit": limit}).get("jobs", [])
         if not jobs:
             return 0

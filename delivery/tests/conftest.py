@@ -43,6 +43,9 @@ def key(n: int) -> rsa.RSAPrivateKey:
 @pytest.fixture(autouse=True)
 def _no_rate_limits(settings: Any) -> None:
     settings.PORTAL_ENFORCE_MFA = False
+    settings.DEVICE_POLICY_RECHECK_SECONDS = 0
+    # The simulated devices of the process tests check in several times a second.
+    settings.DEVICE_API_RATE_PER_MINUTE = 10_000
     cache.clear()
 
 

@@ -125,8 +125,8 @@ def test_a_simulated_device_process_installs_what_the_connector_process_re_encry
     _simulator(processes, str(live_server), tenant, log)
 
     wait_for(lambda: any(certificate.thumbprint in s for s in _stores(log)), timeout=60)
-    row = DeliveryState.objects.get(device=tenant.device, certificate=certificate)
-    assert row.status == DeliveryStatus.SUCCEEDED and row.reported_at is not None
+    succeeded = DeliveryState.objects.filter(status=DeliveryStatus.SUCCEEDED, reported_at__isnull=False)
+    wait_for(lambda: succeeded.filter(device=tenant.device, certificate=certificate).exists(), timeout=10)
     event = ConnectorEvent.objects.get(event_id=ConnectorEvent.REENCRYPT_SUCCESS)
     assert str(certificate.pk) in event.message
 

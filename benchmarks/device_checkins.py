@@ -1,0 +1,593 @@
+"""Device check-ins per second with re-encryption in the path, and nothing lost when processes die.
+
+    createdb -h 127.0.0.1 -U postgres pfx_delivery
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/pfx_delivery REDIS_URL=redis://127.0.0.1:6379/2 \\
+        .venv/bin/python benchmarks/device_checkins.py
+
+Builds a tenant of ``--devices`` devices on the six platforms, each with a primary user holding
+one S/MIME encryption certificate and one profile per platform assigned to all users. Then, all
+on this machine: the portal under gunicorn, the real connector agent (its key encrypts every
+password) and ``--drivers`` simulator processes, each a :mod:`delivery.simulator` fleet that
+enrols its devices (not timed), then checks in back to back: every device's first check-ins
+queue a re-encryption job per certificate; the agent re-encrypts them to the device keys; the
+device decrypts the password, opens the PFX, checks the thumbprint and reports.
+
+Mid-run the agent is killed with SIGKILL and started again, and one gunicorn worker is killed
+with SIGKILL. At the end it checks that every job was done exactly once (one success event per
+job, none failed) and every device reports Succeeded: nothing lost, nothing twice.
+
+Printed: check-ins per second while devices are still receiving their certificates (the
+re-encryption phase) and once all have them (steady state), p50/p95/p99 check-in latency, jobs
+re-encrypted per second, and the baseline in the same run: ``/healthz`` (one ``SELECT 1``)
+driven by the same clients. Target: at least 200 check-ins per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pfx_delivery")
+# Limits meant for one real device every few minutes; the benchmark's devices check in back to back.
+for name in ("DEVICE_API_RATE_PER_MINUTE", "DEVICE_ENROLL_RATE_PER_MINUTE", "CONNECTOR_API_RATE_PER_MINUTE"):
+    os.environ[name] = "1000000"
+# A claim of a killed agent is handed out again after this long.
+os.environ["CONNECTOR_JOB_TIMEOUT_SECONDS"] = "10"
+
+TARGET = 200.0
+SECRET = "pfxs_benchmark-device-enrolment-secret"
+PASSPHRASE = "benchmark connector key store passphrase"
+
+
+# --- The simulator processes ------------------------------------------------------------
+
+
+def drive(args: argparse.Namespace) -> None:
+    """One simulator process: enrol its devices, wait for the start, check in back to back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from delivery.simulator import Api, DeviceApiError, DeviceSpec, SimulatedDevice
+
+    specs = json.loads(Path(args.drive).read_text())
+    api = Api(args.server)
+    fleet = []
+    for item in specs:
+        # Made from shared primes by the parent (see devtools.certificates.distinct_keys): skip the slow check.
+        key = serialization.load_pem_private_key(
+            item["key"].encode(), password=None, unsafe_skip_rsa_key_validation=True
+        )
+        assert isinstance(key, rsa.RSAPrivateKey)
+        fleet.append(
+            SimulatedDevice(api, DeviceSpec(item["device_id"], item["platform"], item["name"]), key=key)
+        )
+    with ThreadPoolExecutor(args.threads) as pool:
+        list(pool.map(lambda d: d.enroll(secret=SECRET), fleet))
+    print("enrolled", flush=True)
+    start_at = float(sys.stdin.readline())
+    time.sleep(max(0.0, start_at - time.time()))
+    stop_at = start_at + args.seconds
+    per_second: Counter[int] = Counter()
+    latencies: list[tuple[float, float]] = []
+    errors: Counter[str] = Counter()
+    lock = threading.Lock()
+    queue = list(fleet)
+    random.Random(args.seed).shuffle(queue)
+
+    def worker(mine: list[SimulatedDevice]) -> None:
+        i = 0
+        while (now := time.time()) < stop_at:
+            device = mine[i % len(mine)]
+            i += 1
+            try:
+                device.cycle()
+            except (DeviceApiError, OSError) as exc:
+                with lock:
+                    errors[getattr(exc, "code", type(exc).__name__)] += 1
+                continue
+            done = time.time()
+            with lock:
+                per_second[int(done)] += 1
+                latencies.append((done, done - now))
+
+    threads = [threading.Thread(target=worker, args=(queue[i :: args.threads],)) for i in range(args.threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    json.dump({"per_second": per_second, "latencies": latencies, "errors": errors}, sys.stdout)
+
+
+def healthz(args: argparse.Namespace) -> None:
+    """Baseline driver: /healthz from as many threads as the simulators use, for ``seconds``."""
+    host, port = args.server.removeprefix("http://").split(":")
+    count = 0
+    lock = threading.Lock()
+    latencies: list[float] = []
+    stop_at = time.time() + args.seconds
+
+    def worker() -> None:
+        nonlocal count
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        while time.time() < stop_at:
+            started = time.perf_counter()
+            conn.request("GET", "/healthz", headers={"Host": "localhost"})
+            conn.getresponse().read()
+            with lock:
+                count += 1
+                latencies.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=worker) for _ in range(args.threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    json.dump({"count": count, "latencies": latencies}, sys.stdout)
+
+
+# --- The tenant ------------------------------------------------------------------------------
+
+
+def build(count: int) -> None:
+    """Users, devices and one profile per platform; certificates come once the agent's key exists."""
+    from directory.models import Device, DirectoryUser, Platform, WindowsEdition
+    from profiles.models import CertificateAccess, IntendedPurpose, KeyStorageProvider, Profile
+
+    if Device.objects.filter(name__startswith="BENCH-").count() == count:
+        return
+    Device.objects.filter(name__startswith="BENCH-").delete()
+    DirectoryUser.objects.filter(upn__startswith="bench-").delete()
+    users = DirectoryUser.objects.bulk_create(
+        DirectoryUser(upn=f"bench-{i:06d}@contoso.example", display_name=f"Bench {i}") for i in range(count)
+    )
+    platforms = Platform.values
+    devices = []
+    for i, user in enumerate(users):
+        platform = platforms[i % len(platforms)]
+        device = Device(
+            name=f"BENCH-{i:06d}",
+            platform=platform,
+            primary_user=user,
+            os_edition=WindowsEdition.ENTERPRISE if platform == Platform.WINDOWS else "",
+        )
+        device.set_os_version("10.0.22631.1" if platform == Platform.WINDOWS else "17.1")
+        devices.append(device)
+    Device.objects.bulk_create(devices, batch_size=1000)
+    for platform in platforms:
+        Profile.objects.get_or_create(
+            name=f"Bench encryption {platform}",
+            defaults={
+                "platform": platform,
+                "intended_purpose": IntendedPurpose.SMIME_ENCRYPTION,
+                "all_users": True,
+                "key_storage_provider": KeyStorageProvider.SOFTWARE if platform == Platform.WINDOWS else "",
+                "certificate_access": (
+                    CertificateAccess.USER_APPROVAL if platform == Platform.ANDROID_FULLY_MANAGED else ""
+                ),
+            },
+        )
+
+
+def certificates(count: int, distinct: int = 40) -> None:
+    """One certificate per user, its password encrypted to the agent's key; ``distinct`` PFX files reused."""
+    import datetime as dt
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID
+    from django.utils import timezone
+
+    from certs.models import Certificate, EncryptionKey
+    from certs.pfx import encrypt_password
+    from devtools.certificates import distinct_keys, openssl3_encryption
+    from directory.models import DirectoryUser
+
+    key = EncryptionKey.objects.get(possession_proven_at__isnull=False)
+    Certificate.objects.filter(upn__startswith="bench-").delete()
+    public = serialization.load_pem_public_key(key.public_key_pem.encode())
+    keys = distinct_keys()
+    now = timezone.now()
+    files = []
+    for i in range(distinct):
+        holder = next(keys)
+        password = f"Bench-Pfx-{i}"
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Bench {i}")]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bench CA")]))
+            .public_key(holder.public_key())
+            .serial_number(i + 1)
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .sign(holder, hashes.SHA256())
+        )
+        pfx = pkcs12.serialize_key_and_certificates(b"b", holder, cert, None, openssl3_encryption(password))
+        thumbprint = hashlib.sha1(
+            cert.public_bytes(serialization.Encoding.DER), usedforsecurity=False
+        ).hexdigest()
+        files.append((pfx, thumbprint, encrypt_password(password, public, key.default_padding)))  # type: ignore[arg-type]
+    rows = []
+    for i, (pk, upn) in enumerate(
+        DirectoryUser.objects.filter(upn__startswith="bench-").values_list("pk", "upn")
+    ):
+        pfx, thumbprint, encrypted = files[i % distinct]
+        rows.append(
+            Certificate(
+                user_id=pk,
+                upn=upn,
+                thumbprint=thumbprint,
+                purpose="smimeEncryption",
+                subject="CN=Bench",
+                issuer="CN=Bench CA",
+                serial=str(i),
+                not_before=now - dt.timedelta(days=1),
+                not_after=now + dt.timedelta(days=365),
+                key_type="rsa",
+                key_size=2048,
+                encryption_key=key,
+                padding=key.default_padding,
+                pfx_blob=pfx,
+                encrypted_password=encrypted,
+            )
+        )
+    Certificate.objects.bulk_create(rows, batch_size=500)
+    assert len(rows) == count
+
+
+def reset() -> None:
+    """Every run starts with no enrolment, state or job, and one connector."""
+    from certs.models import Certificate, EncryptionKey
+    from connectors.models import Connector, ConnectorJob
+    from delivery import credentials
+    from delivery.models import DeliveryState, DeviceCredential
+    from portal.audit import Actor
+
+    DeliveryState.objects.all().delete()
+    DeviceCredential.objects.all().delete()
+    ConnectorJob.objects.all().delete()
+    Connector.objects.all().delete()
+    Certificate.objects.filter(upn__startswith="bench-").delete()
+    EncryptionKey.objects.all().delete()
+    credentials.secret_create(Actor.system("Benchmark"), value=SECRET)
+
+
+# --- The run ---------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_http(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz", headers={"Host": "localhost"})
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    sys.exit("gunicorn did not answer within 60 s")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
+
+
+def measure(args: argparse.Namespace) -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.db.models import Count
+
+    from certs.models import EncryptionKey
+    from connectors import enrolment
+    from connectors.models import ConnectorEvent, ConnectorJob
+    from delivery.models import DeliveryState
+    from devtools.certificates import distinct_keys
+    from directory.models import Device
+    from portal.audit import Actor
+    from profiles.models import DeliveryStatus
+
+    if connection.vendor != "postgresql":
+        sys.exit("Run this against PostgreSQL: set DATABASE_URL=postgres://...")
+    call_command("migrate", verbosity=0)
+    build(args.devices)
+    reset()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    server_url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "ALLOWED_HOSTS": "localhost,127.0.0.1"}
+    children: list[subprocess.Popen[Any]] = []
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "portal.wsgi",
+            f"--workers={args.workers}",
+            f"--threads={args.threads_per_worker}",
+            f"--bind=127.0.0.1:{port}",
+            "--log-level=warning",
+            "--access-logfile=/dev/null",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    children.append(server)
+
+    def agent(*extra: str) -> subprocess.Popen[Any]:
+        argv = [
+            sys.executable,
+            "-m",
+            "connectors.agent",
+            "--server",
+            server_url,
+            "--state-dir",
+            str(work / "agent"),
+        ]
+        agent_env = {"PATH": os.environ.get("PATH", ""), "CONNECTOR_KEY_PASSPHRASE": PASSPHRASE}
+        with (work / "agent.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [*argv, "--name", "Bench connector", "--interval", "5", "--log-level", "WARNING", *extra],
+                cwd=ROOT,
+                env=agent_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        children.append(proc)
+        return proc
+
+    try:
+        _wait_http(port)
+        import shutil
+
+        shutil.rmtree(work / "agent", ignore_errors=True)
+        token = enrolment.token_create(Actor.system("Benchmark"), name="Bench connector")[1]
+        connector = agent("--enroll", token)
+        deadline = time.monotonic() + 60
+        while not EncryptionKey.objects.filter(possession_proven_at__isnull=False).exists():
+            if time.monotonic() > deadline or connector.poll() is not None:
+                sys.exit(f"the connector published no key; see {work / 'agent.log'}")
+            time.sleep(0.3)
+        certificates(args.devices)
+
+        keys = distinct_keys()
+        devices = list(
+            Device.objects.filter(name__startswith="BENCH-")
+            .order_by("pk")
+            .values("device_id", "platform", "name")
+        )
+        from cryptography.hazmat.primitives import serialization
+
+        slices: list[list[dict[str, str]]] = [[] for _ in range(args.drivers)]
+        for i, d in enumerate(devices):
+            pem = (
+                next(keys)
+                .private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+                .decode()
+            )
+            slices[i % args.drivers].append(
+                {"device_id": str(d["device_id"]), "platform": d["platform"], "name": d["name"], "key": pem}
+            )
+        drivers = []
+        for i, part in enumerate(slices):
+            path = work / f"devices-{i}.json"
+            path.write_text(json.dumps(part))
+            drivers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--drive",
+                        str(path),
+                        "--server",
+                        server_url,
+                        f"--seconds={args.seconds}",
+                        f"--threads={args.client_threads}",
+                        f"--seed={i}",
+                    ],
+                    cwd=ROOT,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        children.extend(drivers)
+        for proc in drivers:
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "enrolled":
+                sys.exit("a simulator process could not enrol its devices")
+        # Everyone starts at once, after enrolment (not measured).
+        start_at = time.time() + 1
+        for proc in drivers:
+            assert proc.stdin is not None
+            proc.stdin.write(f"{start_at}\n")
+            proc.stdin.flush()
+        time.sleep(max(0.0, start_at - time.time()))
+
+        # Kill the agent once a quarter of the jobs are done, and one web worker a little later.
+        killed_agent_at = killed_worker_at = all_delivered_at = None
+        jobs = ConnectorJob.objects.filter(kind=ConnectorJob.Kind.DEVICE)
+        while any(p.poll() is None for p in drivers):
+            now = time.time()
+            done = jobs.filter(state=ConnectorJob.State.DONE).count()
+            if killed_agent_at is None and done >= args.devices // 4:
+                os.kill(connector.pid, signal.SIGKILL)
+                connector.wait()
+                killed_agent_at = now - start_at
+                connector = agent()
+            if (
+                killed_worker_at is None
+                and killed_agent_at is not None
+                and now - start_at > killed_agent_at + 2
+            ):
+                workers = subprocess.run(
+                    ["pgrep", "-P", str(server.pid)], capture_output=True, text=True, check=False
+                ).stdout.split()
+                if workers:
+                    os.kill(int(workers[0]), signal.SIGKILL)
+                    killed_worker_at = now - start_at
+            if all_delivered_at is None and done == args.devices:
+                delivered = DeliveryState.objects.filter(status=DeliveryStatus.SUCCEEDED).count()
+                if delivered == args.devices:
+                    all_delivered_at = now
+            time.sleep(0.5)
+        results = []
+        for proc in drivers:
+            out, _ = proc.communicate()
+            results.append(json.loads(out))
+
+        # The baseline: /healthz from the same number of client threads, same processes.
+        baseline = []
+        for _ in range(args.drivers):
+            baseline.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--healthz",
+                        "--server",
+                        server_url,
+                        "--seconds=10",
+                        f"--threads={args.client_threads}",
+                    ],
+                    cwd=ROOT,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        base = [json.loads(p.communicate()[0]) for p in baseline]
+    finally:
+        for proc in children:
+            if proc.poll() is None:
+                if proc is server:
+                    os.killpg(server.pid, signal.SIGTERM)
+                else:
+                    proc.terminate()
+        for proc in children:
+            proc.wait(timeout=30)
+
+    per_second: Counter[int] = Counter()
+    latencies: list[tuple[float, float]] = []
+    errors: Counter[str] = Counter()
+    for result in results:
+        per_second.update({int(k): v for k, v in result["per_second"].items()})
+        latencies.extend((t, d) for t, d in result["latencies"])
+        errors.update(result["errors"])
+    end = start_at + args.seconds
+    split = all_delivered_at or end
+
+    def rate(first: float, last: float) -> tuple[int, float]:
+        total = sum(v for k, v in per_second.items() if first <= k < last)
+        return total, total / max(1.0, last - first)
+
+    phase1, rate1 = rate(start_at, split)
+    phase2, rate2 = rate(split, end)
+    lat1 = [d for t, d in latencies if t < split]
+    lat2 = [d for t, d in latencies if t >= split]
+    job_states = dict(jobs.values_list("state").annotate(n=Count("id")).values_list("state", "n"))
+    successes = ConnectorEvent.objects.filter(event_id=ConnectorEvent.REENCRYPT_SUCCESS).count()
+    states = dict(
+        DeliveryState.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n")
+    )
+    done_times = sorted(jobs.filter(state=ConnectorJob.State.DONE).values_list("finished_at", flat=True))
+    span = (done_times[-1] - done_times[0]).total_seconds() if len(done_times) > 1 else 0.0
+    base_count = sum(b["count"] for b in base)
+    base_lat = [x for b in base for x in b["latencies"]]
+
+    print(
+        f"\n{args.devices} devices, {args.drivers} simulator processes x {args.client_threads} threads, "
+        f"gunicorn {args.workers} workers x {args.threads_per_worker} threads, one connector agent; "
+        f"{os.cpu_count()} CPUs shared by all"
+    )
+    print(f"  {'phase':<44} {'check-ins':>9} {'per s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    print(
+        f"  {'re-encryption (until every device Succeeded)':<44} {phase1:9d} {rate1:8.1f} "
+        f"{_percentile(lat1, 0.5):8.1f} {_percentile(lat1, 0.95):8.1f} {_percentile(lat1, 0.99):8.1f}"
+    )
+    print(
+        f"  {'steady state (all delivered)':<44} {phase2:9d} {rate2:8.1f} "
+        f"{_percentile(lat2, 0.5):8.1f} {_percentile(lat2, 0.95):8.1f} {_percentile(lat2, 0.99):8.1f}"
+    )
+    print(
+        f"  {'baseline: /healthz, same clients':<44} {base_count:9d} {base_count / 10:8.1f} "
+        f"{_percentile(base_lat, 0.5):8.1f} {_percentile(base_lat, 0.95):8.1f} {_percentile(base_lat, 0.99):8.1f}"
+    )
+    print(f"  target: at least {TARGET:.0f} check-ins per second")
+    print(
+        f"\nRe-encryption jobs: {job_states} ({len(done_times) / span if span else 0:.1f} per second); "
+        f"success events {successes} for {args.devices} jobs"
+    )
+    if all_delivered_at:
+        print(f"Every device Succeeded {all_delivered_at - start_at:.1f} s after the start")
+    print(
+        f"Connector agent killed (SIGKILL) at {killed_agent_at}s and restarted; web worker killed at {killed_worker_at}s"
+    )
+    print(f"Delivery states: {states}; client errors: {dict(errors)}")
+    lost = args.devices - job_states.get("done", 0)
+    twice = successes - job_states.get("done", 0)
+    print(f"Jobs lost: {lost}; jobs done twice: {twice}")
+    if lost or twice or states.get(DeliveryStatus.SUCCEEDED, 0) != args.devices:
+        sys.exit(1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--devices", type=int, default=3000)
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long the simulators check in")
+    parser.add_argument("--drivers", type=int, default=2, help="simulator processes")
+    parser.add_argument("--client-threads", type=int, default=8, help="threads per simulator process")
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    parser.add_argument("--threads-per-worker", type=int, default=4)
+    parser.add_argument("--work", default=str(ROOT / "var" / "bench-devices"))
+    parser.add_argument("--drive", help=argparse.SUPPRESS)
+    parser.add_argument("--healthz", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--server", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=8, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.drive:
+        drive(args)
+    elif args.healthz:
+        healthz(args)
+    else:
+        measure(args)
+
+
+if __name__ == "__main__":
+    main()
