@@ -84,7 +84,14 @@ def drive(args: argparse.Namespace) -> None:
     print("enrolled", flush=True)
     start_at = float(sys.stdin.readline())
     time.sleep(max(0.0, start_at - time.time()))
-    stop_at = start_at + args.seconds
+    stop_at = start_at + args.max_seconds
+
+    def stop_when_told() -> None:
+        nonlocal stop_at
+        sys.stdin.readline()
+        stop_at = time.time()
+
+    threading.Thread(target=stop_when_told, daemon=True).start()
     per_second: Counter[int] = Counter()
     latencies: list[tuple[float, float]] = []
     errors: Counter[str] = Counter()
@@ -379,6 +386,8 @@ def measure(args: argparse.Namespace) -> None:
                 sys.exit(f"the connector published no key; see {work / 'agent.log'}")
             time.sleep(0.3)
         certificates(args.devices)
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
 
         keys = distinct_keys()
         devices = list(
@@ -415,7 +424,7 @@ def measure(args: argparse.Namespace) -> None:
                         str(path),
                         "--server",
                         server_url,
-                        f"--seconds={args.seconds}",
+                        f"--max-seconds={args.max_seconds}",
                         f"--threads={args.client_threads}",
                         f"--seed={i}",
                     ],
@@ -464,10 +473,16 @@ def measure(args: argparse.Namespace) -> None:
                 delivered = DeliveryState.objects.filter(status=DeliveryStatus.SUCCEEDED).count()
                 if delivered == args.devices:
                     all_delivered_at = now
+            if all_delivered_at is not None and now - all_delivered_at >= args.seconds:
+                for proc in drivers:
+                    assert proc.stdin is not None
+                    proc.stdin.write("stop\n")
+                    proc.stdin.flush()
+                break
             time.sleep(0.5)
         results = []
         for proc in drivers:
-            out, _ = proc.communicate()
+            out, _ = proc.communicate(timeout=120)
             results.append(json.loads(out))
 
         # The baseline: /healthz from the same number of client threads, same processes.
@@ -507,7 +522,7 @@ def measure(args: argparse.Namespace) -> None:
         per_second.update({int(k): v for k, v in result["per_second"].items()})
         latencies.extend((t, d) for t, d in result["latencies"])
         errors.update(result["errors"])
-    end = start_at + args.seconds
+    end = max(per_second) + 1 if per_second else start_at
     split = all_delivered_at or end
 
     def rate(first: float, last: float) -> tuple[int, float]:
@@ -557,7 +572,7 @@ def measure(args: argparse.Namespace) -> None:
         f"Connector agent killed (SIGKILL) at {killed_agent_at}s and restarted; web worker killed at {killed_worker_at}s"
     )
     print(f"Delivery states: {states}; client errors: {dict(errors)}")
-    lost = args.devices - job_states.get("done", 0)
+    lost = sum(n for state, n in job_states.items() if state != "done") + (args.devices - sum(job_states.values()))
     twice = successes - job_states.get("done", 0)
     print(f"Jobs lost: {lost}; jobs done twice: {twice}")
     if lost or twice or states.get(DeliveryStatus.SUCCEEDED, 0) != args.devices:
@@ -569,7 +584,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--devices", type=int, default=3000)
-    parser.add_argument("--seconds", type=float, default=60.0, help="how long the simulators check in")
+    parser.add_argument("--seconds", type=float, default=30.0, help="steady state measured after all are delivered")
+    parser.add_argument("--max-seconds", type=float, default=900.0, help="give up after this long")
     parser.add_argument("--drivers", type=int, default=2, help="simulator processes")
     parser.add_argument("--client-threads", type=int, default=8, help="threads per simulator process")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
