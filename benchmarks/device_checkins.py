@@ -508,7 +508,7 @@ def measure(args: argparse.Namespace) -> None:
     finally:
         for proc in children:
             if proc.poll() is None:
-                if proc is server:
+                if proc.pid == server.pid:
                     os.killpg(server.pid, signal.SIGTERM)
                 else:
                     proc.terminate()
@@ -538,7 +538,11 @@ def measure(args: argparse.Namespace) -> None:
     states = dict(
         DeliveryState.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n")
     )
-    done_times = sorted(jobs.filter(state=ConnectorJob.State.DONE).values_list("finished_at", flat=True))
+    done_times = sorted(
+        t
+        for t in jobs.filter(state=ConnectorJob.State.DONE).values_list("finished_at", flat=True)
+        if t is not None
+    )
     span = (done_times[-1] - done_times[0]).total_seconds() if len(done_times) > 1 else 0.0
     base_count = sum(b["count"] for b in base)
     base_lat = [x for b in base for x in b["latencies"]]
@@ -572,7 +576,9 @@ def measure(args: argparse.Namespace) -> None:
         f"Connector agent killed (SIGKILL) at {killed_agent_at}s and restarted; web worker killed at {killed_worker_at}s"
     )
     print(f"Delivery states: {states}; client errors: {dict(errors)}")
-    lost = sum(n for state, n in job_states.items() if state != "done") + (args.devices - sum(job_states.values()))
+    lost = sum(n for state, n in job_states.items() if state != "done") + (
+        args.devices - sum(job_states.values())
+    )
     twice = successes - job_states.get("done", 0)
     print(f"Jobs lost: {lost}; jobs done twice: {twice}")
     if lost or twice or states.get(DeliveryStatus.SUCCEEDED, 0) != args.devices:
@@ -584,7 +590,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--devices", type=int, default=3000)
-    parser.add_argument("--seconds", type=float, default=30.0, help="steady state measured after all are delivered")
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="steady state measured after all are delivered"
+    )
     parser.add_argument("--max-seconds", type=float, default=900.0, help="give up after this long")
     parser.add_argument("--drivers", type=int, default=2, help="simulator processes")
     parser.add_argument("--client-threads", type=int, default=8, help="threads per simulator process")
