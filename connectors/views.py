@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from certs.models import EncryptionKey
-from connectors import enrolment, health
+from connectors import activity, enrolment, health
 from connectors import rotation as key_rotation
 from connectors import rotation as services
 from connectors.forms import RenameForm, RotationForm, TokenForm
@@ -98,6 +98,7 @@ def connector_detail(request: AuthenticatedHttpRequest, code: str) -> HttpRespon
         "heartbeats": connector.heartbeats.all()[:50],
         "changes": connector.status_changes.all()[:50],
         "events": connector.events.all()[:100],
+        "hours": activity.reencryptions_per_hour(connector),
         "keys": connector.keys.all(),
         "rename_form": RenameForm(initial={"name": connector.name}),
         "can": _can(request, connector),

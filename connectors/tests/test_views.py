@@ -193,3 +193,31 @@ def test_the_encryption_keys_page_shows_which_connectors_hold_each_key_and_offer
     assert reverse("connectors:rotate") in admin_page
     helpdesk_page = _client(helpdesk).get(reverse("certs:keys")).content.decode()
     assert "Srv1" in helpdesk_page and reverse("connectors:rotate") not in helpdesk_page
+
+
+def test_the_detail_page_counts_re_encryptions_per_hour_by_outcome(intune_admin, connector):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from connectors.events import record_event
+    from connectors.models import ConnectorEvent
+
+    for event_id in (ConnectorEvent.REENCRYPT_SUCCESS,) * 3 + (ConnectorEvent.REENCRYPT_FAILURE,):
+        record_event(connector, event_id, "re-encrypted")
+    ConnectorEvent.objects.create(
+        connector=connector,
+        event_id=ConnectorEvent.REENCRYPT_RETRY,
+        message="earlier",
+        occurred_at=timezone.now() - timedelta(hours=2),
+    )
+    ConnectorEvent.objects.create(
+        connector=connector,
+        event_id=ConnectorEvent.REENCRYPT_SUCCESS,
+        message="too old to count",
+        occurred_at=timezone.now() - timedelta(days=2),
+    )
+    response = _client(intune_admin).get(reverse("connectors:detail", args=[connector.code]))
+    hours = response.context["hours"]
+    assert [(h.succeeded, h.retried, h.failed) for h in hours] == [(3, 0, 1), (0, 1, 0)]
+    assert b'data-testid="reencryptions-per-hour"' in response.content
