@@ -1,0 +1,95 @@
+"""What the delivery pages read: certificates on devices, per device, per user, across the tenant.
+
+Everything reads the one status table (:class:`delivery.models.DeliveryState`). A row is visible
+to an admin who may read its profile (``profiles.read`` over the profile's scope tags); the
+certificate's details read through its user, as on the certificate pages. Each function returns
+a queryset read in one query, whatever the number of rows, profiles or devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+
+from delivery.models import DeliveryState
+from directory.models import Device, DirectoryUser
+from portal import access
+from portal.access import AnyUser
+from profiles.models import DeliveryStatus, Profile
+
+_RELATED = ("device", "user", "profile", "certificate")
+
+
+def visible(user: AnyUser) -> QuerySet[DeliveryState]:
+    """The rows ``user`` may read: those of the profiles their scope tags reach."""
+    rows = DeliveryState.objects.all()
+    if not access.has_perm(user, "directory.read"):
+        return rows.none()
+    if access.reads_all(user, Profile):
+        return rows
+    return rows.filter(profile_id__in=access.scoped(Profile.objects.all(), user).values("pk"))
+
+
+def for_device(user: AnyUser, device: Device) -> QuerySet[DeliveryState]:
+    """A device's certificates, every state and age (no window), newest first within each profile."""
+    return (
+        visible(user)
+        .filter(device=device)
+        .select_related(*_RELATED)
+        .order_by("profile__name", "profile_id", "-certificate__not_after", "certificate_thumbprint")
+    )
+
+
+def for_user(user: AnyUser, directory_user: DirectoryUser) -> QuerySet[DeliveryState]:
+    """Every certificate x device of a directory user, as written when each state was (the row's user)."""
+    return (
+        visible(user)
+        .filter(user=directory_user)
+        .select_related(*_RELATED)
+        .order_by("device__name", "device_id", "profile__name", "profile_id", "certificate_thumbprint")
+    )
+
+
+def across_tenant(user: AnyUser, filters: dict[str, Any]) -> QuerySet[DeliveryState]:
+    """Devices > Monitor > Certificates: newest rows first, filtered (see ``CertificateFilterForm``)."""
+    rows = visible(user)
+    if filters.get("status"):
+        rows = rows.filter(status=filters["status"])
+    if filters.get("error"):
+        rows = rows.filter(error_code=filters["error"])
+    if filters.get("platform"):
+        rows = rows.filter(device__platform=filters["platform"])
+    if q := filters.get("q"):
+        match = Q(device__name__icontains=q) | Q(user__upn__icontains=q)
+        if len(q) >= 4 and all(c in "0123456789abcdefABCDEF" for c in q):
+            match |= Q(certificate_thumbprint__startswith=q.lower())
+        rows = rows.filter(match)
+    return rows.select_related(*_RELATED).order_by("-pk")
+
+
+@dataclass(frozen=True)
+class FailingCode:
+    code: str
+    devices: int
+
+
+def failing_by_code(user: AnyUser, *, limit: int = 8) -> list[FailingCode]:
+    """Devices with a certificate in Error, per error code, most devices first (one grouped query)."""
+    rows = (
+        visible(user)
+        .filter(status=DeliveryStatus.ERROR)
+        .values("error_code")
+        .annotate(devices=Count("device_id", distinct=True))
+        .order_by("-devices", "error_code")[:limit]
+    )
+    return [FailingCode(row["error_code"], row["devices"]) for row in rows]
+
+
+def failing_devices(user: AnyUser) -> int:
+    """Devices with at least one certificate in Error."""
+    found: int = (
+        visible(user).filter(status=DeliveryStatus.ERROR).aggregate(n=Count("device_id", distinct=True))["n"]
+    )
+    return found
