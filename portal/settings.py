@@ -412,5 +412,9 @@ CONNECTOR_ALERT_WEBHOOK = env_str("CONNECTOR_ALERT_WEBHOOK")
 CONNECTOR_ENROLL_RATE_PER_MINUTE = env_int("CONNECTOR_ENROLL_RATE_PER_MINUTE", 10, minimum=1)
 CONNECTOR_API_RATE_PER_MINUTE = env_int("CONNECTOR_API_RATE_PER_MINUTE", 600, minimum=1)
 
+# --- Delivery to devices ----------------------------------------------------------
+# Devices of one profile in Error at which an alert goes out (and another when back under); 0: never.
+DELIVERY_ALERT_FAILED_DEVICES = env_int("DELIVERY_ALERT_FAILED_DEVICES", 10, minimum=0)
+
 PORTAL_TENANT_NAME = env_str("PORTAL_TENANT_NAME", "Contoso")
 PORTAL_TENANT_DOMAIN = env_str("PORTAL_TENANT_DOMAIN").strip() or "contoso.com"
