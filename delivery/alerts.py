@@ -76,7 +76,7 @@ def alerts_send(now: datetime | None = None) -> int:
     now = now or timezone.now()
     sent = 0
     for alert_id in list(
-        FailureAlert.objects.filter(alert_claimed_at=None).values_list("pk", flat=True)[:100]
+        FailureAlert.objects.filter(alert_claimed_at=None).order_by("pk").values_list("pk", flat=True)[:100]
     ):
         if not FailureAlert.objects.filter(pk=alert_id, alert_claimed_at=None).update(alert_claimed_at=now):
             continue  # another worker took it

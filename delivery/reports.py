@@ -48,7 +48,14 @@ def for_user(user: AnyUser, directory_user: DirectoryUser) -> QuerySet[DeliveryS
         visible(user)
         .filter(user=directory_user)
         .select_related(*_RELATED)
-        .order_by("device__name", "device_id", "profile__name", "profile_id", "certificate_thumbprint")
+        .order_by(
+            "device__name",
+            "device_id",
+            "profile__name",
+            "profile_id",
+            "-certificate__not_after",
+            "certificate_thumbprint",
+        )
     )
 
 

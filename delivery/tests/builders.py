@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from itertools import count
 
@@ -29,7 +30,7 @@ def certificate(user: DirectoryUser, *, days_left: int = 300) -> Certificate:
     cert = Certificate.objects.create(
         user=user,
         upn=user.upn,
-        thumbprint=f"{n:040x}",
+        thumbprint=hashlib.sha1(f"certificate {n}".encode()).hexdigest(),
         subject=f"CN={user.display_name}, E={user.upn}",
         issuer="CN=Contoso Issuing CA 01",
         serial=f"5a{n:06x}",
