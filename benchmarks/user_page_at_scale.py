@@ -76,10 +76,18 @@ def _keep_devices(wanted: int) -> None:
     if extra <= 0:
         return
     with connection.cursor() as cursor:
-        cursor.execute(
-            "DELETE FROM directory_device WHERE id IN (SELECT id FROM directory_device ORDER BY id DESC LIMIT %s)",
-            [extra],
-        )
+        cursor.execute("SELECT id FROM directory_device ORDER BY id DESC OFFSET %s LIMIT 1", [extra - 1])
+        (cutoff,) = cursor.fetchone()
+        # The rows naming a device go first (the database's foreign keys do not cascade).
+        for table in (
+            "directory_groupdevicemember",
+            "delivery_deliverystate",
+            "delivery_devicecredential",
+            "delivery_deviceenrollmenttoken",
+        ):
+            cursor.execute(f"DELETE FROM {table} WHERE device_id >= %s", [cutoff])
+        cursor.execute("DELETE FROM directory_device WHERE id >= %s", [cutoff])
+        cursor.execute("ANALYZE directory_groupdevicemember")
         cursor.execute("ANALYZE directory_device")
 
 
