@@ -6,7 +6,7 @@ from typing import Any
 
 from delivery import reports
 from directory.models import Device, DirectoryUser
-from portal import access
+from portal import access, summaries
 from portal.http import AuthenticatedHttpRequest
 
 
@@ -40,10 +40,22 @@ def device_panel(request: AuthenticatedHttpRequest, device: Device) -> dict[str,
 
 
 def home_section(request: AuthenticatedHttpRequest) -> dict[str, Any] | None:
-    """Home: devices failing, by error code."""
+    """Home: devices failing, by error code.
+
+    Counted over the whole status table, so kept between views like Home's other counts
+    (``portal.summaries``): device reports write no audit event, so a new failure shows within
+    ``PORTAL_SUMMARY_MAX_AGE`` seconds.
+    """
     if not _readable(request):
         return None
-    return {
-        "failing_devices": reports.failing_devices(request.user),
-        "failing_codes": reports.failing_by_code(request.user),
-    }
+    user = request.user
+
+    def counts() -> dict[str, Any]:
+        return {
+            "failing_devices": reports.failing_devices(user),
+            "failing_codes": reports.failing_by_code(user),
+        }
+
+    key = f"home:delivery:{reports.profile_scope(user)}"
+    kept: dict[str, Any] = summaries.kept(key, summaries.request_clock(request), counts)
+    return kept

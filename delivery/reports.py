@@ -20,6 +20,16 @@ from portal.access import AnyUser
 from profiles.models import DeliveryStatus, Profile
 
 _RELATED = ("device", "user", "profile", "certificate")
+# A certificate's PFX and encrypted password are never shown here: not read either.
+_UNREAD = ("certificate__pfx_blob", "certificate__encrypted_password")
+
+
+def profile_scope(user: AnyUser) -> str:
+    """Names the rows ``user`` reads: admins with the same name see the same ones."""
+    if access.reads_all(user, Profile):
+        return "all"
+    tag_ids = access.grant(user, "profiles.read").tag_ids or frozenset()
+    return "tags:" + ",".join(str(pk) for pk in sorted(tag_ids))
 
 
 def visible(user: AnyUser) -> QuerySet[DeliveryState]:
@@ -38,6 +48,7 @@ def for_device(user: AnyUser, device: Device) -> QuerySet[DeliveryState]:
         visible(user)
         .filter(device=device)
         .select_related(*_RELATED)
+        .defer(*_UNREAD)
         .order_by("profile__name", "profile_id", "-certificate__not_after", "certificate_thumbprint")
     )
 
@@ -47,7 +58,8 @@ def for_user(user: AnyUser, directory_user: DirectoryUser) -> QuerySet[DeliveryS
     return (
         visible(user)
         .filter(user=directory_user)
-        .select_related(*_RELATED)
+        .select_related("device", "profile", "certificate")
+        .defer(*_UNREAD)
         .order_by(
             "device__name",
             "device_id",
@@ -73,7 +85,7 @@ def across_tenant(user: AnyUser, filters: dict[str, Any]) -> QuerySet[DeliverySt
         if len(q) >= 4 and all(c in "0123456789abcdefABCDEF" for c in q):
             match |= Q(certificate_thumbprint__startswith=q.lower())
         rows = rows.filter(match)
-    return rows.select_related(*_RELATED).order_by("-pk")
+    return rows.select_related(*_RELATED).defer(*_UNREAD).order_by("-pk")
 
 
 @dataclass(frozen=True)
