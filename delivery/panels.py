@@ -18,10 +18,10 @@ def user_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) -> dict[s
     """Every certificate x device of the user, in one query, with a resend per device."""
     if not _readable(request):
         return None
-    rows = list(reports.for_user(request.user, user))
-    devices: dict[int, dict[str, Any]] = {}
+    rows = reports.for_user(request.user, user)
+    devices: dict[Any, dict[str, Any]] = {}
     for row in rows:
-        devices.setdefault(row.device_id, {"device": row.device, "rows": []})["rows"].append(row)
+        devices.setdefault(row.device_id, {"device": row, "rows": []})["rows"].append(row)
     return {
         "devices": list(devices.values()),
         "count": len(rows),

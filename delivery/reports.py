@@ -9,12 +9,14 @@ a queryset read in one query, whatever the number of rows, profiles or devices.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from django.db.models import Count, Q, QuerySet
 
 from delivery.models import DeliveryState
-from directory.models import Device, DirectoryUser
+from directory.models import Device, DirectoryUser, Platform
 from portal import access
 from portal.access import AnyUser
 from profiles.models import DeliveryStatus, Profile
@@ -53,13 +55,64 @@ def for_device(user: AnyUser, device: Device) -> QuerySet[DeliveryState]:
     )
 
 
-def for_user(user: AnyUser, directory_user: DirectoryUser) -> QuerySet[DeliveryState]:
-    """Every certificate x device of a directory user, as written when each state was (the row's user)."""
-    return (
+BADGES = {
+    DeliveryStatus.SUCCEEDED: "badge-ok",
+    DeliveryStatus.ERROR: "badge-err",
+    DeliveryStatus.CONFLICT: "badge-err",
+    DeliveryStatus.PENDING: "badge-warn",
+    DeliveryStatus.REMOVAL_PENDING: "badge-warn",
+}
+_STATUS_LABELS = dict(DeliveryStatus.choices)
+_PLATFORM_LABELS = dict(Platform.choices)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """One certificate on one device, as the user page shows it (plain values: the page is read often)."""
+
+    device_id: UUID
+    device_name: str
+    device_platform: str
+    device_checked_in: datetime | None
+    profile: str
+    certificate_code: UUID | None
+    thumbprint: str
+    not_after: datetime | None
+    status: str
+    changed_at: datetime
+    error_code: str
+    error_message: str
+
+    @property
+    def status_label(self) -> str:
+        return _STATUS_LABELS.get(self.status, self.status)
+
+    @property
+    def badge(self) -> str:
+        return BADGES.get(self.status, "")  # type: ignore[call-overload]
+
+
+_USER_COLUMNS = (
+    "device__device_id",
+    "device__name",
+    "device__platform",
+    "device__last_check_in",
+    "profile__name",
+    "certificate__code",
+    "certificate_thumbprint",
+    "certificate__not_after",
+    "status",
+    "changed_at",
+    "error_code",
+    "error_message",
+)
+
+
+def for_user(user: AnyUser, directory_user: DirectoryUser) -> list[Delivered]:
+    """Every certificate x device of a directory user (the row's user when it was written), in one query."""
+    rows = (
         visible(user)
         .filter(user=directory_user)
-        .select_related("device", "profile", "certificate")
-        .defer(*_UNREAD)
         .order_by(
             "device__name",
             "device_id",
@@ -68,7 +121,12 @@ def for_user(user: AnyUser, directory_user: DirectoryUser) -> QuerySet[DeliveryS
             "-certificate__not_after",
             "certificate_thumbprint",
         )
+        .values_list(*_USER_COLUMNS)
     )
+    found = []
+    for device_id, name, platform, checked_in, *rest in rows:
+        found.append(Delivered(device_id, name, _PLATFORM_LABELS.get(platform, platform), checked_in, *rest))
+    return found
 
 
 def across_tenant(user: AnyUser, filters: dict[str, Any]) -> QuerySet[DeliveryState]:

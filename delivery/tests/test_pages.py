@@ -106,7 +106,7 @@ def test_the_user_page_shows_each_certificate_on_each_device_with_state_time_and
     panel = next(
         p["context"] for p in response.context["panels"] if p["template"] == "delivery/_user_panel.html"
     )
-    by_device = {entry["device"].name: [r.status for r in entry["rows"]] for entry in panel["devices"]}
+    by_device = {entry["device"].device_name: [r.status for r in entry["rows"]] for entry in panel["devices"]}
     assert by_device == {
         # Oslo's profile first, then Paris's newest certificate before the one it replaced.
         "LAPTOP-ALICE": [DeliveryStatus.ERROR, DeliveryStatus.SUCCEEDED, DeliveryStatus.REMOVED],
