@@ -204,11 +204,16 @@ def measure(args: argparse.Namespace) -> None:
             f"\ngunicorn 2 workers x 4 threads, {args.clients} clients from a separate process, "
             f"{args.seconds:.0f} s per page (target p95 < {TARGET_P95_MS:.0f} ms)"
         )
-        print(f"  {'page':<26} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8} {'errors':>7}")
+        print(
+            f"  {'page':<26} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8} {'errors':>7}"
+            f" {'web CPU ms/req':>15}"
+        )
         for name, label, paths in runs:
             cookie = sessions[label][1]
             pages._load(port, cookie, paths, args.clients, 3.0)  # warm each worker
+            cpu = _tree_cpu(server.pid)
             result: dict[str, Any] = pages._load(port, cookie, paths, args.clients, args.seconds)
+            cpu = _tree_cpu(server.pid) - cpu
             lat = result["latencies"]
             if not lat:
                 print(f"  {name:<26} no answers: {result['errors']}")
@@ -216,12 +221,30 @@ def measure(args: argparse.Namespace) -> None:
             print(
                 f"  {name:<26} {statistics.median(lat) * 1000:8.1f} {pages._percentile(lat, 0.95):8.1f} "
                 f"{pages._percentile(lat, 0.99):8.1f} {len(lat) / result['elapsed']:8.1f} {result['error_count']:7d}"
+                f" {cpu / len(lat) * 1000:15.2f}"
             )
             if result["errors"]:
                 print(f"    first errors: {result['errors']}")
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by a process and its descendants (gunicorn's master and workers).
+
+    Latency under 16 clients depends on what else the machine runs; this does not.
+    """
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += _tree_cpu(int(child))
+    except OSError:
+        pass
+    return total
 
 
 if __name__ == "__main__":
