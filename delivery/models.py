@@ -166,3 +166,38 @@ class DeliveryState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.profile_id} on {self.device_id} ({self.certificate_thumbprint[:8]}): {self.status}"
+
+
+class FailureWatch(models.Model):
+    """Whether a profile's failing devices are over the alert threshold, as last swept.
+
+    An alert goes out when this flips (over, or back under), so one crossing makes one alert
+    however many sweeps see it.
+    """
+
+    profile = models.OneToOneField(Profile, on_delete=models.CASCADE, related_name="failure_watch")
+    over = models.BooleanField(default=False)
+    failing = models.PositiveIntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.profile_id}: {self.failing} failing{' (over)' if self.over else ''}"
+
+
+class FailureAlert(models.Model):
+    """One crossing of the install-failure threshold by a profile, to be alerted once."""
+
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="failure_alerts")
+    over = models.BooleanField()  # True: crossed over the threshold; False: back under it
+    failing = models.PositiveIntegerField()
+    threshold = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+    alert_claimed_at = models.DateTimeField(null=True, blank=True)
+    alerted_at = models.DateTimeField(null=True, blank=True)
+    alert_result = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.profile_id}: {'over' if self.over else 'under'} {self.threshold} ({self.failing})"

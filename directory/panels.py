@@ -1,4 +1,4 @@
-"""Extra sections of the user page, contributed by other apps.
+"""Extra sections of the user and device pages, contributed by other apps.
 
 The certificates and profiles apps show what reaches a user on that user's page
 without editing the directory app: each registers a panel from its
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from directory.models import DirectoryUser
+from directory.models import Device, DirectoryUser
 from portal.http import AuthenticatedHttpRequest
 from portal.lib import sections
 
@@ -35,3 +35,20 @@ def register_user_panel(panel: UserPanel) -> None:
 def user_panels(request: AuthenticatedHttpRequest, user: DirectoryUser) -> list[dict[str, Any]]:
     """The panels to show for ``user``, in order: ``[{"template": ..., "context": {...}}]``."""
     return sections.shown(_USER_PANELS.values(), request, user)
+
+
+class DevicePanel(sections.Section[[AuthenticatedHttpRequest, Device]]):
+    """A section of the directory device page (what the delivery app knows about the device)."""
+
+
+_DEVICE_PANELS: dict[str, DevicePanel] = {}
+
+
+def register_device_panel(panel: DevicePanel) -> None:
+    """Add (or replace, by template name) a section of the device page."""
+    _DEVICE_PANELS[panel.template] = panel
+
+
+def device_panels(request: AuthenticatedHttpRequest, device: Device) -> list[dict[str, Any]]:
+    """The panels to show for ``device``, in order: ``[{"template": ..., "context": {...}}]``."""
+    return sections.shown(_DEVICE_PANELS.values(), request, device)

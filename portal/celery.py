@@ -33,6 +33,9 @@ app.conf.beat_schedule = {
     # Every 30 seconds: compare each connector's last check-in with its interval, store status
     # changes and send one alert per change (e-mail, optional webhook).
     "connectors-health-sweep": {"task": "connectors.tasks.health_sweep", "schedule": 30.0},
+    # Every minute: profiles whose devices in Error crossed DELIVERY_ALERT_FAILED_DEVICES (either
+    # way) since the last run get one alert per crossing (e-mail, optional webhook).
+    "delivery-failure-alerts": {"task": "delivery.tasks.failure_alerts", "schedule": 60.0},
     # Every 2 minutes: uploads and Intune deletions held by a worker that died, or whose task
     # message was lost, go back on the queue.
     "graph-sweep-stalled": {"task": "graph.tasks.sweep_stalled", "schedule": 120.0},

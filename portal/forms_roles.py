@@ -19,6 +19,7 @@ ACTION_LABELS = {
     "update": "Update",
     "delete": "Delete",
     "assign": "Assign",
+    "resend": "Resend to devices",
 }
 
 

@@ -19,7 +19,7 @@ AREAS: dict[str, str] = {
 
 ACTIONS: dict[str, tuple[str, ...]] = {
     "certificates": ("read", "create", "update", "delete"),
-    "profiles": ("read", "create", "update", "delete", "assign"),
+    "profiles": ("read", "create", "update", "delete", "assign", "resend"),
     "connectors": ("read", "create", "update", "delete"),
     "directory": ("read", "create", "update", "delete"),
     "audit": ("read",),
@@ -81,8 +81,18 @@ BUILT_IN_ROLES: tuple[BuiltInRole, ...] = (
     BuiltInRole(
         key="help_desk_operator",
         name="Help Desk Operator",
-        description="Looks up users, their certificates, devices and profile status. Changes nothing.",
-        permissions=("certificates.read", "profiles.read", "connectors.read", "directory.read", "audit.read"),
+        description=(
+            "Looks up users, their certificates, devices and profile status, and resends a user's "
+            "certificates to one device. Changes nothing else."
+        ),
+        permissions=(
+            "certificates.read",
+            "profiles.read",
+            "profiles.resend",
+            "connectors.read",
+            "directory.read",
+            "audit.read",
+        ),
         requires_mfa=False,
     ),
     BuiltInRole(

@@ -416,5 +416,9 @@ DEVICE_ENROLL_RATE_PER_MINUTE = env_int("DEVICE_ENROLL_RATE_PER_MINUTE", 600, mi
 DEVICE_API_RATE_PER_MINUTE = env_int("DEVICE_API_RATE_PER_MINUTE", 120, minimum=1)
 DEVICE_POLICY_RECHECK_SECONDS = env_int("DEVICE_POLICY_RECHECK_SECONDS", 5, minimum=0)
 
+# --- Delivery to devices ----------------------------------------------------------
+# Devices of one profile in Error at which an alert goes out (and another when back under); 0: never.
+DELIVERY_ALERT_FAILED_DEVICES = env_int("DELIVERY_ALERT_FAILED_DEVICES", 10, minimum=0)
+
 PORTAL_TENANT_NAME = env_str("PORTAL_TENANT_NAME", "Contoso")
 PORTAL_TENANT_DOMAIN = env_str("PORTAL_TENANT_DOMAIN").strip() or "contoso.com"

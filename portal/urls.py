@@ -14,6 +14,7 @@ urlpatterns = [
     path("tenant-admin/audit-logs/export.csv", audit.audit_export, name="audit_export"),
     path("tenant-admin/audit-logs/<uuid:code>/", audit.audit_detail, name="audit_detail"),
     path("tenant-admin/roles/", include(roles.urlpatterns)),
+    path("", include("delivery.urls")),
     path("", include("directory.urls")),
     path("certificates/", include("certs.urls")),
     path("profiles/", include("profiles.urls")),

@@ -241,6 +241,7 @@ class ReportFilterForm(forms.Form):
         required=False,
         choices=[*REPORT_STATES, ("excluded", "Excluded"), ("notTargeted", "Not targeted")],
     )
+    error = forms.CharField(label="Error code", required=False, max_length=60)
     q = forms.CharField(label="Search", required=False, max_length=200)
 
 

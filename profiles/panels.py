@@ -16,4 +16,7 @@ def user_profiles_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) 
     if not access.has_perm(request.user, "profiles.read"):
         return None
     visible = access.scoped(Profile.objects.all(), request.user)
-    return {"user_profiles": profiles_for_user(user, profiles=visible)}
+    results = profiles_for_user(user, profiles=visible)
+    # Most profiles of a tenant do not reach a given user: one count, with the reasons a click away.
+    reaching = [r for r in results if r.reaches]
+    return {"user_profiles": reaching, "not_reaching": len(results) - len(reaching)}

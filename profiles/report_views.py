@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -17,8 +19,9 @@ from portal import access
 from portal.access import permission_required
 from portal.http import AuthenticatedHttpRequest
 from portal.lib.spreadsheet import csv_download
+from profiles import states as reported_states
 from profiles.forms import ReportFilterForm, UserReportFilterForm
-from profiles.models import Profile
+from profiles.models import DeliveryStatus, Profile
 from profiles.reports import Evaluation, evaluate, profiles_for_user
 from profiles.targeting import EXCLUDED, STATE_LABELS, STATUSES
 from profiles.views import NAV, PAGE_SIZE, get_profile
@@ -36,7 +39,39 @@ def _report_rows(profile: Profile, form: ReportFilterForm) -> tuple[Any, QuerySe
     rows = evaluation.device_rows(states).order_by("name", "pk")
     if data.get("q"):
         rows = rows.filter(Q(name__icontains=data["q"]) | Q(primary_user__upn__icontains=data["q"]))
+    error = (data.get("error") or "").strip()
+    reported = reported_states.reported(profile_id=profile.pk, device_id=OuterRef("pk"), error_code=error)
+    if error and reported is not None:
+        rows = rows.filter(Exists(reported))
     return evaluation, rows
+
+
+@dataclass
+class Delivered:
+    """What a device reported for this profile's certificates: how many, and the latest failure."""
+
+    certificates: int = 0
+    error_code: str = ""
+    error_message: str = ""
+    changed_at: datetime | None = None
+
+
+def _delivered(profile_id: int | None, device_ids: list[int]) -> dict[int, Delivered]:
+    """The reported states of a page of devices, in one query."""
+    rows = reported_states.reported(profile_id=profile_id, device_id__in=device_ids)
+    found: dict[int, Delivered] = {}
+    if rows is None or profile_id is None:
+        return found
+    values = rows.order_by("changed_at").values_list(
+        "device_id", "certificate_thumbprint", "error_code", "error_message", "changed_at"
+    )
+    for device_id, thumbprint, code, message, changed_at in values:
+        seen = found.setdefault(device_id, Delivered())
+        seen.certificates += 1 if thumbprint else 0
+        seen.changed_at = changed_at
+        if code:
+            seen.error_code, seen.error_message = code, message
+    return found
 
 
 def _describe(evaluation: Any, devices: list[Any]) -> list[dict[str, Any]]:
@@ -44,6 +79,7 @@ def _describe(evaluation: Any, devices: list[Any]) -> list[dict[str, Any]]:
         user_ids=[d.primary_user_id for d in devices if d.primary_user_id],
         device_ids=[d.pk for d in devices],
     )
+    delivered = _delivered(evaluation.spec.profile_id, [d.pk for d in devices])
     described = []
     for device in devices:
         result = evaluation.outcome(device.flags)
@@ -56,6 +92,7 @@ def _describe(evaluation: Any, devices: list[Any]) -> list[dict[str, Any]]:
                 "state": result.state,
                 "state_label": STATE_LABELS[result.state],
                 "reason": evaluation.explain(result.reason, excluded_by=by, device=device),
+                "delivered": delivered.get(device.pk, Delivered()),
             }
         )
     return described
@@ -73,12 +110,16 @@ def profile_report(request: AuthenticatedHttpRequest, code: str) -> HttpResponse
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    summary = evaluation.summary()
     context = {
         "profile": profile,
         "form": form,
         "page": page,
         "rows": _describe(evaluation, list(page.object_list)),
         "query": query.urlencode(),
+        "counts": [(s, STATE_LABELS[s], summary.devices[s]) for s in STATUSES],
+        "failed": summary.devices[DeliveryStatus.ERROR],
+        "can_retry": access.can(request.user, "profiles.resend", profile),
         "tab": "report",
         **NAV,
     }
@@ -102,6 +143,10 @@ def profile_report_csv(request: AuthenticatedHttpRequest, code: str) -> HttpResp
         "OS version",
         "Status",
         "Reason",
+        "Certificates reported",
+        "Error code",
+        "Error message",
+        "Last change (UTC)",
         "Last check-in (UTC)",
     ]
 
@@ -117,10 +162,18 @@ def profile_report_csv(request: AuthenticatedHttpRequest, code: str) -> HttpResp
                     device.os_version,
                     row["state_label"],
                     row["reason"],
-                    device.last_check_in.strftime("%Y-%m-%dT%H:%M:%SZ") if device.last_check_in else "",
+                    row["delivered"].certificates,
+                    row["delivered"].error_code,
+                    row["delivered"].error_message,
+                    _utc(row["delivered"].changed_at),
+                    _utc(device.last_check_in),
                 ]
 
     return csv_download(f"profile-{profile.code}-devices.csv", header, values())
+
+
+def _utc(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else ""
 
 
 def _chunks(rows: Iterator[Any]) -> Iterator[list[Any]]:
@@ -160,7 +213,9 @@ def user_report(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     page = Paginator(users, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    summary = evaluation.summary()
     context = {
+        "counts": [(s, STATE_LABELS[s], summary.users[s]) for s in STATUSES],
         "profile": profile,
         "form": form,
         "page": page,

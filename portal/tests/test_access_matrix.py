@@ -18,10 +18,11 @@ from portal.models import Role, RoleAssignment, ScopeTag, ScopeTagged, User
 pytestmark = pytest.mark.django_db
 
 ALL_ACTIONS = "read create update delete assign"
+ALL_PROFILE_ACTIONS = f"{ALL_ACTIONS} resend"
 EXPECTED: dict[str, dict[str, str]] = {
     "intune_administrator": {
         "certificates": ALL_ACTIONS,
-        "profiles": ALL_ACTIONS,
+        "profiles": ALL_PROFILE_ACTIONS,
         "connectors": ALL_ACTIONS,
         "directory": ALL_ACTIONS,
         "audit": "read",
@@ -29,7 +30,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     },
     "policy_and_profile_manager": {
         "certificates": "read",
-        "profiles": ALL_ACTIONS,
+        "profiles": ALL_PROFILE_ACTIONS,
         "connectors": "read",
         "directory": "read",
         "audit": "read",
@@ -37,7 +38,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     },
     "help_desk_operator": {
         "certificates": "read",
-        "profiles": "read",
+        "profiles": "read resend",
         "connectors": "read",
         "directory": "read",
         "audit": "read",

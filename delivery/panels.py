@@ -1,0 +1,61 @@
+"""The delivery sections of the directory pages and of Home (registered in ``DeliveryConfig.ready()``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from delivery import reports
+from directory.models import Device, DirectoryUser
+from portal import access, summaries
+from portal.http import AuthenticatedHttpRequest
+
+
+def _readable(request: AuthenticatedHttpRequest) -> bool:
+    return access.has_perm(request.user, "profiles.read") and access.has_perm(request.user, "directory.read")
+
+
+def user_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) -> dict[str, Any] | None:
+    """Every certificate x device of the user, in one query, with a resend per device."""
+    if not _readable(request):
+        return None
+    rows = reports.for_user(request.user, user)
+    devices: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        devices.setdefault(row.device_id, {"device": row, "rows": []})["rows"].append(row)
+    return {
+        "devices": list(devices.values()),
+        "count": len(rows),
+        "can_resend": access.has_perm(request.user, "profiles.resend"),
+    }
+
+
+def device_panel(request: AuthenticatedHttpRequest, device: Device) -> dict[str, Any] | None:
+    """The certificates on one device: every state, however old."""
+    if not _readable(request):
+        return None
+    return {
+        "rows": list(reports.for_device(request.user, device)),
+        "can_resend": access.has_perm(request.user, "profiles.resend"),
+    }
+
+
+def home_section(request: AuthenticatedHttpRequest) -> dict[str, Any] | None:
+    """Home: devices failing, by error code.
+
+    Counted over the whole status table, so kept between views like Home's other counts
+    (``portal.summaries``): device reports write no audit event, so a new failure shows within
+    ``PORTAL_SUMMARY_MAX_AGE`` seconds.
+    """
+    if not _readable(request):
+        return None
+    user = request.user
+
+    def counts() -> dict[str, Any]:
+        return {
+            "failing_devices": reports.failing_devices(user),
+            "failing_codes": reports.failing_by_code(user),
+        }
+
+    key = f"home:delivery:{reports.profile_scope(user)}"
+    kept: dict[str, Any] = summaries.kept(key, summaries.request_clock(request), counts)
+    return kept

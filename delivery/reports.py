@@ -1,0 +1,172 @@
+"""What the delivery pages read: certificates on devices, per device, per user, across the tenant.
+
+Everything reads the one status table (:class:`delivery.models.DeliveryState`). A row is visible
+to an admin who may read its profile (``profiles.read`` over the profile's scope tags); the
+certificate's details read through its user, as on the certificate pages. Each function returns
+a queryset read in one query, whatever the number of rows, profiles or devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.db.models import Count, Q, QuerySet
+
+from delivery.models import DeliveryState
+from directory.models import Device, DirectoryUser, Platform
+from portal import access
+from portal.access import AnyUser
+from profiles.models import DeliveryStatus, Profile
+
+_RELATED = ("device", "user", "profile", "certificate")
+# A certificate's PFX and encrypted password are never shown here: not read either.
+_UNREAD = ("certificate__pfx_blob", "certificate__encrypted_password")
+
+
+def profile_scope(user: AnyUser) -> str:
+    """Names the rows ``user`` reads: admins with the same name see the same ones."""
+    if access.reads_all(user, Profile):
+        return "all"
+    tag_ids = access.grant(user, "profiles.read").tag_ids or frozenset()
+    return "tags:" + ",".join(str(pk) for pk in sorted(tag_ids))
+
+
+def visible(user: AnyUser) -> QuerySet[DeliveryState]:
+    """The rows ``user`` may read: those of the profiles their scope tags reach."""
+    rows = DeliveryState.objects.all()
+    if not access.has_perm(user, "directory.read"):
+        return rows.none()
+    if access.reads_all(user, Profile):
+        return rows
+    return rows.filter(profile_id__in=access.scoped(Profile.objects.all(), user).values("pk"))
+
+
+def for_device(user: AnyUser, device: Device) -> QuerySet[DeliveryState]:
+    """A device's certificates, every state and age (no window), newest first within each profile."""
+    return (
+        visible(user)
+        .filter(device=device)
+        .select_related(*_RELATED)
+        .defer(*_UNREAD)
+        .order_by("profile__name", "profile_id", "-certificate__not_after", "certificate_thumbprint")
+    )
+
+
+BADGES = {
+    DeliveryStatus.SUCCEEDED: "badge-ok",
+    DeliveryStatus.ERROR: "badge-err",
+    DeliveryStatus.CONFLICT: "badge-err",
+    DeliveryStatus.PENDING: "badge-warn",
+    DeliveryStatus.REMOVAL_PENDING: "badge-warn",
+}
+_STATUS_LABELS = dict(DeliveryStatus.choices)
+_PLATFORM_LABELS = dict(Platform.choices)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """One certificate on one device, as the user page shows it (plain values: the page is read often)."""
+
+    device_id: UUID
+    device_name: str
+    device_platform: str
+    device_checked_in: datetime | None
+    profile: str
+    certificate_code: UUID | None
+    thumbprint: str
+    not_after: datetime | None
+    status: str
+    changed_at: datetime
+    error_code: str
+    error_message: str
+
+    @property
+    def status_label(self) -> str:
+        return _STATUS_LABELS.get(self.status, self.status)
+
+    @property
+    def badge(self) -> str:
+        return BADGES.get(self.status, "")  # type: ignore[call-overload]
+
+
+_USER_COLUMNS = (
+    "device__device_id",
+    "device__name",
+    "device__platform",
+    "device__last_check_in",
+    "profile__name",
+    "certificate__code",
+    "certificate_thumbprint",
+    "certificate__not_after",
+    "status",
+    "changed_at",
+    "error_code",
+    "error_message",
+)
+
+
+def for_user(user: AnyUser, directory_user: DirectoryUser) -> list[Delivered]:
+    """Every certificate x device of a directory user (the row's user when it was written), in one query."""
+    rows = (
+        visible(user)
+        .filter(user=directory_user)
+        .order_by(
+            "device__name",
+            "device_id",
+            "profile__name",
+            "profile_id",
+            "-certificate__not_after",
+            "certificate_thumbprint",
+        )
+        .values_list(*_USER_COLUMNS)
+    )
+    found = []
+    for device_id, name, platform, checked_in, *rest in rows:
+        found.append(Delivered(device_id, name, _PLATFORM_LABELS.get(platform, platform), checked_in, *rest))
+    return found
+
+
+def across_tenant(user: AnyUser, filters: dict[str, Any]) -> QuerySet[DeliveryState]:
+    """Devices > Monitor > Certificates: newest rows first, filtered (see ``CertificateFilterForm``)."""
+    rows = visible(user)
+    if filters.get("status"):
+        rows = rows.filter(status=filters["status"])
+    if filters.get("error"):
+        rows = rows.filter(error_code=filters["error"])
+    if filters.get("platform"):
+        rows = rows.filter(device__platform=filters["platform"])
+    if q := filters.get("q"):
+        match = Q(device__name__icontains=q) | Q(user__upn__icontains=q)
+        if len(q) >= 4 and all(c in "0123456789abcdefABCDEF" for c in q):
+            match |= Q(certificate_thumbprint__startswith=q.lower())
+        rows = rows.filter(match)
+    return rows.select_related(*_RELATED).defer(*_UNREAD).order_by("-pk")
+
+
+@dataclass(frozen=True)
+class FailingCode:
+    code: str
+    devices: int
+
+
+def failing_by_code(user: AnyUser, *, limit: int = 8) -> list[FailingCode]:
+    """Devices with a certificate in Error, per error code, most devices first (one grouped query)."""
+    rows = (
+        visible(user)
+        .filter(status=DeliveryStatus.ERROR)
+        .values("error_code")
+        .annotate(devices=Count("device_id", distinct=True))
+        .order_by("-devices", "error_code")[:limit]
+    )
+    return [FailingCode(row["error_code"], row["devices"]) for row in rows]
+
+
+def failing_devices(user: AnyUser) -> int:
+    """Devices with at least one certificate in Error."""
+    found: int = (
+        visible(user).filter(status=DeliveryStatus.ERROR).aggregate(n=Count("device_id", distinct=True))["n"]
+    )
+    return found
