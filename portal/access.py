@@ -16,6 +16,7 @@ the objects an event names, from the scope stored on the event when it was writt
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import wraps
@@ -265,3 +266,25 @@ def permission_required(permission: str) -> Callable[[V], V]:
         return cast(V, wrapped)
 
     return decorator
+
+
+def viewer_key(user: AnyUser) -> str:
+    """Names everything ``user`` may see and do: admins with the same key are shown the same pages.
+
+    Built from what decides every check here (superuser, and each role assignment's permissions
+    and scope tags), so a page rendered for one admin may be shown to another only when no check
+    could tell them apart.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return "anonymous"
+    assert isinstance(user, User)
+    if user.is_superuser:
+        return "superuser"
+    parts = sorted(
+        ",".join(sorted(a.permissions))
+        + "|"
+        + ",".join(str(t) for t in sorted(a.tag_ids))
+        + f"|{a.requires_mfa}"
+        for a in _assignments(user)
+    )
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()

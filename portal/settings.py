@@ -142,6 +142,9 @@ else:
 # but not more often than every MIN_AGE seconds, and at least every MAX_AGE seconds (portal.summaries).
 PORTAL_SUMMARY_MIN_AGE = env_int("PORTAL_SUMMARY_MIN_AGE", 10, minimum=0)
 PORTAL_SUMMARY_MAX_AGE = env_int("PORTAL_SUMMARY_MAX_AGE", 60, minimum=1)
+# Rendered pieces of list pages and Home are kept per process for admins of the same scope,
+# rendered again after any change (an audit event) and at least every MAX_AGE seconds.
+PORTAL_FRAGMENT_MAX_AGE = env_int("PORTAL_FRAGMENT_MAX_AGE", 60, minimum=0)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL.rstrip("/") == "filesystem:":

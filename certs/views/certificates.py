@@ -12,6 +12,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -20,12 +21,12 @@ from certs.forms import CertificateFilterForm, CleanupForm, SelectCertificatesFo
 from certs.models import Certificate, ImportBatch
 from certs.views import PAGE_SIZE
 from directory.models import DirectoryUser
-from portal import access
+from portal import access, summaries
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
 from portal.lib import refusal
-from portal.lib.listing import filter_state
+from portal.lib.listing import filter_state, query_key
 from portal.lib.spreadsheet import csv_download
 
 
@@ -37,28 +38,47 @@ def certificate_list(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     )
     form = CertificateFilterForm(request.GET)
     if not form.is_valid():
-        return render(request, "certs/list.html", {"form": form, "nav_active": "certificates"}, status=400)
+        invalid = {"form": form, "nav_active": "certificates"}
+        invalid["filters"] = render_to_string("certs/list.html#filters", invalid)
+        return render(request, "certs/list.html", invalid, status=400)
     rows = form.apply(visible.defer("pfx_blob", "encrypted_password"))
     if request.GET.get("format") == "csv":
         return _csv_export(rows)
     query = request.GET.copy()
     query.pop("page", None)
-    number = request.GET.get("page")
-    # Rows that tie on the chosen ordering keep one order, so no page repeats or skips them.
-    rows = rows.order_by(*rows.query.order_by, "pk")
-    paginator = _CountAsFarAsShown(_link_batches(rows, request), PAGE_SIZE, number=number)
     context = {
         "form": form,
-        "page": paginator.get_page(number),
         "query": query.urlencode(),
-        "sorts": _sort_links(request, form),
         "can_import": access.has_perm(request.user, "certificates.create"),
         "can_delete": access.has_perm(request.user, "certificates.delete"),
-        "reads_all": access.reads_all(request.user, Certificate),
         **filter_state(form),
         "nav_active": "certificates",
     }
-    return render(request, "certs/list.html#results" if request.htmx else "certs/list.html", context)
+
+    def results() -> str:
+        number = request.GET.get("page")
+        # Rows that tie on the chosen ordering keep one order, so no page repeats or skips them.
+        ordered = rows.order_by(*rows.query.order_by, "pk")
+        paginator = _CountAsFarAsShown(_link_batches(ordered, request), PAGE_SIZE, number=number)
+        more = {
+            "page": paginator.get_page(number),
+            "sorts": _sort_links(request, form),
+            "reads_all": access.reads_all(request.user, Certificate),
+        }
+        return render_to_string("certs/list.html#results", context | more)
+
+    # The same rows for every admin of the same scope until something changes: rendered once.
+    params = query_key(request)
+    context["results"] = summaries.fragment(request, "certs:list", results, params=params)
+    if request.htmx:
+        return HttpResponse(context["results"])
+    context["filters"] = summaries.fragment(
+        request,
+        "certs:list:filters",
+        lambda: render_to_string("certs/list.html#filters", context),
+        params=params,
+    )
+    return render(request, "certs/list.html", context)
 
 
 # The certificate list counts at most this many rows (or as far as the page asked for).
