@@ -3,11 +3,10 @@ certificates, and the Certificates section of a directory user's page."""
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -27,6 +26,7 @@ from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
 from portal.lib import refusal
 from portal.lib.listing import filter_state, query_key
+from portal.lib.paging import CountAsFarAsShown
 from portal.lib.spreadsheet import csv_download
 
 
@@ -59,7 +59,9 @@ def certificate_list(request: AuthenticatedHttpRequest) -> HttpResponseBase:
         number = request.GET.get("page")
         # Rows that tie on the chosen ordering keep one order, so no page repeats or skips them.
         ordered = rows.order_by(*rows.query.order_by, "pk")
-        paginator = _CountAsFarAsShown(_link_batches(ordered, request), PAGE_SIZE, number=number)
+        paginator = CountAsFarAsShown(
+            _link_batches(ordered, request), PAGE_SIZE, number=number, count_at_least=COUNT_AT_LEAST
+        )
         more = {
             "page": paginator.get_page(number),
             "sorts": _sort_links(request, form),
@@ -83,65 +85,6 @@ def certificate_list(request: AuthenticatedHttpRequest) -> HttpResponseBase:
 
 # The certificate list counts at most this many rows (or as far as the page asked for).
 COUNT_AT_LEAST = 1000
-
-
-if TYPE_CHECKING:
-    _CertificatePaginator = Paginator[Certificate]
-else:  # Paginator is generic only in the type stubs.
-    _CertificatePaginator = Paginator
-
-
-class _CountAsFarAsShown(_CertificatePaginator):
-    """Pages through a large table without counting all of it, nor joining the rows it skips.
-
-    A page among the first ``COUNT_AT_LEAST`` rows is read first, with one row more: when
-    that row is missing, the page is the last one and the count is known without counting.
-    Otherwise rows are counted up to the end of the page asked for, and at least
-    ``COUNT_AT_LEAST``; beyond that the page says "more than" (``counted_all`` is False) and
-    still offers the next page. A page's rows are picked by primary key along the ordering's
-    index, then read with their related rows, so a deep page does not read every row before
-    it in full.
-    """
-
-    def __init__(self, object_list: QuerySet[Certificate], per_page: int, *, number: str | None) -> None:
-        super().__init__(object_list, per_page)
-        self.rows = object_list
-        try:
-            self.wanted = max(1, int(number or 1))
-        except ValueError:
-            self.wanted = 1
-        self.limit = max(COUNT_AT_LEAST, self.wanted * per_page) + 1
-
-    def _rows(self, number: int, extra: int = 0) -> list[Certificate]:
-        bottom = (number - 1) * self.per_page
-        chosen = self.rows.values("pk")[bottom : bottom + self.per_page + extra]
-        return list(self.rows.filter(pk__in=chosen))
-
-    @cached_property
-    def _wanted_rows(self) -> list[Certificate]:
-        return self._rows(self.wanted, extra=1)
-
-    @cached_property
-    def count(self) -> int:
-        # A deep page may lie past the end: count first rather than skip rows for nothing.
-        if self.wanted * self.per_page <= COUNT_AT_LEAST:
-            found = len(self._wanted_rows)
-            if found <= self.per_page and (found or self.wanted == 1):
-                return (self.wanted - 1) * self.per_page + found
-        return self.rows.order_by().values("pk")[: self.limit].count()
-
-    @property
-    def counted_all(self) -> bool:
-        return self.count < self.limit
-
-    @property
-    def at_least(self) -> int:
-        return self.limit - 1
-
-    def page(self, number: int | str) -> Page[Certificate]:
-        number = self.validate_number(number)
-        rows = self._wanted_rows[: self.per_page] if number == self.wanted else self._rows(number)
-        return Page(rows, number, self)
 
 
 def _link_batches(rows: QuerySet[Certificate], request: AuthenticatedHttpRequest) -> QuerySet[Certificate]:
