@@ -190,6 +190,11 @@ def measure(args: argparse.Namespace) -> None:
                 ],
             ),
         ]
+    pages += [
+        ("Users list", "admin", ["/users/", "/users/?page=40", "/users/?q=user1", "/users/?sort=-upn"]),
+        ("Devices list", "admin", ["/devices/", "/devices/?page=40", "/devices/?sort=os"]),
+        ("Groups list", "admin", ["/groups/", "/groups/?sort=-members", "/groups/?page=5"]),
+    ]
     floor = [("Baseline: /healthz", "admin", ["/healthz"])]
 
     print(
