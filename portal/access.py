@@ -52,6 +52,7 @@ FULL_GRANT = Grant(held=True, tag_ids=None)
 
 @dataclass(frozen=True)
 class _Assignment:
+    role_name: str
     permissions: frozenset[str]
     tag_ids: frozenset[int]
     requires_mfa: bool
@@ -67,6 +68,7 @@ def _assignments(user: User) -> list[_Assignment]:
         for row in rows:
             cached.append(
                 _Assignment(
+                    role_name=row.role.name,
                     permissions=frozenset(p for p in row.role.permissions if isinstance(p, str)),
                     tag_ids=frozenset(tag.pk for tag in row.scope_tags.all()),
                     requires_mfa=row.role.requires_mfa,
@@ -107,6 +109,11 @@ def has_perm(user: AnyUser, permission: str) -> bool:
 
 def permissions(user: AnyUser) -> frozenset[str]:
     return frozenset(p for p in rbac.ALL_PERMISSIONS if has_perm(user, p))
+
+
+def role_names(user: User) -> list[str]:
+    """The names of the roles ``user`` holds through their assignments, sorted, each once."""
+    return sorted({a.role_name for a in _assignments(user)})
 
 
 def requires_mfa(user: User) -> bool:

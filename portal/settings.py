@@ -128,6 +128,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Sessions are read from Redis and written through to the database: no query per request.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     # A file cache is shared by the web process and the workers, so login rate
     # limits hold across processes in the demo too.
