@@ -161,7 +161,7 @@ def insert_items(batch_id: int, rows: Iterable[Mapping[str, Any]]) -> list[int]:
         else:
             cursor.executemany(
                 f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})",
-                (values(row) for row in rows),
+                [values(row) for row in rows],
             )
         cursor.execute(
             f"SELECT {_column(ImportItem, 'id')} FROM {table} WHERE {_column(ImportItem, 'batch')} = %s "

@@ -68,8 +68,8 @@ def change_clock() -> Clock | None:
     one (with the lower id) changes that count, though not the newest id. One query on the index of
     ids, written out: it runs on every page, and building it through the ORM costs more than it."""
     table = connection.ops.quote_name(AuditEvent._meta.db_table)
-    pk = connection.ops.quote_name(AuditEvent._meta.pk.column)  # type: ignore[union-attr]
-    code = connection.ops.quote_name(AuditEvent._meta.get_field("code").column)  # type: ignore[union-attr]
+    pk = connection.ops.quote_name(str(AuditEvent._meta.get_field("id").column))
+    code = connection.ops.quote_name(str(AuditEvent._meta.get_field("code").column))
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT n.{pk}, n.{code}, (SELECT COUNT(*) FROM {table} r WHERE r.{pk} > n.{pk} - %s) "
