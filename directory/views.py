@@ -55,8 +55,13 @@ def _list_page(
     (``portal.summaries.fragment``); pages count only as far as they show (``CountAsFarAsShown``).
     """
     context: dict[str, Any] = {"form": form, "nav_active": nav, "can_import": _can_import(request)}
+
+    def filters() -> str:
+        return render_to_string("directory/_filters.html", {"form": form, "action": request.path})
+
     if not form.is_valid():
         context["results"] = render_to_string(f"{template}#results", context)
+        context["filters"] = filters()
         return render(request, template, context, status=400)
     query = request.GET.copy()
     query.pop("page", None)
@@ -73,9 +78,11 @@ def _list_page(
         }
         return render_to_string(f"{template}#results", context | more)
 
-    context["results"] = summaries.fragment(request, template, results, params=query_key(request))
+    params = query_key(request)
+    context["results"] = summaries.fragment(request, template, results, params=params)
     if request.htmx:
         return HttpResponse(context["results"])
+    context["filters"] = summaries.fragment(request, f"{template}:filters", filters, params=params)
     return render(request, template, context)
 
 

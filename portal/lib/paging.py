@@ -36,7 +36,7 @@ class CountAsFarAsShown(_Paginator):
         per_page: int,
         *,
         number: str | None,
-        count_at_least: int = COUNT_AT_LEAST,
+        count_at_least: int | None = None,
     ) -> None:
         super().__init__(object_list, per_page)
         self.rows = object_list
@@ -44,8 +44,8 @@ class CountAsFarAsShown(_Paginator):
             self.wanted = max(1, int(number or 1))
         except ValueError:
             self.wanted = 1
-        self.count_at_least = count_at_least
-        self.limit = max(count_at_least, self.wanted * per_page) + 1
+        self.count_at_least = COUNT_AT_LEAST if count_at_least is None else count_at_least
+        self.limit = max(self.count_at_least, self.wanted * per_page) + 1
 
     def _rows(self, number: int, extra: int = 0) -> list[Any]:
         bottom = (number - 1) * self.per_page
