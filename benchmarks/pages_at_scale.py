@@ -18,6 +18,7 @@ count that grows with the data shows). The baseline in the same run is ``/health
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
@@ -27,7 +28,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -45,47 +45,76 @@ TARGET_P95_MS = 50.0
 
 
 def drive(base: str, cookie: str, paths: list[str], clients: int, seconds: float) -> dict[str, Any]:
-    """Request ``paths`` round-robin from ``clients`` threads for ``seconds``; return the latencies."""
+    """Request ``paths`` round-robin over ``clients`` keep-alive connections for ``seconds``.
+
+    One asyncio loop on raw sockets: the client shares the machine's cores with the server, and
+    a thread per connection with http.client would cost more CPU than some of the pages measured.
+    """
+    return asyncio.run(_drive(base, cookie, paths, clients, seconds))
+
+
+async def _drive(base: str, cookie: str, paths: list[str], clients: int, seconds: float) -> dict[str, Any]:
     host, port = base.split(":")
     latencies: list[float] = []
     errors: list[str] = []
-    lock = threading.Lock()
     stop_at = time.perf_counter() + seconds
+    requests = [
+        f"GET {path} HTTP/1.1\r\nHost: localhost\r\nCookie: sessionid={cookie}\r\n\r\n".encode()
+        for path in paths
+    ]
 
-    def client(offset: int) -> None:
-        conn = http.client.HTTPConnection(host, int(port), timeout=60)
-        mine: list[float] = []
+    async def client(offset: int) -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
         i = offset
         while time.perf_counter() < stop_at:
             path = paths[i % len(paths)]
+            request = requests[i % len(paths)]
             i += 1
             started = time.perf_counter()
             try:
-                conn.request("GET", path, headers={"Cookie": f"sessionid={cookie}", "Host": "localhost"})
-                response = conn.getresponse()
-                response.read()
-            except (OSError, http.client.HTTPException) as exc:
-                with lock:
-                    errors.append(f"{path}: {exc!r}")
-                conn.close()
-                conn = http.client.HTTPConnection(host, int(port), timeout=60)
+                writer.write(request)
+                status = await _read_response(reader)
+            except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
+                errors.append(f"{path}: {exc!r}")
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, int(port))
                 continue
-            mine.append(time.perf_counter() - started)
-            if response.status != 200:
-                with lock:
-                    errors.append(f"{path}: HTTP {response.status}")
-        conn.close()
-        with lock:
-            latencies.extend(mine)
+            latencies.append(time.perf_counter() - started)
+            if status != 200:
+                errors.append(f"{path}: HTTP {status}")
+        writer.close()
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    started, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(client(n) for n in range(clients)))
     elapsed = time.perf_counter() - started
-    return {"latencies": latencies, "elapsed": elapsed, "errors": errors[:5], "error_count": len(errors)}
+    return {
+        "latencies": latencies,
+        "elapsed": elapsed,
+        "client_cpu": time.process_time() - cpu,
+        "errors": errors[:5],
+        "error_count": len(errors),
+    }
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 response (Content-Length or chunked) and return its status."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+    }
+    if "content-length" in headers:
+        await reader.readexactly(int(headers["content-length"]))
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    else:
+        raise ValueError("a response without a length on a kept-alive connection")
+    return status
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -161,6 +190,11 @@ def measure(args: argparse.Namespace) -> None:
                 ],
             ),
         ]
+    pages += [
+        ("Users list", "admin", ["/users/", "/users/?page=40", "/users/?q=user1", "/users/?sort=-upn"]),
+        ("Devices list", "admin", ["/devices/", "/devices/?page=40", "/devices/?sort=os"]),
+        ("Groups list", "admin", ["/groups/", "/groups/?sort=-members", "/groups/?page=5"]),
+    ]
     floor = [("Baseline: /healthz", "admin", ["/healthz"])]
 
     print(
@@ -200,12 +234,17 @@ def measure(args: argparse.Namespace) -> None:
             f"\ngunicorn 2 workers x 4 threads, {args.clients} clients from a separate process, "
             f"{args.seconds:.0f} s per page (target p95 < {TARGET_P95_MS:.0f} ms)"
         )
-        print(f"  {'page':<34} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8} {'errors':>7}")
+        print(
+            f"  {'page':<34} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8} {'errors':>7}"
+            f" {'server CPU ms/req':>18} {'client':>7}"
+        )
         for name, label, paths in [*floor, *pages]:
             cookie = sessions[label][1]
             # Warm each worker's connection and caches, then measure.
             _load(port, cookie, paths, args.clients, 2.0)
+            server_cpu = _tree_cpu(server.pid)
             result = _load(port, cookie, paths, args.clients, args.seconds)
+            server_cpu = _tree_cpu(server.pid) - server_cpu
             lat = result["latencies"]
             if not lat:
                 print(f"  {name:<34} no answers: {result['errors']}")
@@ -213,6 +252,7 @@ def measure(args: argparse.Namespace) -> None:
             print(
                 f"  {name:<34} {statistics.median(lat) * 1000:8.1f} {_percentile(lat, 0.95):8.1f} "
                 f"{_percentile(lat, 0.99):8.1f} {len(lat) / result['elapsed']:8.1f} {result['error_count']:7d}"
+                f" {server_cpu / len(lat) * 1000:18.2f} {result['client_cpu'] / len(lat) * 1000:7.2f}"
             )
             if result["errors"]:
                 print(f"    first errors: {result['errors']}")
@@ -240,6 +280,20 @@ def _load(port: int, cookie: str, paths: list[str], clients: int, seconds: float
     )
     result: dict[str, Any] = json.loads(out.stdout)
     return result
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by a process and its descendants (gunicorn's master and workers)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += _tree_cpu(int(child))
+    except OSError:
+        pass
+    return total
 
 
 def _free_port() -> int:

@@ -33,7 +33,7 @@ def _counts(request: AuthenticatedHttpRequest) -> dict[str, Any] | None:
     if not access.has_perm(user, "certificates.read"):
         return None
     key = f"home:certificates:{_certificate_scope(user)}"
-    return summaries.kept(key, summaries.request_clock(request), lambda: _certificate_counts(user))
+    return summaries.kept_for(request, key, lambda: _certificate_counts(user))
 
 
 def expiry_section(request: AuthenticatedHttpRequest) -> dict[str, Any] | None:

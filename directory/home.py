@@ -21,4 +21,4 @@ def counts_section(request: AuthenticatedHttpRequest) -> dict[str, Any] | None:
     if not access.has_perm(request.user, "directory.read"):
         return None
     # Whole-table counts, the same for every admin who reads the directory (portal.summaries).
-    return {"counts": summaries.kept("home:directory", summaries.request_clock(request), _directory_counts)}
+    return {"counts": summaries.kept_for(request, "home:directory", _directory_counts)}

@@ -6,20 +6,23 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, QuerySet
+from django.db.models import F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods
 
 from directory import imports, memberships
 from directory.forms import DeviceFilterForm, GroupFilterForm, ImportForm, ListFilterForm, UserFilterForm
-from directory.models import Device, DirectoryUser, Group
+from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, GroupUserMember
 from directory.panels import device_panels, user_panels
-from portal import access
+from portal import access, summaries
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
-from portal.lib.listing import filter_state
+from portal.lib.listing import filter_state, query_key
+from portal.lib.paging import CountAsFarAsShown
 
 PAGE_SIZE = 50
 
@@ -46,19 +49,41 @@ def _sort_links(request: AuthenticatedHttpRequest, form: ListFilterForm) -> dict
 def _list_page(
     request: AuthenticatedHttpRequest, form: ListFilterForm, queryset: QuerySet[Any], template: str, nav: str
 ) -> HttpResponse:
-    """Render a filtered, sorted, paginated list; only its results fragment when htmx asks."""
+    """Render a filtered, sorted, paginated list; only its results fragment when htmx asks.
+
+    The results are rendered once per query and kept until the directory changes
+    (``portal.summaries.fragment``); pages count only as far as they show (``CountAsFarAsShown``).
+    """
     context: dict[str, Any] = {"form": form, "nav_active": nav, "can_import": _can_import(request)}
+
+    def filters() -> str:
+        return render_to_string("directory/_filters.html", {"form": form, "action": request.path})
+
     if not form.is_valid():
+        context["results"] = render_to_string(f"{template}#results", context)
+        context["filters"] = filters()
         return render(request, template, context, status=400)
     query = request.GET.copy()
     query.pop("page", None)
-    context |= {
-        "page": Paginator(form.apply(queryset), PAGE_SIZE).get_page(request.GET.get("page")),
-        "query": query.urlencode(),
-        "sorts": _sort_links(request, form),
-        **filter_state(form),
-    }
-    return render(request, f"{template}#results" if request.htmx else template, context)
+    context |= {"query": query.urlencode(), **filter_state(form)}
+
+    def results() -> str:
+        number = request.GET.get("page")
+        rows = form.apply(queryset)
+        # Rows that tie on the chosen ordering keep one order, so no page repeats or skips them.
+        rows = rows.order_by(*rows.query.order_by, "pk")
+        more = {
+            "page": CountAsFarAsShown(rows, PAGE_SIZE, number=number).get_page(number),
+            "sorts": _sort_links(request, form),
+        }
+        return render_to_string(f"{template}#results", context | more)
+
+    params = query_key(request)
+    context["results"] = summaries.fragment(request, template, results, params=params)
+    if request.htmx:
+        return HttpResponse(context["results"])
+    context["filters"] = summaries.fragment(request, f"{template}:filters", filters, params=params)
+    return render(request, template, context)
 
 
 @require_GET
@@ -111,10 +136,20 @@ def troubleshoot(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("directory.read")
 def groups(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = GroupFilterForm(request.GET)
-    queryset = Group.objects.annotate(
-        member_count=Count("user_members", distinct=True) + Count("device_members", distinct=True)
-    )
+    # Counted per group by subqueries on the membership indexes: for the page's groups only (all of
+    # them only when sorting by the count), never by joining every membership of the tenant.
+    queryset = Group.objects.annotate(member_count=_members(GroupUserMember) + _members(GroupDeviceMember))
     return _list_page(request, form, queryset, "directory/groups.html", "groups")
+
+
+def _members(through: type[GroupUserMember] | type[GroupDeviceMember]) -> Coalesce:
+    counted = (
+        through.objects.filter(group=OuterRef("pk"))
+        .order_by()
+        .annotate(n=Func(F("pk"), function="COUNT"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 @require_GET

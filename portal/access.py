@@ -16,6 +16,7 @@ the objects an event names, from the scope stored on the event when it was writt
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import wraps
@@ -51,6 +52,7 @@ FULL_GRANT = Grant(held=True, tag_ids=None)
 
 @dataclass(frozen=True)
 class _Assignment:
+    role_name: str
     permissions: frozenset[str]
     tag_ids: frozenset[int]
     requires_mfa: bool
@@ -66,6 +68,7 @@ def _assignments(user: User) -> list[_Assignment]:
         for row in rows:
             cached.append(
                 _Assignment(
+                    role_name=row.role.name,
                     permissions=frozenset(p for p in row.role.permissions if isinstance(p, str)),
                     tag_ids=frozenset(tag.pk for tag in row.scope_tags.all()),
                     requires_mfa=row.role.requires_mfa,
@@ -106,6 +109,11 @@ def has_perm(user: AnyUser, permission: str) -> bool:
 
 def permissions(user: AnyUser) -> frozenset[str]:
     return frozenset(p for p in rbac.ALL_PERMISSIONS if has_perm(user, p))
+
+
+def role_names(user: User) -> list[str]:
+    """The names of the roles ``user`` holds through their assignments, sorted, each once."""
+    return sorted({a.role_name for a in _assignments(user)})
 
 
 def requires_mfa(user: User) -> bool:
@@ -265,3 +273,25 @@ def permission_required(permission: str) -> Callable[[V], V]:
         return cast(V, wrapped)
 
     return decorator
+
+
+def viewer_key(user: AnyUser) -> str:
+    """Names everything ``user`` may see and do: admins with the same key are shown the same pages.
+
+    Built from what decides every check here (superuser, and each role assignment's permissions
+    and scope tags), so a page rendered for one admin may be shown to another only when no check
+    could tell them apart.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return "anonymous"
+    assert isinstance(user, User)
+    if user.is_superuser:
+        return "superuser"
+    parts = sorted(
+        ",".join(sorted(a.permissions))
+        + "|"
+        + ",".join(str(t) for t in sorted(a.tag_ids))
+        + f"|{a.requires_mfa}"
+        for a in _assignments(user)
+    )
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()

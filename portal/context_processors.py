@@ -5,8 +5,8 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from portal import navigation
-from portal.models import RoleAssignment, User
+from portal import access, navigation
+from portal.models import User
 
 
 def shell(request: HttpRequest) -> dict[str, Any]:
@@ -15,7 +15,8 @@ def shell(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if not isinstance(user, User) or not user.is_authenticated:
         return {"entra_sign_in_enabled": settings.ENTRA_SIGN_IN_ENABLED}
-    roles = sorted({a.role.name for a in RoleAssignment.objects.filter(members=user).select_related("role")})
+    # The assignments the permission checks of this request read anyway.
+    roles = access.role_names(user)
     if user.is_superuser and not roles:
         roles = ["Global Administrator"]
     return {

@@ -33,7 +33,21 @@ NAVIGATION: tuple[NavItem, ...] = (
 )
 
 
+# Navigation by viewer (``access.viewer_key``): the same for every admin of the same roles and tags.
+_ITEMS: dict[str, list[dict[str, str]]] = {}
+
+
 def items_for(user: AnyUser) -> list[dict[str, str]]:
+    key = access.viewer_key(user)
+    items = _ITEMS.get(key)
+    if items is None:
+        if len(_ITEMS) >= 512:
+            _ITEMS.clear()
+        items = _ITEMS[key] = _items_for(user)
+    return items
+
+
+def _items_for(user: AnyUser) -> list[dict[str, str]]:
     items = []
     for item in NAVIGATION:
         if item.permission and not access.has_perm(user, item.permission):

@@ -129,6 +129,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Sessions are read from Redis and written through to the database: no query per request.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     # A file cache is shared by the web process and the workers, so login rate
     # limits hold across processes in the demo too.
@@ -143,6 +145,9 @@ else:
 # but not more often than every MIN_AGE seconds, and at least every MAX_AGE seconds (portal.summaries).
 PORTAL_SUMMARY_MIN_AGE = env_int("PORTAL_SUMMARY_MIN_AGE", 10, minimum=0)
 PORTAL_SUMMARY_MAX_AGE = env_int("PORTAL_SUMMARY_MAX_AGE", 60, minimum=1)
+# Rendered pieces of list pages and Home are kept per process for admins of the same scope,
+# rendered again after any change (an audit event) and at least every MAX_AGE seconds.
+PORTAL_FRAGMENT_MAX_AGE = env_int("PORTAL_FRAGMENT_MAX_AGE", 60, minimum=0)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL.rstrip("/") == "filesystem:":

@@ -15,17 +15,25 @@ So a change shows within ``PORTAL_SUMMARY_MIN_AGE`` seconds, at once if nothing 
 in that interval. Values are kept per process and per key; a key names whose view it is
 (for example the scope tags an admin reads certificates through), so admins who see different
 objects never share a value.
+
+Rendered pieces of pages (``fragment``) are kept on the same clock but without a minimum age:
+a piece is rendered again as soon as the clock moves, and kept only when every count it shows
+was computed for that clock. See ``portal.lib.fragments``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
+from django.utils import timezone
 
+from portal import access
+from portal.lib.fragments import Fragments
 from portal.models import AuditEvent
 
 # Keys are few (one per section and distinct scope); this bounds them anyway.
@@ -34,7 +42,7 @@ _MAX_KEPT = 512
 
 @dataclass(frozen=True)
 class _Kept:
-    clock: tuple[int, str] | None
+    clock: Clock | None
     at: float
     value: Any
 
@@ -46,22 +54,55 @@ def _now() -> float:
     return time.monotonic()
 
 
-def change_clock() -> tuple[int, str] | None:
-    """The newest audit event (id and code: ids repeat after a rollback, codes do not)."""
-    row = AuditEvent.objects.order_by("-pk").values_list("pk", "code").first()
-    return None if row is None else (row[0], str(row[1]))
+# Events whose transactions commit after a later event's still move the clock when they are
+# among this many of the newest ids (a transaction spanning more ids than that is rare; the
+# maximum ages catch it).
+LATE_COMMIT_WINDOW = 1000
+
+Clock = tuple[int, str, int]
 
 
-def request_clock(request: object) -> tuple[int, str] | None:
+def change_clock() -> Clock | None:
+    """The newest audit event (id and code: ids repeat after a rollback, codes do not), and how many
+    events there are among the ``LATE_COMMIT_WINDOW`` newest ids: an event committed after a later
+    one (with the lower id) changes that count, though not the newest id. One query on the index of
+    ids, written out: it runs on every page, and building it through the ORM costs more than it."""
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    pk = connection.ops.quote_name(str(AuditEvent._meta.get_field("id").column))
+    code = connection.ops.quote_name(str(AuditEvent._meta.get_field("code").column))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT n.{pk}, n.{code}, (SELECT COUNT(*) FROM {table} r WHERE r.{pk} > n.{pk} - %s) "
+            f"FROM (SELECT {pk}, {code} FROM {table} ORDER BY {pk} DESC LIMIT 1) n",
+            [LATE_COMMIT_WINDOW],
+        )
+        row = cursor.fetchone()
+    return None if row is None else (int(row[0]), str(row[1]).replace("-", ""), int(row[2]))
+
+
+def request_clock(request: object) -> Clock | None:
     """``change_clock()`` read once per request, however many sections of a page ask for it."""
     if not hasattr(request, "_summary_clock"):
         request._summary_clock = change_clock()  # type: ignore[attr-defined]
-    clock: tuple[int, str] | None = request._summary_clock  # type: ignore[attr-defined]
+    clock: Clock | None = request._summary_clock  # type: ignore[attr-defined]
     return clock
 
 
-def kept[T](key: str, clock: tuple[int, str] | None, compute: Callable[[], T]) -> T:
+def kept[T](key: str, clock: Clock | None, compute: Callable[[], T]) -> T:
     """The value kept under ``key`` if still fresh for ``clock`` (see the module), else ``compute()``."""
+    return _kept_value(key, clock, compute)[0]
+
+
+def kept_for[T](request: object, key: str, compute: Callable[[], T]) -> T:
+    """``kept`` on the request's clock; notes on the request when the value is older than the clock,
+    so that no piece of the page built from it is kept as current (``fragment``)."""
+    value, current = _kept_value(key, request_clock(request), compute)
+    if not current:
+        request._summary_behind = True  # type: ignore[attr-defined]
+    return value
+
+
+def _kept_value[T](key: str, clock: Clock | None, compute: Callable[[], T]) -> tuple[T, bool]:
     now = _now()
     found = _kept.get(key)
     if found is not None:
@@ -69,15 +110,36 @@ def kept[T](key: str, clock: tuple[int, str] | None, compute: Callable[[], T]) -
         if age < settings.PORTAL_SUMMARY_MAX_AGE and (
             found.clock == clock or age < settings.PORTAL_SUMMARY_MIN_AGE
         ):
-            return found.value  # type: ignore[no-any-return]
+            return found.value, found.clock == clock
     value = compute()
     if len(_kept) >= _MAX_KEPT:
         _kept.clear()
     # Timed from before computing, with the clock read before it: never younger than it is.
     _kept[key] = _Kept(clock, now, value)
-    return value
+    return value, True
+
+
+_fragments = Fragments(max_entries=512, max_bytes=64 * 1024 * 1024)
+
+
+def fragment(request: Any, name: str, render: Callable[[], str], *, params: Hashable = ()) -> str:
+    """A rendered piece of a page, kept for every admin of the same scope until the data changes.
+
+    Keyed by ``name`` and ``params`` (what the page was asked for), the request's clock, the
+    viewer's scope (``access.viewer_key``) and today's date, and kept at most
+    ``PORTAL_FRAGMENT_MAX_AGE`` seconds. ``render`` should render without the request (no CSRF
+    token, nothing about the signed-in admin): see ``portal.lib.fragments``.
+    """
+    key = (name, params, request_clock(request), access.viewer_key(request.user), timezone.localdate())
+    return _fragments.kept(
+        key,
+        render,
+        max_age=settings.PORTAL_FRAGMENT_MAX_AGE,
+        keep=lambda: not getattr(request, "_summary_behind", False),
+    )
 
 
 def forget() -> None:
-    """Drop every kept value (tests whose data is rolled back between them)."""
+    """Drop every kept value and piece (tests whose data is rolled back between them)."""
     _kept.clear()
+    _fragments.forget()

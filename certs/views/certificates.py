@@ -3,15 +3,15 @@ certificates, and the Certificates section of a directory user's page."""
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib import messages
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -20,12 +20,13 @@ from certs.forms import CertificateFilterForm, CleanupForm, SelectCertificatesFo
 from certs.models import Certificate, ImportBatch
 from certs.views import PAGE_SIZE
 from directory.models import DirectoryUser
-from portal import access
+from portal import access, summaries
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
 from portal.lib import refusal
-from portal.lib.listing import filter_state
+from portal.lib.listing import filter_state, query_key
+from portal.lib.paging import CountAsFarAsShown
 from portal.lib.spreadsheet import csv_download
 
 
@@ -37,91 +38,53 @@ def certificate_list(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     )
     form = CertificateFilterForm(request.GET)
     if not form.is_valid():
-        return render(request, "certs/list.html", {"form": form, "nav_active": "certificates"}, status=400)
+        invalid = {"form": form, "nav_active": "certificates"}
+        invalid["filters"] = render_to_string("certs/list.html#filters", invalid)
+        return render(request, "certs/list.html", invalid, status=400)
     rows = form.apply(visible.defer("pfx_blob", "encrypted_password"))
     if request.GET.get("format") == "csv":
         return _csv_export(rows)
     query = request.GET.copy()
     query.pop("page", None)
-    number = request.GET.get("page")
-    # Rows that tie on the chosen ordering keep one order, so no page repeats or skips them.
-    rows = rows.order_by(*rows.query.order_by, "pk")
-    paginator = _CountAsFarAsShown(_link_batches(rows, request), PAGE_SIZE, number=number)
     context = {
         "form": form,
-        "page": paginator.get_page(number),
         "query": query.urlencode(),
-        "sorts": _sort_links(request, form),
         "can_import": access.has_perm(request.user, "certificates.create"),
         "can_delete": access.has_perm(request.user, "certificates.delete"),
-        "reads_all": access.reads_all(request.user, Certificate),
         **filter_state(form),
         "nav_active": "certificates",
     }
-    return render(request, "certs/list.html#results" if request.htmx else "certs/list.html", context)
+
+    def results() -> str:
+        number = request.GET.get("page")
+        # Rows that tie on the chosen ordering keep one order, so no page repeats or skips them.
+        ordered = rows.order_by(*rows.query.order_by, "pk")
+        paginator = CountAsFarAsShown(
+            _link_batches(ordered, request), PAGE_SIZE, number=number, count_at_least=COUNT_AT_LEAST
+        )
+        more = {
+            "page": paginator.get_page(number),
+            "sorts": _sort_links(request, form),
+            "reads_all": access.reads_all(request.user, Certificate),
+        }
+        return render_to_string("certs/list.html#results", context | more)
+
+    # The same rows for every admin of the same scope until something changes: rendered once.
+    params = query_key(request)
+    context["results"] = summaries.fragment(request, "certs:list", results, params=params)
+    if request.htmx:
+        return HttpResponse(context["results"])
+    context["filters"] = summaries.fragment(
+        request,
+        "certs:list:filters",
+        lambda: render_to_string("certs/list.html#filters", context),
+        params=params,
+    )
+    return render(request, "certs/list.html", context)
 
 
 # The certificate list counts at most this many rows (or as far as the page asked for).
 COUNT_AT_LEAST = 1000
-
-
-if TYPE_CHECKING:
-    _CertificatePaginator = Paginator[Certificate]
-else:  # Paginator is generic only in the type stubs.
-    _CertificatePaginator = Paginator
-
-
-class _CountAsFarAsShown(_CertificatePaginator):
-    """Pages through a large table without counting all of it, nor joining the rows it skips.
-
-    A page among the first ``COUNT_AT_LEAST`` rows is read first, with one row more: when
-    that row is missing, the page is the last one and the count is known without counting.
-    Otherwise rows are counted up to the end of the page asked for, and at least
-    ``COUNT_AT_LEAST``; beyond that the page says "more than" (``counted_all`` is False) and
-    still offers the next page. A page's rows are picked by primary key along the ordering's
-    index, then read with their related rows, so a deep page does not read every row before
-    it in full.
-    """
-
-    def __init__(self, object_list: QuerySet[Certificate], per_page: int, *, number: str | None) -> None:
-        super().__init__(object_list, per_page)
-        self.rows = object_list
-        try:
-            self.wanted = max(1, int(number or 1))
-        except ValueError:
-            self.wanted = 1
-        self.limit = max(COUNT_AT_LEAST, self.wanted * per_page) + 1
-
-    def _rows(self, number: int, extra: int = 0) -> list[Certificate]:
-        bottom = (number - 1) * self.per_page
-        chosen = self.rows.values("pk")[bottom : bottom + self.per_page + extra]
-        return list(self.rows.filter(pk__in=chosen))
-
-    @cached_property
-    def _wanted_rows(self) -> list[Certificate]:
-        return self._rows(self.wanted, extra=1)
-
-    @cached_property
-    def count(self) -> int:
-        # A deep page may lie past the end: count first rather than skip rows for nothing.
-        if self.wanted * self.per_page <= COUNT_AT_LEAST:
-            found = len(self._wanted_rows)
-            if found <= self.per_page and (found or self.wanted == 1):
-                return (self.wanted - 1) * self.per_page + found
-        return self.rows.order_by().values("pk")[: self.limit].count()
-
-    @property
-    def counted_all(self) -> bool:
-        return self.count < self.limit
-
-    @property
-    def at_least(self) -> int:
-        return self.limit - 1
-
-    def page(self, number: int | str) -> Page[Certificate]:
-        number = self.validate_number(number)
-        rows = self._wanted_rows[: self.per_page] if number == self.wanted else self._rows(number)
-        return Page(rows, number, self)
 
 
 def _link_batches(rows: QuerySet[Certificate], request: AuthenticatedHttpRequest) -> QuerySet[Certificate]:

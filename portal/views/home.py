@@ -7,10 +7,11 @@ from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
-from portal import access
-from portal.home import home_sections
+from portal import access, summaries
+from portal.home import rendered_home_sections
 from portal.http import AuthenticatedHttpRequest
 from portal.models import AuditEvent
 from portal.tasks import HEARTBEAT_KEY
@@ -22,13 +23,18 @@ _WORKER_STALE_AFTER = 120
 @require_GET
 def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
-    context: dict[str, object] = {"nav_active": "home", "worker": _worker_status()}
+    page: dict[str, object] = {"nav_active": "home"}
     # Certificates, uploads, the directory and connectors: each app registers its own (portal/home.py).
-    context["home_sections"] = home_sections(request)
+    context = page | {"worker": _worker_status(), "home_sections": rendered_home_sections(request, page)}
     if access.has_perm(user, "audit.read"):
-        # Changes people made; uploads and syncs by the system have their own pages.
-        by_people = AuditEvent.objects.filter(actor_type=AuditEvent.ActorType.USER)
-        context["recent_events"] = access.audit_events(by_people, user)[:8]
+
+        def recent() -> str:
+            # Changes people made; uploads and syncs by the system have their own pages.
+            by_people = AuditEvent.objects.filter(actor_type=AuditEvent.ActorType.USER)
+            events = access.audit_events(by_people, user)[:8]
+            return render_to_string("portal/home.html#recent", {"recent_events": events})
+
+        context["recent"] = summaries.fragment(request, "home:recent", recent)
     return render(request, "portal/home.html", context)
 
 

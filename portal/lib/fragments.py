@@ -1,0 +1,98 @@
+"""Rendered pieces of pages, kept in this process while nothing they show can have changed.
+
+A piece is kept under a key that names everything it depends on, so a different key is a
+different piece and a kept piece is never shown where it does not belong. The caller builds the
+key from, typically:
+
+- a clock that moves with every change to the data (the portal's is the newest audit event:
+  ``portal.summaries.change_clock``), so a change shows at once;
+- who looks: the viewer's effective scope (``portal.access.viewer_key``), so an admin never gets
+  a piece rendered for someone who may see more;
+- what was asked: the page's parameters.
+
+Every piece is also dropped ``max_age`` seconds after it was rendered, whatever its key: that
+bounds what a key cannot see (the time of day a certificate expires at, a change whose
+transaction commits out of order). Pieces are rendered outside the lock: two threads missing
+the same piece at once both render it, and the second result is kept.
+
+Keep only markup that is the same for every viewer with the same key: never a CSRF token, a
+message or a name of the signed-in admin (render pieces without the request to make sure).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+@dataclass(frozen=True)
+class _Piece:
+    at: float
+    text: str
+
+
+class Fragments:
+    """A bounded store of rendered pieces: the least recently used go first."""
+
+    def __init__(self, *, max_entries: int = 256, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._pieces: OrderedDict[Hashable, _Piece] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def kept(
+        self,
+        key: Hashable,
+        render: Callable[[], str],
+        *,
+        max_age: float,
+        keep: Callable[[], bool] | None = None,
+    ) -> str:
+        """The piece kept under ``key`` if younger than ``max_age`` seconds, else ``render()``.
+
+        ``keep``, asked after rendering, may refuse to keep what was rendered (the caller knows
+        it was built from values older than its key says).
+        """
+        now = _now()
+        with self._lock:
+            found = self._pieces.get(key)
+            if found is not None and now - found.at < max_age:
+                self._pieces.move_to_end(key)
+                self.hits += 1
+                return found.text
+        text = render()
+        keeping = (keep is None or keep()) and len(text) <= self.max_bytes
+        with self._lock:
+            self.misses += 1
+            if keeping:
+                self._drop(key)
+                # Timed from before rendering: never younger than it is.
+                self._pieces[key] = _Piece(now, text)
+                self._bytes += len(text)
+                while len(self._pieces) > self.max_entries or self._bytes > self.max_bytes:
+                    self._drop(next(iter(self._pieces)))
+        return text
+
+    def _drop(self, key: Hashable) -> None:
+        gone = self._pieces.pop(key, None)
+        if gone is not None:
+            self._bytes -= len(gone.text)
+
+    def forget(self) -> None:
+        """Drop every piece."""
+        with self._lock:
+            self._pieces.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._pieces)
