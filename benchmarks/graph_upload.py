@@ -154,7 +154,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     print(
-        f"database {db}, broker {settings.CELERY_BROKER_URL.split(':')[0]}, budget {'redis' if settings.REDIS_URL else 'file'}"
+        f"database {db}, broker {settings.CELERY_BROKER_URL.split(':')[0]} (poll {settings.CELERY_BROKER_TRANSPORT_OPTIONS.get('polling_interval', '-')} s), budget {'redis' if settings.REDIS_URL else 'file'}"
     )
     emulator = Emulator(
         tls_dir=Path(settings.DATA_DIR) / "bench-graph",
