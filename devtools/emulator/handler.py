@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from devtools.emulator import schema
+from devtools.emulator.intune import IntuneRoutes
 from devtools.emulator.parsing import ODataError, parse_eq_filter, pfx_certificate_thumbprints
 from devtools.emulator.state import State, Token
 
@@ -33,7 +35,7 @@ class Server(ThreadingHTTPServer):
     base_url: str
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(IntuneRoutes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # One write per response, sent at once (headers and body apart meet delayed ACKs: 40 ms a request).
     wbufsize = -1
@@ -88,6 +90,22 @@ class Handler(BaseHTTPRequestHandler):
             self._error(exc)
 
     def _send(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
+        graph_write = self.command in {"POST", "PATCH", "DELETE"} and self.path.startswith(
+            ("/v1.0/", "/beta/")
+        )
+        if status < 300 and graph_write and self._lose_answer():
+            # The write was carried out; its answer is lost on the way (a gateway timing out).
+            status, headers = self.state.config.lost_answer_status, {}
+            payload = {
+                "error": {
+                    "code": "GatewayTimeout" if status == 504 else "ServiceUnavailable",
+                    "message": "The service did not answer in time.",
+                    "innerError": {
+                        "request-id": self.request_id,
+                        "client-request-id": self.client_request_id,
+                    },
+                }
+            }
         data = b"" if payload is None else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("request-id", self.request_id)
@@ -99,6 +117,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def _lose_answer(self) -> bool:
+        with self.state.lock:
+            if self.state.config.lost_answers <= 0:
+                return False
+            self.state.config.lost_answers -= 1
+            self.state.stats.lost_answers += 1
+            return True
 
     def _error(self, exc: ODataError) -> None:
         inner = {
@@ -228,6 +254,8 @@ class Handler(BaseHTTPRequestHandler):
         if path == PFX_PATH or path.startswith(PFX_PATH + "/") or path.startswith(PFX_PATH + "("):
             self._pfx(method, path[len(PFX_PATH) :])
             return
+        if self.intune(method, path):
+            return
         if method != "GET":
             raise ODataError(405, "MethodNotAllowed", f"{method} is not supported here.")
         state = self.state
@@ -238,15 +266,16 @@ class Handler(BaseHTTPRequestHandler):
                     _, _, upn = parse_eq_filter(self.query["$filter"], ["userPrincipalName"])
                     found = state.user_by_upn(upn)
                     items = [found] if found else []
-                self._page(path, items)
+                self._page(path, items, version="v1.0", type_name="user")
             elif path.startswith("/v1.0/users/"):
                 key = unquote(path.split("/")[3])
                 user = state.users.get(key) or state.user_by_upn(key)
                 if user is None:
                     raise ODataError(404, "Request_ResourceNotFound", f"Resource '{key}' does not exist.")
-                self._send(200, user)
+                chosen = schema.check_select("v1.0", "user", self.query)
+                self._send(200, schema.project("v1.0", "user", user, chosen))
             elif path == "/v1.0/groups":
-                self._page(path, list(state.groups.values()))
+                self._page(path, list(state.groups.values()), version="v1.0", type_name="group")
             elif re.fullmatch(r"/v1\.0/groups/[^/]+/(members|transitiveMembers)", path):
                 group_id = path.split("/")[3]
                 if group_id not in state.groups:
@@ -254,14 +283,25 @@ class Handler(BaseHTTPRequestHandler):
                         404, "Request_ResourceNotFound", f"Resource '{group_id}' does not exist."
                     )
                 self._page(path, state.members.get(group_id, []))
-            elif path == "/v1.0/deviceManagement/managedDevices":
-                self._page(path, list(state.devices.values()))
+            elif path in ("/v1.0/deviceManagement/managedDevices", "/beta/deviceManagement/managedDevices"):
+                version = path.split("/")[1]
+                self._page(
+                    path,
+                    [_device_as(version, d) for d in state.devices.values()],
+                    version=version,
+                    type_name="managedDevice",
+                )
             else:
                 raise ODataError(
                     400, "BadRequest", f"Resource not found for the segment '{path.rsplit('/', 1)[-1]}'."
                 )
 
-    def _page(self, path: str, items: list[dict[str, Any]]) -> None:
+    def _page(
+        self, path: str, items: list[dict[str, Any]], *, version: str = "", type_name: str = ""
+    ) -> None:
+        if type_name:
+            chosen = schema.check_select(version, type_name, self.query)
+            items = [schema.project(version, type_name, item, chosen) for item in items]
         size = self.state.config.page_size
         if "$top" in self.query:
             try:
@@ -299,7 +339,7 @@ class Handler(BaseHTTPRequestHandler):
                 if "$filter" in self.query:
                     _, _, upn = parse_eq_filter(self.query["$filter"], ["userPrincipalName"])
                     items = [r for r in items if r["userPrincipalName"].lower() == upn.lower()]
-                self._page(PFX_PATH, items)
+                self._page(PFX_PATH, items, version="beta", type_name="userPFXCertificate")
                 return
             if method == "POST":
                 self._create()
@@ -310,7 +350,8 @@ class Handler(BaseHTTPRequestHandler):
             if record is None:
                 raise ODataError(404, "ResourceNotFound", f"userPFXCertificate '{key}' was not found.")
             if method == "GET":
-                self._send(200, self._redacted(record))
+                chosen = schema.check_select("beta", "userPFXCertificate", self.query)
+                self._send(200, schema.project("beta", "userPFXCertificate", self._redacted(record), chosen))
             elif method == "PATCH":
                 changes = self._validated(self._json_body(), partial=True)
                 changes.pop("id", None)
@@ -361,6 +402,9 @@ class Handler(BaseHTTPRequestHandler):
         self._send(201, self._redacted(record), {"Location": f"{self.server.base_url}{PFX_PATH}/{record_id}"})
 
     def _validated(self, body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+        if "@odata.type" in body:
+            schema.resolve_type(body["@odata.type"], ["userPFXCertificate"])
+        schema.check_body("beta", "userPFXCertificate", body, allow_server_owned=True, enums={})
         required = (
             "thumbprint",
             "intendedPurpose",
@@ -478,6 +522,19 @@ def _assertion_names(assertion: str, client_id: str) -> bool:
         payload.get("iss") == client_id == payload.get("sub")
         and (header.get("x5t") or header.get("x5t#S256"))
     )
+
+
+_V1_ENROLLMENT_TYPES = frozenset(
+    ["unknown", "userEnrollment", "deviceEnrollmentManager", "appleBulkWithUser", "appleBulkWithoutUser", "windowsAzureADJoin", "windowsBulkUserless", "windowsAutoEnrollment", "windowsBulkAzureDomainJoin", "windowsCoManagement", "windowsAzureADJoinUsingDeviceAuth", "appleUserEnrollment", "appleUserEnrollmentWithServiceAccount"]
+)
+
+
+def _device_as(version: str, device: dict[str, Any]) -> dict[str, Any]:
+    """A managed device as ``version`` shows it: v1.0 has fewer enrollment types (the rest evolve to
+    ``unknownFutureValue``) and no ``deviceType``, which ``project`` drops."""
+    if version == "v1.0" and device.get("deviceEnrollmentType") not in _V1_ENROLLMENT_TYPES:
+        return {**device, "deviceEnrollmentType": "unknownFutureValue"}
+    return device
 
 
 def _now() -> str:

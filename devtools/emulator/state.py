@@ -29,6 +29,9 @@ class Config:
     # The next this-many DELETEs answer 204 but keep the record (Intune has been seen doing this).
     ignored_deletes: int = 0
     token_lifetime: int = 3599
+    # The next this-many successful writes are carried out but answered with this status instead.
+    lost_answers: int = 0
+    lost_answer_status: int = 504
 
 
 @dataclass
@@ -39,11 +42,20 @@ class Stats:
     conflicts: int = 0
     patches: int = 0
     deletes: int = 0
+    lost_answers: int = 0
+    profile_creates: int = 0
+    profile_patches: int = 0
+    assigns: int = 0
     throttled: int = 0
     bad_requests: int = 0
     requests: int = 0
     first_write: float = 0.0
     last_write: float = 0.0
+
+
+BUILT_IN_TAGS = {
+    "0": {"id": "0", "displayName": "Default", "description": "Built-in scope tag", "isBuiltIn": True}
+}
 
 
 @dataclass
@@ -62,6 +74,15 @@ class State:
     members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     pfx: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # deviceConfigurations by id, their assignments, and what devices report about them.
+    configurations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    assignments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    device_statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    user_statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    certificate_states: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    scope_tags: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(BUILT_IN_TAGS))
+    connector_details: list[dict[str, Any]] = field(default_factory=list)
+    ndes_connectors: list[dict[str, Any]] = field(default_factory=list)
     tokens: dict[str, Token] = field(default_factory=dict)
     writes: deque[float] = field(default_factory=deque)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -73,6 +94,9 @@ class State:
     def reset_certificates(self) -> None:
         with self.lock:
             self.pfx.clear()
+            self.configurations.clear()
+            self.assignments.clear()
+            self.scope_tags = dict(BUILT_IN_TAGS)
             self.writes.clear()
             self.stats = Stats()
 
@@ -114,7 +138,8 @@ def seed_from_demo(state: State, now: dt.datetime | None = None) -> None:
             "azureADDeviceId": str(d.device_id),
             "deviceName": d.name,
             "operatingSystem": _os_name(d.platform),
-            "deviceType": d.platform,
+            "deviceType": _DEVICE_TYPES.get(d.platform, "unknown"),
+            "deviceEnrollmentType": _ENROLLMENT_TYPES.get(d.platform, "userEnrollment"),
             "osVersion": d.os_version,
             "manufacturer": d.manufacturer,
             "model": d.model,
@@ -151,6 +176,23 @@ def seed_from_demo(state: State, now: dt.datetime | None = None) -> None:
                     "deviceId": str(device_id),
                 }
             )
+
+
+# Graph beta's deviceType and deviceEnrollmentType for each of the portal's platforms.
+_DEVICE_TYPES = {
+    "windows10": "desktop",
+    "iOS": "iPhone",
+    "macOS": "macMDM",
+    "androidDeviceAdministrator": "android",
+    "androidEnterpriseFullyManaged": "androidEnterprise",
+    "androidEnterpriseWorkProfile": "androidForWork",
+}
+_ENROLLMENT_TYPES = {
+    "windows10": "windowsAzureADJoin",
+    "iOS": "appleBulkWithUser",
+    "macOS": "appleBulkWithUser",
+    "androidEnterpriseFullyManaged": "androidEnterpriseFullyManaged",
+}
 
 
 def _os_name(platform: str) -> str:
