@@ -9,6 +9,7 @@ from django.db import transaction
 
 if TYPE_CHECKING:
     from certs.models import Certificate
+    from profiles.models import Profile
 
 
 def tenant_connected() -> bool:
@@ -37,6 +38,19 @@ def delete_from_intune(sender: object, *, certificate: Certificate, **kwargs: An
     certificate_deleted(certificate)
 
 
+def profile_changed(sender: object, *, profile: Profile, **kwargs: Any) -> None:
+    """A created or changed profile is marked "changed here" and sent to Intune after commit."""
+    from graph.profile_sync import queue
+
+    queue(profile)
+
+
+def profile_deleting(sender: object, *, profile: Profile, **kwargs: Any) -> None:
+    from graph.profile_sync import queue_delete
+
+    queue_delete(profile)
+
+
 class GraphConfig(AppConfig):
     name = "graph"
     verbose_name = "Microsoft Graph"
@@ -49,3 +63,12 @@ class GraphConfig(AppConfig):
         certificates_stored.connect(upload_stored, dispatch_uid="graph.upload_stored")
         certificate_deleting.connect(delete_from_intune, dispatch_uid="graph.delete_from_intune")
         register_delivery("graph", tenant_connected)
+
+        from graph.views_intune import profile_section
+        from profiles import hooks as profile_hooks
+
+        profile_hooks.profile_changed.connect(profile_changed, dispatch_uid="graph.profile_changed")
+        profile_hooks.profile_deleting.connect(profile_deleting, dispatch_uid="graph.profile_deleting")
+        profile_hooks.register_profile_section(
+            profile_hooks.ProfileSection("graph/_profile_sync.html", profile_section, order=10)
+        )

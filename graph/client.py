@@ -20,9 +20,9 @@ from urllib.parse import quote
 import msal
 import requests
 
-log = logging.getLogger(__name__)
-
 from graph.endpoints import PFX_COLLECTION
+
+log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 503, 504})
 # Answers after which a write may or may not have happened (a 429 means it was not carried out).

@@ -158,3 +158,41 @@ class SyncRun(Run):
 
     def __str__(self) -> str:
         return f"Directory sync {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class ProfileRecord(models.Model):
+    """Intune's copy of one profile (a deviceConfiguration): its Graph id, whether it matches the
+    portal's, and who is working on it. It outlives the profile, so a deletion reaches Intune."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Changed here, not yet sent"
+        SYNCED = "synced", "In Intune"
+        FAILED = "failed", "Failed"
+        DELETING = "deleting", "Deletion queued"
+        DELETED = "deleted", "Deleted from Intune"
+        DELETE_FAILED = "delete_failed", "Deletion failed"
+
+    profile = models.OneToOneField(
+        "profiles.Profile", null=True, blank=True, on_delete=models.SET_NULL, related_name="intune_record"
+    )
+    name = models.CharField(max_length=200)
+    graph_type = models.CharField(max_length=80)
+    # Empty until Intune has answered the POST with the id it chose.
+    graph_id = models.CharField(max_length=100, blank=True, db_index=True)
+    state = models.CharField(max_length=15, choices=State.choices, default=State.QUEUED, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # Raised by every change in the portal: a worker that sent an older revision leaves it queued.
+    revision = models.PositiveIntegerField(default=0)
+    claim = models.UUIDField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    error = models.JSONField(default=dict, blank=True)
+    read_back = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["state", "claimed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.graph_id or 'not in Intune'})"

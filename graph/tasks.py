@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from graph import directory_sync, uploads
+from graph import directory_sync, profile_sync, uploads
 from graph import reconcile as reconcile_service
 from graph.models import TenantConnection
 from graph.uploads import RetryLater
@@ -34,6 +34,30 @@ def upload_certificate(record_id: int) -> str:
 )
 def delete_from_intune(record_id: int) -> str:
     return uploads.delete(record_id)
+
+
+@shared_task(
+    autoretry_for=(profile_sync.RetryLater,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=50,
+    ignore_result=True,
+)
+def push_profile(record_id: int) -> str:
+    return profile_sync.push(record_id)
+
+
+@shared_task(
+    autoretry_for=(profile_sync.RetryLater,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=50,
+    ignore_result=True,
+)
+def delete_profile(record_id: int) -> str:
+    return profile_sync.delete(record_id)
 
 
 @shared_task(ignore_result=True)

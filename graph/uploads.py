@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from certs.models import Certificate, GraphState
 from directory.models import not_in_entra
+from graph import profile_sync
 from graph.client import GraphClient, GraphError
 from graph.connection import NOT_CONNECTED, connected_client
 from graph.models import ReconcileRun, SyncRun, TenantConnection, UploadRecord
@@ -374,7 +375,7 @@ def sweep(*, claimed_before: dt.datetime | None = None, queued_before: dt.dateti
     )
     for model in (ReconcileRun, SyncRun):
         runs.fail_stalled(model, started_before=claimed_before, now=now)
-    count = 0
+    count = profile_sync.sweep(claimed_before=claimed_before, queued_before=queued_before)
     for record in stalled.only("pk", "state"):
         released = (
             UploadRecord.objects.filter(pk=record.pk, state=record.state)

@@ -39,8 +39,11 @@ def now() -> str:
 class IntuneRoutes:
     """Mixed into the request handler; every method runs with the handler's parsed request."""
 
-    state: State
     query: dict[str, str]
+
+    @property
+    def state(self) -> State:
+        raise NotImplementedError
 
     def _send(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
         raise NotImplementedError

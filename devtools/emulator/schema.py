@@ -45,7 +45,28 @@ ENUMS: dict[str, tuple[str, ...]] = {
     ),
     "androidDeviceOwnerCertificateAccessType": ("userApproval", "specificApps", "unknownFutureValue"),
     "deviceManagementApplicabilityRuleType": ("include", "exclude"),
-    "windows10EditionType": ["windows10Enterprise", "windows10EnterpriseN", "windows10Education", "windows10EducationN", "windows10MobileEnterprise", "windows10HolographicEnterprise", "windows10Professional", "windows10ProfessionalN", "windows10ProfessionalEducation", "windows10ProfessionalEducationN", "windows10ProfessionalWorkstation", "windows10ProfessionalWorkstationN", "notConfigured", "windows10Home", "windows10HomeChina", "windows10HomeN", "windows10HomeSingleLanguage", "windows10Mobile", "windows10IoTCore", "windows10IoTCoreCommercial"],
+    "windows10EditionType": (
+        "windows10Enterprise",
+        "windows10EnterpriseN",
+        "windows10Education",
+        "windows10EducationN",
+        "windows10MobileEnterprise",
+        "windows10HolographicEnterprise",
+        "windows10Professional",
+        "windows10ProfessionalN",
+        "windows10ProfessionalEducation",
+        "windows10ProfessionalEducationN",
+        "windows10ProfessionalWorkstation",
+        "windows10ProfessionalWorkstationN",
+        "notConfigured",
+        "windows10Home",
+        "windows10HomeChina",
+        "windows10HomeN",
+        "windows10HomeSingleLanguage",
+        "windows10Mobile",
+        "windows10IoTCore",
+        "windows10IoTCoreCommercial",
+    ),
 }
 # Which enum each profile property is.
 PROPERTY_ENUMS = {
@@ -102,7 +123,7 @@ def project(
     known = properties(version, type_name)
     names = set(chosen) | {"id"} if chosen is not None else known
     out = {k: v for k, v in item.items() if k in names and k in known}
-    if "@odata.type" in item and chosen is None:
+    if "@odata.type" in item:
         out["@odata.type"] = item["@odata.type"]
     return out
 

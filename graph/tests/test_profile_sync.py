@@ -1,0 +1,209 @@
+"""Profiles written to Intune's deviceConfigurations: type, settings, rules, scope tags, assignments."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from devtools.emulator.server import Emulator
+from directory.models import Group, Platform
+from graph import profile_sync
+from graph.client import GraphClient
+from graph.models import ProfileRecord, TenantConnection
+from portal.audit import Actor
+from portal.models import AuditEvent, ScopeTag, User
+from profiles import services
+from profiles.models import ApplicabilityRule, Profile
+from profiles.services import ProfileDraft
+from profiles.specs import RuleSpec
+
+pytestmark = pytest.mark.django_db
+SYSTEM = Actor.system("test")
+
+
+def _groups(emulator: Emulator, count: int) -> list[Group]:
+    items = list(emulator.state.groups.values())[:count]
+    return [
+        Group.objects.get_or_create(
+            object_id=uuid.UUID(g["id"]), defaults={"display_name": g["displayName"]}
+        )[0]
+        for g in items
+    ]
+
+
+def _windows(emulator: Emulator, name: str = "S/MIME Windows") -> Profile:
+    include, exclude = _groups(emulator, 2)
+    finance = ScopeTag.objects.create(name="Finance")
+    return services.profile_create(
+        actor=SYSTEM,
+        draft=ProfileDraft(
+            platform=Platform.WINDOWS,
+            name=name,
+            intended_purpose="smimeEncryption",
+            key_storage_provider="useTpmKspOtherwiseUseSoftwareKsp",
+            scope_tags=(ScopeTag.default(), finance),
+            all_users=True,
+            include_groups=(include,),
+            exclude_groups=(exclude,),
+            rules=(
+                RuleSpec(
+                    rule_type="include",
+                    os_property=ApplicabilityRule.Property.OS_EDITION,
+                    editions=("windows10Enterprise", "windows10Professional"),
+                ),
+            ),
+        ),
+    )
+
+
+def _push(profile: Profile, client: GraphClient) -> str:
+    record = ProfileRecord.objects.get(profile=profile)
+    return profile_sync.push(record.pk, client=client)
+
+
+def test_a_new_windows_profile_appears_in_intune_with_its_type_settings_rules_tags_and_assignments(
+    emulator: Emulator, connected: TenantConnection, portal_graph: GraphClient
+) -> None:
+    profile = _windows(emulator)
+    record = ProfileRecord.objects.get(profile=profile)
+    assert record.get_state_display() == "Changed here, not yet sent"
+    assert _push(profile, portal_graph) == "synced"
+    record.refresh_from_db()
+    assert record.get_state_display() == "In Intune"
+    config = emulator.state.configurations[record.graph_id]
+    assert config["@odata.type"] == "#microsoft.graph.windows10ImportedPFXCertificateProfile"
+    assert config["intendedPurpose"] == "smimeEncryption"
+    assert config["keyStorageProvider"] == "useTpmKspOtherwiseUseSoftwareKsp"
+    rule = config["deviceManagementApplicabilityRuleOsEdition"]
+    assert rule["ruleType"] == "include"
+    assert rule["osEditionTypes"] == ["windows10Enterprise", "windows10Professional"]
+    tags = {emulator.state.scope_tags[t]["displayName"] for t in config["roleScopeTagIds"]}
+    assert tags == {"Default", "Finance"}
+    targets = {
+        a["target"]["@odata.type"].rsplit(".", 1)[-1] for a in emulator.state.assignments[record.graph_id]
+    }
+    assert targets == {
+        "allLicensedUsersAssignmentTarget",
+        "groupAssignmentTarget",
+        "exclusionGroupAssignmentTarget",
+    }
+
+
+def test_an_android_fully_managed_profile_carries_its_certificate_access(
+    emulator: Emulator, connected: TenantConnection, portal_graph: GraphClient
+) -> None:
+    profile = services.profile_create(
+        actor=SYSTEM,
+        draft=ProfileDraft(
+            platform=Platform.ANDROID_FULLY_MANAGED,
+            name="Android mail",
+            intended_purpose="smimeSigning",
+            certificate_access="specificApps",
+            silent_access_packages=("com.microsoft.office.outlook",),
+            all_devices=True,
+        ),
+    )
+    assert _push(profile, portal_graph) == "synced"
+    config = emulator.state.configurations[ProfileRecord.objects.get(profile=profile).graph_id]
+    assert config["@odata.type"] == "#microsoft.graph.androidDeviceOwnerImportedPFXCertificateProfile"
+    assert config["certificateAccessType"] == "specificApps"
+    assert [d["packageId"] for d in config["silentCertificateAccessDetails"]] == [
+        "com.microsoft.office.outlook"
+    ]
+
+
+def test_an_edit_patches_the_same_configuration_and_a_rerun_writes_nothing(
+    emulator: Emulator, connected: TenantConnection, portal_graph: GraphClient
+) -> None:
+    profile = _windows(emulator)
+    _push(profile, portal_graph)
+    services.profile_update_basics(
+        actor=SYSTEM, profile=profile, name="S/MIME Windows (new)", description="d"
+    )
+    assert _push(profile, portal_graph) == "synced"
+    assert len(emulator.state.configurations) == 1
+    assert next(iter(emulator.state.configurations.values()))["displayName"] == "S/MIME Windows (new)"
+    writes = emulator.state.stats.profile_patches + emulator.state.stats.assigns
+    profile_sync.queue(profile)
+    assert _push(profile, portal_graph) == "synced"
+    assert emulator.state.stats.profile_patches + emulator.state.stats.assigns == writes
+
+
+def test_a_lost_answer_to_the_post_is_found_by_name_and_not_created_twice(
+    emulator: Emulator, connected: TenantConnection, portal_graph: GraphClient
+) -> None:
+    profile = _windows(emulator)
+    # Scope tag creation first, then the configuration POST whose answer is lost.
+    emulator.config.lost_answers = 2
+    with pytest.raises(profile_sync.RetryLater):
+        _push(profile, portal_graph)
+    emulator.config.lost_answers = 0
+    assert _push(profile, portal_graph) == "synced"
+    assert len(emulator.state.configurations) == 1
+    assert len([t for t in emulator.state.scope_tags.values() if t["displayName"] == "Finance"]) == 1
+
+
+def test_a_profile_graph_refuses_fails_with_the_graph_request_id(
+    emulator: Emulator, connected: TenantConnection, portal_graph: GraphClient
+) -> None:
+    profile = _windows(emulator)
+    ghost = Group.objects.create(display_name="Not in Entra")
+    services.profile_set_assignments(
+        actor=SYSTEM, profile=profile, all_users=False, all_devices=False, include=[ghost], exclude=[]
+    )
+    assert _push(profile, portal_graph) == "failed"
+    record = ProfileRecord.objects.get(profile=profile)
+    assert record.get_state_display() == "Failed"
+    assert "was not found" in record.error["summary"]
+    assert record.error["request_id"] in record.error["summary"]
+
+
+def test_deleting_a_profile_deletes_its_configuration_in_intune(
+    emulator: Emulator, connected: TenantConnection, portal_graph: GraphClient
+) -> None:
+    profile = _windows(emulator)
+    _push(profile, portal_graph)
+    record = ProfileRecord.objects.get(profile=profile)
+    services.profile_delete(actor=SYSTEM, profile=profile)
+    assert profile_sync.delete(record.pk, client=portal_graph) == "deleted"
+    assert emulator.state.configurations == {}
+
+
+@pytest.fixture
+def no_mfa(settings: Any) -> None:
+    settings.PORTAL_ENFORCE_MFA = False
+
+
+@pytest.mark.usefixtures("no_mfa")
+def test_the_profile_page_says_whether_the_profile_is_in_intune(
+    emulator: Emulator,
+    connected: TenantConnection,
+    portal_graph: GraphClient,
+    intune_admin: User,
+    client: Client,
+) -> None:
+    profile = _windows(emulator)
+    client.force_login(intune_admin)
+    url = reverse("profiles:detail", args=[profile.code])
+    assert "Changed here, not yet sent" in client.get(url).content.decode()
+    _push(profile, portal_graph)
+    page = client.get(url).content.decode()
+    assert "In Intune" in page
+    assert ProfileRecord.objects.get(profile=profile).graph_id in page
+
+
+@pytest.mark.usefixtures("no_mfa")
+def test_sending_again_needs_the_update_permission_and_is_audited(
+    emulator: Emulator, connected: TenantConnection, intune_admin: User, helpdesk: User, client: Client
+) -> None:
+    profile = _windows(emulator)
+    url = reverse("graph:profile_send", args=[profile.code])
+    client.force_login(helpdesk)
+    assert client.post(url).status_code in (403, 404)
+    client.force_login(intune_admin)
+    assert client.post(url).status_code == 302
+    assert AuditEvent.objects.filter(activity="Send profile to Intune").count() == 1

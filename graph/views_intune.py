@@ -1,0 +1,52 @@
+"""Intune's side of a profile: the section on the profile's overview, and sending it again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.db import transaction
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
+
+from graph import profile_sync
+from graph.models import ProfileRecord, TenantConnection
+from portal import access, audit
+from portal.access import permission_required
+from portal.audit import Actor
+from portal.http import AuthenticatedHttpRequest
+from portal.models import AuditEvent
+from profiles.models import Profile
+
+
+def profile_section(request: AuthenticatedHttpRequest, profile: Profile) -> dict[str, Any] | None:
+    """Whether the profile is in Intune, changed here and not yet sent, or failed (with Graph's request id)."""
+    record = ProfileRecord.objects.filter(profile=profile).first()
+    connected = TenantConnection.current() is not None
+    if record is None and not connected:
+        return None
+    return {
+        "profile": profile,
+        "record": record,
+        "connected": connected,
+        "summary": (record.error or {}).get("summary", "") if record else "",
+        "can_send": connected and access.can(request.user, "profiles.update", profile),
+    }
+
+
+@require_POST
+@permission_required("profiles.update")
+def profile_send(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    profile = access.get_for_user(request.user, Profile.objects.all(), write="update", code=code)
+    with transaction.atomic():
+        profile_sync.queue(profile)
+        audit.record(
+            Actor.from_request(request),
+            activity="Send profile to Intune",
+            category=profile_sync.CATEGORY,
+            operation=AuditEvent.Operation.ACTION,
+            resources=[audit.resource(profile, type="PKCS imported certificate profile")],
+        )
+    messages.success(request, f"{profile.name} is queued for Intune.")
+    return redirect("profiles:detail", code=profile.code)
