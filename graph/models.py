@@ -126,8 +126,17 @@ class ReconcileFinding(models.Model):
         ADOPTED = "adopted", "Adopted"
         DELETED = "deleted", "Deleted from Intune"
 
+    class Subject(models.TextChoices):
+        CERTIFICATE = "certificate", "Certificate"
+        PROFILE = "profile", "Profile"
+
     run = models.ForeignKey(ReconcileRun, on_delete=models.CASCADE, related_name="findings")
     kind = models.CharField(max_length=20, choices=Kind.choices)
+    subject = models.CharField(max_length=12, choices=Subject.choices, default=Subject.CERTIFICATE)
+    # For a profile finding: the portal's record of that profile in Intune (None: only in Intune).
+    profile_record = models.ForeignKey(
+        "graph.ProfileRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     graph_id = models.CharField(max_length=100)
     certificate = models.ForeignKey(
         "certs.Certificate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -171,6 +180,7 @@ class ProfileRecord(models.Model):
         DELETING = "deleting", "Deletion queued"
         DELETED = "deleted", "Deleted from Intune"
         DELETE_FAILED = "delete_failed", "Deletion failed"
+        ADOPTED = "adopted", "In Intune only (adopted)"
 
     profile = models.OneToOneField(
         "profiles.Profile", null=True, blank=True, on_delete=models.SET_NULL, related_name="intune_record"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -130,6 +131,10 @@ def reconcile_start(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("connectors.update")
 def finding_resolve(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
     finding = get_object_or_404(ReconcileFinding.objects.select_related("run", "certificate__user"), pk=pk)
+    if finding.subject == ReconcileFinding.Subject.PROFILE and not access.has_perm(
+        request.user, "profiles.update"
+    ):
+        raise PermissionDenied
     with refusal.shown(request):
         reconcile.resolve(Actor.from_request(request), finding, action)
         messages.success(request, f"{finding.get_resolution_display()}: {finding.upn}")

@@ -11,9 +11,9 @@ from django.urls import reverse
 
 from devtools.emulator.server import Emulator
 from directory.models import Group, Platform
-from graph import profile_sync
+from graph import profile_sync, reconcile
 from graph.client import GraphClient
-from graph.models import ProfileRecord, TenantConnection
+from graph.models import ProfileRecord, ReconcileFinding, TenantConnection
 from portal.audit import Actor
 from portal.models import AuditEvent, ScopeTag, User
 from profiles import services
@@ -207,3 +207,42 @@ def test_sending_again_needs_the_update_permission_and_is_audited(
     client.force_login(intune_admin)
     assert client.post(url).status_code == 302
     assert AuditEvent.objects.filter(activity="Send profile to Intune").count() == 1
+
+
+def test_reconcile_finds_profiles_changed_deleted_and_created_in_intune_behind_the_portals_back(
+    emulator: Emulator, connected: TenantConnection, portal_graph: GraphClient
+) -> None:
+    changed = _windows(emulator, "Changed there")
+    _push(changed, portal_graph)
+    deleted = services.profile_duplicate(actor=SYSTEM, profile=changed, name="Deleted there")
+    _push(deleted, portal_graph)
+    changed_id = ProfileRecord.objects.get(profile=changed).graph_id
+    emulator.state.configurations[changed_id]["keyStorageProvider"] = "useSoftwareKsp"
+    del emulator.state.configurations[ProfileRecord.objects.get(profile=deleted).graph_id]
+    emulator.state.configurations["stranger"] = {
+        "@odata.type": "#microsoft.graph.iosImportedPFXCertificateProfile",
+        "id": "stranger",
+        "displayName": "Made in Intune",
+        "intendedPurpose": "smimeSigning",
+        "roleScopeTagIds": ["0"],
+    }
+    run = reconcile.run(client=portal_graph)
+    kinds = {(f.kind, f.upn) for f in run.findings.filter(subject=ReconcileFinding.Subject.PROFILE)}
+    assert kinds == {
+        ("mismatch", "Changed there"),
+        ("missing", "Deleted there"),
+        ("only_in_intune", "Made in Intune"),
+    }
+    assert ProfileRecord.objects.get(profile=deleted).state == ProfileRecord.State.FAILED
+    mismatch = run.findings.get(kind="mismatch", subject="profile")
+    assert [d["field"] for d in mismatch.differences] == ["keyStorageProvider"]
+    reconcile.resolve(SYSTEM, mismatch, "reupload")
+    assert _push(changed, portal_graph) == "synced"
+    assert (
+        emulator.state.configurations[changed_id]["keyStorageProvider"] == "useTpmKspOtherwiseUseSoftwareKsp"
+    )
+    stranger = run.findings.get(kind="only_in_intune", subject="profile")
+    reconcile.resolve(SYSTEM, stranger, "delete")
+    record = ProfileRecord.objects.get(graph_id="stranger")
+    assert profile_sync.delete(record.pk, client=portal_graph) == "deleted"
+    assert "stranger" not in emulator.state.configurations
