@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -178,6 +179,9 @@ class IntuneRoutes:
         with self.state.lock:
             self.state.configurations[record["id"]] = record
             self.state.stats.profile_creates += 1
+            delay = self.state.config.create_answer_delay
+        if delay:
+            time.sleep(delay)
         self._send(201, record, {"Location": f"{CONFIGS}/{record['id']}"})
 
     def _configuration(self, method: str, config: dict[str, Any]) -> None:
