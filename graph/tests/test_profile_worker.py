@@ -12,7 +12,7 @@ from devtools.emulator.server import Emulator
 from directory.models import Platform
 from graph import uploads
 from graph.models import ProfileRecord, TenantConnection
-from graph.tests.test_worker import _Worker, start_worker  # noqa: F401 (fixture)
+from graph.tests.conftest import Worker
 from portal.audit import Actor
 from profiles import services
 from profiles.services import ProfileDraft
@@ -25,7 +25,7 @@ def _all_in_intune(count: int) -> bool:
 
 
 def test_a_worker_killed_mid_profile_write_loses_nothing_and_creates_nothing_twice(
-    start_worker: Callable[[], _Worker], emulator: Emulator, connected: TenantConnection
+    start_worker: Callable[[], Worker], emulator: Emulator, connected: TenantConnection
 ) -> None:
     # Each new configuration is stored a while before the answer: the kill lands in between.
     emulator.config.create_answer_delay = 1.0
