@@ -489,6 +489,8 @@ class Handler(IntuneRoutes, BaseHTTPRequestHandler):
     # -- control (not part of Graph)
 
     def _control(self, method: str, path: str) -> None:
+        if self.intune_control(method, path):
+            return
         state = self.state
         with state.lock:
             if path == "/_emulator/stats" and method == "GET":

@@ -265,6 +265,48 @@ class IntuneRoutes:
             "configurationVersion": config.get("version", 1),
         }
 
+    # -- control (not part of Graph): what devices report, and the connectors Intune knows
+
+    def intune_control(self, method: str, path: str) -> bool:
+        if method != "POST" or path not in {"/_emulator/profile-reports", "/_emulator/connectors"}:
+            return False
+        body = self._json_body()
+        if path == "/_emulator/connectors":
+            for key, type_name in (
+                ("certificateConnectorDetails", "certificateConnectorDetails"),
+                ("ndesConnectors", "ndesConnector"),
+            ):
+                items = body.get(key) or []
+                for item in items:
+                    schema.check_body("beta", type_name, item, allow_server_owned=True, enums={})
+                with self.state.lock:
+                    if key == "ndesConnectors":
+                        self.state.ndes_connectors = list(items)
+                    else:
+                        self.state.connector_details = list(items)
+            self._send(204)
+            return True
+        config_id = str(body.get("configurationId") or "")
+        with self.state.lock:
+            if config_id not in self.state.configurations:
+                raise ODataError(404, "NotFound", f"No configuration {config_id}.")
+        parts = (
+            ("deviceStatuses", "deviceConfigurationDeviceStatus", self.state.device_statuses),
+            ("userStatuses", "deviceConfigurationUserStatus", self.state.user_statuses),
+            ("certificateStates", "managedDeviceCertificateState", self.state.certificate_states),
+        )
+        for key, type_name, target in parts:
+            if key not in body:
+                continue
+            items = [dict(item) for item in body[key]]
+            for n, item in enumerate(items):
+                schema.check_body("beta", type_name, item, allow_server_owned=True, enums={})
+                item.setdefault("id", f"{config_id}_{key}_{n}")
+            with self.state.lock:
+                target[config_id] = items
+        self._send(204)
+        return True
+
     # -- roleScopeTags
 
     def _tags(self, method: str) -> None:

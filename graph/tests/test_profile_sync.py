@@ -11,8 +11,9 @@ from django.urls import reverse
 
 from devtools.emulator.server import Emulator
 from directory.models import Group, Platform
+from graph import intune_calls as calls
 from graph import profile_sync, reconcile
-from graph.client import GraphClient
+from graph.client import GraphClient, GraphError
 from graph.models import ProfileRecord, ReconcileFinding, TenantConnection
 from portal.audit import Actor
 from portal.models import AuditEvent, ScopeTag, User
@@ -246,3 +247,52 @@ def test_reconcile_finds_profiles_changed_deleted_and_created_in_intune_behind_t
     record = ProfileRecord.objects.get(graph_id="stranger")
     assert profile_sync.delete(record.pk, client=portal_graph) == "deleted"
     assert "stranger" not in emulator.state.configurations
+
+
+def test_device_and_user_statuses_and_certificate_states_are_read_page_by_page(
+    emulator: Emulator, connected: TenantConnection, portal_graph: GraphClient
+) -> None:
+    profile = _windows(emulator)
+    _push(profile, portal_graph)
+    graph_id = ProfileRecord.objects.get(profile=profile).graph_id
+    statuses = [
+        {"deviceDisplayName": f"PC-{n}", "userPrincipalName": f"u{n}@contoso.example", "status": s}
+        for n, s in enumerate(["compliant", "error", "unknown", "conflict", "notApplicable"] * 25)
+    ]
+    states = [
+        {
+            "deviceDisplayName": f"PC-{n}",
+            "certificateThumbprint": f"{n:040x}",
+            "certificateIssuanceState": "installed",
+        }
+        for n in range(120)
+    ]
+    emulator.state.device_statuses[graph_id] = [s | {"id": f"d{n}"} for n, s in enumerate(statuses)]
+    emulator.state.certificate_states[graph_id] = [s | {"id": f"c{n}"} for n, s in enumerate(states)]
+    emulator.state.user_statuses[graph_id] = [
+        {"id": "u1", "userPrincipalName": "u1@contoso.example", "status": "compliant"}
+    ]
+    emulator.config.page_size = 50
+    pages = list(calls.device_statuses(portal_graph, graph_id))
+    assert len(pages) == 3  # 125 statuses, 50 a page
+    assert sum(len(p) for p in pages) == 125
+    certificates = [
+        s for page in calls.certificate_states(portal_graph, graph_id, profile.graph_type) for s in page
+    ]
+    assert len(certificates) == 120 and certificates[0]["certificateIssuanceState"] == "installed"
+    assert [u["status"] for page in calls.user_statuses(portal_graph, graph_id) for u in page] == [
+        "compliant"
+    ]
+    overview = calls.device_status_overview(portal_graph, graph_id)
+    assert (overview["successCount"], overview["errorCount"], overview["pendingCount"]) == (25, 25, 25)
+
+
+def test_certificate_states_through_the_wrong_type_cast_are_refused(
+    emulator: Emulator, connected: TenantConnection, portal_graph: GraphClient
+) -> None:
+    profile = _windows(emulator)
+    _push(profile, portal_graph)
+    graph_id = ProfileRecord.objects.get(profile=profile).graph_id
+    with pytest.raises(GraphError) as caught:
+        list(calls.certificate_states(portal_graph, graph_id, "iosImportedPFXCertificateProfile"))
+    assert caught.value.status == 400
