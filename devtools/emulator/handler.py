@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import math
 import re
-import secrets
 import time
 import uuid
 from dataclasses import asdict
@@ -17,9 +16,10 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from devtools.emulator import schema
+from devtools.emulator.identity import IdentityRoutes, _Handled
 from devtools.emulator.intune import IntuneRoutes
 from devtools.emulator.parsing import ODataError, parse_eq_filter, pfx_certificate_thumbprints
-from devtools.emulator.state import State, Token
+from devtools.emulator.state import State
 
 PURPOSES = ("unassigned", "smimeEncryption", "smimeSigning", "vpn", "wifi")
 PADDINGS = ("none", "pkcs1", "oaepSha1", "oaepSha256", "oaepSha384", "oaepSha512")
@@ -35,7 +35,7 @@ class Server(ThreadingHTTPServer):
     base_url: str
 
 
-class Handler(IntuneRoutes, BaseHTTPRequestHandler):
+class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # One write per response, sent at once (headers and body apart meet delayed ACKs: 40 ms a request).
     wbufsize = -1
@@ -146,107 +146,6 @@ class Handler(IntuneRoutes, BaseHTTPRequestHandler):
         if not isinstance(value, dict):
             raise ODataError(400, "BadRequest", "Request body must be a JSON object.")
         return value
-
-    # -- identity platform
-
-    def _identity(self, method: str, path: str) -> None:
-        cfg = self.state.config
-        base = self.server.base_url
-        segments = path.strip("/").split("/")
-        if method == "GET" and path == "/common/discovery/instance":
-            host = urlsplit(base).netloc
-            self._send(
-                200,
-                {
-                    "tenant_discovery_endpoint": f"{base}/{cfg.tenant_id}/v2.0/.well-known/openid-configuration",
-                    "api-version": "1.1",
-                    "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
-                },
-            )
-            return
-        if method == "GET" and segments[1:] == ["v2.0", ".well-known", "openid-configuration"]:
-            self._tenant(segments[0])
-            tenant = cfg.tenant_id
-            self._send(
-                200,
-                {
-                    "token_endpoint": f"{base}/{tenant}/oauth2/v2.0/token",
-                    "authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/authorize",
-                    "device_authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/devicecode",
-                    "issuer": f"{base}/{tenant}/v2.0",
-                    "jwks_uri": f"{base}/{tenant}/discovery/v2.0/keys",
-                    "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-                    "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
-                    "tenant_region_scope": "EU",
-                },
-            )
-            return
-        if method == "POST" and segments[1:] == ["oauth2", "v2.0", "token"]:
-            self._tenant(segments[0])
-            self._token()
-            return
-        raise ODataError(404, "NotFound", f"No such endpoint: {method} {path}")
-
-    def _tenant(self, tenant: str) -> None:
-        if tenant.lower() not in {self.state.config.tenant_id.lower(), "organizations", "common"}:
-            self._oauth_error(400, "invalid_request", f"AADSTS90002: Tenant '{tenant}' not found.")
-
-    def _oauth_error(self, status: int, error: str, description: str) -> None:
-        payload = {
-            "error": error,
-            "error_description": description,
-            "error_codes": [int(description[6:].split(":")[0])] if description.startswith("AADSTS") else [],
-            "trace_id": self.request_id,
-            "correlation_id": self.client_request_id,
-        }
-        self._send(status, payload)
-        raise _Handled
-
-    def _token(self) -> None:
-        cfg = self.state.config
-        form = {k: v[-1] for k, v in parse_qs(self.body.decode(), keep_blank_values=True).items()}
-        if form.get("grant_type") != "client_credentials":
-            self._oauth_error(
-                400, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type."
-            )
-        if form.get("client_id") != cfg.client_id:
-            self._oauth_error(
-                400,
-                "unauthorized_client",
-                f"AADSTS700016: Application with identifier '{form.get('client_id')}' was not found in the directory.",
-            )
-        if form.get("client_assertion_type") == _JWT_BEARER:
-            if not _assertion_names(form.get("client_assertion", ""), cfg.client_id):
-                self._oauth_error(
-                    401, "invalid_client", "AADSTS700027: Client assertion failed signature validation."
-                )
-        elif form.get("client_secret") != cfg.client_secret:
-            self._oauth_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
-        if not form.get("scope", "").endswith("/.default"):
-            self._oauth_error(
-                400, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid."
-            )
-        token = secrets.token_urlsafe(32)
-        with self.state.lock:
-            self.state.tokens[token] = Token(time.time() + cfg.token_lifetime)
-            self.state.stats.tokens += 1
-        self._send(
-            200,
-            {
-                "token_type": "Bearer",
-                "expires_in": cfg.token_lifetime,
-                "ext_expires_in": cfg.token_lifetime,
-                "access_token": token,
-            },
-        )
-
-    def _authenticate(self) -> None:
-        header = self.headers.get("Authorization", "")
-        token = header[7:] if header.startswith("Bearer ") else ""
-        with self.state.lock:
-            known = self.state.tokens.get(token)
-        if known is None or known.expires < time.time():
-            raise ODataError(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
 
     # -- Graph
 
@@ -506,24 +405,6 @@ class Handler(IntuneRoutes, BaseHTTPRequestHandler):
                 self._send(204)
             else:
                 raise ODataError(404, "NotFound", f"No such control endpoint: {method} {path}")
-
-
-class _Handled(Exception):
-    """The response has been sent already (identity-platform errors have their own shape)."""
-
-
-def _assertion_names(assertion: str, client_id: str) -> bool:
-    """Loosely read a client assertion JWT: right shape, issued by and about the app, with a thumbprint."""
-    try:
-        header_b64, payload_b64, _signature = assertion.split(".")
-        header = json.loads(base64.urlsafe_b64decode(header_b64 + "=" * (-len(header_b64) % 4)))
-        payload = json.loads(base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4)))
-    except ValueError:
-        return False
-    return bool(
-        payload.get("iss") == client_id == payload.get("sub")
-        and (header.get("x5t") or header.get("x5t#S256"))
-    )
 
 
 _V1_ENROLLMENT_TYPES = frozenset(
