@@ -80,6 +80,7 @@ class UploadRecord(models.Model):
         DELETED = "deleted", "Deleted from Intune"
         DELETE_FAILED = "delete_failed", "Deletion failed"
         ADOPTED = "adopted", "In Intune only (adopted)"
+        RESEND = "resend", "Password re-wrapped, to be re-sent"
 
     graph_id = models.CharField(max_length=100, unique=True)
     certificate = models.OneToOneField(
@@ -95,6 +96,8 @@ class UploadRecord(models.Model):
     synced_at = models.DateTimeField(null=True, blank=True)
     error = models.JSONField(default=dict, blank=True)
     read_back = models.JSONField(default=dict, blank=True)
+    # The encryption key Intune's copy of the password is wrapped to (SHA-256 fingerprint).
+    key_fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-queued_at"]
@@ -206,3 +209,36 @@ class ProfileRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.graph_id or 'not in Intune'})"
+
+
+class IntuneConnector(models.Model):
+    """A certificate connector Intune knows (certificateConnectorDetails, or the older ndesConnectors),
+    as last read from Graph, with the health the portal's rules give it."""
+
+    class Kind(models.TextChoices):
+        CERTIFICATE = "certificate", "Certificate Connector for Microsoft Intune"
+        NDES = "ndes", "NDES connector (legacy)"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    graph_id = models.CharField(max_length=100)
+    name = models.CharField(max_length=255, blank=True)
+    machine = models.CharField(max_length=255, blank=True)
+    version = models.CharField(max_length=50, blank=True)
+    last_check_in = models.DateTimeField(null=True, blank=True)
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    # ndesConnectorState (none, active, inactive); empty for certificate connectors.
+    intune_state = models.CharField(max_length=20, blank=True)
+    status = models.CharField(max_length=10, default="unknown")
+    status_reason = models.CharField(max_length=300, blank=True)
+    read_at = models.DateTimeField(default=timezone.now)
+    # Still listed by Intune at the last read.
+    listed = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "graph_id"], name="one_row_per_intune_connector")
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.graph_id

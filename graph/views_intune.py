@@ -10,8 +10,9 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from graph import profile_sync
-from graph.models import ProfileRecord, TenantConnection
+from connectors.models import KeyRotation
+from graph import key_resend, profile_sync
+from graph.models import IntuneConnector, ProfileRecord, TenantConnection
 from portal import access, audit
 from portal.access import permission_required
 from portal.audit import Actor
@@ -33,6 +34,26 @@ def profile_section(request: AuthenticatedHttpRequest, profile: Profile) -> dict
         "summary": (record.error or {}).get("summary", "") if record else "",
         "can_send": connected and access.can(request.user, "profiles.update", profile),
     }
+
+
+def connectors_section(request: AuthenticatedHttpRequest) -> dict[str, Any] | None:
+    """Microsoft's connectors as Intune lists them, beside the portal's own agents."""
+    rows = list(IntuneConnector.objects.all())
+    if not rows and TenantConnection.current() is None:
+        return None
+    return {
+        "connectors": rows,
+        "read_at": max((r.read_at for r in rows), default=None),
+    }
+
+
+def rotation_section(request: AuthenticatedHttpRequest, rotation: KeyRotation) -> dict[str, Any] | None:
+    """How many of the rotation's re-wrapped passwords Intune has received; the old key waits for all."""
+    if TenantConnection.current() is None:
+        return None
+    ids = list(rotation.jobs.values_list("certificate_id", flat=True))
+    counts = key_resend.rotation_counts(ids, rotation.from_fingerprint, rotation.to_fingerprint)
+    return {"counts": counts, "rotation": rotation}
 
 
 @require_POST

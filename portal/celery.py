@@ -33,11 +33,13 @@ app.conf.beat_schedule = {
     # Every 30 seconds: compare each connector's last check-in with its interval, store status
     # changes and send one alert per change (e-mail, optional webhook).
     "connectors-health-sweep": {"task": "connectors.tasks.health_sweep", "schedule": 30.0},
-    # Every 2 minutes: uploads and Intune deletions held by a worker that died, or whose task
+    # Every 2 minutes: uploads, profile writes and Intune deletions held by a worker that died, or whose task
     # message was lost, go back on the queue.
     "graph-sweep-stalled": {"task": "graph.tasks.sweep_stalled", "schedule": 120.0},
     # Every hour at :15: compare every imported certificate in Intune with the portal (reconcile report).
     "graph-reconcile": {"task": "graph.tasks.reconcile", "schedule": crontab(minute=15)},
     # Every 30 minutes: users, groups with members and managed devices from Microsoft Graph.
     "graph-directory-sync": {"task": "graph.tasks.sync_directory", "schedule": crontab(minute="*/30")},
+    # Every 10 minutes: Microsoft's certificate connectors as Intune lists them, their health, and alerts.
+    "graph-intune-connectors": {"task": "graph.tasks.refresh_intune_connectors", "schedule": 600.0},
 }

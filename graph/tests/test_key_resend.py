@@ -1,0 +1,77 @@
+"""Key rotation reaches Intune: re-wrapped passwords are patched into Intune's records."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from collections.abc import Callable
+
+import pytest
+from django.db import transaction
+
+from certs.models import Certificate, EncryptionKey
+from certs.signals import certificates_rewrapped
+from devtools.emulator.server import Emulator
+from graph import key_resend, uploads
+from graph.client import GraphClient
+from graph.models import TenantConnection, UploadRecord
+
+pytestmark = pytest.mark.django_db
+
+
+def _rewrap(certificate: Certificate, key: EncryptionKey) -> bytes:
+    """What a connector's re-wrap leaves behind: a new ciphertext for the new key, announced in its transaction."""
+    ciphertext = os.urandom(256)
+    with transaction.atomic():
+        Certificate.objects.filter(pk=certificate.pk).update(
+            encrypted_password=ciphertext, encryption_key=key
+        )
+        certificates_rewrapped.send(Certificate, certificate_ids=[certificate.pk])
+    return ciphertext
+
+
+def test_a_rewrapped_password_is_patched_into_intune_with_the_new_key_names(
+    emulator: Emulator,
+    connected: TenantConnection,
+    portal_graph: GraphClient,
+    make_certificate: Callable[..., Certificate],
+) -> None:
+    certificate = make_certificate()
+    record = uploads.queue_upload(certificate)
+    assert uploads.upload(record.pk, client=portal_graph) == "synced"
+    old_key = certificate.encryption_key
+    new_key = EncryptionKey.objects.create(
+        provider_name="Microsoft Software Key Storage Provider",
+        key_name="PFXEncryptionKey2027",
+        size=2048,
+        fingerprint=uuid.uuid4().hex,
+        public_key_pem="-",
+    )
+    counts = key_resend.rotation_counts([certificate.pk], old_key.fingerprint, new_key.fingerprint)
+    assert (counts["in_intune"], counts["resent"], counts["on_old_key"]) == (1, 0, 1)
+
+    ciphertext = _rewrap(certificate, new_key)
+    record.refresh_from_db()
+    assert record.get_state_display() == "Password re-wrapped, to be re-sent"
+    assert key_resend.resend(record.pk, client=portal_graph) == "resent"
+
+    stored = emulator.state.pfx[record.graph_id]
+    assert stored["keyName"] == "PFXEncryptionKey2027"
+    assert stored["encryptedPfxPassword"] == base64.b64encode(ciphertext).decode()
+    assert emulator.state.stats.posts == 1  # patched in place, never created again
+    counts = key_resend.rotation_counts([certificate.pk], old_key.fingerprint, new_key.fingerprint)
+    assert (counts["resent"], counts["waiting"], counts["on_old_key"]) == (1, 0, 0)
+    record.refresh_from_db()
+    assert record.state == UploadRecord.State.SYNCED and record.key_fingerprint == new_key.fingerprint
+
+
+def test_a_certificate_not_yet_in_intune_is_not_resent(
+    emulator: Emulator, connected: TenantConnection, make_certificate: Callable[..., Certificate]
+) -> None:
+    certificate = make_certificate()
+    new_key = EncryptionKey.objects.create(
+        provider_name="p", key_name="k2", size=2048, fingerprint=uuid.uuid4().hex, public_key_pem="-"
+    )
+    _rewrap(certificate, new_key)
+    assert not UploadRecord.objects.filter(state=UploadRecord.State.RESEND).exists()
