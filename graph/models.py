@@ -192,6 +192,8 @@ class ProfileRecord(models.Model):
     graph_type = models.CharField(max_length=80)
     # Empty until Intune has answered the POST with the id it chose.
     graph_id = models.CharField(max_length=100, blank=True, db_index=True)
+    # Set before each POST: a POST whose answer never came may have created the configuration.
+    create_sent_at = models.DateTimeField(null=True, blank=True)
     state = models.CharField(max_length=15, choices=State.choices, default=State.QUEUED, db_index=True)
     attempts = models.PositiveIntegerField(default=0)
     # Raised by every change in the portal: a worker that sent an older revision leaves it queued.

@@ -127,6 +127,8 @@ def _find(client: GraphClient, record: ProfileRecord, name: str, graph_type: str
         found = calls.get_configuration(client, record.graph_id)
         if found is not None:
             return found
+    if record.create_sent_at is None and record.state != State.DELETING:
+        return None  # Never POSTed: nothing of it can be in Intune.
     taken = set(
         ProfileRecord.objects.exclude(pk=record.pk).exclude(graph_id="").values_list("graph_id", flat=True)
     )
@@ -164,6 +166,7 @@ def push(record_id: int, *, client: GraphClient | None = None) -> str:
         wanted = assignments_body(profile)
         existing = _find(client, record, profile.name, profile.graph_type)
         if existing is None:
+            ProfileRecord.objects.filter(pk=record_id, claim=token).update(create_sent_at=timezone.now())
             existing = calls.create_configuration(client, body)
         graph_id = str(existing["id"])
         # Kept at once: a retry after this point patches the same configuration.

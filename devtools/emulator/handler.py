@@ -65,6 +65,7 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         self.request_id = str(uuid.uuid4())
+        self._answer_lost = False
         self.client_request_id = self.headers.get("client-request-id") or str(uuid.uuid4())
         length = int(self.headers.get("Content-Length") or 0)
         self.body = self.rfile.read(length) if length else b""
@@ -95,7 +96,12 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
         )
         if status < 300 and graph_write and self._lose_answer():
             # The write was carried out; its answer is lost on the way (a gateway timing out).
-            status, headers = self.state.config.lost_answer_status, {}
+            status, headers = (
+                self.state.config.lost_answer_status
+                if not self._answer_lost
+                else self.state.random.choice((502, 504)),
+                {},
+            )
             payload = {
                 "error": {
                     "code": "GatewayTimeout" if status == 504 else "ServiceUnavailable",
@@ -120,6 +126,9 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
 
     def _lose_answer(self) -> bool:
         with self.state.lock:
+            if self._answer_lost:
+                self.state.stats.lost_answers += 1
+                return True
             if self.state.config.lost_answers <= 0:
                 return False
             self.state.config.lost_answers -= 1
@@ -381,9 +390,16 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
                         headers["x-ms-retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
                     raise ODataError(429, "TooManyRequests", "Too many requests.", headers)
                 state.writes.append(now)
+            state.stats.writes += 1
             if not state.stats.first_write:
                 state.stats.first_write = now
             state.stats.last_write = now
+            roll = state.random.random() if cfg.fault_rate > 0 else 1.0
+            if roll < cfg.fault_rate / 2:
+                state.stats.refused_faults += 1
+                raise ODataError(503, "ServiceUnavailable", "The service is temporarily unavailable.")
+            # The other half of the faults are carried out, and their answer is lost (see _send).
+            self._answer_lost = roll < cfg.fault_rate
 
     # -- control (not part of Graph)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 import threading
 import uuid
 from collections import deque
@@ -32,6 +33,10 @@ class Config:
     # The next this-many successful writes are carried out but answered with this status instead.
     lost_answers: int = 0
     lost_answer_status: int = 504
+    # Share of writes that fail at random: half answered 503 without being carried out, half
+    # carried out with the answer lost (502 or 504). Seeded, so a run can be repeated.
+    fault_rate: float = 0.0
+    fault_seed: int = 1
 
 
 @dataclass
@@ -43,6 +48,9 @@ class Stats:
     patches: int = 0
     deletes: int = 0
     lost_answers: int = 0
+    refused_faults: int = 0
+    # Writes the service accepted into its window (every POST/PATCH/DELETE not answered 429).
+    writes: int = 0
     profile_creates: int = 0
     profile_patches: int = 0
     assigns: int = 0
@@ -86,6 +94,10 @@ class State:
     tokens: dict[str, Token] = field(default_factory=dict)
     writes: deque[float] = field(default_factory=deque)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    random: random.Random = field(default_factory=lambda: random.Random(1))
+
+    def __post_init__(self) -> None:
+        self.random.seed(self.config.fault_seed)
 
     def user_by_upn(self, upn: str) -> dict[str, Any] | None:
         lowered = upn.lower()
