@@ -6,16 +6,21 @@ import base64
 import os
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.db import transaction
+from django.test import Client
+from django.urls import reverse
 
 from certs.models import Certificate, EncryptionKey
 from certs.signals import certificates_rewrapped
+from connectors.models import ConnectorJob, KeyRotation
 from devtools.emulator.server import Emulator
 from graph import key_resend, uploads
 from graph.client import GraphClient
 from graph.models import TenantConnection, UploadRecord
+from portal.models import ScopeTag, User
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +80,47 @@ def test_a_certificate_not_yet_in_intune_is_not_resent(
     )
     _rewrap(certificate, new_key)
     assert not UploadRecord.objects.filter(state=UploadRecord.State.RESEND).exists()
+
+
+def test_the_rotation_page_counts_certificates_resent_to_intune(
+    emulator: Emulator,
+    connected: TenantConnection,
+    portal_graph: GraphClient,
+    make_certificate: Callable[..., Certificate],
+    intune_admin: User,
+    client: Client,
+    settings: Any,
+) -> None:
+    settings.PORTAL_ENFORCE_MFA = False
+    certificate = make_certificate()
+    record = uploads.queue_upload(certificate)
+    uploads.upload(record.pk, client=portal_graph)
+    old_key = certificate.encryption_key
+    new_key = EncryptionKey.objects.create(
+        provider_name="p", key_name="k2", size=2048, fingerprint=uuid.uuid4().hex, public_key_pem="-"
+    )
+    rotation = KeyRotation.objects.create(
+        from_fingerprint=old_key.fingerprint,
+        to_fingerprint=new_key.fingerprint,
+        from_label="old key",
+        to_label="new key",
+        total=1,
+        created_by_name="test",
+    )
+    rotation.scope_tags.set([ScopeTag.default()])
+    ConnectorJob.objects.create(
+        rotation=rotation,
+        certificate_id=certificate.pk,
+        from_fingerprint=old_key.fingerprint,
+        to_fingerprint=new_key.fingerprint,
+    )
+    client.force_login(intune_admin)
+    url = reverse("connectors:rotation", args=[rotation.code])
+    page = client.get(url).content.decode()
+    assert "0 of 1 certificate in Intune re-sent with the new key" in page
+    assert "Intune still holds 1 password wrapped to old key" in page
+    _rewrap(certificate, new_key)
+    key_resend.resend(record.pk, client=portal_graph)
+    page = client.get(url).content.decode()
+    assert "1 of 1 certificate in Intune re-sent with the new key" in page
+    assert "Intune holds no password wrapped to old key any more" in page
