@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from graph import intune_calls as calls
@@ -301,11 +301,28 @@ def _audit(name: str, graph_id: str, activity: str, operation: str, result: str,
     )
 
 
-def send_outstanding() -> int:
-    """Queue every profile not yet in Intune (created before the tenant was connected, or failed)."""
-    missing = Profile.objects.filter(Q(intune_record__isnull=True) | Q(intune_record__state=State.FAILED))
+def not_in_intune(profiles: QuerySet[Profile]) -> QuerySet[Profile]:
+    """Those of ``profiles`` Intune does not have: made before the tenant was connected, or failed."""
+    return profiles.filter(Q(intune_record__isnull=True) | Q(intune_record__state=State.FAILED))
+
+
+def send_outstanding(actor: audit.Actor, profiles: QuerySet[Profile]) -> int:
+    """Queue every profile of ``profiles`` that is ``not_in_intune``; returns how many."""
+    if TenantConnection.current() is None:
+        raise Refused("not_connected", "Connect the tenant first.")
     with transaction.atomic():
-        return len([queue(p) for p in missing])
+        queued = [queue(p) for p in not_in_intune(profiles)]
+        if queued:
+            audit.record(
+                actor,
+                activity="Send profiles to Intune",
+                category=CATEGORY,
+                operation=AuditEvent.Operation.ACTION,
+                resources=[
+                    audit.resource(type="Profiles", id="", name=f"{len(queued)} profile(s) not in Intune")
+                ],
+            )
+    return len(queued)
 
 
 def sweep(*, claimed_before: dt.datetime, queued_before: dt.datetime) -> int:

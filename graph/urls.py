@@ -16,4 +16,5 @@ urlpatterns = [
     path("directory-sync/", views.sync_status, name="sync"),
     path("directory-sync/start/", views.sync_start, name="sync_start"),
     path("profiles/<uuid:code>/send/", views_intune.profile_send, name="profile_send"),
+    path("profiles/send/", views_intune.profiles_send_outstanding, name="profiles_send_outstanding"),
 ]

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from certs.models import Certificate
-from graph import directory_sync, reconcile, uploads
+from graph import directory_sync, profile_sync, reconcile, uploads
 from graph.connection import save_connection, test_connection
 from graph.forms import ConnectionForm
 from graph.models import ReconcileFinding, ReconcileRun, SyncRun, TenantConnection, UploadRecord
@@ -20,6 +20,7 @@ from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
 from portal.lib import refusal
+from profiles.models import Profile
 
 
 @require_GET
@@ -34,6 +35,10 @@ def connection(request: AuthenticatedHttpRequest) -> HttpResponse:
         # The connection, its test and uploads all need connectors.update (see the views below).
         "can_update": access.has_perm(request.user, "connectors.update"),
         "outstanding": uploads.not_in_intune(access.scoped(Certificate.objects.all(), request.user)).count(),
+        "profiles_outstanding": profile_sync.not_in_intune(
+            access.scoped(Profile.objects.all(), request.user)
+        ).count(),
+        "can_send_profiles": access.has_perm(request.user, "profiles.update"),
         "held": uploads.held_for_unknown_users(
             uploads.not_in_intune(access.scoped(Certificate.objects.all(), request.user))
         ).count(),

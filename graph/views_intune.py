@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from connectors.models import KeyRotation
@@ -17,6 +18,7 @@ from portal import access, audit
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
+from portal.lib import refusal
 from portal.models import AuditEvent
 from profiles.models import Profile
 
@@ -71,3 +73,13 @@ def profile_send(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
         )
     messages.success(request, f"{profile.name} is queued for Intune.")
     return redirect("profiles:detail", code=profile.code)
+
+
+@require_POST
+@permission_required("profiles.update")
+def profiles_send_outstanding(request: AuthenticatedHttpRequest) -> HttpResponse:
+    profiles = access.scoped(Profile.objects.all(), request.user, "update")
+    with refusal.shown(request):
+        queued = profile_sync.send_outstanding(Actor.from_request(request), profiles)
+        messages.success(request, f"{queued} profile(s) queued for Intune.")
+    return redirect(f"{reverse('graph:connection')}#uploads")

@@ -296,3 +296,17 @@ def test_certificate_states_through_the_wrong_type_cast_are_refused(
     with pytest.raises(GraphError) as caught:
         list(calls.certificate_states(portal_graph, graph_id, "iosImportedPFXCertificateProfile"))
     assert caught.value.status == 400
+
+
+@pytest.mark.usefixtures("no_mfa")
+def test_profiles_not_in_intune_are_sent_again_from_the_connection_page(
+    emulator: Emulator, connected: TenantConnection, intune_admin: User, client: Client
+) -> None:
+    profile = _windows(emulator)
+    ProfileRecord.objects.filter(profile=profile).update(state=ProfileRecord.State.FAILED)
+    client.force_login(intune_admin)
+    assert "1 profile is not in Intune" in client.get(reverse("graph:connection")).content.decode()
+    assert client.post(reverse("graph:profiles_send_outstanding")).status_code == 302
+    assert ProfileRecord.objects.get(profile=profile).get_state_display() == "Changed here, not yet sent"
+    assert AuditEvent.objects.filter(activity="Send profiles to Intune").count() == 1
+    assert "profile is not in Intune" not in client.get(reverse("graph:connection")).content.decode()
