@@ -165,15 +165,18 @@ def push(record_id: int, *, client: GraphClient | None = None) -> str:
         body = profile_body(profile, scope_tag_ids(client, list(profile.scope_tags.all())))
         wanted = assignments_body(profile)
         existing = _find(client, record, profile.name, profile.graph_type)
+        created = existing is None
         if existing is None:
             ProfileRecord.objects.filter(pk=record_id, claim=token).update(create_sent_at=timezone.now())
             existing = calls.create_configuration(client, body)
         graph_id = str(existing["id"])
         # Kept at once: a retry after this point patches the same configuration.
         ProfileRecord.objects.filter(pk=record_id, claim=token).update(graph_id=graph_id)
-        if differences(body, existing, [], []):
+        if not created and differences(body, existing, [], []):
             calls.update_configuration(client, graph_id, body)
-        if assignment_keys(calls.list_assignments(client, graph_id)) != assignment_keys(wanted):
+        # A configuration just created has no assignments yet: no need to ask.
+        current = [] if created else calls.list_assignments(client, graph_id)
+        if assignment_keys(current) != assignment_keys(wanted):
             calls.assign(client, graph_id, wanted)
         back = calls.get_configuration(client, graph_id) or {}
         problems = differences(body, back, wanted, calls.list_assignments(client, graph_id))
