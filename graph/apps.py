@@ -72,6 +72,11 @@ class GraphConfig(AppConfig):
         register_delivery("graph", tenant_connected)
         certificates_rewrapped.connect(resend_rewrapped, dispatch_uid="graph.resend_rewrapped")
 
+        from certs.hooks import register_key_blocker
+        from graph.key_resend import intune_blocker
+
+        register_key_blocker("graph", intune_blocker)
+
         from connectors import hooks as connector_hooks
         from graph.views_intune import connectors_section, rotation_section
 

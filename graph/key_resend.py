@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from certs.models import Certificate
+from certs.models import Certificate, EncryptionKey
 from graph.client import GraphClient, GraphError
 from graph.connection import connected_client
 from graph.models import TenantConnection, UploadRecord
@@ -141,3 +141,11 @@ def copies_on_key(fingerprint: str) -> int:
     return UploadRecord.objects.filter(
         key_fingerprint=fingerprint, state__in=[State.SYNCED, State.RESEND, State.FAILED, State.QUEUED]
     ).count()
+
+
+def intune_blocker(key: EncryptionKey) -> str | None:
+    """For ``certs.hooks``: the key cannot be retired while Intune holds passwords wrapped to it."""
+    left = copies_on_key(key.fingerprint)
+    if not left:
+        return None
+    return f"Intune still holds {left} certificate password(s) wrapped to {key}; they are re-sent after rotation."

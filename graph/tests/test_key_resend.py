@@ -13,6 +13,7 @@ from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 
+from certs.hooks import key_retirement_blockers
 from certs.models import Certificate, EncryptionKey
 from certs.signals import certificates_rewrapped
 from connectors.models import ConnectorJob, KeyRotation
@@ -57,6 +58,10 @@ def test_a_rewrapped_password_is_patched_into_intune_with_the_new_key_names(
     assert (counts["in_intune"], counts["resent"], counts["on_old_key"]) == (1, 0, 1)
 
     ciphertext = _rewrap(certificate, new_key)
+    # Re-wrapped in the portal, but Intune still has the old wrapping: the old key must stay.
+    assert key_retirement_blockers(old_key) == [
+        f"Intune still holds 1 certificate password(s) wrapped to {old_key}; they are re-sent after rotation."
+    ]
     record.refresh_from_db()
     assert record.get_state_display() == "Password re-wrapped, to be re-sent"
     assert key_resend.resend(record.pk, client=portal_graph) == "resent"
@@ -67,6 +72,7 @@ def test_a_rewrapped_password_is_patched_into_intune_with_the_new_key_names(
     assert emulator.state.stats.posts == 1  # patched in place, never created again
     counts = key_resend.rotation_counts([certificate.pk], old_key.fingerprint, new_key.fingerprint)
     assert (counts["resent"], counts["waiting"], counts["on_old_key"]) == (1, 0, 0)
+    assert key_retirement_blockers(old_key) == []
     record.refresh_from_db()
     assert record.state == UploadRecord.State.SYNCED and record.key_fingerprint == new_key.fingerprint
 
