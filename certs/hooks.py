@@ -11,6 +11,11 @@ certificates go on to Intune (a tenant is connected)::
 
     register_delivery("graph", tenant_connected)
 
+Whatever still depends on a key that is being retired says so through a blocker: the Graph app
+reports certificates whose copy in Intune still holds a password wrapped to the key::
+
+    register_key_blocker("graph", intune_copies_on_key)
+
 What happens to a stored or deleted certificate is announced by ``certs.signals``.
 """
 
@@ -32,6 +37,7 @@ class KeysSection(sections.Section[[AuthenticatedHttpRequest, QuerySet[Encryptio
 
 _KEYS_SECTIONS: dict[str, KeysSection] = {}
 _DELIVERY: dict[str, Callable[[], bool]] = {}
+_KEY_BLOCKERS: dict[str, Callable[[EncryptionKey], str | None]] = {}
 
 
 def register_keys_section(section: KeysSection) -> None:
@@ -52,3 +58,21 @@ def register_delivery(name: str, connected: Callable[[], bool]) -> None:
 def delivery_connected() -> bool:
     """Whether stored certificates go on somewhere; without it they wait in the portal."""
     return any(connected() for connected in _DELIVERY.values())
+
+
+def register_key_blocker(name: str, blocker: Callable[[EncryptionKey], str | None]) -> None:
+    """Add (or replace, by name) a check that says why a key cannot be retired yet (``None``: nothing)."""
+    _KEY_BLOCKERS[name] = blocker
+
+
+def key_retirement_blockers(key: EncryptionKey) -> list[str]:
+    """Why ``key`` cannot be retired yet: certificates still wrapped to it here or elsewhere (empty: it can)."""
+    reasons = []
+    in_portal = key.certificates.count()
+    if in_portal:
+        reasons.append(f"{in_portal} certificate password(s) in the portal are still wrapped to {key}.")
+    for blocker in _KEY_BLOCKERS.values():
+        reason = blocker(key)
+        if reason:
+            reasons.append(reason)
+    return reasons

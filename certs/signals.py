@@ -13,3 +13,7 @@ certificates_stored = Signal()
 
 # Sent for each certificate about to be deleted, before its row goes. Argument: ``certificate``.
 certificate_deleting = Signal()
+
+# Sent when connectors have re-wrapped certificate passwords to a new key (inside that
+# transaction). Argument: ``certificate_ids``.
+certificates_rewrapped = Signal()

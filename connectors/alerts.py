@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -55,6 +56,19 @@ def _deliver_alert(change: StatusChange) -> str:
         f"{change.changed_at:%Y-%m-%d %H:%M:%S %Z}.\n\n{change.reason}\n\n"
         f"{settings.SITE_URL}/connectors/{connector.code}/\n"
     )
+    payload = {
+        "connector": str(connector.code),
+        "name": connector.name,
+        "old_status": change.old_status,
+        "new_status": change.new_status,
+        "reason": change.reason,
+        "changed_at": change.changed_at.isoformat(),
+    }
+    return deliver(subject, body, payload)
+
+
+def deliver(subject: str, body: str, payload: dict[str, Any]) -> str:
+    """Send one alert by e-mail and to the webhook (both as configured); what happened, in a line."""
     parts = []
     recipients = _alert_recipients()
     if recipients:
@@ -65,14 +79,6 @@ def _deliver_alert(change: StatusChange) -> str:
             parts.append(f"mail failed: {exc}")
     webhook = settings.CONNECTOR_ALERT_WEBHOOK
     if webhook:
-        payload = {
-            "connector": str(connector.code),
-            "name": connector.name,
-            "old_status": change.old_status,
-            "new_status": change.new_status,
-            "reason": change.reason,
-            "changed_at": change.changed_at.isoformat(),
-        }
         request = urllib.request.Request(
             webhook, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
         )

@@ -23,6 +23,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from certs.models import Certificate, EncryptionKey
+from certs.signals import certificates_rewrapped
 from connectors.events import CATEGORY, connector_actor, record_event
 from connectors.models import Connector, ConnectorEvent, ConnectorJob, KeyRotation, claim_timeout
 from portal import audit
@@ -259,6 +260,7 @@ def jobs_complete(
             rotations.add(job.rotation_id)
         outcome[result.job] = _apply(connector, job, result, now, changed)
     if changed:
+        certificates_rewrapped.send(KeyRotation, certificate_ids=[int(r["id"]) for r in changed])
         audit.record(
             connector_actor(connector, ip),
             activity="Re-wrap certificate passwords",

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from certs.models import EncryptionKey
-from connectors import activity, enrolment, health
+from connectors import activity, enrolment, health, hooks
 from connectors import rotation as key_rotation
 from connectors import rotation as services
 from connectors.forms import RenameForm, RotationForm, TokenForm
@@ -48,6 +48,7 @@ def connector_list(request: AuthenticatedHttpRequest) -> HttpResponse:
         "now": timezone.now(),
         "can": _can(request),
         "reads_all": access.reads_all(request.user, Connector),
+        "sections": hooks.connectors_sections(request),
     }
     template = "connectors/list.html#rows" if request.htmx else "connectors/list.html"
     return render(request, template, context)
@@ -188,6 +189,7 @@ def rotation_detail(request: AuthenticatedHttpRequest, code: str) -> HttpRespons
         "rotation": rotation,
         "progress": key_rotation.rotation_progress(rotation),
         "failures": rotation.jobs.filter(state="failed")[:50],
+        "sections": hooks.rotation_sections(request, rotation),
         "can": _can(request, rotation),
     }
     template = "connectors/rotation.html#progress" if request.htmx else "connectors/rotation.html"

@@ -20,10 +20,13 @@ from urllib.parse import quote
 import msal
 import requests
 
+from graph.endpoints import PFX_COLLECTION
+
 log = logging.getLogger(__name__)
 
-PFX_COLLECTION = "/beta/deviceManagement/userPfxCertificates"
 RETRY_STATUSES = frozenset({429, 503, 504})
+# Answers after which a write may or may not have happened (a 429 means it was not carried out).
+LOST_WRITE_STATUSES = frozenset({500, 502, 503, 504})
 REDACTED_BLOB = "AA=="
 
 
@@ -292,6 +295,10 @@ class GraphClient:
                 refreshed = True
                 self.forget_token()
                 continue
+            if write and response.status_code in LOST_WRITE_STATUSES:
+                # The service may have carried the write out before failing to answer: sending it
+                # again blind could create a second record. The caller reads the record back first.
+                raise GraphError.from_response(response, client_request_id)
             if response.status_code in RETRY_STATUSES and attempt + 1 < self.max_attempts:
                 delay = retry_delay(response, attempt, base=self.backoff_base, cap=self.backoff_cap)
                 if response.status_code == 429 and self.on_throttle:

@@ -18,17 +18,12 @@ from directory.models import Device, Platform
 from directory.snapshot import EntraGroup, EntraUser, ManagedDevice, Snapshot, apply_entra_snapshot
 from graph import connection
 from graph.client import GraphClient, GraphError
+from graph.endpoints import DEVICE_FIELDS, DEVICE_KIND_FIELDS, GROUP_FIELDS, USER_FIELDS
 from graph.models import SyncRun
 from portal import audit
 from portal.lib import runs
 from portal.lib.refusal import Refused
 from portal.models import AuditEvent
-
-USER_FIELDS = "id,userPrincipalName,displayName,givenName,surname,mail,proxyAddresses,department,jobTitle,accountEnabled"
-DEVICE_FIELDS = (
-    "id,azureADDeviceId,deviceName,operatingSystem,osVersion,deviceType,deviceEnrollmentType,manufacturer,model,"
-    "serialNumber,managedDeviceOwnerType,lastSyncDateTime,userId"
-)
 
 RUNS = runs.RunKind(
     model=SyncRun,
@@ -65,9 +60,16 @@ def run(run_id: int | None = None, *, client: GraphClient | None = None) -> Sync
 def read_snapshot(client: GraphClient) -> Snapshot:
     """Every user, group with its members, and managed device Graph lists, every page."""
     users = list(client.all(f"/v1.0/users?$select={USER_FIELDS}&$top=999"))
-    groups = list(client.all("/v1.0/groups?$select=id,displayName,description&$top=999"))
+    groups = list(client.all(f"/v1.0/groups?$select={GROUP_FIELDS}&$top=999"))
     members = {g["id"]: list(client.all(f"/v1.0/groups/{g['id']}/members?$top=999")) for g in groups}
     devices = list(client.all(f"/v1.0/deviceManagement/managedDevices?$select={DEVICE_FIELDS}&$top=999"))
+    # Which kind of Android enrollment a device has is only in beta (deviceType and the Android
+    # Enterprise enrollment types); v1.0 answers 400 to a $select of deviceType.
+    kinds = {
+        item.get("id"): item
+        for item in client.all(f"/beta/deviceManagement/managedDevices?$select={DEVICE_KIND_FIELDS}&$top=999")
+    }
+    devices = [{**item, **kinds.get(item.get("id"), {})} for item in devices]
     return Snapshot(
         users=[user for item in users if (user := _user(item)) is not None],
         groups=[group for item in groups if (group := _group(item, members.get(item["id"], []))) is not None],
@@ -125,9 +127,7 @@ def _group(item: dict[str, Any], members: list[dict[str, Any]]) -> EntraGroup | 
 
 def _platform(item: dict[str, Any]) -> str:
     os_name = str(item.get("operatingSystem") or "").lower()
-    kind = str(item.get("deviceType") or "")
-    if kind in Platform.values:
-        return kind
+    kind = str(item.get("deviceType") or "").lower()
     if os_name.startswith("windows"):
         return Platform.WINDOWS
     if os_name in {"ios", "ipados"}:
@@ -135,9 +135,9 @@ def _platform(item: dict[str, Any]) -> str:
     if os_name == "macos":
         return Platform.MACOS
     enrollment = str(item.get("deviceEnrollmentType") or "").lower()
-    if "workprofile" in enrollment or "androidforwork" in kind.lower():
+    if kind == "androidforwork":
         return Platform.ANDROID_WORK_PROFILE
-    if "androidenterprise" in enrollment:
+    if kind == "androidenterprise" or enrollment.startswith("androidenterprise"):
         return Platform.ANDROID_FULLY_MANAGED
     return Platform.ANDROID_DEVICE_ADMIN
 

@@ -80,6 +80,7 @@ class UploadRecord(models.Model):
         DELETED = "deleted", "Deleted from Intune"
         DELETE_FAILED = "delete_failed", "Deletion failed"
         ADOPTED = "adopted", "In Intune only (adopted)"
+        RESEND = "resend", "Password re-wrapped, to be re-sent"
 
     graph_id = models.CharField(max_length=100, unique=True)
     certificate = models.OneToOneField(
@@ -95,6 +96,8 @@ class UploadRecord(models.Model):
     synced_at = models.DateTimeField(null=True, blank=True)
     error = models.JSONField(default=dict, blank=True)
     read_back = models.JSONField(default=dict, blank=True)
+    # The encryption key Intune's copy of the password is wrapped to (SHA-256 fingerprint).
+    key_fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-queued_at"]
@@ -126,8 +129,17 @@ class ReconcileFinding(models.Model):
         ADOPTED = "adopted", "Adopted"
         DELETED = "deleted", "Deleted from Intune"
 
+    class Subject(models.TextChoices):
+        CERTIFICATE = "certificate", "Certificate"
+        PROFILE = "profile", "Profile"
+
     run = models.ForeignKey(ReconcileRun, on_delete=models.CASCADE, related_name="findings")
     kind = models.CharField(max_length=20, choices=Kind.choices)
+    subject = models.CharField(max_length=12, choices=Subject.choices, default=Subject.CERTIFICATE)
+    # For a profile finding: the portal's record of that profile in Intune (None: only in Intune).
+    profile_record = models.ForeignKey(
+        "graph.ProfileRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     graph_id = models.CharField(max_length=100)
     certificate = models.ForeignKey(
         "certs.Certificate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -158,3 +170,77 @@ class SyncRun(Run):
 
     def __str__(self) -> str:
         return f"Directory sync {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class ProfileRecord(models.Model):
+    """Intune's copy of one profile (a deviceConfiguration): its Graph id, whether it matches the
+    portal's, and who is working on it. It outlives the profile, so a deletion reaches Intune."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Changed here, not yet sent"
+        SYNCED = "synced", "In Intune"
+        FAILED = "failed", "Failed"
+        DELETING = "deleting", "Deletion queued"
+        DELETED = "deleted", "Deleted from Intune"
+        DELETE_FAILED = "delete_failed", "Deletion failed"
+        ADOPTED = "adopted", "In Intune only (adopted)"
+
+    profile = models.OneToOneField(
+        "profiles.Profile", null=True, blank=True, on_delete=models.SET_NULL, related_name="intune_record"
+    )
+    name = models.CharField(max_length=200)
+    graph_type = models.CharField(max_length=80)
+    # Empty until Intune has answered the POST with the id it chose.
+    graph_id = models.CharField(max_length=100, blank=True, db_index=True)
+    # Set before each POST: a POST whose answer never came may have created the configuration.
+    create_sent_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=15, choices=State.choices, default=State.QUEUED, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # Raised by every change in the portal: a worker that sent an older revision leaves it queued.
+    revision = models.PositiveIntegerField(default=0)
+    claim = models.UUIDField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    error = models.JSONField(default=dict, blank=True)
+    read_back = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["state", "claimed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.graph_id or 'not in Intune'})"
+
+
+class IntuneConnector(models.Model):
+    """A certificate connector Intune knows (certificateConnectorDetails, or the older ndesConnectors),
+    as last read from Graph, with the health the portal's rules give it."""
+
+    class Kind(models.TextChoices):
+        CERTIFICATE = "certificate", "Certificate Connector for Microsoft Intune"
+        NDES = "ndes", "NDES connector (legacy)"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    graph_id = models.CharField(max_length=100)
+    name = models.CharField(max_length=255, blank=True)
+    machine = models.CharField(max_length=255, blank=True)
+    version = models.CharField(max_length=50, blank=True)
+    last_check_in = models.DateTimeField(null=True, blank=True)
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    # ndesConnectorState (none, active, inactive); empty for certificate connectors.
+    intune_state = models.CharField(max_length=20, blank=True)
+    status = models.CharField(max_length=10, default="unknown")
+    status_reason = models.CharField(max_length=300, blank=True)
+    read_at = models.DateTimeField(default=timezone.now)
+    # Still listed by Intune at the last read.
+    listed = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "graph_id"], name="one_row_per_intune_connector")
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.graph_id

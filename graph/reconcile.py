@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from certs.models import Certificate, GraphState
 from graph import connection, records, uploads
+from graph import reconcile_profiles as profiles
 from graph.client import GraphClient, GraphError
 from graph.models import ReconcileFinding, ReconcileRun, UploadRecord
 from portal import audit
@@ -47,12 +48,18 @@ def run(run_id: int | None = None, *, client: GraphClient | None = None) -> Reco
     try:
         client = client or connection.connected_client()
         intune = {str(r.get("id", "")).lower(): r for r in client.list_pfx()}
+        intune_profiles, tags = profiles.read_intune(client)
     except (GraphError, Refused) as exc:
         return RUNS.fail(reconcile_run, connection.failure(exc))
-    return _compare(reconcile_run, intune)
+    return _compare(reconcile_run, intune, profiles.findings(reconcile_run, intune_profiles, tags))
 
 
-def _compare(reconcile_run: ReconcileRun, intune: dict[str, dict[str, Any]]) -> ReconcileRun:
+def _compare(
+    reconcile_run: ReconcileRun,
+    intune: dict[str, dict[str, Any]],
+    profile_part: tuple[list[ReconcileFinding], dict[str, int], list[int]] = ([], {}, []),
+) -> ReconcileRun:
+    profile_findings, profile_counts, profiles_missing = profile_part
     findings: list[ReconcileFinding] = []
     expected: set[str] = set()
     missing_ids: list[int] = []
@@ -91,9 +98,11 @@ def _compare(reconcile_run: ReconcileRun, intune: dict[str, dict[str, Any]]) -> 
         Kind.MISMATCH: sum(f.kind == Kind.MISMATCH for f in findings),
         "adopted": len(adopted & set(intune)),
         "not_uploaded": not_uploaded,
+        **profile_counts,
     }
     with transaction.atomic():
-        ReconcileFinding.objects.bulk_create(findings, batch_size=500)
+        ReconcileFinding.objects.bulk_create(findings + profile_findings, batch_size=500)
+        profiles.mark_missing(profiles_missing)
         # The portal must not claim a certificate is in Intune when it is not.
         Certificate.objects.filter(pk__in=missing_ids, graph_state=GraphState.SYNCED).update(
             graph_state=GraphState.NOT_UPLOADED, graph_error="Missing in Intune (found by reconcile)"
@@ -138,6 +147,13 @@ def resolve(actor: audit.Actor, finding: ReconcileFinding, action: str) -> Recon
     """Upload again, adopt (keep Intune's record, stop reporting it) or delete it from Intune."""
     if finding.resolution or action not in ACTIONS[ReconcileFinding.Kind(finding.kind)]:
         raise Refused("finding_not_resolvable", f"Cannot {action} this finding.")
+    if finding.subject == ReconcileFinding.Subject.PROFILE:
+        with transaction.atomic():
+            finding.resolution = profiles.resolve(actor, finding, action)
+            finding.resolved_at = timezone.now()
+            finding.resolved_by_name = actor.name
+            finding.save(update_fields=["resolution", "resolved_at", "resolved_by_name"])
+        return finding
     with transaction.atomic():
         if action == "reupload":
             if finding.certificate is None:

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from certs.models import Certificate, GraphState
 from directory.models import not_in_entra
+from graph import profile_sync
 from graph.client import GraphClient, GraphError
 from graph.connection import NOT_CONNECTED, connected_client
 from graph.models import ReconcileRun, SyncRun, TenantConnection, UploadRecord
@@ -235,6 +236,7 @@ def upload(record_id: int, *, client: GraphClient | None = None) -> str:
             error={},
             read_back=existing,
             attempts=record.attempts + 1,
+            key_fingerprint=certificate.encryption_key.fingerprint,
         )
         Certificate.objects.filter(pk=certificate.pk).update(
             graph_state=GraphState.SYNCED, graph_error="", graph_synced_at=now
@@ -367,14 +369,14 @@ def sweep(*, claimed_before: dt.datetime | None = None, queued_before: dt.dateti
     now = timezone.now()
     claimed_before = claimed_before or now - dt.timedelta(seconds=settings.GRAPH_CLAIM_TIMEOUT_SECONDS)
     queued_before = queued_before or now - dt.timedelta(seconds=settings.GRAPH_REQUEUE_AFTER_SECONDS)
-    active = (UploadRecord.State.QUEUED, UploadRecord.State.DELETING)
+    active = (UploadRecord.State.QUEUED, UploadRecord.State.DELETING, UploadRecord.State.RESEND)
     stalled = UploadRecord.objects.filter(state__in=active).filter(
         Q(claim__isnull=False, claimed_at__lt=claimed_before)
         | Q(claim__isnull=True, queued_at__lt=queued_before)
     )
     for model in (ReconcileRun, SyncRun):
         runs.fail_stalled(model, started_before=claimed_before, now=now)
-    count = 0
+    count = profile_sync.sweep(claimed_before=claimed_before, queued_before=queued_before)
     for record in stalled.only("pk", "state"):
         released = (
             UploadRecord.objects.filter(pk=record.pk, state=record.state)
@@ -383,10 +385,10 @@ def sweep(*, claimed_before: dt.datetime | None = None, queued_before: dt.dateti
         )
         if released:
             count += 1
-            task = (
-                tasks.upload_certificate
-                if record.state == UploadRecord.State.QUEUED
-                else tasks.delete_from_intune
-            )
+            task = {
+                UploadRecord.State.QUEUED: tasks.upload_certificate,
+                UploadRecord.State.DELETING: tasks.delete_from_intune,
+                UploadRecord.State.RESEND: tasks.resend_password,
+            }[UploadRecord.State(record.state)]
             task.delay(record.pk)
     return count

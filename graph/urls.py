@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from graph import views
+from graph import views, views_intune
 
 app_name = "graph"
 urlpatterns = [
@@ -15,4 +15,6 @@ urlpatterns = [
     path("reconcile/findings/<int:pk>/<str:action>/", views.finding_resolve, name="finding_resolve"),
     path("directory-sync/", views.sync_status, name="sync"),
     path("directory-sync/start/", views.sync_start, name="sync_start"),
+    path("profiles/<uuid:code>/send/", views_intune.profile_send, name="profile_send"),
+    path("profiles/send/", views_intune.profiles_send_outstanding, name="profiles_send_outstanding"),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -10,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from certs.models import Certificate
-from graph import directory_sync, reconcile, uploads
+from graph import directory_sync, profile_sync, reconcile, uploads
 from graph.connection import save_connection, test_connection
 from graph.forms import ConnectionForm
 from graph.models import ReconcileFinding, ReconcileRun, SyncRun, TenantConnection, UploadRecord
@@ -19,6 +20,7 @@ from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
 from portal.lib import refusal
+from profiles.models import Profile
 
 
 @require_GET
@@ -33,6 +35,10 @@ def connection(request: AuthenticatedHttpRequest) -> HttpResponse:
         # The connection, its test and uploads all need connectors.update (see the views below).
         "can_update": access.has_perm(request.user, "connectors.update"),
         "outstanding": uploads.not_in_intune(access.scoped(Certificate.objects.all(), request.user)).count(),
+        "profiles_outstanding": profile_sync.not_in_intune(
+            access.scoped(Profile.objects.all(), request.user)
+        ).count(),
+        "can_send_profiles": access.has_perm(request.user, "profiles.update"),
         "held": uploads.held_for_unknown_users(
             uploads.not_in_intune(access.scoped(Certificate.objects.all(), request.user))
         ).count(),
@@ -130,6 +136,10 @@ def reconcile_start(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("connectors.update")
 def finding_resolve(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
     finding = get_object_or_404(ReconcileFinding.objects.select_related("run", "certificate__user"), pk=pk)
+    if finding.subject == ReconcileFinding.Subject.PROFILE and not access.has_perm(
+        request.user, "profiles.update"
+    ):
+        raise PermissionDenied
     with refusal.shown(request):
         reconcile.resolve(Actor.from_request(request), finding, action)
         messages.success(request, f"{finding.get_resolution_display()}: {finding.upn}")

@@ -36,11 +36,13 @@ app.conf.beat_schedule = {
     # Every minute: profiles whose devices in Error crossed DELIVERY_ALERT_FAILED_DEVICES (either
     # way) since the last run get one alert per crossing (e-mail, optional webhook).
     "delivery-failure-alerts": {"task": "delivery.tasks.failure_alerts", "schedule": 60.0},
-    # Every 2 minutes: uploads and Intune deletions held by a worker that died, or whose task
+    # Every 2 minutes: uploads, profile writes and Intune deletions held by a worker that died, or whose task
     # message was lost, go back on the queue.
     "graph-sweep-stalled": {"task": "graph.tasks.sweep_stalled", "schedule": 120.0},
     # Every hour at :15: compare every imported certificate in Intune with the portal (reconcile report).
     "graph-reconcile": {"task": "graph.tasks.reconcile", "schedule": crontab(minute=15)},
     # Every 30 minutes: users, groups with members and managed devices from Microsoft Graph.
     "graph-directory-sync": {"task": "graph.tasks.sync_directory", "schedule": crontab(minute="*/30")},
+    # Every 10 minutes: Microsoft's certificate connectors as Intune lists them, their health, and alerts.
+    "graph-intune-connectors": {"task": "graph.tasks.refresh_intune_connectors", "schedule": 600.0},
 }

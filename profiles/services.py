@@ -16,6 +16,7 @@ from portal.audit import Actor
 from portal.lib import refusal
 from portal.lib.refusal import Refused
 from portal.models import AuditEvent, ScopeTag, User
+from profiles.hooks import profile_changed, profile_deleting
 from profiles.models import ApplicabilityRule, CertificateAccess, Profile, ProfileAssignment
 from profiles.specs import RuleSpec
 
@@ -160,6 +161,7 @@ def profile_create(*, actor: Actor, draft: ProfileDraft) -> Profile:
     )
     _write_rules(profile, draft.rules)
     _record(actor, "Create PKCS imported certificate profile", AuditEvent.Operation.CREATE, profile, {})
+    profile_changed.send(Profile, profile=profile)
     return profile
 
 
@@ -170,6 +172,7 @@ def profile_update_basics(*, actor: Actor, profile: Profile, name: str, descript
     refusal.full_clean(profile)
     profile.save(update_fields=["name", "description", "updated_at"])
     _record(actor, "Update profile basics", AuditEvent.Operation.UPDATE, profile, before)
+    profile_changed.send(Profile, profile=profile)
     return profile
 
 
@@ -185,6 +188,7 @@ def profile_update_settings(
     refusal.full_clean(profile)
     profile.save(update_fields=["certificate_access", "silent_access_packages", "updated_at"])
     _record(actor, "Update profile configuration settings", AuditEvent.Operation.UPDATE, profile, before)
+    profile_changed.send(Profile, profile=profile)
     return profile
 
 
@@ -205,6 +209,7 @@ def profile_set_scope_tags(
     profile.scope_tags.set(ScopeTag.objects.filter(pk__in=final))
     profile.save(update_fields=["updated_at"])
     _record(actor, "Update profile scope tags", AuditEvent.Operation.UPDATE, profile, before)
+    profile_changed.send(Profile, profile=profile)
     return profile
 
 
@@ -222,6 +227,7 @@ def profile_set_assignments(
     before = _snapshot(profile)
     _write_assignments(profile, include, exclude, all_users, all_devices)
     _record(actor, "Update profile assignments", AuditEvent.Operation.UPDATE, profile, before)
+    profile_changed.send(Profile, profile=profile)
     return profile
 
 
@@ -235,6 +241,7 @@ def profile_set_rules(*, actor: Actor, profile: Profile, rules: Sequence[RuleSpe
     _write_rules(profile, rules)
     profile.save(update_fields=["updated_at"])
     _record(actor, "Update profile applicability rules", AuditEvent.Operation.UPDATE, profile, before)
+    profile_changed.send(Profile, profile=profile)
     return profile
 
 
@@ -242,6 +249,7 @@ def profile_set_rules(*, actor: Actor, profile: Profile, rules: Sequence[RuleSpe
 def profile_delete(*, actor: Actor, profile: Profile) -> None:
     before = _snapshot(profile)
     _record(actor, "Delete PKCS imported certificate profile", AuditEvent.Operation.DELETE, profile, before)
+    profile_deleting.send(Profile, profile=profile)
     profile.delete()
 
 
@@ -287,4 +295,5 @@ def profile_duplicate(
             audit.resource(profile, type="PKCS imported certificate profile (source)"),
         ],
     )
+    profile_changed.send(Profile, profile=copy)
     return copy

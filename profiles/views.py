@@ -34,6 +34,7 @@ from profiles.forms import (
     SettingsForm,
     rule_initial,
 )
+from profiles.hooks import profile_sections
 from profiles.lint import lint
 from profiles.models import Profile, ProfileAssignment
 from profiles.reports import evaluate, evaluate_draft
@@ -213,6 +214,7 @@ def profile_detail(request: AuthenticatedHttpRequest, code: str) -> HttpResponse
         "device_counts": [(s, STATE_LABELS[s], summary.devices[s]) for s in STATUSES],
         "user_counts": [(s, STATE_LABELS[s], summary.users[s]) for s in STATUSES],
         "lints": lint(evaluation, summary=summary),
+        "sections": profile_sections(request, profile),
         "tab": "overview",
         "can": _can(request, profile),
         **NAV,

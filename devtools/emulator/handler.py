@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import math
 import re
-import secrets
 import time
 import uuid
 from dataclasses import asdict
@@ -16,8 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from devtools.emulator import schema
+from devtools.emulator.identity import IdentityRoutes, _Handled
+from devtools.emulator.intune import IntuneRoutes
 from devtools.emulator.parsing import ODataError, parse_eq_filter, pfx_certificate_thumbprints
-from devtools.emulator.state import State, Token
+from devtools.emulator.state import State
 
 PURPOSES = ("unassigned", "smimeEncryption", "smimeSigning", "vpn", "wifi")
 PADDINGS = ("none", "pkcs1", "oaepSha1", "oaepSha256", "oaepSha384", "oaepSha512")
@@ -33,7 +35,7 @@ class Server(ThreadingHTTPServer):
     base_url: str
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # One write per response, sent at once (headers and body apart meet delayed ACKs: 40 ms a request).
     wbufsize = -1
@@ -63,6 +65,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         self.request_id = str(uuid.uuid4())
+        self._answer_lost = False
         self.client_request_id = self.headers.get("client-request-id") or str(uuid.uuid4())
         length = int(self.headers.get("Content-Length") or 0)
         self.body = self.rfile.read(length) if length else b""
@@ -88,6 +91,27 @@ class Handler(BaseHTTPRequestHandler):
             self._error(exc)
 
     def _send(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
+        graph_write = self.command in {"POST", "PATCH", "DELETE"} and self.path.startswith(
+            ("/v1.0/", "/beta/")
+        )
+        if status < 300 and graph_write and self._lose_answer():
+            # The write was carried out; its answer is lost on the way (a gateway timing out).
+            status, headers = (
+                self.state.config.lost_answer_status
+                if not self._answer_lost
+                else self.state.random.choice((502, 504)),
+                {},
+            )
+            payload = {
+                "error": {
+                    "code": "GatewayTimeout" if status == 504 else "ServiceUnavailable",
+                    "message": "The service did not answer in time.",
+                    "innerError": {
+                        "request-id": self.request_id,
+                        "client-request-id": self.client_request_id,
+                    },
+                }
+            }
         data = b"" if payload is None else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("request-id", self.request_id)
@@ -99,6 +123,17 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def _lose_answer(self) -> bool:
+        with self.state.lock:
+            if self._answer_lost:
+                self.state.stats.lost_answers += 1
+                return True
+            if self.state.config.lost_answers <= 0:
+                return False
+            self.state.config.lost_answers -= 1
+            self.state.stats.lost_answers += 1
+            return True
 
     def _error(self, exc: ODataError) -> None:
         inner = {
@@ -121,112 +156,13 @@ class Handler(BaseHTTPRequestHandler):
             raise ODataError(400, "BadRequest", "Request body must be a JSON object.")
         return value
 
-    # -- identity platform
-
-    def _identity(self, method: str, path: str) -> None:
-        cfg = self.state.config
-        base = self.server.base_url
-        segments = path.strip("/").split("/")
-        if method == "GET" and path == "/common/discovery/instance":
-            host = urlsplit(base).netloc
-            self._send(
-                200,
-                {
-                    "tenant_discovery_endpoint": f"{base}/{cfg.tenant_id}/v2.0/.well-known/openid-configuration",
-                    "api-version": "1.1",
-                    "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
-                },
-            )
-            return
-        if method == "GET" and segments[1:] == ["v2.0", ".well-known", "openid-configuration"]:
-            self._tenant(segments[0])
-            tenant = cfg.tenant_id
-            self._send(
-                200,
-                {
-                    "token_endpoint": f"{base}/{tenant}/oauth2/v2.0/token",
-                    "authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/authorize",
-                    "device_authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/devicecode",
-                    "issuer": f"{base}/{tenant}/v2.0",
-                    "jwks_uri": f"{base}/{tenant}/discovery/v2.0/keys",
-                    "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-                    "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
-                    "tenant_region_scope": "EU",
-                },
-            )
-            return
-        if method == "POST" and segments[1:] == ["oauth2", "v2.0", "token"]:
-            self._tenant(segments[0])
-            self._token()
-            return
-        raise ODataError(404, "NotFound", f"No such endpoint: {method} {path}")
-
-    def _tenant(self, tenant: str) -> None:
-        if tenant.lower() not in {self.state.config.tenant_id.lower(), "organizations", "common"}:
-            self._oauth_error(400, "invalid_request", f"AADSTS90002: Tenant '{tenant}' not found.")
-
-    def _oauth_error(self, status: int, error: str, description: str) -> None:
-        payload = {
-            "error": error,
-            "error_description": description,
-            "error_codes": [int(description[6:].split(":")[0])] if description.startswith("AADSTS") else [],
-            "trace_id": self.request_id,
-            "correlation_id": self.client_request_id,
-        }
-        self._send(status, payload)
-        raise _Handled
-
-    def _token(self) -> None:
-        cfg = self.state.config
-        form = {k: v[-1] for k, v in parse_qs(self.body.decode(), keep_blank_values=True).items()}
-        if form.get("grant_type") != "client_credentials":
-            self._oauth_error(
-                400, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type."
-            )
-        if form.get("client_id") != cfg.client_id:
-            self._oauth_error(
-                400,
-                "unauthorized_client",
-                f"AADSTS700016: Application with identifier '{form.get('client_id')}' was not found in the directory.",
-            )
-        if form.get("client_assertion_type") == _JWT_BEARER:
-            if not _assertion_names(form.get("client_assertion", ""), cfg.client_id):
-                self._oauth_error(
-                    401, "invalid_client", "AADSTS700027: Client assertion failed signature validation."
-                )
-        elif form.get("client_secret") != cfg.client_secret:
-            self._oauth_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
-        if not form.get("scope", "").endswith("/.default"):
-            self._oauth_error(
-                400, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid."
-            )
-        token = secrets.token_urlsafe(32)
-        with self.state.lock:
-            self.state.tokens[token] = Token(time.time() + cfg.token_lifetime)
-            self.state.stats.tokens += 1
-        self._send(
-            200,
-            {
-                "token_type": "Bearer",
-                "expires_in": cfg.token_lifetime,
-                "ext_expires_in": cfg.token_lifetime,
-                "access_token": token,
-            },
-        )
-
-    def _authenticate(self) -> None:
-        header = self.headers.get("Authorization", "")
-        token = header[7:] if header.startswith("Bearer ") else ""
-        with self.state.lock:
-            known = self.state.tokens.get(token)
-        if known is None or known.expires < time.time():
-            raise ODataError(401, "InvalidAuthenticationToken", "Access token is empty or invalid.")
-
     # -- Graph
 
     def _graph(self, method: str, path: str) -> None:
         if path == PFX_PATH or path.startswith(PFX_PATH + "/") or path.startswith(PFX_PATH + "("):
             self._pfx(method, path[len(PFX_PATH) :])
+            return
+        if self.intune(method, path):
             return
         if method != "GET":
             raise ODataError(405, "MethodNotAllowed", f"{method} is not supported here.")
@@ -238,15 +174,16 @@ class Handler(BaseHTTPRequestHandler):
                     _, _, upn = parse_eq_filter(self.query["$filter"], ["userPrincipalName"])
                     found = state.user_by_upn(upn)
                     items = [found] if found else []
-                self._page(path, items)
+                self._page(path, items, version="v1.0", type_name="user")
             elif path.startswith("/v1.0/users/"):
                 key = unquote(path.split("/")[3])
                 user = state.users.get(key) or state.user_by_upn(key)
                 if user is None:
                     raise ODataError(404, "Request_ResourceNotFound", f"Resource '{key}' does not exist.")
-                self._send(200, user)
+                chosen = schema.check_select("v1.0", "user", self.query)
+                self._send(200, schema.project("v1.0", "user", user, chosen))
             elif path == "/v1.0/groups":
-                self._page(path, list(state.groups.values()))
+                self._page(path, list(state.groups.values()), version="v1.0", type_name="group")
             elif re.fullmatch(r"/v1\.0/groups/[^/]+/(members|transitiveMembers)", path):
                 group_id = path.split("/")[3]
                 if group_id not in state.groups:
@@ -254,14 +191,25 @@ class Handler(BaseHTTPRequestHandler):
                         404, "Request_ResourceNotFound", f"Resource '{group_id}' does not exist."
                     )
                 self._page(path, state.members.get(group_id, []))
-            elif path == "/v1.0/deviceManagement/managedDevices":
-                self._page(path, list(state.devices.values()))
+            elif path in ("/v1.0/deviceManagement/managedDevices", "/beta/deviceManagement/managedDevices"):
+                version = path.split("/")[1]
+                self._page(
+                    path,
+                    [_device_as(version, d) for d in state.devices.values()],
+                    version=version,
+                    type_name="managedDevice",
+                )
             else:
                 raise ODataError(
                     400, "BadRequest", f"Resource not found for the segment '{path.rsplit('/', 1)[-1]}'."
                 )
 
-    def _page(self, path: str, items: list[dict[str, Any]]) -> None:
+    def _page(
+        self, path: str, items: list[dict[str, Any]], *, version: str = "", type_name: str = ""
+    ) -> None:
+        if type_name:
+            chosen = schema.check_select(version, type_name, self.query)
+            items = [schema.project(version, type_name, item, chosen) for item in items]
         size = self.state.config.page_size
         if "$top" in self.query:
             try:
@@ -299,7 +247,7 @@ class Handler(BaseHTTPRequestHandler):
                 if "$filter" in self.query:
                     _, _, upn = parse_eq_filter(self.query["$filter"], ["userPrincipalName"])
                     items = [r for r in items if r["userPrincipalName"].lower() == upn.lower()]
-                self._page(PFX_PATH, items)
+                self._page(PFX_PATH, items, version="beta", type_name="userPFXCertificate")
                 return
             if method == "POST":
                 self._create()
@@ -310,7 +258,8 @@ class Handler(BaseHTTPRequestHandler):
             if record is None:
                 raise ODataError(404, "ResourceNotFound", f"userPFXCertificate '{key}' was not found.")
             if method == "GET":
-                self._send(200, self._redacted(record))
+                chosen = schema.check_select("beta", "userPFXCertificate", self.query)
+                self._send(200, schema.project("beta", "userPFXCertificate", self._redacted(record), chosen))
             elif method == "PATCH":
                 changes = self._validated(self._json_body(), partial=True)
                 changes.pop("id", None)
@@ -361,6 +310,9 @@ class Handler(BaseHTTPRequestHandler):
         self._send(201, self._redacted(record), {"Location": f"{self.server.base_url}{PFX_PATH}/{record_id}"})
 
     def _validated(self, body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+        if "@odata.type" in body:
+            schema.resolve_type(body["@odata.type"], ["userPFXCertificate"])
+        schema.check_body("beta", "userPFXCertificate", body, allow_server_owned=True, enums={})
         required = (
             "thumbprint",
             "intendedPurpose",
@@ -438,13 +390,22 @@ class Handler(BaseHTTPRequestHandler):
                         headers["x-ms-retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
                     raise ODataError(429, "TooManyRequests", "Too many requests.", headers)
                 state.writes.append(now)
+            state.stats.writes += 1
             if not state.stats.first_write:
                 state.stats.first_write = now
             state.stats.last_write = now
+            roll = state.random.random() if cfg.fault_rate > 0 else 1.0
+            if roll < cfg.fault_rate / 2:
+                state.stats.refused_faults += 1
+                raise ODataError(503, "ServiceUnavailable", "The service is temporarily unavailable.")
+            # The other half of the faults are carried out, and their answer is lost (see _send).
+            self._answer_lost = roll < cfg.fault_rate
 
     # -- control (not part of Graph)
 
     def _control(self, method: str, path: str) -> None:
+        if self.intune_control(method, path):
+            return
         state = self.state
         with state.lock:
             if path == "/_emulator/stats" and method == "GET":
@@ -462,22 +423,31 @@ class Handler(BaseHTTPRequestHandler):
                 raise ODataError(404, "NotFound", f"No such control endpoint: {method} {path}")
 
 
-class _Handled(Exception):
-    """The response has been sent already (identity-platform errors have their own shape)."""
+_V1_ENROLLMENT_TYPES = frozenset(
+    [
+        "unknown",
+        "userEnrollment",
+        "deviceEnrollmentManager",
+        "appleBulkWithUser",
+        "appleBulkWithoutUser",
+        "windowsAzureADJoin",
+        "windowsBulkUserless",
+        "windowsAutoEnrollment",
+        "windowsBulkAzureDomainJoin",
+        "windowsCoManagement",
+        "windowsAzureADJoinUsingDeviceAuth",
+        "appleUserEnrollment",
+        "appleUserEnrollmentWithServiceAccount",
+    ]
+)
 
 
-def _assertion_names(assertion: str, client_id: str) -> bool:
-    """Loosely read a client assertion JWT: right shape, issued by and about the app, with a thumbprint."""
-    try:
-        header_b64, payload_b64, _signature = assertion.split(".")
-        header = json.loads(base64.urlsafe_b64decode(header_b64 + "=" * (-len(header_b64) % 4)))
-        payload = json.loads(base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4)))
-    except ValueError:
-        return False
-    return bool(
-        payload.get("iss") == client_id == payload.get("sub")
-        and (header.get("x5t") or header.get("x5t#S256"))
-    )
+def _device_as(version: str, device: dict[str, Any]) -> dict[str, Any]:
+    """A managed device as ``version`` shows it: v1.0 has fewer enrollment types (the rest evolve to
+    ``unknownFutureValue``) and no ``deviceType``, which ``project`` drops."""
+    if version == "v1.0" and device.get("deviceEnrollmentType") not in _V1_ENROLLMENT_TYPES:
+        return {**device, "deviceEnrollmentType": "unknownFutureValue"}
+    return device
 
 
 def _now() -> str:

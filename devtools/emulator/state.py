@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 import threading
 import uuid
 from collections import deque
@@ -29,6 +30,13 @@ class Config:
     # The next this-many DELETEs answer 204 but keep the record (Intune has been seen doing this).
     ignored_deletes: int = 0
     token_lifetime: int = 3599
+    # The next this-many successful writes are carried out but answered with this status instead.
+    lost_answers: int = 0
+    lost_answer_status: int = 504
+    # Share of writes that fail at random: half answered 503 without being carried out, half
+    # carried out with the answer lost (502 or 504). Seeded, so a run can be repeated.
+    fault_rate: float = 0.0
+    fault_seed: int = 1
 
 
 @dataclass
@@ -39,11 +47,23 @@ class Stats:
     conflicts: int = 0
     patches: int = 0
     deletes: int = 0
+    lost_answers: int = 0
+    refused_faults: int = 0
+    # Writes the service accepted into its window (every POST/PATCH/DELETE not answered 429).
+    writes: int = 0
+    profile_creates: int = 0
+    profile_patches: int = 0
+    assigns: int = 0
     throttled: int = 0
     bad_requests: int = 0
     requests: int = 0
     first_write: float = 0.0
     last_write: float = 0.0
+
+
+BUILT_IN_TAGS = {
+    "0": {"id": "0", "displayName": "Default", "description": "Built-in scope tag", "isBuiltIn": True}
+}
 
 
 @dataclass
@@ -62,9 +82,22 @@ class State:
     members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
     pfx: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # deviceConfigurations by id, their assignments, and what devices report about them.
+    configurations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    assignments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    device_statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    user_statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    certificate_states: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    scope_tags: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(BUILT_IN_TAGS))
+    connector_details: list[dict[str, Any]] = field(default_factory=list)
+    ndes_connectors: list[dict[str, Any]] = field(default_factory=list)
     tokens: dict[str, Token] = field(default_factory=dict)
     writes: deque[float] = field(default_factory=deque)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    random: random.Random = field(default_factory=lambda: random.Random(1))
+
+    def __post_init__(self) -> None:
+        self.random.seed(self.config.fault_seed)
 
     def user_by_upn(self, upn: str) -> dict[str, Any] | None:
         lowered = upn.lower()
@@ -73,6 +106,14 @@ class State:
     def reset_certificates(self) -> None:
         with self.lock:
             self.pfx.clear()
+            self.configurations.clear()
+            self.assignments.clear()
+            self.device_statuses.clear()
+            self.user_statuses.clear()
+            self.certificate_states.clear()
+            self.connector_details.clear()
+            self.ndes_connectors.clear()
+            self.scope_tags = dict(BUILT_IN_TAGS)
             self.writes.clear()
             self.stats = Stats()
 
@@ -114,7 +155,8 @@ def seed_from_demo(state: State, now: dt.datetime | None = None) -> None:
             "azureADDeviceId": str(d.device_id),
             "deviceName": d.name,
             "operatingSystem": _os_name(d.platform),
-            "deviceType": d.platform,
+            "deviceType": _DEVICE_TYPES.get(d.platform, "unknown"),
+            "deviceEnrollmentType": _ENROLLMENT_TYPES.get(d.platform, "userEnrollment"),
             "osVersion": d.os_version,
             "manufacturer": d.manufacturer,
             "model": d.model,
@@ -151,6 +193,23 @@ def seed_from_demo(state: State, now: dt.datetime | None = None) -> None:
                     "deviceId": str(device_id),
                 }
             )
+
+
+# Graph beta's deviceType and deviceEnrollmentType for each of the portal's platforms.
+_DEVICE_TYPES = {
+    "windows10": "desktop",
+    "iOS": "iPhone",
+    "macOS": "macMDM",
+    "androidDeviceAdministrator": "android",
+    "androidEnterpriseFullyManaged": "androidEnterprise",
+    "androidEnterpriseWorkProfile": "androidForWork",
+}
+_ENROLLMENT_TYPES = {
+    "windows10": "windowsAzureADJoin",
+    "iOS": "appleBulkWithUser",
+    "macOS": "appleBulkWithUser",
+    "androidEnterpriseFullyManaged": "androidEnterpriseFullyManaged",
+}
 
 
 def _os_name(platform: str) -> str:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from django.conf import settings
 
 from certs.models import Certificate, EncryptionKey
+from conftest import _database_url
 from devtools.emulator.server import Emulator
 from directory.models import DirectoryUser
 from graph import connection
@@ -124,3 +130,56 @@ def make_certificate(emulator: Emulator, db: None) -> Callable[..., Certificate]
 
 def emulator_upns(emulator: Emulator, count: int) -> list[str]:
     return [str(u["userPrincipalName"]) for u in list(emulator.state.users.values())[:count]]
+
+
+class Worker:
+    """A worker in its own process group, so a test can kill it and its pool children at once."""
+
+    def __init__(self, broker_folder: Path | None) -> None:
+        env = {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1"}
+        if broker_folder is not None:
+            env["CELERY_BROKER_FOLDER"] = str(broker_folder)
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            "2",
+            "--loglevel",
+            "WARNING",
+            "-n",
+            f"kill-{uuid.uuid4().hex[:8]}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        self.proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env, start_new_session=True)
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=20)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGQUIT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def start_worker(transactional_db: None, broker_folder: Path | None) -> Iterator[Callable[[], Worker]]:
+    workers: list[Worker] = []
+
+    def start() -> Worker:
+        workers.append(Worker(broker_folder))
+        return workers[-1]
+
+    yield start
+    for worker in workers:
+        worker.stop()

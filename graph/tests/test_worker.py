@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from certs.models import Certificate, GraphState
-from conftest import _database_url, wait_for
+from conftest import wait_for
 from devtools.emulator.server import Emulator
 from graph import uploads
 from graph.models import TenantConnection, UploadRecord
+from graph.tests.conftest import Worker
 
 pytestmark = [pytest.mark.worker]
 
@@ -44,61 +39,8 @@ def test_a_throttled_burst_is_uploaded_completely_without_duplicates(
     assert emulator.state.stats.conflicts == 0
 
 
-class _Worker:
-    """A worker in its own process group, so a test can kill it and its pool children at once."""
-
-    def __init__(self, broker_folder: Path | None) -> None:
-        env = {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1"}
-        if broker_folder is not None:
-            env["CELERY_BROKER_FOLDER"] = str(broker_folder)
-        argv = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            "2",
-            "--loglevel",
-            "WARNING",
-            "-n",
-            f"kill-{uuid.uuid4().hex[:8]}@%h",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-        self.proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env, start_new_session=True)
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=20)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGQUIT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def start_worker(transactional_db: None, broker_folder: Path | None) -> Iterator[Callable[[], _Worker]]:
-    workers: list[_Worker] = []
-
-    def start() -> _Worker:
-        workers.append(_Worker(broker_folder))
-        return workers[-1]
-
-    yield start
-    for worker in workers:
-        worker.stop()
-
-
 def test_a_worker_killed_mid_upload_loses_nothing_and_duplicates_nothing(
-    start_worker: Callable[[], _Worker],
+    start_worker: Callable[[], Worker],
     emulator: Emulator,
     connected: TenantConnection,
     make_certificate: Callable[..., Certificate],
