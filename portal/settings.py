@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "connectors",
     "graph",
     "devtools",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -220,6 +221,7 @@ PORTAL_ENFORCE_MFA = env_bool("PORTAL_ENFORCE_MFA", default=True)
 ENTRA_TENANT_ID = env_str("ENTRA_TENANT_ID")
 ENTRA_CLIENT_ID = env_str("ENTRA_CLIENT_ID")
 ENTRA_CLIENT_SECRET = env_secret("ENTRA_CLIENT_SECRET")
+ENTRA_LOGIN_URL = env_str("ENTRA_LOGIN_URL", "https://login.microsoftonline.com")
 ENTRA_SIGN_IN_ENABLED = bool(ENTRA_TENANT_ID and ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET)
 SOCIALACCOUNT_ONLY = False
 SOCIALACCOUNT_AUTO_SIGNUP = False
@@ -234,7 +236,7 @@ if ENTRA_SIGN_IN_ENABLED:
                 "secret": ENTRA_CLIENT_SECRET,
                 "settings": {
                     "tenant": ENTRA_TENANT_ID,
-                    "login_url": env_str("ENTRA_LOGIN_URL", "https://login.microsoftonline.com"),
+                    "login_url": ENTRA_LOGIN_URL,
                     "graph_url": env_str("ENTRA_GRAPH_URL", "https://graph.microsoft.com"),
                 },
             }
@@ -413,3 +415,15 @@ CONNECTOR_API_RATE_PER_MINUTE = env_int("CONNECTOR_API_RATE_PER_MINUTE", 600, mi
 
 PORTAL_TENANT_NAME = env_str("PORTAL_TENANT_NAME", "Contoso")
 PORTAL_TENANT_DOMAIN = env_str("PORTAL_TENANT_DOMAIN").strip() or "contoso.com"
+
+# --- Automation API (api) ------------------------------------------------------
+# API tokens last at most this many days; the admin picks the expiry when creating one.
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365, minimum=1)
+# Calls per token (or Entra ID application) per window; more are answered 429 with Retry-After.
+API_RATE_LIMIT = env_int("API_RATE_LIMIT", 600, minimum=1)
+API_RATE_WINDOW_SECONDS = env_int("API_RATE_WINDOW_SECONDS", 60, minimum=1)
+# The audience (aud) of Entra ID application tokens for this portal, e.g. api://<client id>.
+# Empty: Entra ID application tokens are refused.
+API_ENTRA_AUDIENCE = env_str("API_ENTRA_AUDIENCE")
+# Drop folders of unattended imports live under this directory (one sub-directory per folder).
+API_DROP_ROOT = env_str("API_DROP_ROOT", str(DATA_DIR / "drop"))

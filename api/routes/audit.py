@@ -1,0 +1,75 @@
+"""Audit events, with the same visibility rules as the audit log page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.http import HttpRequest
+from ninja import Query, Router, Schema
+
+from api import paging
+from api.auth import needs
+from api.common import ERRORS, user
+from api.schemas import AuditEventOut, AuditPage
+from portal import access
+from portal.lib.refusal import Refused
+from portal.models import AuditEvent
+
+router = Router(tags=["Audit"])
+
+
+class AuditFilters(Schema):
+    category: str | None = None
+    activity: str | None = None
+    actor: str | None = None
+    result: AuditEvent.Result | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    cursor: str | None = None
+    limit: int = paging.DEFAULT_LIMIT
+
+
+@router.get(
+    "/audit-events",
+    response={200: AuditPage, **ERRORS},
+    summary="List audit events",
+    auth=needs("audit.read"),
+)
+def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> AuditPage:
+    """Newest first. ``actor`` matches part of the actor's name (an API token shows as its admin's
+    e-mail and the token's name)."""
+    admin = user(request)
+    if not 1 <= filters.limit <= paging.MAX_LIMIT:
+        raise Refused("bad_limit", f"limit is from 1 to {paging.MAX_LIMIT}.")
+    rows = access.audit_events(AuditEvent.objects.all(), admin)
+    if filters.category:
+        rows = rows.filter(category=filters.category)
+    if filters.activity:
+        rows = rows.filter(activity__icontains=filters.activity)
+    if filters.actor:
+        rows = rows.filter(actor_name__icontains=filters.actor)
+    if filters.result:
+        rows = rows.filter(result=filters.result)
+    if filters.since:
+        rows = rows.filter(occurred_at__gte=filters.since)
+    if filters.until:
+        rows = rows.filter(occurred_at__lt=filters.until)
+    found, cursor = paging.page(rows, filters.cursor, filters.limit, descending=True)
+    return AuditPage(
+        items=[
+            AuditEventOut(
+                code=e.code,
+                occurred_at=e.occurred_at,
+                actor_type=e.actor_type,
+                actor_name=e.actor_name,
+                activity=e.activity,
+                operation=e.operation,
+                category=e.category,
+                result=e.result,
+                correlation_id=e.correlation_id,
+                resources=[r for r in e.resources if isinstance(r, dict)],
+            )
+            for e in found
+        ],
+        next_cursor=cursor,
+    )
