@@ -1,31 +1,23 @@
-"""Cursor paging: a page of rows after the last one seen, in primary-key order, never counted."""
+"""Cursor paging: a page of rows after the last one seen, in primary-key order, never counted.
+
+The cursor is the last row's key as a decimal string; clients pass back ``next_cursor`` as is.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
-from typing import Any
+from typing import Annotated
 
 from django.db.models import Model, QuerySet
-
-from portal.lib.refusal import Refused
+from pydantic import Field
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
 
-
-def encode(pk: int) -> str:
-    return base64.urlsafe_b64encode(f"k{pk}".encode()).decode().rstrip("=")
-
-
-def decode(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("k"):
-            raise ValueError(raw)
-        return int(raw[1:])
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Refused("bad_cursor", "The cursor is not one this API gave out.") from exc
+Cursor = Annotated[
+    str | None,
+    Field(default=None, pattern=r"^[0-9]{1,18}$", description="The next_cursor of the previous page."),
+]
+Limit = Annotated[int, Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Rows per page.")]
 
 
 def page[M: Model](
@@ -33,16 +25,9 @@ def page[M: Model](
 ) -> tuple[list[M], str | None]:
     """One page of ``rows`` and the cursor of the next (None on the last page)."""
     if cursor:
-        last = decode(cursor)
+        last = int(cursor)
         rows = rows.filter(pk__lt=last) if descending else rows.filter(pk__gt=last)
     found = list(rows.order_by("-pk" if descending else "pk")[: limit + 1])
     more = len(found) > limit
     found = found[:limit]
-    return found, encode(found[-1].pk) if more and found else None
-
-
-def limit_param(value: int | None) -> int:
-    return DEFAULT_LIMIT if value is None else value
-
-
-CURSOR_DOC: dict[str, Any] = {"description": "The next_cursor of the previous page."}
+    return found, str(found[-1].pk) if more and found else None

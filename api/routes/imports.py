@@ -65,8 +65,8 @@ def row_out(item: ImportItem) -> ImportRowOut:
 
 
 class ListIn(Schema):
-    cursor: str | None = None
-    limit: int = paging.DEFAULT_LIMIT
+    cursor: paging.Cursor = None
+    limit: paging.Limit = paging.DEFAULT_LIMIT
 
 
 @router.get(
@@ -74,8 +74,6 @@ class ListIn(Schema):
 )
 def import_list(request: HttpRequest, query: Query[ListIn]) -> ImportPage:
     admin = user(request)
-    if not 1 <= query.limit <= paging.MAX_LIMIT:
-        raise Refused("bad_limit", f"limit is from 1 to {paging.MAX_LIMIT}.")
     rows = access.scoped(ImportBatch.objects.select_related("encryption_key", "promoted_from"), admin)
     found, cursor = paging.page(rows, query.cursor, query.limit, descending=True)
     return ImportPage(items=[import_out(b) for b in found], next_cursor=cursor)
@@ -144,7 +142,7 @@ def import_create(
 
 class RowsIn(Schema):
     state: ItemState | None = None
-    cursor: str | None = None
+    cursor: paging.Cursor = None
 
 
 @router.get(
