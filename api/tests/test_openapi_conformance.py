@@ -7,12 +7,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import schemathesis
-from schemathesis import checks
-from schemathesis.specs.openapi import checks as openapi_checks
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
+from schemathesis import checks
+from schemathesis.specs.openapi import checks as openapi_checks
 
 from api.tests.conftest import ApiClient
 from certs.tests.importing import stored_certificate
