@@ -99,10 +99,15 @@ def _entra_caller(request: HttpRequest, raw: str) -> Caller:
     if claims.get("tid") != settings.ENTRA_TENANT_ID or "scp" in claims:
         # A delegated (user) token is not an application token.
         raise Unauthenticated("invalid_token", "Only application tokens of this tenant are accepted.")
+    client_id = _guid(claims.get("azp") or claims.get("appid"))
     app = (
-        EntraApplication.objects.select_related("user")
-        .filter(client_id=_guid(claims.get("azp") or claims.get("appid")), revoked_at__isnull=True)
-        .first()
+        None
+        if client_id is None
+        else (
+            EntraApplication.objects.select_related("user")
+            .filter(client_id=client_id, revoked_at__isnull=True)
+            .first()
+        )
     )
     if app is None or not app.user.is_active:
         raise Unauthenticated(

@@ -70,6 +70,6 @@ class KeepInMemory(MemoryFileUploadHandler):
 
 def prepare_upload(request: HttpRequest) -> None:
     """Before a multipart body is read: refuse one too large, and keep its files in memory."""
-    if request.content_type.startswith("multipart/"):
+    if (request.content_type or "").startswith("multipart/"):
         check_upload_size(request)
         request.upload_handlers = [KeepInMemory(request)]

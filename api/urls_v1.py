@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from api.main import api
-from api.routes import audit, certificates, connectors, imports, keys, profiles, users
+from api.routes import audit, certificates, connectors, dropfolders, imports, keys, profiles, users
 
 for _router in (
     certificates.router,
@@ -13,6 +13,7 @@ for _router in (
     profiles.router,
     users.router,
     audit.router,
+    dropfolders.router,
 ):
     api.add_router("", _router)
 

@@ -427,3 +427,5 @@ API_RATE_WINDOW_SECONDS = env_int("API_RATE_WINDOW_SECONDS", 60, minimum=1)
 API_ENTRA_AUDIENCE = env_str("API_ENTRA_AUDIENCE")
 # Drop folders of unattended imports live under this directory (one sub-directory per folder).
 API_DROP_ROOT = env_str("API_DROP_ROOT", str(DATA_DIR / "drop"))
+# Who is mailed when a drop folder's set has failed rows (default: the folder's admin).
+API_DROP_ALERT_EMAILS = env_list("API_DROP_ALERT_EMAILS")

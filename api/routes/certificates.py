@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.db.models.functions import Lower
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import File, Form, Query, Router, Schema
+from ninja import File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
 from pydantic import Field
 
@@ -89,7 +89,7 @@ def certificate_list(request: HttpRequest, filters: Query[CertificateFilters]) -
     if filters.upn:
         rows = rows.annotate(upn_lower=Lower("upn")).filter(upn_lower=filters.upn.strip().lower())
     if filters.thumbprint:
-        rows = rows.filter(thumbprint=filters.thumbprint.strip().upper())
+        rows = rows.filter(thumbprint=filters.thumbprint.strip().lower())
     if filters.purpose:
         rows = rows.filter(purpose=filters.purpose)
     if filters.state:
@@ -126,11 +126,11 @@ def certificate_get(request: HttpRequest, code: uuid.UUID) -> CertificateOut:
     summary="Delete a certificate",
     auth=needs("certificates.delete"),
 )
-def certificate_delete(request: HttpRequest, code: uuid.UUID) -> tuple[int, None]:
+def certificate_delete(request: HttpRequest, code: uuid.UUID) -> Status[None]:
     """Deletes the certificate here, and its copy in Intune (after the change commits)."""
     certificate = access.get_for_user(user(request), Certificate.objects.all(), write="delete", code=code)
     lifecycle.certificate_delete(auth.actor(request), certificate=certificate)
-    return 204, None
+    return Status(204, None)
 
 
 class SingleImportIn(Schema):

@@ -7,7 +7,7 @@ import uuid
 
 from django.db.models import Case, When
 from django.http import HttpRequest
-from ninja import File, Form, Query, Router, Schema
+from ninja import File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from api import auth, paging
@@ -125,7 +125,7 @@ def import_create(
     manifest_file: File[UploadedFile],
     files: File[list[UploadedFile]],
     options: Form[CreateIn],
-) -> tuple[int, ImportOut]:
+) -> Status[ImportOut]:
     """``manifest_file`` is the CSV (``filename,upn,password,purpose``); ``files`` the PFX files or one
     ZIP. Everything is checked before anything is stored; the workers then import the rows. Poll
     ``GET /imports/{code}`` until ``state`` is no longer ``running``."""
@@ -137,7 +137,7 @@ def import_create(
         uploads=[(u.name or "", u.read()) for u in files],
         options=options,
     )
-    return 201, import_out(batch)
+    return Status(201, import_out(batch))
 
 
 class RowsIn(Schema):
@@ -220,10 +220,10 @@ def import_retry(request: HttpRequest, code: uuid.UUID, body: RetryIn) -> CountO
     summary="Import a dry run for real",
     auth=needs("certificates.create"),
 )
-def import_promote(request: HttpRequest, code: uuid.UUID) -> tuple[int, ImportOut]:
+def import_promote(request: HttpRequest, code: uuid.UUID) -> Status[ImportOut]:
     admin = user(request)
     batch = access.get_for_user(admin, ImportBatch.objects.all(), write="create", code=code)
     key_for(admin, batch.encryption_key.code)
     real = imports.batch_promote(auth.actor(request), batch=batch)
     real = ImportBatch.objects.select_related("encryption_key", "promoted_from").get(pk=real.pk)
-    return 201, import_out(real)
+    return Status(201, import_out(real))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.http import HttpRequest
-from ninja import File, Form, Router, Schema
+from ninja import File, Form, Router, Schema, Status
 from ninja.files import UploadedFile
 
 from api import auth
@@ -72,7 +72,7 @@ class KeyIn(Schema):
     summary="Add an encryption key",
     auth=needs("connectors.create"),
 )
-def key_add(request: HttpRequest, key_file: File[UploadedFile], options: Form[KeyIn]) -> tuple[int, KeyOut]:
+def key_add(request: HttpRequest, key_file: File[UploadedFile], options: Form[KeyIn]) -> Status[KeyOut]:
     """``key_file``: a PEM public key (BEGIN PUBLIC KEY) or the CNG RSAPUBLICBLOB that
     Export-IntunePublicKey writes. A private key is refused."""
     admin = user(request)
@@ -92,7 +92,7 @@ def key_add(request: HttpRequest, key_file: File[UploadedFile], options: Form[Ke
         make_default=options.make_default,
         tags=access.creator_tags(admin, "connectors"),
     )
-    return 201, key_out(key)
+    return Status(201, key_out(key))
 
 
 @router.post(

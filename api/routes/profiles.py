@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 
 from api import auth
 from api.auth import needs
@@ -31,7 +31,7 @@ from profiles.models import Profile, ProfileAssignment
 router = Router(tags=["Profiles"])
 
 
-def _profiles() -> object:
+def _profiles() -> QuerySet[Profile]:
     return Profile.objects.prefetch_related(
         "scope_tags", Prefetch("assignments", ProfileAssignment.objects.select_related("group"))
     )
@@ -68,7 +68,7 @@ def profile_out(p: Profile) -> ProfileOut:
 
 
 def _get(request: HttpRequest, code: uuid.UUID, write: str | None = None) -> Profile:
-    return access.get_for_user(user(request), _profiles(), write=write, code=code)  # type: ignore[arg-type]
+    return access.get_for_user(user(request), _profiles(), write=write, code=code)
 
 
 def _groups(ids: Sequence[uuid.UUID]) -> tuple[Group, ...]:
@@ -87,7 +87,7 @@ def _groups(ids: Sequence[uuid.UUID]) -> tuple[Group, ...]:
 )
 def profile_list(request: HttpRequest) -> list[ProfileOut]:
     admin = user(request)
-    return [profile_out(p) for p in access.scoped(_profiles(), admin).order_by("name", "pk")]  # type: ignore[arg-type]
+    return [profile_out(p) for p in access.scoped(_profiles(), admin).order_by("name", "pk")]
 
 
 @router.get(
@@ -106,7 +106,7 @@ def profile_get(request: HttpRequest, code: uuid.UUID) -> ProfileOut:
     summary="Create a profile",
     auth=needs("profiles.create"),
 )
-def profile_create(request: HttpRequest, body: ProfileCreateIn) -> tuple[int, ProfileOut]:
+def profile_create(request: HttpRequest, body: ProfileCreateIn) -> Status[ProfileOut]:
     draft = services.ProfileDraft(
         platform=body.platform,
         name=body.name,
@@ -122,7 +122,7 @@ def profile_create(request: HttpRequest, body: ProfileCreateIn) -> tuple[int, Pr
         exclude_groups=_groups(body.exclude_groups),
     )
     profile = services.profile_create(actor=auth.actor(request), draft=draft)
-    return 201, profile_out(_get(request, profile.code))
+    return Status(201, profile_out(_get(request, profile.code)))
 
 
 @router.patch(
@@ -180,10 +180,10 @@ def profile_assign(request: HttpRequest, code: uuid.UUID, body: AssignmentsIn) -
     summary="Delete a profile",
     auth=needs("profiles.delete"),
 )
-def profile_delete(request: HttpRequest, code: uuid.UUID) -> tuple[int, None]:
+def profile_delete(request: HttpRequest, code: uuid.UUID) -> Status[None]:
     profile = _get(request, code, write="delete")
     services.profile_delete(actor=auth.actor(request), profile=profile)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get(

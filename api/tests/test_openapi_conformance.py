@@ -4,6 +4,7 @@ may be a 500, and every answer must match the description (status, content type,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -58,6 +59,6 @@ def token(intune_admin: User, api_as: Callable[..., ApiClient], settings: object
     ],
 )
 def test_every_generated_request_gets_an_answer_the_description_allows(
-    case: schemathesis.Case, token: str
+    case: schemathesis.Case[Any], token: str
 ) -> None:
     case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
