@@ -227,22 +227,42 @@ SOCIALACCOUNT_ONLY = False
 SOCIALACCOUNT_AUTO_SIGNUP = False
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
 SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+
+
+def entra_provider(
+    *, tenant: str, client_id: str, secret: str, login_url: str, graph_url: str
+) -> dict[str, dict[str, object]]:
+    """allauth's Microsoft provider for one Entra ID tenant."""
+    return {
+        "microsoft": {
+            "APPS": [
+                {
+                    "client_id": client_id,
+                    "secret": secret,
+                    "settings": {
+                        "tenant": tenant,
+                        "login_url": login_url,
+                        "graph_url": graph_url,
+                        # The tenant's own directory vouches for its users' addresses: an invited admin's
+                        # first sign-in finds their account by e-mail (sign-up stays closed).
+                        "verified_email": True,
+                    },
+                }
+            ],
+            "SCOPE": ["User.Read"],
+        }
+    }
+
+
 SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, object]] = {}
 if ENTRA_SIGN_IN_ENABLED:
-    SOCIALACCOUNT_PROVIDERS["microsoft"] = {
-        "APPS": [
-            {
-                "client_id": ENTRA_CLIENT_ID,
-                "secret": ENTRA_CLIENT_SECRET,
-                "settings": {
-                    "tenant": ENTRA_TENANT_ID,
-                    "login_url": ENTRA_LOGIN_URL,
-                    "graph_url": env_str("ENTRA_GRAPH_URL", "https://graph.microsoft.com"),
-                },
-            }
-        ],
-        "SCOPE": ["User.Read"],
-    }
+    SOCIALACCOUNT_PROVIDERS = entra_provider(
+        tenant=ENTRA_TENANT_ID,
+        client_id=ENTRA_CLIENT_ID,
+        secret=ENTRA_CLIENT_SECRET,
+        login_url=ENTRA_LOGIN_URL,
+        graph_url=env_str("ENTRA_GRAPH_URL", "https://graph.microsoft.com"),
+    )
 
 # --- Sessions and security -----------------------------------------------------
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=300)

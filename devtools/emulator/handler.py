@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from devtools.emulator import oidc
 from devtools.emulator.parsing import ODataError, parse_eq_filter, pfx_certificate_thumbprints
 from devtools.emulator.state import State, Token
 
@@ -74,6 +75,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if path.startswith("/_emulator/"):
                 self._control(method, path)
+            elif path == "/v1.0/me":
+                oidc.me(self, method)
             elif path.startswith(("/v1.0/", "/beta/")):
                 self._authenticate()
                 self._graph(method, path)
@@ -124,6 +127,8 @@ class Handler(BaseHTTPRequestHandler):
     # -- identity platform
 
     def _identity(self, method: str, path: str) -> None:
+        if oidc.handle(self, method, path):
+            return
         cfg = self.state.config
         base = self.server.base_url
         segments = path.strip("/").split("/")
