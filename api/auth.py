@@ -7,6 +7,7 @@ or application as the means in every audit event. Each caller is rate limited.
 
 from __future__ import annotations
 
+import ssl
 import time
 import uuid
 from dataclasses import dataclass
@@ -72,8 +73,9 @@ def _token_caller(request: HttpRequest, secret: str) -> Caller:
 
 
 @lru_cache(maxsize=4)
-def _jwks(url: str) -> jwt.PyJWKClient:
-    return jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=10)
+def _jwks(url: str, ca_file: str) -> jwt.PyJWKClient:
+    context = ssl.create_default_context(cafile=ca_file or None)
+    return jwt.PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=10, ssl_context=context)
 
 
 def entra_issuer() -> str:
@@ -85,7 +87,7 @@ def _entra_caller(request: HttpRequest, raw: str) -> Caller:
         raise Unauthenticated("entra_not_configured", "Entra ID application tokens are not accepted here.")
     jwks_url = f"{settings.ENTRA_LOGIN_URL.rstrip('/')}/{settings.ENTRA_TENANT_ID}/discovery/v2.0/keys"
     try:
-        key = _jwks(jwks_url).get_signing_key_from_jwt(raw)
+        key = _jwks(jwks_url, settings.API_ENTRA_CA_FILE).get_signing_key_from_jwt(raw)
         claims: dict[str, Any] = jwt.decode(
             raw,
             key.key,

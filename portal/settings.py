@@ -445,6 +445,8 @@ API_RATE_WINDOW_SECONDS = env_int("API_RATE_WINDOW_SECONDS", 60, minimum=1)
 # The audience (aud) of Entra ID application tokens for this portal, e.g. api://<client id>.
 # Empty: Entra ID application tokens are refused.
 API_ENTRA_AUDIENCE = env_str("API_ENTRA_AUDIENCE")
+# A CA certificate (PEM file) to trust for the Entra ID signing keys; only for a local emulator.
+API_ENTRA_CA_FILE = env_str("API_ENTRA_CA_FILE")
 # Drop folders of unattended imports live under this directory (one sub-directory per folder).
 API_DROP_ROOT = env_str("API_DROP_ROOT", str(DATA_DIR / "drop"))
 # Who is mailed when a drop folder's set has failed rows (default: the folder's admin).
