@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+
+from api.models import ApiToken
+from portal.models import AuditEvent, User
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_new_token_is_shown_once_and_then_listed_by_name_only(helpdesk: User, client: Client) -> None:
+    client.force_login(helpdesk)
+    created = client.post("/account/api-tokens/new", {"name": "ticketing sync", "days": "30"})
+    assert created.status_code == 200
+    assert created["Cache-Control"].startswith("max-age=0")
+    secret = created.context["secret"]
+    assert secret.startswith("pfxp_") and secret in created.content.decode()
+    listing = client.get("/account/api-tokens/").content.decode()
+    assert "ticketing sync" in listing and secret not in listing
+    token = ApiToken.objects.get(user=helpdesk)
+    assert AuditEvent.objects.filter(activity="Create API token", actor=helpdesk).exists()
+    answer = Client().get("/api/v1/certificates", headers={"Authorization": f"Bearer {secret}"})
+    assert answer.status_code == 200
+    assert token.prefix in listing
+
+
+def test_a_token_revoked_on_the_page_is_refused_by_the_api(helpdesk: User, client: Client) -> None:
+    client.force_login(helpdesk)
+    secret = client.post("/account/api-tokens/new", {"name": "ci", "days": "7"}).context["secret"]
+    token = ApiToken.objects.get(user=helpdesk)
+    assert client.post(f"/account/api-tokens/{token.code}/revoke").status_code == 302
+    answer = Client().get("/api/v1/certificates", headers={"Authorization": f"Bearer {secret}"})
+    assert answer.status_code == 401
+
+
+def test_an_admin_cannot_revoke_someone_elses_token(
+    helpdesk: User, make_admin: Callable[..., User], client: Client
+) -> None:
+    client.force_login(helpdesk)
+    client.post("/account/api-tokens/new", {"name": "ci", "days": "7"})
+    token = ApiToken.objects.get(user=helpdesk)
+    client.force_login(make_admin("read_only_operator"))
+    assert client.post(f"/account/api-tokens/{token.code}/revoke").status_code == 404
+    assert ApiToken.objects.get(pk=token.pk).revoked_at is None
+
+
+def test_a_token_longer_than_allowed_is_refused_on_the_form(
+    helpdesk: User, client: Client, settings: object
+) -> None:
+    settings.API_TOKEN_MAX_DAYS = 30  # type: ignore[attr-defined]
+    client.force_login(helpdesk)
+    response = client.post("/account/api-tokens/new", {"name": "ci", "days": "31"})
+    assert response.status_code == 400
+    assert not ApiToken.objects.exists()
