@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Case, When
+from django.db.models import Case, Count, When
 from django.http import HttpRequest
 from ninja import File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
@@ -26,8 +26,8 @@ router = Router(tags=["Imports"])
 ROWS_PER_PAGE = 1000
 
 
-def import_out(batch: ImportBatch) -> ImportOut:
-    counts = imports.batch_counts(batch)
+def import_out(batch: ImportBatch, counts: dict[str, int] | None = None) -> ImportOut:
+    counts = imports.batch_counts(batch) if counts is None else counts
     finished = sum(counts[s] for s in ("stored", "failed", "skipped", "cancelled"))
     if batch.dry_run:
         finished += counts["validated"]
@@ -76,7 +76,12 @@ def import_list(request: HttpRequest, query: Query[ListIn]) -> ImportPage:
     admin = user(request)
     rows = access.scoped(ImportBatch.objects.select_related("encryption_key", "promoted_from"), admin)
     found, cursor = paging.page(rows, query.cursor, query.limit, descending=True)
-    return ImportPage(items=[import_out(b) for b in found], next_cursor=cursor)
+    # Every batch's counts in one query, not one per batch.
+    counts: dict[int, dict[str, int]] = {b.pk: dict.fromkeys(ItemState.values, 0) for b in found}
+    grouped = ImportItem.objects.filter(batch__in=list(counts)).values_list("batch_id", "state")
+    for batch_id, state, n in grouped.annotate(n=Count("pk")).order_by():
+        counts[batch_id][state] = n
+    return ImportPage(items=[import_out(b, counts[b.pk]) for b in found], next_cursor=cursor)
 
 
 class CreateIn(Schema):

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from api import tokens
+from api import dropfolder, tokens
 from api.models import ApiToken
 from api.tests.conftest import ApiClient
 from certs.models import EncryptionKey, ImportBatch
@@ -54,7 +54,16 @@ def test_a_read_only_operators_token_is_refused_every_write(
     profile = _profile("Mail", ScopeTag.default())
     batch = certificate.batch
     assert batch is not None
+    folder = dropfolder.folder_create(
+        Actor.system(),
+        owner=make_admin("intune_administrator"),
+        name="Nightly",
+        directory="nightly",
+        key=key,
+        on_duplicate="skip",
+    )
     codes = {
+        "drop-folders": folder.code,
         "certificates": certificate.code,
         "imports": batch.code,
         "encryption-keys": key.code,
