@@ -69,7 +69,7 @@ def _token_caller(request: HttpRequest, secret: str) -> Caller:
         ip=_client_ip(request),
         correlation_id=_correlation(request),
     )
-    return Caller(token.user, f"token:{token.pk}", actor)
+    return Caller(token.user, f"token:{token.code}", actor)
 
 
 @lru_cache(maxsize=4)
@@ -122,7 +122,7 @@ def _entra_caller(request: HttpRequest, raw: str) -> Caller:
         ip=_client_ip(request),
         correlation_id=_correlation(request),
     )
-    return Caller(app.user, f"app:{app.pk}", actor)
+    return Caller(app.user, f"app:{app.code}", actor)
 
 
 def _guid(value: Any) -> uuid.UUID | None:

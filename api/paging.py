@@ -5,7 +5,8 @@ The cursor is the last row's key as a decimal string; clients pass back ``next_c
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from django.db.models import Model, QuerySet
 from pydantic import Field
@@ -31,3 +32,16 @@ def page[M: Model](
     more = len(found) > limit
     found = found[:limit]
     return found, str(found[-1].pk) if more and found else None
+
+
+def page_values(
+    rows: QuerySet[Any], cursor: str | None, limit: int, columns: Sequence[str], *, descending: bool = False
+) -> tuple[list[tuple[Any, ...]], str | None]:
+    """:func:`page` reading only ``columns`` (after the key), as tuples: no model objects built."""
+    if cursor:
+        last = int(cursor)
+        rows = rows.filter(pk__lt=last) if descending else rows.filter(pk__gt=last)
+    found = list(rows.order_by("-pk" if descending else "pk").values_list("pk", *columns)[: limit + 1])
+    more = len(found) > limit
+    found = found[:limit]
+    return [row[1:] for row in found], str(found[-1][0]) if more and found else None

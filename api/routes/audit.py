@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema
 
-from api import paging
+from api import paging, render
 from api.auth import needs
 from api.common import ERRORS, user
 from api.schemas import AuditEventOut, AuditPage
@@ -34,7 +34,7 @@ class AuditFilters(Schema):
     summary="List audit events",
     auth=needs("audit.read"),
 )
-def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> AuditPage:
+def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> HttpResponse:
     """Newest first. ``actor`` matches part of the actor's name (an API token shows as its admin's
     e-mail and the token's name)."""
     admin = user(request)
@@ -51,22 +51,9 @@ def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> AuditPage:
         rows = rows.filter(occurred_at__gte=filters.since)
     if filters.until:
         rows = rows.filter(occurred_at__lt=filters.until)
-    found, cursor = paging.page(rows, filters.cursor, filters.limit, descending=True)
-    return AuditPage(
-        items=[
-            AuditEventOut(
-                code=e.code,
-                occurred_at=e.occurred_at,
-                actor_type=e.actor_type,
-                actor_name=e.actor_name,
-                activity=e.activity,
-                operation=e.operation,
-                category=e.category,
-                result=e.result,
-                correlation_id=e.correlation_id,
-                resources=[r for r in e.resources if isinstance(r, dict)],
-            )
-            for e in found
-        ],
-        next_cursor=cursor,
-    )
+    names = list(AuditEventOut.model_fields)
+    found, cursor = paging.page_values(rows, filters.cursor, filters.limit, names, descending=True)
+    items = render.rows(names, found)
+    for item in items:
+        item["resources"] = [r for r in item["resources"] if isinstance(r, dict)]
+    return render.json_answer({"items": items, "next_cursor": cursor})
