@@ -77,6 +77,8 @@ INSTALLED_APPS = [
     "graph",
     "devtools",
     "api",
+    # Only for its templates and static files: the API documentation page served from here, not a CDN.
+    "ninja",
 ]
 
 MIDDLEWARE = [

@@ -4,6 +4,7 @@ and the client's exit codes."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -125,3 +126,58 @@ def test_the_clients_exit_codes_tell_scripts_what_went_wrong(
     rejected = run("import-user-pfx", "--folder", str(bad_manifest))
     assert rejected.returncode == 3
     assert "pw" not in rejected.stderr.replace("pfx", "")
+
+
+def test_new_user_pfx_builds_a_folder_that_a_dry_run_checks_and_keys_go_in_and_out(
+    live_server: Any, celery_worker: Any, intune_admin: User, api_as: Callable[..., ApiClient], tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    add_key()
+    directory_user(BOB)
+    env = _env(live_server, api_as(intune_admin).secret, tmp_path)
+
+    def run(*args: str, stdin: str | None = None, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [env["PFX"], *args],
+            env={**env, **extra},
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    source = tmp_path / "bob.pfx"
+    source.write_bytes(pfx_for(BOB, "Bob-Pass-9"))
+    folder = tmp_path / "batch"
+    built = run(
+        "new-user-pfx",
+        str(source),
+        "--folder",
+        str(folder),
+        "--upn",
+        BOB,
+        "--password-stdin",
+        stdin="Bob-Pass-9\n",
+    )
+    assert built.returncode == 0, built.stderr
+    assert (folder / "manifest.csv").stat().st_mode & 0o077 == 0
+    checked = run("import-user-pfx", "--folder", str(folder), "--dry-run", "--json")
+    assert checked.returncode == 0, checked.stderr
+    assert [r["state"] for r in json.loads(checked.stdout)["rows"]] == ["validated"]
+    assert not Certificate.objects.filter(upn=BOB).exists()
+
+    pem = tmp_path / "connector2.pem"
+    pem.write_bytes(
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    added = run("add-encryption-key", str(pem), "--key-name", "Second", "--json")
+    assert added.returncode == 0, added.stderr
+    code = json.loads(added.stdout)["code"]
+    exported = tmp_path / "out.pem"
+    assert run("export-public-key", "--code", code, "--out", str(exported)).returncode == 0
+    assert exported.read_bytes().strip() == pem.read_bytes().strip()
+    assert run("add-encryption-key", str(pem), "--key-name", "Third").returncode == 3

@@ -55,3 +55,15 @@ def test_a_token_longer_than_allowed_is_refused_on_the_form(
     response = client.post("/account/api-tokens/new", {"name": "ci", "days": "31"})
     assert response.status_code == 400
     assert not ApiToken.objects.exists()
+
+
+def test_the_openapi_description_and_its_documentation_page_are_served_from_the_portal(
+    client: Client,
+) -> None:
+    description = client.get("/api/v1/openapi.json")
+    assert description.status_code == 200
+    assert description.json()["openapi"].startswith("3.")
+    assert "/api/v1/certificates" in description.json()["paths"]
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200
+    assert "/static/ninja/swagger-ui-bundle.js" in page.content.decode()
