@@ -20,7 +20,7 @@ from certs.models import Certificate
 from certs.tests.importing import add_key, directory_user, pfx_for
 from portal.models import User
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 BOB = "bob@contoso.example"
 CAROL = "carol@contoso.example"
