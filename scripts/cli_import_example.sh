@@ -6,6 +6,9 @@
 #   PFX_PORTAL_URL=http://127.0.0.1:8000 PFX_PORTAL_TOKEN=pfxp_... \
 #       scripts/cli_import_example.sh FOLDER USER_UPN
 #
+# The token comes from Account > API tokens, or on the server (with `make run`, for the demo's
+# Intune Administrator): .venv/bin/python manage.py api_token --email admin@contoso.com
+#
 # FOLDER holds the PFX files (or one ZIP) and manifest.csv (filename,upn,password,purpose).
 # Exits with the client's exit code at the first step that fails (see `pfx --help`).
 set -euo pipefail

@@ -67,3 +67,22 @@ def test_the_openapi_description_and_its_documentation_page_are_served_from_the_
     page = client.get("/api/v1/docs")
     assert page.status_code == 200
     assert "/static/ninja/swagger-ui-bundle.js" in page.content.decode()
+
+
+def test_the_api_token_command_prints_a_working_secret(helpdesk: User) -> None:
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command(
+        "api_token", "--email", helpdesk.email.upper(), "--name", "bootstrap", "--days", "2", stdout=out
+    )
+    secret = out.getvalue().strip()
+    assert (
+        Client().get("/api/v1/certificates", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+    )
+    with pytest.raises(CommandError, match="unknown_admin"):
+        call_command("api_token", "--email", "nobody@contoso.example")
+    with pytest.raises(CommandError, match="bad_expiry"):
+        call_command("api_token", "--email", helpdesk.email, "--days", "0")
