@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -25,13 +24,6 @@ def user(request: HttpRequest) -> User:
     found = request.user
     assert isinstance(found, User)
     return found
-
-
-def require(request: HttpRequest, permission: str) -> User:
-    admin = user(request)
-    if not access.has_perm(admin, permission):
-        raise PermissionDenied
-    return admin
 
 
 def usable_keys(admin: User) -> QuerySet[EncryptionKey]:
