@@ -41,6 +41,9 @@ app.conf.beat_schedule = {
     "graph-sweep-stalled": {"task": "graph.tasks.sweep_stalled", "schedule": 120.0},
     # Every hour at :15: compare every imported certificate in Intune with the portal (reconcile report).
     "graph-reconcile": {"task": "graph.tasks.reconcile", "schedule": crontab(minute=15)},
+    # Every minute: complete sets in the import drop folders (API_DROP_ROOT) are imported, each
+    # once, and the results of finished ones are written next to them (api.dropfolder).
+    "api-scan-drop-folders": {"task": "api.tasks.scan_drop_folders", "schedule": 60.0},
     # Every 30 minutes: users, groups with members and managed devices from Microsoft Graph.
     "graph-directory-sync": {"task": "graph.tasks.sync_directory", "schedule": crontab(minute="*/30")},
     # Every 10 minutes: Microsoft's certificate connectors as Intune lists them, their health, and alerts.

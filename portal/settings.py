@@ -77,6 +77,9 @@ INSTALLED_APPS = [
     "delivery",
     "graph",
     "devtools",
+    "api",
+    # Only for its templates and static files: the API documentation page served from here, not a CDN.
+    "ninja",
 ]
 
 MIDDLEWARE = [
@@ -229,27 +232,48 @@ PORTAL_ENFORCE_MFA = env_bool("PORTAL_ENFORCE_MFA", default=True)
 ENTRA_TENANT_ID = env_str("ENTRA_TENANT_ID")
 ENTRA_CLIENT_ID = env_str("ENTRA_CLIENT_ID")
 ENTRA_CLIENT_SECRET = env_secret("ENTRA_CLIENT_SECRET")
+ENTRA_LOGIN_URL = env_str("ENTRA_LOGIN_URL", "https://login.microsoftonline.com")
 ENTRA_SIGN_IN_ENABLED = bool(ENTRA_TENANT_ID and ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET)
 SOCIALACCOUNT_ONLY = False
 SOCIALACCOUNT_AUTO_SIGNUP = False
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
 SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+
+
+def entra_provider(
+    *, tenant: str, client_id: str, secret: str, login_url: str, graph_url: str
+) -> dict[str, dict[str, object]]:
+    """allauth's Microsoft provider for one Entra ID tenant."""
+    return {
+        "microsoft": {
+            "APPS": [
+                {
+                    "client_id": client_id,
+                    "secret": secret,
+                    "settings": {
+                        "tenant": tenant,
+                        "login_url": login_url,
+                        "graph_url": graph_url,
+                        # The tenant's own directory vouches for its users' addresses: an invited admin's
+                        # first sign-in finds their account by e-mail (sign-up stays closed).
+                        "verified_email": True,
+                    },
+                }
+            ],
+            "SCOPE": ["User.Read"],
+        }
+    }
+
+
 SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, object]] = {}
 if ENTRA_SIGN_IN_ENABLED:
-    SOCIALACCOUNT_PROVIDERS["microsoft"] = {
-        "APPS": [
-            {
-                "client_id": ENTRA_CLIENT_ID,
-                "secret": ENTRA_CLIENT_SECRET,
-                "settings": {
-                    "tenant": ENTRA_TENANT_ID,
-                    "login_url": env_str("ENTRA_LOGIN_URL", "https://login.microsoftonline.com"),
-                    "graph_url": env_str("ENTRA_GRAPH_URL", "https://graph.microsoft.com"),
-                },
-            }
-        ],
-        "SCOPE": ["User.Read"],
-    }
+    SOCIALACCOUNT_PROVIDERS = entra_provider(
+        tenant=ENTRA_TENANT_ID,
+        client_id=ENTRA_CLIENT_ID,
+        secret=ENTRA_CLIENT_SECRET,
+        login_url=ENTRA_LOGIN_URL,
+        graph_url=env_str("ENTRA_GRAPH_URL", "https://graph.microsoft.com"),
+    )
 
 # --- Sessions and security -----------------------------------------------------
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=300)
@@ -435,3 +459,19 @@ DELIVERY_ALERT_FAILED_DEVICES = env_int("DELIVERY_ALERT_FAILED_DEVICES", 10, min
 
 PORTAL_TENANT_NAME = env_str("PORTAL_TENANT_NAME", "Contoso")
 PORTAL_TENANT_DOMAIN = env_str("PORTAL_TENANT_DOMAIN").strip() or "contoso.com"
+
+# --- Automation API (api) ------------------------------------------------------
+# API tokens last at most this many days; the admin picks the expiry when creating one.
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365, minimum=1)
+# Calls per token (or Entra ID application) per window; more are answered 429 with Retry-After.
+API_RATE_LIMIT = env_int("API_RATE_LIMIT", 600, minimum=1)
+API_RATE_WINDOW_SECONDS = env_int("API_RATE_WINDOW_SECONDS", 60, minimum=1)
+# The audience (aud) of Entra ID application tokens for this portal, e.g. api://<client id>.
+# Empty: Entra ID application tokens are refused.
+API_ENTRA_AUDIENCE = env_str("API_ENTRA_AUDIENCE")
+# A CA certificate (PEM file) to trust for the Entra ID signing keys; only for a local emulator.
+API_ENTRA_CA_FILE = env_str("API_ENTRA_CA_FILE")
+# Drop folders of unattended imports live under this directory (one sub-directory per folder).
+API_DROP_ROOT = env_str("API_DROP_ROOT", str(DATA_DIR / "drop"))
+# Who is mailed when a drop folder's set has failed rows (default: the folder's admin).
+API_DROP_ALERT_EMAILS = env_list("API_DROP_ALERT_EMAILS")

@@ -9,6 +9,8 @@ urlpatterns = [
     path("healthz", home.healthz, name="healthz"),
     path("account/", account.account_settings, name="account_settings"),
     path("accounts/", include("allauth.urls")),
+    path("account/api-tokens/", include("api.urls")),
+    path("api/v1/", include("api.urls_v1")),
     path("tenant-admin/", tenant.tenant_admin, name="tenant_admin"),
     path("tenant-admin/audit-logs/", audit.audit_logs, name="audit_logs"),
     path("tenant-admin/audit-logs/export.csv", audit.audit_export, name="audit_export"),

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from devtools.emulator import schema
+from devtools.emulator import oidc, schema
 from devtools.emulator.identity import IdentityRoutes, _Handled
 from devtools.emulator.intune import IntuneRoutes
 from devtools.emulator.parsing import ODataError, parse_eq_filter, pfx_certificate_thumbprints
@@ -77,6 +77,8 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
         try:
             if path.startswith("/_emulator/"):
                 self._control(method, path)
+            elif path == "/v1.0/me":
+                oidc.me(self, method)
             elif path.startswith(("/v1.0/", "/beta/")):
                 self._authenticate()
                 self._graph(method, path)

@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from devtools.emulator import oidc
 from devtools.emulator.parsing import ODataError
 from devtools.emulator.state import Token
 
@@ -39,6 +40,8 @@ class IdentityRoutes:
         raise NotImplementedError
 
     def _identity(self, method: str, path: str) -> None:
+        if oidc.handle(self, method, path):  # type: ignore[arg-type]  # mixed into Handler
+            return
         cfg = self.state.config
         base = self.server.base_url
         segments = path.strip("/").split("/")

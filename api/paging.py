@@ -1,0 +1,47 @@
+"""Cursor paging: a page of rows after the last one seen, in primary-key order, never counted.
+
+The cursor is the last row's key as a decimal string; clients pass back ``next_cursor`` as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from django.db.models import Model, QuerySet
+from pydantic import Field
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 100
+
+Cursor = Annotated[
+    str | None,
+    Field(default=None, pattern=r"^[0-9]{1,18}$", description="The next_cursor of the previous page."),
+]
+Limit = Annotated[int, Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Rows per page.")]
+
+
+def page[M: Model](
+    rows: QuerySet[M], cursor: str | None, limit: int, *, descending: bool = False
+) -> tuple[list[M], str | None]:
+    """One page of ``rows`` and the cursor of the next (None on the last page)."""
+    if cursor:
+        last = int(cursor)
+        rows = rows.filter(pk__lt=last) if descending else rows.filter(pk__gt=last)
+    found = list(rows.order_by("-pk" if descending else "pk")[: limit + 1])
+    more = len(found) > limit
+    found = found[:limit]
+    return found, str(found[-1].pk) if more and found else None
+
+
+def page_values(
+    rows: QuerySet[Any], cursor: str | None, limit: int, columns: Sequence[str], *, descending: bool = False
+) -> tuple[list[tuple[Any, ...]], str | None]:
+    """:func:`page` reading only ``columns`` (after the key), as tuples: no model objects built."""
+    if cursor:
+        last = int(cursor)
+        rows = rows.filter(pk__lt=last) if descending else rows.filter(pk__gt=last)
+    found = list(rows.order_by("-pk" if descending else "pk").values_list("pk", *columns)[: limit + 1])
+    more = len(found) > limit
+    found = found[:limit]
+    return [row[1:] for row in found], str(found[-1][0]) if more and found else None

@@ -1,0 +1,198 @@
+"""PKCS imported certificate profiles: list, get, create, update settings and assignments, delete,
+and their status report."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from django.db.models import Prefetch, QuerySet
+from django.http import HttpRequest
+from ninja import Router, Status
+
+from api import auth
+from api.auth import needs
+from api.common import ERRORS, user
+from api.schemas import (
+    AssignmentsIn,
+    GroupRefOut,
+    ProfileCreateIn,
+    ProfileOut,
+    ProfileStatusOut,
+    ProfileUpdateIn,
+)
+from directory.models import Group
+from portal import access
+from portal.lib.refusal import Refused
+from portal.models import ScopeTag
+from profiles import reports, services
+from profiles.models import Profile, ProfileAssignment
+
+router = Router(tags=["Profiles"])
+
+
+def _profiles() -> QuerySet[Profile]:
+    return Profile.objects.prefetch_related(
+        "scope_tags", Prefetch("assignments", ProfileAssignment.objects.select_related("group"))
+    )
+
+
+def profile_out(p: Profile) -> ProfileOut:
+    assignments = list(p.assignments.all())
+
+    def groups(mode: str) -> list[GroupRefOut]:
+        return [
+            GroupRefOut(object_id=a.group.object_id, display_name=a.group.display_name)
+            for a in assignments
+            if a.mode == mode
+        ]
+
+    return ProfileOut(
+        code=p.code,
+        name=p.name,
+        description=p.description,
+        platform=p.platform,
+        profile_type=p.profile_type,
+        intended_purpose=p.intended_purpose,
+        key_storage_provider=p.key_storage_provider,
+        certificate_access=p.certificate_access,
+        silent_access_packages=[str(s) for s in p.silent_access_packages],
+        all_users=p.all_users,
+        all_devices=p.all_devices,
+        include_groups=groups(ProfileAssignment.Mode.INCLUDE),
+        exclude_groups=groups(ProfileAssignment.Mode.EXCLUDE),
+        scope_tags=[t.name for t in p.scope_tags.all()],
+        created_at=p.created_at,
+        updated_at=p.updated_at,
+    )
+
+
+def _get(request: HttpRequest, code: uuid.UUID, write: str | None = None) -> Profile:
+    return access.get_for_user(user(request), _profiles(), write=write, code=code)
+
+
+def _groups(ids: Sequence[uuid.UUID]) -> tuple[Group, ...]:
+    found = {g.object_id: g for g in Group.objects.filter(object_id__in=list(ids), removed_at__isnull=True)}
+    missing = [str(i) for i in ids if i not in found]
+    if missing:
+        raise Refused("unknown_group", f"No such group: {', '.join(missing[:5])}.")
+    return tuple(found[i] for i in ids)
+
+
+@router.get(
+    "/profiles",
+    response={200: list[ProfileOut], **ERRORS},
+    summary="List profiles",
+    auth=needs("profiles.read"),
+)
+def profile_list(request: HttpRequest) -> list[ProfileOut]:
+    admin = user(request)
+    return [profile_out(p) for p in access.scoped(_profiles(), admin).order_by("name", "pk")]
+
+
+@router.get(
+    "/profiles/{code}",
+    response={200: ProfileOut, **ERRORS},
+    summary="Get a profile",
+    auth=needs("profiles.read"),
+)
+def profile_get(request: HttpRequest, code: uuid.UUID) -> ProfileOut:
+    return profile_out(_get(request, code))
+
+
+@router.post(
+    "/profiles",
+    response={201: ProfileOut, **ERRORS},
+    summary="Create a profile",
+    auth=needs("profiles.create"),
+)
+def profile_create(request: HttpRequest, body: ProfileCreateIn) -> Status[ProfileOut]:
+    draft = services.ProfileDraft(
+        platform=body.platform,
+        name=body.name,
+        intended_purpose=body.intended_purpose,
+        description=body.description,
+        key_storage_provider=body.key_storage_provider,
+        certificate_access=body.certificate_access,
+        silent_access_packages=tuple(body.silent_access_packages),
+        scope_tags=tuple(ScopeTag.objects.filter(name__in=body.scope_tags)),
+        all_users=body.all_users,
+        all_devices=body.all_devices,
+        include_groups=_groups(body.include_groups),
+        exclude_groups=_groups(body.exclude_groups),
+    )
+    profile = services.profile_create(actor=auth.actor(request), draft=draft)
+    return Status(201, profile_out(_get(request, profile.code)))
+
+
+@router.patch(
+    "/profiles/{code}",
+    response={200: ProfileOut, **ERRORS},
+    summary="Update a profile's settings",
+    auth=needs("profiles.update"),
+)
+def profile_update(request: HttpRequest, code: uuid.UUID, body: ProfileUpdateIn) -> ProfileOut:
+    profile = _get(request, code, write="update")
+    actor = auth.actor(request)
+    if body.name is not None or body.description is not None:
+        profile = services.profile_update_basics(
+            actor=actor,
+            profile=profile,
+            name=profile.name if body.name is None else body.name,
+            description=profile.description if body.description is None else body.description,
+        )
+    if body.certificate_access is not None or body.silent_access_packages is not None:
+        profile = services.profile_update_settings(
+            actor=actor,
+            profile=profile,
+            certificate_access=profile.certificate_access
+            if body.certificate_access is None
+            else body.certificate_access,
+            silent_access_packages=profile.silent_access_packages
+            if body.silent_access_packages is None
+            else body.silent_access_packages,
+        )
+    return profile_out(_get(request, code))
+
+
+@router.put(
+    "/profiles/{code}/assignments",
+    response={200: ProfileOut, **ERRORS},
+    summary="Set a profile's assignments",
+    auth=needs("profiles.assign"),
+)
+def profile_assign(request: HttpRequest, code: uuid.UUID, body: AssignmentsIn) -> ProfileOut:
+    profile = _get(request, code, write="assign")
+    services.profile_set_assignments(
+        actor=auth.actor(request),
+        profile=profile,
+        all_users=body.all_users,
+        all_devices=body.all_devices,
+        include=_groups(body.include_groups),
+        exclude=_groups(body.exclude_groups),
+    )
+    return profile_out(_get(request, code))
+
+
+@router.delete(
+    "/profiles/{code}",
+    response={204: None, **ERRORS},
+    summary="Delete a profile",
+    auth=needs("profiles.delete"),
+)
+def profile_delete(request: HttpRequest, code: uuid.UUID) -> Status[None]:
+    profile = _get(request, code, write="delete")
+    services.profile_delete(actor=auth.actor(request), profile=profile)
+    return Status(204, None)
+
+
+@router.get(
+    "/profiles/{code}/status",
+    response={200: ProfileStatusOut, **ERRORS},
+    summary="A profile's status report",
+    auth=needs("profiles.read"),
+)
+def profile_status(request: HttpRequest, code: uuid.UUID) -> ProfileStatusOut:
+    """Device and user counts per delivery status, as the profile's overview shows them."""
+    summary = reports.evaluate(_get(request, code)).summary()
+    return ProfileStatusOut(devices=summary.devices, users=summary.users, reasons=summary.reasons)

@@ -1,0 +1,209 @@
+"""The shapes the API reads and answers, as the OpenAPI description shows them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from ninja import Schema
+
+
+class CertificateOut(Schema):
+    code: uuid.UUID
+    upn: str
+    user_object_id: uuid.UUID
+    thumbprint: str
+    purpose: str
+    subject: str
+    issuer: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    key_type: str
+    key_size: int | None
+    encryption_key: uuid.UUID
+    padding: str
+    import_batch: uuid.UUID | None
+    intune_state: str
+    intune_error: str
+    created_at: datetime
+
+
+class CertificatePage(Schema):
+    items: list[CertificateOut]
+    next_cursor: str | None
+
+
+class ImportRowOut(Schema):
+    position: int
+    filename: str
+    upn: str
+    purpose: str
+    state: str
+    problem_code: str
+    problem_message: str
+    warnings: list[str]
+    thumbprint: str
+    certificate: uuid.UUID | None
+    retryable: bool
+
+
+class ImportOut(Schema):
+    code: uuid.UUID
+    kind: str
+    state: str
+    dry_run: bool
+    on_duplicate: str
+    encryption_key: uuid.UUID
+    total: int
+    counts: dict[str, int]
+    finished: int
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None
+    promoted_from: uuid.UUID | None
+
+
+class ImportDetailOut(ImportOut):
+    rows: list[ImportRowOut]
+    next_cursor: str | None
+
+
+class ImportPage(Schema):
+    items: list[ImportOut]
+    next_cursor: str | None
+
+
+class RetryIn(Schema):
+    # Row position -> the new password. Only rows a password can fix are taken.
+    passwords: dict[int, str]
+
+
+class CountOut(Schema):
+    count: int
+
+
+class KeyOut(Schema):
+    code: uuid.UUID
+    provider_name: str
+    key_name: str
+    size: int
+    fingerprint: str
+    default_padding: str
+    is_default: bool
+    source: str
+    possession_proven: bool
+    public_key_pem: str
+    created_at: datetime
+
+
+class ConnectorOut(Schema):
+    code: uuid.UUID
+    name: str
+    host_name: str
+    version: str
+    state: str
+    status: str
+    status_reason: str
+    last_seen: datetime | None
+    clock_skew_seconds: float | None
+
+
+class GroupRefOut(Schema):
+    object_id: uuid.UUID
+    display_name: str
+
+
+class ProfileOut(Schema):
+    code: uuid.UUID
+    name: str
+    description: str
+    platform: str
+    profile_type: str
+    intended_purpose: str
+    key_storage_provider: str
+    certificate_access: str
+    silent_access_packages: list[str]
+    all_users: bool
+    all_devices: bool
+    include_groups: list[GroupRefOut]
+    exclude_groups: list[GroupRefOut]
+    scope_tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProfileCreateIn(Schema):
+    platform: str
+    name: str
+    intended_purpose: str
+    description: str = ""
+    key_storage_provider: str = ""
+    certificate_access: str = ""
+    silent_access_packages: list[str] = []
+    scope_tags: list[str] = []
+    all_users: bool = False
+    all_devices: bool = False
+    include_groups: list[uuid.UUID] = []
+    exclude_groups: list[uuid.UUID] = []
+
+
+class ProfileUpdateIn(Schema):
+    name: str | None = None
+    description: str | None = None
+    certificate_access: str | None = None
+    silent_access_packages: list[str] | None = None
+
+
+class AssignmentsIn(Schema):
+    all_users: bool = False
+    all_devices: bool = False
+    include_groups: list[uuid.UUID] = []
+    exclude_groups: list[uuid.UUID] = []
+
+
+class ProfileStatusOut(Schema):
+    devices: dict[str, int]
+    users: dict[str, int]
+    reasons: dict[str, int]
+
+
+class DeviceStateOut(Schema):
+    device_id: uuid.UUID
+    device_name: str
+    platform: str
+    profile: uuid.UUID
+    profile_name: str
+    status: str
+    error_code: str
+    detail: str
+    certificate_thumbprint: str
+    reported_at: datetime | None
+
+
+class UserOut(Schema):
+    object_id: uuid.UUID
+    upn: str
+    display_name: str
+    mail: str
+    account_enabled: bool
+    certificates: list[CertificateOut]
+    device_states: list[DeviceStateOut]
+
+
+class AuditEventOut(Schema):
+    code: uuid.UUID
+    occurred_at: datetime
+    actor_type: str
+    actor_name: str
+    activity: str
+    operation: str
+    category: str
+    result: str
+    correlation_id: uuid.UUID
+    resources: list[dict[str, object]]
+
+
+class AuditPage(Schema):
+    items: list[AuditEventOut]
+    next_cursor: str | None

@@ -1,0 +1,24 @@
+"""Celery tasks of the API app. Thin: a service call out."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from api import dropfolder
+
+
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=240,
+    time_limit=300,
+)
+def scan_drop_folders() -> int:
+    """Every minute: import each complete set of the drop folders once; write the results of finished ones.
+
+    Safe to run on several workers at once (see ``api.dropfolder``).
+    """
+    return dropfolder.scan_all()
