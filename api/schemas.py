@@ -176,8 +176,10 @@ class DeviceStateOut(Schema):
     profile_name: str
     status: str
     error_code: str
-    detail: str
+    error_message: str
+    source: str
     certificate_thumbprint: str
+    changed_at: datetime
     reported_at: datetime | None
 
 

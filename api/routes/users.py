@@ -12,9 +12,10 @@ from api.common import ERRORS, user
 from api.routes.certificates import certificate_out, certificate_rows
 from api.schemas import DeviceStateOut, UserOut
 from certs.models import Certificate
+from delivery.models import DeliveryState
 from directory.models import DirectoryUser
 from portal import access
-from profiles.models import DeliveryState, Profile
+from profiles.models import Profile
 
 router = Router(tags=["Users"])
 
@@ -59,8 +60,10 @@ def user_get(request: HttpRequest, upn: str) -> UserOut:
                 profile_name=s.profile.name,
                 status=s.status,
                 error_code=s.error_code,
-                detail=s.detail,
+                error_message=s.error_message,
+                source=s.source,
                 certificate_thumbprint=s.certificate_thumbprint,
+                changed_at=s.changed_at,
                 reported_at=s.reported_at,
             )
             for s in states[:MAX_ROWS]
