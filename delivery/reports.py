@@ -55,12 +55,12 @@ def for_device(user: AnyUser, device: Device) -> QuerySet[DeliveryState]:
     )
 
 
-BADGES = {
-    DeliveryStatus.SUCCEEDED: "badge-ok",
-    DeliveryStatus.ERROR: "badge-err",
-    DeliveryStatus.CONFLICT: "badge-err",
-    DeliveryStatus.PENDING: "badge-warn",
-    DeliveryStatus.REMOVAL_PENDING: "badge-warn",
+BADGES: dict[str, str] = {
+    str(DeliveryStatus.SUCCEEDED): "badge-ok",
+    str(DeliveryStatus.ERROR): "badge-err",
+    str(DeliveryStatus.CONFLICT): "badge-err",
+    str(DeliveryStatus.PENDING): "badge-warn",
+    str(DeliveryStatus.REMOVAL_PENDING): "badge-warn",
 }
 _STATUS_LABELS = dict(DeliveryStatus.choices)
 _PLATFORM_LABELS = dict(Platform.choices)
@@ -89,7 +89,7 @@ class Delivered:
 
     @property
     def badge(self) -> str:
-        return BADGES.get(self.status, "")  # type: ignore[call-overload]
+        return BADGES.get(self.status, "")
 
 
 _USER_COLUMNS = (

@@ -222,3 +222,19 @@ def test_a_profiles_device_status_counts_states_shows_each_devices_last_error_an
     by_device = {row["Device"]: row for row in exported}
     assert by_device["LAPTOP-ALICE"]["Error code"] == "pfx_open_failed"
     assert by_device["LAPTOP-ALICE"]["Certificates reported"] == "1"
+
+
+def test_the_monitor_pages_a_large_table_without_counting_all_of_it(
+    fleet: dict[str, Any], make_admin: Callable[..., User], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("delivery.views.PAGE_SIZE", 1)
+    monkeypatch.setattr("portal.lib.paging.COUNT_AT_LEAST", 2)
+    admin = _client(make_admin("intune_administrator"), settings)
+
+    first = admin.get(reverse("delivery:certificates"))
+    last = admin.get(reverse("delivery:certificates"), {"page": 5})
+
+    assert "more than 2 certificates on devices" in first.content.decode()
+    assert first.context["page"].has_next()
+    assert [r.device.name for r in last.context["page"]] == ["LAPTOP-ALICE"]  # the oldest row
+    assert not last.context["page"].has_next()
