@@ -162,6 +162,12 @@ class DeliveryState(models.Model):
             models.Index(fields=["user", "status"], name="delivery_state_user"),
             models.Index(fields=["certificate"], name="delivery_state_certificate"),
             models.Index(fields=["status", "error_code"], name="delivery_state_status_error"),
+            # "Thumbprint starts with" on the tenant's certificates on devices (PostgreSQL: LIKE 'ab12%').
+            models.Index(
+                fields=["certificate_thumbprint"],
+                name="delivery_state_thumbprint",
+                opclasses=["varchar_pattern_ops"],
+            ),
         ]
 
     def __str__(self) -> str:

@@ -139,11 +139,30 @@ def across_tenant(user: AnyUser, filters: dict[str, Any]) -> QuerySet[DeliverySt
     if filters.get("platform"):
         rows = rows.filter(device__platform=filters["platform"])
     if q := filters.get("q"):
-        match = Q(device__name__icontains=q) | Q(user__upn__icontains=q)
-        if len(q) >= 4 and all(c in "0123456789abcdefABCDEF" for c in q):
-            match |= Q(certificate_thumbprint__startswith=q.lower())
-        rows = rows.filter(match)
+        rows = rows.filter(_search(q))
     return rows.select_related(*_RELATED).defer(*_UNREAD).order_by("-pk")
+
+
+# Users or devices a search picks by id; more, and the search runs as a join instead.
+SEARCH_IDS = 1000
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _search(q: str) -> Q:
+    """Rows of the devices and users whose name contains ``q``, or of the certificates whose thumbprint starts so.
+
+    The names are looked up first (one scan of each table, not one per status row), so the rows
+    are then read through their device and user indexes; eight hex digits or more are a thumbprint.
+    """
+    if len(q) >= 8 and set(q) <= _HEX:
+        return Q(certificate_thumbprint__startswith=q.lower())
+    users = list(
+        DirectoryUser.objects.filter(upn__icontains=q).values_list("pk", flat=True)[: SEARCH_IDS + 1]
+    )
+    devices = list(Device.objects.filter(name__icontains=q).values_list("pk", flat=True)[: SEARCH_IDS + 1])
+    if len(users) > SEARCH_IDS or len(devices) > SEARCH_IDS:
+        return Q(device__name__icontains=q) | Q(user__upn__icontains=q)
+    return Q(user_id__in=users) | Q(device_id__in=devices)
 
 
 @dataclass(frozen=True)
