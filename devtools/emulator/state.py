@@ -177,6 +177,30 @@ def seed_from_demo(state: State, now: dt.datetime | None = None) -> None:
         }
         for g in tenant.groups
     }
+    # Microsoft's connectors as a tenant lists them: one current, one legacy NDES connector gone quiet.
+    stamp = (now or timezone.now()).astimezone(dt.UTC)
+    state.connector_details = [
+        {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, "pki-conn-01.contoso.local")),
+            "connectorName": "PKI-CONN-01",
+            "machineName": "pki-conn-01.contoso.local",
+            "connectorVersion": "6.2405.1.0",
+            "enrollmentDateTime": (stamp - dt.timedelta(days=200)).isoformat().replace("+00:00", "Z"),
+            "lastCheckinDateTime": (stamp - dt.timedelta(minutes=12)).isoformat().replace("+00:00", "Z"),
+        }
+    ]
+    state.ndes_connectors = [
+        {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, "ndes01.contoso.local")),
+            "displayName": "NDES01",
+            "machineName": "ndes01.contoso.local",
+            "connectorVersion": "6.1806.0.0",
+            "enrolledDateTime": (stamp - dt.timedelta(days=900)).isoformat().replace("+00:00", "Z"),
+            "lastConnectionDateTime": (stamp - dt.timedelta(days=3)).isoformat().replace("+00:00", "Z"),
+            "state": "inactive",
+            "roleScopeTagIds": ["0"],
+        }
+    ]
     state.members = {gid: [] for gid in state.groups}
     for group_id, user_id in tenant.user_members:
         user = state.users.get(str(user_id))
