@@ -310,3 +310,18 @@ def test_profiles_not_in_intune_are_sent_again_from_the_connection_page(
     assert ProfileRecord.objects.get(profile=profile).get_state_display() == "Changed here, not yet sent"
     assert AuditEvent.objects.filter(activity="Send profiles to Intune").count() == 1
     assert "profile is not in Intune" not in client.get(reverse("graph:connection")).content.decode()
+
+
+def test_status_reads_that_are_throttled_wait_as_asked_and_still_read_every_page(
+    emulator: Emulator, connected: TenantConnection, portal_graph: GraphClient
+) -> None:
+    profile = _windows(emulator)
+    _push(profile, portal_graph)
+    graph_id = ProfileRecord.objects.get(profile=profile).graph_id
+    emulator.state.device_statuses[graph_id] = [
+        {"id": f"d{n}", "deviceDisplayName": f"PC-{n}", "status": "compliant"} for n in range(40)
+    ]
+    emulator.config.read_limit, emulator.config.read_window = 3, 1.0
+    statuses = [s for page in calls.device_statuses(portal_graph, graph_id) for s in page]
+    assert len(statuses) == 40  # 6 pages of 7 under 3 reads a second
+    assert emulator.state.stats.throttled_reads > 0
