@@ -325,3 +325,26 @@ def test_status_reads_that_are_throttled_wait_as_asked_and_still_read_every_page
     statuses = [s for page in calls.device_statuses(portal_graph, graph_id) for s in page]
     assert len(statuses) == 40  # 6 pages of 7 under 3 reads a second
     assert emulator.state.stats.throttled_reads > 0
+
+
+def test_a_profile_deleted_while_it_is_being_sent_is_deleted_from_intune_after_the_send(
+    emulator: Emulator,
+    connected: TenantConnection,
+    portal_graph: GraphClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    profile = _windows(emulator)
+    record = ProfileRecord.objects.get(profile=profile)
+    original = calls.create_configuration
+
+    def create_then_delete(client: GraphClient, body: dict[str, Any]) -> dict[str, Any]:
+        created = original(client, body)
+        services.profile_delete(actor=SYSTEM, profile=Profile.objects.get(pk=profile.pk))
+        return created
+
+    monkeypatch.setattr(calls, "create_configuration", create_then_delete)
+    assert profile_sync.push(record.pk, client=portal_graph) == "changed-meanwhile"
+    record.refresh_from_db()
+    assert (record.state, record.claim) == (ProfileRecord.State.DELETING, None)
+    assert profile_sync.delete(record.pk, client=portal_graph) == "deleted"
+    assert emulator.state.configurations == {}
