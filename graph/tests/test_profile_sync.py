@@ -210,8 +210,13 @@ def test_sending_again_needs_the_update_permission_and_is_audited(
     assert AuditEvent.objects.filter(activity="Send profile to Intune").count() == 1
 
 
+@pytest.mark.usefixtures("no_mfa")
 def test_reconcile_finds_profiles_changed_deleted_and_created_in_intune_behind_the_portals_back(
-    emulator: Emulator, connected: TenantConnection, portal_graph: GraphClient
+    emulator: Emulator,
+    connected: TenantConnection,
+    portal_graph: GraphClient,
+    intune_admin: User,
+    client: Client,
 ) -> None:
     changed = _windows(emulator, "Changed there")
     _push(changed, portal_graph)
@@ -235,6 +240,9 @@ def test_reconcile_finds_profiles_changed_deleted_and_created_in_intune_behind_t
         ("only_in_intune", "Made in Intune"),
     }
     assert ProfileRecord.objects.get(profile=deleted).state == ProfileRecord.State.FAILED
+    client.force_login(intune_admin)
+    page = client.get(reverse("graph:reconcile")).content.decode()
+    assert "Profiles: 2 in Intune, 0 matching, 1 missing in Intune, 1 only in Intune, 1 with settings" in page
     mismatch = run.findings.get(kind="mismatch", subject="profile")
     assert [d["field"] for d in mismatch.differences] == ["keyStorageProvider"]
     reconcile.resolve(SYSTEM, mismatch, "reupload")
