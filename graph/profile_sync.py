@@ -155,7 +155,8 @@ def push(record_id: int, *, client: GraphClient | None = None) -> str:
         else None
     )
     if profile is None:
-        _release(record_id, token, state=State.FAILED, error={"summary": "The profile was deleted."})
+        # Deleted meanwhile: the deletion (a newer revision) goes next.
+        _settle(record_id, token, revision, state=State.FAILED, error={"summary": "The profile was deleted."})
         return "gone"
     if TenantConnection.current() is None:
         _release(record_id, token)
@@ -187,19 +188,20 @@ def push(record_id: int, *, client: GraphClient | None = None) -> str:
                 status=400,
             )
     except (ProfileShapeError, Refused) as exc:
-        _fail(record, token, {"summary": str(exc)})
-        return "failed"
+        return _fail(record, token, revision, {"summary": str(exc)})
     except GraphError as exc:
         attempts = record.attempts + 1
+        error = exc.to_json() | {"summary": exc.summary()}
         if exc.retryable and attempts < max_attempts():
-            _release(record_id, token, attempts=attempts, error=exc.to_json() | {"summary": exc.summary()})
+            if not _settle(record_id, token, revision, attempts=attempts, error=error):
+                return "changed-meanwhile"
             raise RetryLater(exc.summary()) from exc
-        _fail(record, token, exc.to_json() | {"summary": exc.summary()})
-        return "failed"
+        return _fail(record, token, revision, error)
     with transaction.atomic():
-        done = ProfileRecord.objects.filter(pk=record_id, claim=token, revision=revision).update(
-            claim=None,
-            claimed_at=None,
+        done = _settle(
+            record_id,
+            token,
+            revision,
             state=State.SYNCED,
             synced_at=timezone.now(),
             error={},
@@ -207,9 +209,6 @@ def push(record_id: int, *, client: GraphClient | None = None) -> str:
             attempts=record.attempts + 1,
         )
         if not done:
-            # Changed in the portal while this worker was sending: the newer revision goes next.
-            _release(record_id, token)
-            transaction.on_commit(lambda: _requeue(record_id))
             return "changed-meanwhile"
         _audit(
             profile.name,
@@ -221,15 +220,34 @@ def push(record_id: int, *, client: GraphClient | None = None) -> str:
     return "synced"
 
 
+def _settle(record_id: int, token: uuid.UUID, revision: int, **changes: Any) -> bool:
+    """Release the claim with ``changes`` if the profile is still at ``revision``. If it was changed or
+    deleted in the portal meanwhile, only release it: the newer work is queued and ``False`` returned."""
+    if ProfileRecord.objects.filter(pk=record_id, claim=token, revision=revision).update(
+        claim=None, claimed_at=None, **changes
+    ):
+        return True
+    _release(record_id, token)
+    transaction.on_commit(lambda: _requeue(record_id))
+    return False
+
+
 def _requeue(record_id: int) -> None:
     from graph import tasks
 
-    tasks.push_profile.delay(record_id)
+    state = ProfileRecord.objects.filter(pk=record_id).values_list("state", flat=True).first()
+    if state == State.QUEUED:
+        tasks.push_profile.delay(record_id)
+    elif state == State.DELETING:
+        tasks.delete_profile.delay(record_id)
 
 
-def _fail(record: ProfileRecord, token: uuid.UUID, error: dict[str, Any]) -> None:
+def _fail(record: ProfileRecord, token: uuid.UUID, revision: int, error: dict[str, Any]) -> str:
     with transaction.atomic():
-        _release(record.pk, token, state=State.FAILED, attempts=record.attempts + 1, error=error)
+        if not _settle(
+            record.pk, token, revision, state=State.FAILED, attempts=record.attempts + 1, error=error
+        ):
+            return "changed-meanwhile"
         _audit(
             record.name,
             record.graph_id,
@@ -238,6 +256,7 @@ def _fail(record: ProfileRecord, token: uuid.UUID, error: dict[str, Any]) -> Non
             AuditEvent.Result.FAILURE,
             error.get("summary", ""),
         )
+    return "failed"
 
 
 def delete(record_id: int, *, client: GraphClient | None = None) -> str:

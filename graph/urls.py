@@ -16,5 +16,6 @@ urlpatterns = [
     path("directory-sync/", views.sync_status, name="sync"),
     path("directory-sync/start/", views.sync_start, name="sync_start"),
     path("profiles/<uuid:code>/send/", views_intune.profile_send, name="profile_send"),
+    path("connectors/refresh/", views_intune.intune_connectors_refresh, name="intune_connectors_refresh"),
     path("profiles/send/", views_intune.profiles_send_outstanding, name="profiles_send_outstanding"),
 ]

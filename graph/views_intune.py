@@ -46,6 +46,8 @@ def connectors_section(request: AuthenticatedHttpRequest) -> dict[str, Any] | No
     return {
         "connectors": rows,
         "read_at": max((r.read_at for r in rows), default=None),
+        "can_refresh": TenantConnection.current() is not None
+        and access.has_perm(request.user, "connectors.update"),
     }
 
 
@@ -83,3 +85,16 @@ def profiles_send_outstanding(request: AuthenticatedHttpRequest) -> HttpResponse
         queued = profile_sync.send_outstanding(Actor.from_request(request), profiles)
         messages.success(request, f"{queued} profile(s) queued for Intune.")
     return redirect(f"{reverse('graph:connection')}#uploads")
+
+
+@require_POST
+@permission_required("connectors.update")
+def intune_connectors_refresh(request: AuthenticatedHttpRequest) -> HttpResponse:
+    from graph import tasks
+
+    if TenantConnection.current() is None:
+        messages.error(request, "Connect the tenant first.")
+    else:
+        transaction.on_commit(tasks.refresh_intune_connectors.delay)
+        messages.success(request, "Reading the connectors Intune knows; this page shows them in a moment.")
+    return redirect("connectors:list")

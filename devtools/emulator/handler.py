@@ -81,6 +81,8 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
                 oidc.me(self, method)
             elif path.startswith(("/v1.0/", "/beta/")):
                 self._authenticate()
+                if method == "GET":
+                    self._spend_read()
                 self._graph(method, path)
             else:
                 self._identity(method, path)
@@ -371,6 +373,27 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
     def _redacted(record: dict[str, Any]) -> dict[str, Any]:
         # Secrets are write-only: Graph returns one zero byte and an empty string.
         return {**record, "encryptedPfxBlob": REDACTED_BLOB, "encryptedPfxPassword": ""}
+
+    def _spend_read(self) -> None:
+        """Intune's "any request" limit, for reads (writes have their own, tighter one)."""
+        cfg = self.state.config
+        if cfg.read_limit <= 0:
+            return
+        with self.state.lock:
+            now = time.monotonic()
+            reads = self.state.reads
+            while reads and reads[0] <= now - cfg.read_window:
+                reads.popleft()
+            if len(reads) >= cfg.read_limit:
+                self.state.stats.throttled_reads += 1
+                wait = reads[0] + cfg.read_window - now
+                raise ODataError(
+                    429,
+                    "TooManyRequests",
+                    "Too many requests.",
+                    {"Retry-After": str(max(1, math.ceil(wait)))},
+                )
+            reads.append(now)
 
     def _spend_write(self) -> None:
         state = self.state

@@ -226,6 +226,8 @@ class IntuneRoutes:
             if not isinstance(item, dict) or not isinstance(item.get("target"), dict):
                 raise ODataError(400, "BadRequest", "Each assignment needs a target.")
             schema.check_body("beta", "deviceConfigurationAssignment", item)
+            if "@odata.type" in item:
+                schema.resolve_type(item["@odata.type"], ["deviceConfigurationAssignment"])
             target = item["target"]
             target_type = schema.resolve_type(target.get("@odata.type"), schema.ASSIGNMENT_TARGETS)
             schema.check_body("beta", target_type, target)

@@ -25,6 +25,9 @@ class Config:
     # How a 429 says when to come back: "seconds" (Retry-After), "ms" (x-ms-retry-after-ms), "none".
     retry_after: str = "seconds"
     write_latency: float = 0.0
+    # GET requests allowed per window (Intune: 1000 per 20 s per app and tenant); 0 turns it off.
+    read_limit: int = 0
+    read_window: float = 20.0
     # Seconds between storing a new record and answering: a client may die in between.
     create_answer_delay: float = 0.0
     # The next this-many DELETEs answer 204 but keep the record (Intune has been seen doing this).
@@ -55,6 +58,7 @@ class Stats:
     profile_patches: int = 0
     assigns: int = 0
     throttled: int = 0
+    throttled_reads: int = 0
     bad_requests: int = 0
     requests: int = 0
     first_write: float = 0.0
@@ -93,6 +97,7 @@ class State:
     ndes_connectors: list[dict[str, Any]] = field(default_factory=list)
     tokens: dict[str, Token] = field(default_factory=dict)
     writes: deque[float] = field(default_factory=deque)
+    reads: deque[float] = field(default_factory=deque)
     lock: threading.RLock = field(default_factory=threading.RLock)
     random: random.Random = field(default_factory=lambda: random.Random(1))
 
@@ -115,6 +120,7 @@ class State:
             self.ndes_connectors.clear()
             self.scope_tags = dict(BUILT_IN_TAGS)
             self.writes.clear()
+            self.reads.clear()
             self.stats = Stats()
 
 
@@ -177,6 +183,30 @@ def seed_from_demo(state: State, now: dt.datetime | None = None) -> None:
         }
         for g in tenant.groups
     }
+    # Microsoft's connectors as a tenant lists them: one current, one legacy NDES connector gone quiet.
+    stamp = (now or timezone.now()).astimezone(dt.UTC)
+    state.connector_details = [
+        {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, "pki-conn-01.contoso.local")),
+            "connectorName": "PKI-CONN-01",
+            "machineName": "pki-conn-01.contoso.local",
+            "connectorVersion": "6.2405.1.0",
+            "enrollmentDateTime": (stamp - dt.timedelta(days=200)).isoformat().replace("+00:00", "Z"),
+            "lastCheckinDateTime": (stamp - dt.timedelta(minutes=12)).isoformat().replace("+00:00", "Z"),
+        }
+    ]
+    state.ndes_connectors = [
+        {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, "ndes01.contoso.local")),
+            "displayName": "NDES01",
+            "machineName": "ndes01.contoso.local",
+            "connectorVersion": "6.1806.0.0",
+            "enrolledDateTime": (stamp - dt.timedelta(days=900)).isoformat().replace("+00:00", "Z"),
+            "lastConnectionDateTime": (stamp - dt.timedelta(days=3)).isoformat().replace("+00:00", "Z"),
+            "state": "inactive",
+            "roleScopeTagIds": ["0"],
+        }
+    ]
     state.members = {gid: [] for gid in state.groups}
     for group_id, user_id in tenant.user_members:
         user = state.users.get(str(user_id))

@@ -98,3 +98,15 @@ def test_the_connectors_page_shows_intune_connectors_beside_the_agents(
     page = client.get(reverse("connectors:list")).content.decode()
     assert "Connectors known to Intune" in page
     assert "PKI-CONN-01" in page and "pki01.contoso.local" in page
+
+
+def test_reading_intune_connectors_on_demand_needs_the_update_permission(
+    connected: TenantConnection, intune_admin: User, helpdesk: User, client: Client, settings: Any
+) -> None:
+    settings.PORTAL_ENFORCE_MFA = False
+    url = reverse("graph:intune_connectors_refresh")
+    client.force_login(helpdesk)
+    assert client.post(url).status_code == 403
+    client.force_login(intune_admin)
+    response = client.post(url, follow=True)
+    assert "Reading the connectors Intune knows" in response.content.decode()

@@ -210,8 +210,13 @@ def test_sending_again_needs_the_update_permission_and_is_audited(
     assert AuditEvent.objects.filter(activity="Send profile to Intune").count() == 1
 
 
+@pytest.mark.usefixtures("no_mfa")
 def test_reconcile_finds_profiles_changed_deleted_and_created_in_intune_behind_the_portals_back(
-    emulator: Emulator, connected: TenantConnection, portal_graph: GraphClient
+    emulator: Emulator,
+    connected: TenantConnection,
+    portal_graph: GraphClient,
+    intune_admin: User,
+    client: Client,
 ) -> None:
     changed = _windows(emulator, "Changed there")
     _push(changed, portal_graph)
@@ -235,6 +240,9 @@ def test_reconcile_finds_profiles_changed_deleted_and_created_in_intune_behind_t
         ("only_in_intune", "Made in Intune"),
     }
     assert ProfileRecord.objects.get(profile=deleted).state == ProfileRecord.State.FAILED
+    client.force_login(intune_admin)
+    page = client.get(reverse("graph:reconcile")).content.decode()
+    assert "Profiles: 2 in Intune, 0 matching, 1 missing in Intune, 1 only in Intune, 1 with settings" in page
     mismatch = run.findings.get(kind="mismatch", subject="profile")
     assert [d["field"] for d in mismatch.differences] == ["keyStorageProvider"]
     reconcile.resolve(SYSTEM, mismatch, "reupload")
@@ -310,3 +318,41 @@ def test_profiles_not_in_intune_are_sent_again_from_the_connection_page(
     assert ProfileRecord.objects.get(profile=profile).get_state_display() == "Changed here, not yet sent"
     assert AuditEvent.objects.filter(activity="Send profiles to Intune").count() == 1
     assert "profile is not in Intune" not in client.get(reverse("graph:connection")).content.decode()
+
+
+def test_status_reads_that_are_throttled_wait_as_asked_and_still_read_every_page(
+    emulator: Emulator, connected: TenantConnection, portal_graph: GraphClient
+) -> None:
+    profile = _windows(emulator)
+    _push(profile, portal_graph)
+    graph_id = ProfileRecord.objects.get(profile=profile).graph_id
+    emulator.state.device_statuses[graph_id] = [
+        {"id": f"d{n}", "deviceDisplayName": f"PC-{n}", "status": "compliant"} for n in range(40)
+    ]
+    emulator.config.read_limit, emulator.config.read_window = 3, 1.0
+    statuses = [s for page in calls.device_statuses(portal_graph, graph_id) for s in page]
+    assert len(statuses) == 40  # 6 pages of 7 under 3 reads a second
+    assert emulator.state.stats.throttled_reads > 0
+
+
+def test_a_profile_deleted_while_it_is_being_sent_is_deleted_from_intune_after_the_send(
+    emulator: Emulator,
+    connected: TenantConnection,
+    portal_graph: GraphClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    profile = _windows(emulator)
+    record = ProfileRecord.objects.get(profile=profile)
+    original = calls.create_configuration
+
+    def create_then_delete(client: GraphClient, body: dict[str, Any]) -> dict[str, Any]:
+        created = original(client, body)
+        services.profile_delete(actor=SYSTEM, profile=Profile.objects.get(pk=profile.pk))
+        return created
+
+    monkeypatch.setattr(calls, "create_configuration", create_then_delete)
+    assert profile_sync.push(record.pk, client=portal_graph) == "changed-meanwhile"
+    record.refresh_from_db()
+    assert (record.state, record.claim) == (ProfileRecord.State.DELETING, None)
+    assert profile_sync.delete(record.pk, client=portal_graph) == "deleted"
+    assert emulator.state.configurations == {}

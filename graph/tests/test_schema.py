@@ -77,3 +77,32 @@ def test_a_lost_answer_to_a_post_is_not_sent_again_blind(
     assert emulator.state.stats.posts == 1
     assert emulator.state.stats.conflicts == 0
     assert len(emulator.state.pfx) == 1
+
+
+def test_a_profile_with_a_wrong_type_an_unknown_setting_or_a_wrong_target_is_refused(
+    graph: GraphClient,
+) -> None:
+    from graph import intune_calls as calls
+
+    base = {
+        "@odata.type": "#microsoft.graph.iosImportedPFXCertificateProfile",
+        "displayName": "iOS mail",
+        "intendedPurpose": "smimeEncryption",
+    }
+    with pytest.raises(GraphError, match="The property 'keyStorageProvider' does not exist on type"):
+        calls.create_configuration(graph, base | {"keyStorageProvider": "useSoftwareKsp"})
+    with pytest.raises(GraphError, match="could not be resolved by the model"):
+        calls.create_configuration(graph, base | {"@odata.type": "#microsoft.graph.iosImportedPfxProfile"})
+    with pytest.raises(GraphError, match="Cannot convert the literal 'email'"):
+        calls.create_configuration(graph, base | {"intendedPurpose": "email"})
+    created = calls.create_configuration(graph, base)
+    with pytest.raises(GraphError, match="is not compatible"):
+        calls.assign(
+            graph, created["id"], [{"target": {"@odata.type": "#microsoft.graph.userPFXCertificate"}}]
+        )
+    with pytest.raises(GraphError, match="The property 'groupId' does not exist on type"):
+        calls.assign(
+            graph,
+            created["id"],
+            [{"target": {"@odata.type": "#microsoft.graph.allDevicesAssignmentTarget", "groupId": "x"}}],
+        )

@@ -11,10 +11,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from devtools.emulator.state import Config
-from graph import connection
+from graph import connection, profile_sync
 from graph.models import TenantConnection
 from portal.audit import Actor
 from portal.lib import refusal
+from profiles.models import Profile
 
 
 class Command(BaseCommand):
@@ -70,6 +71,10 @@ class Command(BaseCommand):
         tested = connection.test_connection(Actor.system("graph_connect_demo"))
         outcome = "signed in" if tested.test_ok else f"test failed: {tested.test_result.get('summary')}"
         self.stdout.write(f"Tenant connection points at the Graph emulator {url} ({outcome}).")
+        if tested.test_ok:
+            # The demo's profiles were made before the tenant was connected: send them now.
+            sent = profile_sync.send_outstanding(Actor.system("graph_connect_demo"), Profile.objects.all())
+            self.stdout.write(f"{sent} profile(s) queued for Intune.")
 
     def _wait_for(self, url: str, ca_file: Path, seconds: float) -> str:
         deadline = time.monotonic() + seconds
