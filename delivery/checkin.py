@@ -25,6 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Value
 from django.utils import timezone
 
 from certs.models import Certificate
@@ -80,15 +81,17 @@ def reaching_profiles(device: Device, reported: Mapping[tuple[int, int], frozens
     user = device.primary_user
     if not candidates or user is None or user.removed_at is not None:
         return Reach([], set())
+    # The user's and the device's groups in one round trip.
+    of_user = GroupUserMember.objects.filter(user=user).values_list(Value(True), "group_id")
+    of_device = GroupDeviceMember.objects.filter(device=device).values_list(Value(False), "group_id")
+    groups: dict[bool, set[int]] = {True: set(), False: set()}
+    for is_user, group_id in of_user.union(of_device, all=True):
+        groups[bool(is_user)].add(group_id)
     facts = UserFacts(
         user=user,
         devices=(device,),
-        user_groups=frozenset(GroupUserMember.objects.filter(user=user).values_list("group_id", flat=True)),
-        device_groups={
-            device.pk: frozenset(
-                GroupDeviceMember.objects.filter(device=device).values_list("group_id", flat=True)
-            )
-        },
+        user_groups=frozenset(groups[True]),
+        device_groups={device.pk: frozenset(groups[False])},
         reported=reported,
     )
     applying: list[TargetSpec] = []
