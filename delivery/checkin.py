@@ -175,9 +175,9 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
     device = credential.device
     specs = tenant_specs(recheck_after=settings.DEVICE_POLICY_RECHECK_SECONDS)
     key = quiet.fingerprint(credential)
-    reason = quiet.kept(credential, key, specs)
-    if reason is not None:
-        return Policy(reason=reason)
+    answer = quiet.kept(credential, key, specs)
+    if answer is not None:
+        return Policy(reason=answer[0], waiting=answer[1])
     # With each row's job, less what a check-in never needs (the ciphertext is read when sent).
     states = DeliveryState.objects.filter(device=device).select_related("job")
     states = states.defer("job__device_password", "job__device_public_key")
@@ -190,7 +190,7 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
     if _decide(credential, rows, reach, policy, now, ip):
         # The fingerprint was read before the rows: a change committed in between shows as a new
         # fingerprint at the next check-in, so a kept answer is never older than its key.
-        quiet.keep(credential, key, specs, policy.reason)
+        quiet.keep(credential, key, specs, (policy.reason, policy.waiting))
     return policy
 
 
@@ -203,7 +203,7 @@ def _decide(
     ip: str | None,
 ) -> bool:
     """Fill in ``policy`` and write what it implies; True when the check-in changed nothing and
-    the device has nothing to do or wait for."""
+    gives the device nothing to install or remove (the answer may be kept, see ``quiet``)."""
     device = credential.device
     user = device.primary_user
     if not reach.applying and not rows:
@@ -338,7 +338,7 @@ def _decide(
             _save(changed)
             _audit(device, ip, created, removals)
         return False
-    return not (policy.install or policy.remove or policy.waiting)
+    return not (policy.install or policy.remove)
 
 
 def _set(row: DeliveryState, status: str, now: datetime, code: str = "", message: str = "") -> None:

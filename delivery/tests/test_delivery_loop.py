@@ -266,3 +266,15 @@ def test_a_quiet_device_sees_any_change_at_its_next_check_in(
     else:
         Certificate.objects.filter(thumbprint=thumbprint).delete()
         assert pc.check_in()["remove"] == [{"thumbprint": thumbprint}]
+
+
+def test_a_device_waiting_for_re_encryption_gets_the_certificate_as_soon_as_it_is_done(
+    tenant: Tenant, pc: DeviceClient
+) -> None:
+    tenant.profile()
+    certificate = tenant.certificate()
+    pc.check_in()  # queues the job
+    assert pc.check_in()["waiting"] == 1  # nothing changed: the same answer
+    assert pc.check_in()["waiting"] == 1
+    tenant.connector_does_jobs()
+    assert [i["thumbprint"] for i in pc.check_in()["install"]] == [certificate.thumbprint]
