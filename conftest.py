@@ -19,6 +19,7 @@ import pytest
 from django.apps import apps as django_apps
 from django.core.cache import cache
 
+from delivery import quiet
 from devtools.emulator.server import Emulator
 from devtools.emulator.state import Config
 from portal import summaries
@@ -61,10 +62,11 @@ def flush_may_empty_the_audit_log() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def forget_kept_summaries() -> None:
-    # Home's counts and the profile specs are kept per process between changes; each test's
+    # Home's counts, the profile specs and quiet check-ins are kept per process between changes; each test's
     # data is its own (and ids repeat after a rollback).
     summaries.forget()
     forget_tenant_specs()
+    quiet.forget()
 
 
 @pytest.fixture(autouse=True)

@@ -50,11 +50,17 @@ def _body(request: HttpRequest) -> dict[str, Any]:
 
 
 def _rate_limited(key: str, limit: int, window: int = 60) -> bool:
-    cache.add(key, 0, timeout=window)
+    # One round trip when the window's counter exists (almost every request); it expires with
+    # the window it was added for.
     try:
         return cache.incr(key) > limit
     except ValueError:
-        return False
+        if cache.add(key, 1, timeout=window):
+            return limit < 1
+        try:
+            return cache.incr(key) > limit
+        except ValueError:
+            return False
 
 
 def connector_api(view: ConnectorView) -> Callable[[HttpRequest], JsonResponse]:

@@ -334,7 +334,11 @@ class ConnectorJob(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["state", "from_fingerprint"])]
+        indexes = [
+            models.Index(fields=["state", "from_fingerprint"]),
+            # A device's jobs, by its key: what a check-in waits for.
+            models.Index(fields=["to_fingerprint", "finished_at"], name="connector_job_to_key"),
+        ]
         constraints = [
             # Queuing a device's certificate twice (two check-ins at once) finds the same job.
             models.UniqueConstraint(

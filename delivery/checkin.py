@@ -25,17 +25,18 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Value
 from django.utils import timezone
 
 from certs.models import Certificate
 from connectors.models import ConnectorJob
-from delivery import protocol
+from delivery import protocol, quiet
 from delivery.credentials import CATEGORY, device_actor
 from delivery.models import DeliveryState, DeviceCredential, Source
 from directory.models import Device, GroupDeviceMember, GroupUserMember
 from portal import audit
 from profiles.models import DeliveryStatus, IntendedPurpose
-from profiles.specs import TargetSpec, tenant_specs
+from profiles.specs import ProfileSpecs, TargetSpec, tenant_specs
 from profiles.targeting import UserFacts, flags_of, outcome
 
 APPLIES = frozenset({DeliveryStatus.SUCCEEDED, DeliveryStatus.ERROR, DeliveryStatus.PENDING})
@@ -69,26 +70,29 @@ class Reach:
     conflicting: set[int]  # profile ids in Conflict on the device
 
 
-def reaching_profiles(device: Device, reported: Mapping[tuple[int, int], frozenset[str]]) -> Reach:
+def reaching_profiles(
+    device: Device, specs: ProfileSpecs, reported: Mapping[tuple[int, int], frozenset[str]]
+) -> Reach:
     """The profiles that apply to ``device`` and those in Conflict there, by the evaluation's rules.
 
     ``reported``: the device's states by (profile id, device id), as :class:`UserFacts` holds them.
     Only this device's facts are read (two queries): the flags of a device depend on no other.
     """
-    specs = tenant_specs(recheck_after=settings.DEVICE_POLICY_RECHECK_SECONDS)
     candidates = [s for s in specs.specs.values() if s.platform == device.platform and s.is_assigned]
     user = device.primary_user
     if not candidates or user is None or user.removed_at is not None:
         return Reach([], set())
+    # The user's and the device's groups in one round trip.
+    of_user = GroupUserMember.objects.filter(user=user).values_list(Value(True), "group_id")
+    of_device = GroupDeviceMember.objects.filter(device=device).values_list(Value(False), "group_id")
+    groups: dict[bool, set[int]] = {True: set(), False: set()}
+    for is_user, group_id in of_user.union(of_device, all=True):
+        groups[bool(is_user)].add(group_id)
     facts = UserFacts(
         user=user,
         devices=(device,),
-        user_groups=frozenset(GroupUserMember.objects.filter(user=user).values_list("group_id", flat=True)),
-        device_groups={
-            device.pk: frozenset(
-                GroupDeviceMember.objects.filter(device=device).values_list("group_id", flat=True)
-            )
-        },
+        user_groups=frozenset(groups[True]),
+        device_groups={device.pk: frozenset(groups[False])},
         reported=reported,
     )
     applying: list[TargetSpec] = []
@@ -169,7 +173,11 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
     if credential.last_check_in is None or now - credential.last_check_in > SEEN_EVERY:
         DeviceCredential.objects.filter(pk=credential.pk).update(last_check_in=now, last_ip=ip)
     device = credential.device
-    user = device.primary_user
+    specs = tenant_specs(recheck_after=settings.DEVICE_POLICY_RECHECK_SECONDS)
+    key = quiet.fingerprint(credential)
+    answer = quiet.kept(credential, key, specs)
+    if answer is not None:
+        return Policy(reason=answer[0], waiting=answer[1])
     # With each row's job, less what a check-in never needs (the ciphertext is read when sent).
     states = DeliveryState.objects.filter(device=device).select_related("job")
     states = states.defer("job__device_password", "job__device_public_key")
@@ -177,11 +185,30 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
     reported: defaultdict[tuple[int, int], set[str]] = defaultdict(set)
     for state in rows.values():
         reported[(state.profile_id, device.pk)].add(state.status)
-    reach = reaching_profiles(device, {k: frozenset(v) for k, v in reported.items()})
+    reach = reaching_profiles(device, specs, {k: frozenset(v) for k, v in reported.items()})
     policy = Policy()
+    if _decide(credential, rows, reach, policy, now, ip):
+        # The fingerprint was read before the rows: a change committed in between shows as a new
+        # fingerprint at the next check-in, so a kept answer is never older than its key.
+        quiet.keep(credential, key, specs, (policy.reason, policy.waiting))
+    return policy
+
+
+def _decide(
+    credential: DeviceCredential,
+    rows: dict[tuple[int, str], DeliveryState],
+    reach: Reach,
+    policy: Policy,
+    now: datetime,
+    ip: str | None,
+) -> bool:
+    """Fill in ``policy`` and write what it implies; True when the check-in changed nothing and
+    gives the device nothing to install or remove (the answer may be kept, see ``quiet``)."""
+    device = credential.device
+    user = device.primary_user
     if not reach.applying and not rows:
         policy.reason = NO_USER if user is None else NO_PROFILE
-        return policy
+        return True
     purposes = {s.intended_purpose for s in reach.applying}
     certificates = (
         list(
@@ -310,7 +337,8 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
             DeliveryState.objects.bulk_create(created, ignore_conflicts=True)
             _save(changed)
             _audit(device, ip, created, removals)
-    return policy
+        return False
+    return not (policy.install or policy.remove)
 
 
 def _set(row: DeliveryState, status: str, now: datetime, code: str = "", message: str = "") -> None:

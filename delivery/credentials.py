@@ -20,7 +20,7 @@ from directory.models import Device
 from portal import audit
 from portal.audit import Actor
 from portal.lib.refusal import Refused
-from portal.models import AuditEvent, ScopeTag
+from portal.models import AuditEvent
 
 CATEGORY = "Devices"
 CREDENTIAL_PREFIX = "pfxd_"
@@ -88,7 +88,6 @@ def token_issue(
         created_by_name=actor.name,
         expires_at=timezone.now() + timedelta(hours=max(1, min(hours, 24 * 30))),
     )
-    row.scope_tags.set([ScopeTag.default()])
     audit.record(
         actor,
         activity="Issue device enrolment token",

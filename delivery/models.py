@@ -9,7 +9,6 @@ Every report reads it; the profiles evaluation reads it through ``profiles.state
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar
 
 from django.db import models
 from django.db.models import Q
@@ -18,7 +17,6 @@ from django.utils import timezone
 from certs.models import Certificate
 from connectors.models import ConnectorJob
 from directory.models import Device, DirectoryUser
-from portal.models import ScopeTagged
 from profiles.models import DeliveryStatus, Profile
 
 
@@ -54,10 +52,9 @@ class EnrollmentSecret(models.Model):
         return f"{self.hint}…"
 
 
-class DeviceEnrollmentToken(ScopeTagged):
-    """A one-time, expiring token an administrator issues for one directory device."""
-
-    RBAC_AREA: ClassVar[str] = "directory"
+class DeviceEnrollmentToken(models.Model):
+    """A one-time, expiring token an administrator issues for one directory device (devices are
+    tenant-wide, like the directory: the token carries no scope tags)."""
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     token_hash = models.CharField(max_length=64, unique=True)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,28 +65,49 @@ def new_key() -> rsa.RSAPrivateKey:
 
 
 class Api:
+    """The device API over HTTP/1.1, one kept-alive connection per thread."""
+
     def __init__(self, server: str, timeout: float = 30.0) -> None:
-        self.base = server.rstrip("/") + "/device-api/"
+        parsed = urllib.parse.urlsplit(server.rstrip("/"))
+        self.secure = parsed.scheme == "https"
+        self.netloc = parsed.netloc
+        self.prefix = parsed.path + "/device-api/"
         self.timeout = timeout
+        self.local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection | None = getattr(self.local, "conn", None)
+        if conn is None:
+            kind = http.client.HTTPSConnection if self.secure else http.client.HTTPConnection
+            conn = self.local.conn = kind(self.netloc, timeout=self.timeout)
+        return conn
 
     def post(self, path: str, body: dict[str, Any], credential: str = "") -> dict[str, Any]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if credential:
             headers["Authorization"] = f"Bearer {credential}"
-        request = urllib.request.Request(
-            self.base + path, data=json.dumps(body).encode(), headers=headers, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return dict(json.loads(response.read() or b"{}"))
-        except urllib.error.HTTPError as exc:
+        data = json.dumps(body).encode()
+        for attempt in (1, 2):
+            conn = self._connection()
             try:
-                error = json.loads(exc.read() or b"{}").get("error", {})
+                conn.request("POST", self.prefix + path, body=data, headers=headers)
+                response = conn.getresponse()
+                payload = response.read()
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                # The server closed a kept-alive connection it had left idle: it never read this
+                # request, so sending it again on a new connection is safe (once).
+                conn.close()
+                self.local.conn = None
+                if attempt == 2:
+                    raise
+        if response.status >= 400:
+            try:
+                error = json.loads(payload or b"{}").get("error", {})
             except ValueError:
                 error = {}
-            raise DeviceApiError(
-                exc.code, error.get("code", "http_error"), error.get("message", "")
-            ) from None
+            raise DeviceApiError(response.status, error.get("code", "http_error"), error.get("message", ""))
+        return dict(json.loads(payload or b"{}"))
 
 
 def thumbprint_of(certificate_der: bytes) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from certs.models import Certificate
 from connectors.models import ConnectorEvent, ConnectorJob
 from delivery import protocol
 from delivery.models import DeliveryState
@@ -205,3 +207,74 @@ def test_the_re_encrypted_password_is_one_block_for_the_device_key_and_never_pla
     assert b"Very-Secret-Pfx-Pw" not in bytes(job.device_password)
     assert job.claimed_at is not None and job.finished_at is not None
     assert job.finished_at - job.claimed_at < timedelta(minutes=1)
+
+
+def _delivered_and_quiet(tenant: Tenant, pc: DeviceClient) -> str:
+    tenant.profile()
+    certificate = tenant.certificate()
+    pc.check_in()
+    tenant.connector_does_jobs()
+    [item] = pc.check_in()["install"]
+    pc.report({"thumbprint": item["thumbprint"], "result": "installed"})
+    assert pc.check_in() == {"install": [], "remove": [], "waiting": 0, "reason": ""}
+    return certificate.thumbprint
+
+
+def test_a_check_in_with_nothing_to_do_is_answered_with_two_queries(
+    tenant: Tenant, pc: DeviceClient, settings: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _delivered_and_quiet(tenant, pc)
+    settings.DEVICE_POLICY_RECHECK_SECONDS = 60  # the profile specs were just read
+    with CaptureQueriesContext(connection) as queries:
+        assert pc.check_in()["install"] == []
+    # The credential with its device and user, and the fingerprint of what the answer depends on.
+    assert len(queries) == 2, [q["sql"][:80] for q in queries]
+
+
+@pytest.mark.parametrize("change", ["certificate", "group", "profile", "retry", "deleted"])
+def test_a_quiet_device_sees_any_change_at_its_next_check_in(
+    tenant: Tenant, pc: DeviceClient, change: str
+) -> None:
+    from directory.models import Group, GroupUserMember
+    from profiles.models import Profile
+
+    thumbprint = _delivered_and_quiet(tenant, pc)
+    if change == "certificate":
+        tenant.certificate()
+        assert pc.check_in()["waiting"] == 1
+    elif change == "group":
+        # Excluded from the profile through a new group membership.
+        group = Group.objects.create(display_name="Leavers", kind=Group.Kind.USER)
+        profile = Profile.objects.get()
+        profile.assignments.create(group=group, mode="exclude")
+        GroupUserMember.objects.create(group=group, user=tenant.user)
+        assert pc.check_in()["remove"] == [{"thumbprint": thumbprint}]
+    elif change == "profile":
+        profile = Profile.objects.get()
+        profile.all_users = False
+        profile.save()
+        assert pc.check_in()["remove"] == [{"thumbprint": thumbprint}]
+    elif change == "retry":
+        from delivery import services
+        from portal.audit import Actor
+
+        services.device_resend(Actor.system(), tenant.device)
+        assert [i["thumbprint"] for i in pc.check_in()["install"]] == [thumbprint]
+    else:
+        Certificate.objects.filter(thumbprint=thumbprint).delete()
+        assert pc.check_in()["remove"] == [{"thumbprint": thumbprint}]
+
+
+def test_a_device_waiting_for_re_encryption_gets_the_certificate_as_soon_as_it_is_done(
+    tenant: Tenant, pc: DeviceClient
+) -> None:
+    tenant.profile()
+    certificate = tenant.certificate()
+    pc.check_in()  # queues the job
+    assert pc.check_in()["waiting"] == 1  # nothing changed: the same answer
+    assert pc.check_in()["waiting"] == 1
+    tenant.connector_does_jobs()
+    assert [i["thumbprint"] for i in pc.check_in()["install"]] == [certificate.thumbprint]

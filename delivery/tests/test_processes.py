@@ -22,6 +22,7 @@ from connectors.models import Connector, ConnectorEvent, ConnectorJob
 from delivery import protocol
 from delivery.models import DeliveryState
 from delivery.tests.conftest import SECRET, Tenant, directory, key
+from directory.models import Device, DirectoryUser, Platform
 from portal.audit import Actor
 from profiles.models import DeliveryStatus
 
@@ -168,3 +169,101 @@ def test_killing_the_connector_mid_run_loses_no_job_and_does_none_twice(
     successes = ConnectorEvent.objects.filter(event_id=ConnectorEvent.REENCRYPT_SUCCESS).count()
     assert successes == total
     assert not ConnectorJob.objects.values("to_fingerprint").annotate(n=Count("id")).filter(n__gt=1).exists()
+
+
+def test_killing_a_web_worker_mid_run_loses_no_delivery(
+    processes: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    from conftest import _database_url
+
+    port = _free_port()
+    server = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DEVICE_API_RATE_PER_MINUTE": "100000",
+        "DEVICE_POLICY_RECHECK_SECONDS": "0",
+        "CONNECTOR_JOB_TIMEOUT_SECONDS": "10",
+        "PORTAL_ENFORCE_MFA": "false",
+    }
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    with (tmp_path / "web.log").open("ab") as out:
+        web = subprocess.Popen(
+            [
+                gunicorn,
+                "portal.wsgi",
+                "--workers=2",
+                f"--bind=127.0.0.1:{port}",
+                "--access-logfile=/dev/null",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: _answers(port), timeout=60)
+        token = enrolment.token_create(Actor.system(), name="A")[1]
+        _agent(processes, server, tmp_path / "agent", "--enroll", token)
+        wait_for(
+            lambda: EncryptionKey.objects.filter(possession_proven_at__isnull=False).exists(), timeout=30
+        )
+        tenant = directory(Connector.objects.get(), None, EncryptionKey.objects.get())
+        tenant.profile()
+        devices = [tenant.device]
+        for i in range(5):
+            user = DirectoryUser.objects.create(upn=f"user{i}@contoso.example", display_name=f"User {i}")
+            devices.append(
+                Device.objects.create(name=f"PC-{i}", primary_user=user, platform=Platform.WINDOWS)
+            )
+        for device in devices:
+            tenant.certificate(user=device.primary_user)
+        specs = [f"{d.device_id}:{d.platform}:{d.name}" for d in devices]
+        device_args = [arg for spec in specs for arg in ("--device", spec)]
+        processes(
+            "-m",
+            "delivery.simulator",
+            "--server",
+            server,
+            "--secret",
+            SECRET,
+            *device_args,
+            "--interval",
+            "0.2",
+            log=tmp_path / "devices.log",
+        )
+        succeeded = DeliveryState.objects.filter(status=DeliveryStatus.SUCCEEDED)
+        wait_for(lambda: succeeded.exists(), timeout=60, interval=0.05)
+        workers = subprocess.run(["ps", "-o", "pid=", "--ppid", str(web.pid)], capture_output=True, text=True)
+        os.kill(int(workers.stdout.split()[0]), signal.SIGKILL)
+        assert succeeded.count() < len(devices), "every device was served before the kill; add devices"
+
+        wait_for(lambda: succeeded.count() == len(devices), timeout=90)
+        jobs = ConnectorJob.objects.filter(kind=ConnectorJob.Kind.DEVICE)
+        assert jobs.count() == len(devices) == jobs.filter(state=ConnectorJob.State.DONE).count()
+        assert ConnectorEvent.objects.filter(event_id=ConnectorEvent.REENCRYPT_SUCCESS).count() == len(
+            devices
+        )
+    finally:
+        web.terminate()
+        web.wait(timeout=30)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _answers(port: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
