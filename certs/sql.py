@@ -253,7 +253,7 @@ def _claim_postgresql(
 def write_results(
     items: Sequence[ImportItem], *, keep_files: Collection[int], keep_staged: bool, now: datetime
 ) -> None:
-    """Write a chunk's results in one statement (an UPDATE joined to the rows' values).
+    """Write a chunk's results at once (on PostgreSQL one UPDATE joined to the rows' values).
 
     Each row gets its ``ITEM_RESULT_FIELDS``, one more attempt, ``done`` and ``finished_at``; its
     claim is released, its file kept only if its id is in ``keep_files``, and its staged password
@@ -298,18 +298,26 @@ def write_results(
         with connection.wrap_database_errors, _server_cursor() as cursor:
             cursor.execute(sql, [*set_params, *columns, keep])
         return
-    adapters = [_adapter(f) for f in fields]
-    rows = [
-        [*(adapt(_value(item, f)) for f, adapt in zip(fields, adapters, strict=True)), item.pk in keep_files]
-        for item in items
+    # Elsewhere (SQLite) one UPDATE by primary key run for every row (executemany): joining a
+    # VALUES list costs SQLite more than finding each row by its key.
+    pfx_column = _column(ImportItem, "pfx")
+    per_row = [f"{name} = %s" for name in names[2:]] + [
+        f"{_column(ImportItem, 'attempts')} = {_column(ImportItem, 'attempts')} + 1",
+        f"{pfx_column} = CASE WHEN %s THEN {pfx_column} ELSE %s END",
+        *([] if keep_staged else [f"{_column(ImportItem, 'staged_password')} = NULL"]),
+        f"{_column(ImportItem, 'claim')} = NULL",
+        f"{_column(ImportItem, 'done')} = %s",
+        f"{_column(ImportItem, 'finished_at')} = %s",
     ]
-    placeholders = ", ".join(["(" + ", ".join(["%s"] * (len(names) + 1)) + ")"] * len(rows))
-    sql = (
-        f"WITH v({', '.join(names)}, {keep_file}) AS (VALUES {placeholders}) "
-        f"UPDATE {table} SET {', '.join(assignments)} FROM v WHERE {match_rows}"
-    )
+    adapters = [_adapter(f) for f in fields]
+    rows = []
+    for item in items:
+        key, claim, *results = (adapt(_value(item, f)) for f, adapt in zip(fields, adapters, strict=True))
+        rows.append([*results, item.pk in keep_files, *set_params, key, claim])
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*(value for row in rows for value in row), *set_params])
+        cursor.executemany(
+            f"UPDATE {table} SET {', '.join(per_row)} WHERE {names[0]} = %s AND {names[1]} = %s", rows
+        )
 
 
 # --- Certificates ---------------------------------------------------------------------

@@ -6,10 +6,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 
-from portal import home
+from portal import audit, home
+from portal.audit import Actor
 from portal.home import HomeSection, register_home_section
 from portal.models import User
 
@@ -97,3 +99,36 @@ def test_a_sections_variables_end_with_the_section(
     page = _signed_in(make_admin("read_only_operator")).get(reverse("home")).content.decode()
 
     assert '<p data-testid="after">[]</p>' in page
+
+
+def _counting() -> Callable[[Any], dict[str, Any]]:
+    calls = [0]
+
+    def context(request: Any) -> dict[str, Any]:
+        calls[0] += 1
+        return {"figure": calls[0]}
+
+    return context
+
+
+def test_a_section_is_rendered_once_until_something_changes_then_at_once_again(
+    registry: dict[str, HomeSection], test_templates: None, make_admin: Callable[..., User]
+) -> None:
+    register_home_section(HomeSection("tests/second.html", _counting(), order=10))
+    client = _signed_in(make_admin("read_only_operator"))
+    assert '<p data-testid="second">1</p>' in client.get(reverse("home")).content.decode()
+    assert '<p data-testid="second">1</p>' in client.get(reverse("home")).content.decode()
+    with transaction.atomic():
+        audit.record(
+            Actor.system("test"), activity="Something", category="Tests", operation="Action", resources=[]
+        )
+    assert '<p data-testid="second">2</p>' in client.get(reverse("home")).content.decode()
+
+
+def test_a_section_registered_as_not_kept_is_rendered_on_every_view(
+    registry: dict[str, HomeSection], test_templates: None, make_admin: Callable[..., User]
+) -> None:
+    register_home_section(HomeSection("tests/second.html", _counting(), order=10, kept=False))
+    client = _signed_in(make_admin("read_only_operator"))
+    assert '<p data-testid="second">1</p>' in client.get(reverse("home")).content.decode()
+    assert '<p data-testid="second">2</p>' in client.get(reverse("home")).content.decode()
