@@ -14,13 +14,12 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from connectors.models import ConnectorJob
+from delivery.credentials import CATEGORY
 from delivery.models import DeliveryState
 from directory.models import Device
 from portal import audit
 from portal.audit import Actor
 from profiles.models import DeliveryStatus, Profile
-
-CATEGORY = "Devices"
 
 # Rows a resend sends again: those a device holds or should hold (not ones being removed).
 RESENDABLE = (DeliveryStatus.SUCCEEDED, DeliveryStatus.ERROR, DeliveryStatus.PENDING)

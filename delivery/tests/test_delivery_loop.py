@@ -71,7 +71,7 @@ def test_two_check_ins_at_once_share_one_re_encryption_job(tenant: Tenant, pc: D
 def test_a_failed_install_is_an_error_with_the_device_code_and_retry_sends_it_again(
     tenant: Tenant, pc: DeviceClient
 ) -> None:
-    from delivery import services
+    from delivery import actions
     from portal.audit import Actor
 
     profile = tenant.profile()
@@ -90,7 +90,7 @@ def test_a_failed_install_is_an_error_with_the_device_code_and_retry_sends_it_ag
     )
     assert pc.check_in()["install"] == []
 
-    assert services.profile_retry_failed(Actor.system(), profile) == 1
+    assert actions.retry_failed(Actor.system(), profile) == 1
     assert [i["thumbprint"] for i in pc.check_in()["install"]] == [certificate.thumbprint]
 
 
@@ -258,10 +258,10 @@ def test_a_quiet_device_sees_any_change_at_its_next_check_in(
         profile.save()
         assert pc.check_in()["remove"] == [{"thumbprint": thumbprint}]
     elif change == "retry":
-        from delivery import services
+        from delivery import actions
         from portal.audit import Actor
 
-        services.device_resend(Actor.system(), tenant.device)
+        actions.resend(Actor.system(), tenant.device, Profile.objects.all())
         assert [i["thumbprint"] for i in pc.check_in()["install"]] == [thumbprint]
     else:
         Certificate.objects.filter(thumbprint=thumbprint).delete()

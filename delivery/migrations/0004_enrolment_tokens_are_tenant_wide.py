@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('delivery', '0001_devices_and_delivery_states'),
+        ('delivery', '0003_thumbprint_search'),
     ]
 
     operations = [
