@@ -53,6 +53,7 @@ def certificate_list(request: AuthenticatedHttpRequest) -> HttpResponseBase:
         "can_delete": access.has_perm(request.user, "certificates.delete"),
         **filter_state(form),
         "nav_active": "certificates",
+        "list_path": request.path,
     }
 
     def results() -> str:
