@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from connectors.models import ConnectorJob
 from delivery.credentials import CATEGORY
-from delivery.models import DeliveryState
+from delivery.models import DeliveryState, Source
 from directory.models import Device
 from portal import audit
 from portal.audit import Actor
@@ -20,7 +20,10 @@ def _again(
 ) -> int:
     """Rows back to Pending, to be sent at the next check-in; their failed jobs queued again."""
     now = timezone.now()
-    chosen = list(rows.exclude(certificate_thumbprint="").values_list("pk", "job_id"))
+    # Intune's rows say what Intune delivered: only this portal's own deliveries are sent again.
+    chosen = list(
+        rows.filter(source=Source.PORTAL).exclude(certificate_thumbprint="").values_list("pk", "job_id")
+    )
     if not chosen:
         return 0
     ConnectorJob.objects.filter(
