@@ -161,6 +161,8 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
     # -- Graph
 
     def _graph(self, method: str, path: str) -> None:
+        if method == "GET":
+            self._spend_read()
         if path == PFX_PATH or path.startswith(PFX_PATH + "/") or path.startswith(PFX_PATH + "("):
             self._pfx(method, path[len(PFX_PATH) :])
             return
@@ -402,6 +404,23 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
                 raise ODataError(503, "ServiceUnavailable", "The service is temporarily unavailable.")
             # The other half of the faults are carried out, and their answer is lost (see _send).
             self._answer_lost = roll < cfg.fault_rate
+
+    def _spend_read(self) -> None:
+        state = self.state
+        cfg = state.config
+        with state.lock:
+            now = time.monotonic()
+            state.stats.reads += 1
+            if cfg.read_limit <= 0:
+                return
+            while state.read_times and state.read_times[0] <= now - cfg.read_window:
+                state.read_times.popleft()
+            if len(state.read_times) >= cfg.read_limit:
+                state.stats.read_throttled += 1
+                wait = state.read_times[0] + cfg.read_window - now
+                headers = {"Retry-After": str(max(1, math.ceil(wait)))} if cfg.retry_after == "seconds" else {}
+                raise ODataError(429, "TooManyRequests", "Too many requests.", headers)
+            state.read_times.append(now)
 
     # -- control (not part of Graph)
 
