@@ -418,7 +418,9 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
             if len(state.read_times) >= cfg.read_limit:
                 state.stats.read_throttled += 1
                 wait = state.read_times[0] + cfg.read_window - now
-                headers = {"Retry-After": str(max(1, math.ceil(wait)))} if cfg.retry_after == "seconds" else {}
+                headers = (
+                    {"Retry-After": str(max(1, math.ceil(wait)))} if cfg.retry_after == "seconds" else {}
+                )
                 raise ODataError(429, "TooManyRequests", "Too many requests.", headers)
             state.read_times.append(now)
 

@@ -171,13 +171,17 @@ def test_a_second_sync_changes_nothing_and_a_changed_report_changes_only_that_ro
     assert again.count("rows created") == again.count("rows updated") == again.count("rows removed") == 0
     config_id = ProfileRecord.objects.get(profile=scene["profile"]).graph_id
     bad_managed = next(
-        d["id"] for d in emulator.state.devices.values() if d["azureADDeviceId"] == str(scene["bad"].device_id)
+        d["id"]
+        for d in emulator.state.devices.values()
+        if d["azureADDeviceId"] == str(scene["bad"].device_id)
     )
     _report(
         emulator,
-        {"configurationId": config_id, "certificateStates": [], "deviceStatuses": [
-            _status(bad_managed, config_id, str(uuid.uuid4()), "compliant")
-        ]},
+        {
+            "configurationId": config_id,
+            "certificateStates": [],
+            "deviceStatuses": [_status(bad_managed, config_id, str(uuid.uuid4()), "compliant")],
+        },
     )
     third = status_sync.run(client=scene["client"])
     assert third.count("rows updated") == 1 and third.count("rows removed") == 3
@@ -198,12 +202,19 @@ def test_the_portals_own_rows_are_kept_beside_intunes(scene: dict[str, Any]) -> 
     status_sync.run(client=scene["client"])
     own.refresh_from_db()
     assert own.status == DeliveryStatus.SUCCEEDED and own.source == Source.PORTAL
-    assert DeliveryState.objects.filter(device=device, certificate_thumbprint=certificate.thumbprint).count() == 2
+    assert (
+        DeliveryState.objects.filter(device=device, certificate_thumbprint=certificate.thumbprint).count()
+        == 2
+    )
 
 
-def test_throttled_reads_are_retried_and_every_page_is_read(scene: dict[str, Any], emulator: Emulator) -> None:
+def test_throttled_reads_are_retried_and_every_page_is_read(
+    scene: dict[str, Any], emulator: Emulator
+) -> None:
     known = {str(scene["ok"].device_id), str(scene["bad"].device_id)}
-    emulator.state.devices = {k: d for k, d in emulator.state.devices.items() if d["azureADDeviceId"] in known}
+    emulator.state.devices = {
+        k: d for k, d in emulator.state.devices.items() if d["azureADDeviceId"] in known
+    }
     emulator.config.page_size = 1
     emulator.config.read_limit, emulator.config.read_window = 3, 1.0
     run = status_sync.run(client=scene["client"], pacer=status_sync.Pacer(1000, 1.0))
@@ -227,7 +238,9 @@ def test_the_pacer_keeps_requests_inside_the_window() -> None:
     assert waits == [17.0, 17.0] and pacer.total == 7
 
 
-def test_a_run_left_by_a_dead_worker_is_closed_and_the_next_one_runs(scene: dict[str, Any], settings: Any) -> None:
+def test_a_run_left_by_a_dead_worker_is_closed_and_the_next_one_runs(
+    scene: dict[str, Any], settings: Any
+) -> None:
     stale = StatusSyncRun.objects.create(started_at=timezone.now() - dt.timedelta(hours=1))
     settings.GRAPH_STATUS_SYNC_TIMEOUT_SECONDS = 1800
     run = status_sync.run(client=scene["client"])
@@ -257,7 +270,9 @@ def test_sync_now_is_audited_and_the_page_shows_the_last_sync(
     assert "1 unknown devices" in page
 
 
-def test_a_reader_without_profile_rights_cannot_start_a_sync(connected: TenantConnection, client: Client) -> None:
+def test_a_reader_without_profile_rights_cannot_start_a_sync(
+    connected: TenantConnection, client: Client
+) -> None:
     reader = User.objects.create_user("reader@contoso.com", password="pw")
     client.force_login(reader)
     assert client.post(reverse("graph:status_sync_start")).status_code == 403
