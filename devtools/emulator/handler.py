@@ -10,6 +10,7 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -199,9 +200,10 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
                 version = path.split("/")[1]
                 self._page(
                     path,
-                    [_device_as(version, d) for d in state.devices.values()],
+                    list(state.devices.values()),
                     version=version,
                     type_name="managedDevice",
+                    convert=lambda d: _device_as(version, d),
                 )
             else:
                 raise ODataError(
@@ -209,11 +211,15 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
                 )
 
     def _page(
-        self, path: str, items: list[dict[str, Any]], *, version: str = "", type_name: str = ""
+        self,
+        path: str,
+        items: list[dict[str, Any]],
+        *,
+        version: str = "",
+        type_name: str = "",
+        convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
-        if type_name:
-            chosen = schema.check_select(version, type_name, self.query)
-            items = [schema.project(version, type_name, item, chosen) for item in items]
+        chosen = schema.check_select(version, type_name, self.query) if type_name else None
         size = self.state.config.page_size
         if "$top" in self.query:
             try:
@@ -222,6 +228,11 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
                 raise ODataError(400, "BadRequest", "Invalid $top value.") from exc
         start = int(self.query.get("$skiptoken") or 0)
         chunk = items[start : start + size]
+        if convert is not None:
+            chunk = [convert(item) for item in chunk]
+        if type_name:
+            # Only the page served is projected: a large collection is read in as many pages as it has.
+            chunk = [schema.project(version, type_name, item, chosen) for item in chunk]
         payload: dict[str, Any] = {
             "@odata.context": f"{self.server.base_url}/{path.split('/')[1]}/$metadata",
             "value": chunk,
