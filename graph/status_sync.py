@@ -149,6 +149,22 @@ class Pacer:
         self.total += 1
 
 
+def _after_previous(pacer: Pacer, sync_run: StatusSyncRun) -> None:
+    """Wait out the window of the run before: its requests still count in Intune's window, and this
+    run's pacer (new, perhaps in another process) does not know them."""
+    previous = (
+        StatusSyncRun.objects.exclude(pk=sync_run.pk)
+        .filter(finished_at__isnull=False)
+        .order_by("-finished_at")
+        .values_list("finished_at", flat=True)
+        .first()
+    )
+    if previous is not None:
+        gap = (timezone.now() - previous).total_seconds()
+        if 0 <= gap < pacer.window:
+            pacer.sleep(pacer.window - gap)
+
+
 @dataclass
 class Reader:
     client: GraphClient
@@ -231,6 +247,7 @@ def run(
             client or connection.connected_client(),
             pacer or Pacer(settings.GRAPH_STATUS_READ_LIMIT, settings.GRAPH_STATUS_READ_WINDOW_SECONDS),
         )
+        _after_previous(reader.pacer, sync_run)
         devices = Devices.load(reader)
         records = ProfileRecord.objects.filter(profile__isnull=False).exclude(graph_id="").order_by("pk")
         for record in records:

@@ -99,7 +99,10 @@ def scene(
     connected: TenantConnection,
     portal_graph: GraphClient,
     make_certificate: Callable[..., Certificate],
+    settings: Any,
 ) -> dict[str, Any]:
+    # Runs follow each other at once here; each waits out the window of the one before.
+    settings.GRAPH_STATUS_READ_WINDOW_SECONDS = 0.1
     certificate = make_certificate()
     user = certificate.user
     assert user is not None
@@ -236,6 +239,13 @@ def test_the_pacer_keeps_requests_inside_the_window() -> None:
         pacer.wait()
         now[0] += 1.0
     assert waits == [17.0, 17.0] and pacer.total == 7
+
+
+def test_a_run_right_after_another_waits_out_its_window_first(scene: dict[str, Any]) -> None:
+    status_sync.run(client=scene["client"])
+    waits: list[float] = []
+    status_sync.run(client=scene["client"], pacer=status_sync.Pacer(800, 20.0, sleep=waits.append))
+    assert len(waits) == 1 and 15 < waits[0] <= 20
 
 
 def test_a_run_left_by_a_dead_worker_is_closed_and_the_next_one_runs(
