@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from connectors.models import ConnectorJob
 from delivery.credentials import CATEGORY
-from delivery.models import DeliveryState
+from delivery.models import DeliveryState, Source
 from directory.models import Device
 from portal import audit
 from portal.audit import Actor
@@ -27,6 +27,8 @@ RESENDABLE = (DeliveryStatus.SUCCEEDED, DeliveryStatus.ERROR, DeliveryStatus.PEN
 
 def _send_again(rows: QuerySet[DeliveryState]) -> tuple[int, list[int]]:
     """Rows back to Pending and unsent, their failed jobs queued again; (rows changed, profile ids)."""
+    # Intune's rows say what Intune delivered: only this portal's own deliveries are sent again.
+    rows = rows.filter(source=Source.PORTAL)
     chosen = list(rows.exclude(certificate_thumbprint="").values_list("pk", "job_id", "profile_id"))
     if not chosen:
         return 0, []

@@ -179,7 +179,8 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
     if answer is not None:
         return Policy(reason=answer[0], waiting=answer[1])
     # With each row's job, less what a check-in never needs (the ciphertext is read when sent).
-    states = DeliveryState.objects.filter(device=device).select_related("job")
+    # Intune's rows (source=intune) sit beside these and are never the device's own policy.
+    states = DeliveryState.objects.filter(device=device, source=Source.PORTAL).select_related("job")
     states = states.defer("job__device_password", "job__device_public_key")
     rows = {(r.profile_id, r.certificate_thumbprint): r for r in states}
     reported: defaultdict[tuple[int, int], set[str]] = defaultdict(set)

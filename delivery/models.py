@@ -135,6 +135,9 @@ class DeliveryState(models.Model):
     error_code = models.CharField(max_length=60, blank=True)
     error_message = models.CharField(max_length=1000, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.PORTAL)
+    # What the source said in its own words when it is not this portal (Intune's issuance and revoke
+    # state, serial, issuer, expiry), shown beside the state.
+    source_detail = models.CharField(max_length=300, blank=True)
     # The re-encryption of this certificate's password to the device's key (one per certificate x
     # device key, shared by the profiles that deliver the same certificate).
     job = models.ForeignKey(
@@ -150,7 +153,7 @@ class DeliveryState(models.Model):
         ordering = ["device_id", "profile_id", "certificate_thumbprint"]
         constraints = [
             models.UniqueConstraint(
-                fields=["profile", "device", "certificate_thumbprint"], name="unique_delivery_state"
+                fields=["profile", "device", "certificate_thumbprint", "source"], name="unique_delivery_state"
             )
         ]
         indexes = [

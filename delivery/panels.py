@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from delivery import reports
+from delivery.models import Source
 from directory.models import Device, DirectoryUser
 from portal import access, summaries
 from portal.http import AuthenticatedHttpRequest
+from profiles import states
 
 
 def _readable(request: AuthenticatedHttpRequest) -> bool:
@@ -26,6 +28,7 @@ def user_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) -> dict[s
         "devices": list(devices.values()),
         "count": len(rows),
         "can_resend": access.has_perm(request.user, "profiles.resend"),
+        "intune_last_sync": states.intune_last_sync(),
     }
 
 
@@ -36,6 +39,7 @@ def device_panel(request: AuthenticatedHttpRequest, device: Device) -> dict[str,
     return {
         "rows": list(reports.for_device(request.user, device)),
         "can_resend": access.has_perm(request.user, "profiles.resend"),
+        "intune_last_sync": states.intune_last_sync(),
     }
 
 
@@ -54,8 +58,9 @@ def home_section(request: AuthenticatedHttpRequest) -> dict[str, Any] | None:
         return {
             "failing_devices": reports.failing_devices(user),
             "failing_codes": reports.failing_by_code(user),
+            "failing_intune": reports.failing_devices(user, source=Source.INTUNE),
         }
 
     key = f"home:delivery:{reports.profile_scope(user)}"
     kept: dict[str, Any] = summaries.kept(key, summaries.request_clock(request), counts)
-    return kept
+    return {**kept, "intune_last_sync": states.intune_last_sync()}

@@ -82,6 +82,8 @@ class Delivered:
     changed_at: datetime
     error_code: str
     error_message: str
+    source: str = "portal"
+    source_detail: str = ""
 
     @property
     def status_label(self) -> str:
@@ -105,6 +107,8 @@ _USER_COLUMNS = (
     "changed_at",
     "error_code",
     "error_message",
+    "source",
+    "source_detail",
 )
 
 
@@ -183,9 +187,10 @@ def failing_by_code(user: AnyUser, *, limit: int = 8) -> list[FailingCode]:
     return [FailingCode(row["error_code"], row["devices"]) for row in rows]
 
 
-def failing_devices(user: AnyUser) -> int:
-    """Devices with at least one certificate in Error."""
-    found: int = (
-        visible(user).filter(status=DeliveryStatus.ERROR).aggregate(n=Count("device_id", distinct=True))["n"]
-    )
+def failing_devices(user: AnyUser, *, source: str = "") -> int:
+    """Devices with at least one certificate in Error (as ``source`` reports it, or any source)."""
+    rows = visible(user).filter(status=DeliveryStatus.ERROR)
+    if source:
+        rows = rows.filter(source=source)
+    found: int = rows.aggregate(n=Count("device_id", distinct=True))["n"]
     return found

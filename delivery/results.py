@@ -90,7 +90,9 @@ def _report(
     device = credential.device
     rows: dict[str, list[DeliveryState]] = {}
     for row in DeliveryState.objects.select_for_update().filter(
-        device=device, certificate_thumbprint__in=[r.thumbprint for r in results if r.thumbprint]
+        device=device,
+        source=Source.PORTAL,
+        certificate_thumbprint__in=[r.thumbprint for r in results if r.thumbprint],
     ):
         rows.setdefault(row.certificate_thumbprint, []).append(row)
     outcome: dict[str, str] = {}

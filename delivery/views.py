@@ -22,6 +22,7 @@ from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
 from portal.lib.paging import CountAsFarAsShown
 from portal.lib.spreadsheet import csv_download
+from profiles import states
 from profiles.models import Profile
 
 PAGE_SIZE = 50
@@ -82,6 +83,7 @@ def certificates(request: AuthenticatedHttpRequest) -> HttpResponse:
     context |= {
         "page": CountAsFarAsShown(rows, PAGE_SIZE, number=number).get_page(number),
         "query": query.urlencode(),
+        "intune_last_sync": states.intune_last_sync(),
     }
     template = "delivery/certificates.html"
     return render(request, f"{template}#results" if request.htmx else template, context)

@@ -87,6 +87,13 @@ class GraphConfig(AppConfig):
             connector_hooks.ConnectorsSection("graph/_intune_connectors.html", connectors_section)
         )
 
+        from graph import status_sync
+        from profiles.states import IntuneSide, register_intune
+
+        register_intune(
+            IntuneSide(last_sync=status_sync.last_sync, profile_summary=status_sync.profile_summary)
+        )
+
         from graph.views_intune import profile_section
         from profiles import hooks as profile_hooks
 

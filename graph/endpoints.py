@@ -11,6 +11,8 @@ DEVICE_FIELDS = (
     "id,azureADDeviceId,deviceName,operatingSystem,osVersion,deviceEnrollmentType,manufacturer,model,"
     "serialNumber,managedDeviceOwnerType,lastSyncDateTime,userId"
 )
+# v1.0 managedDevice: Intune's device id beside Entra's, to match what Intune reports per device.
+DEVICE_ID_FIELDS = "id,azureADDeviceId"
 # beta managedDevice: the properties that tell the Android enrollment kinds apart.
 DEVICE_KIND_FIELDS = "id,deviceType,deviceEnrollmentType"
 
@@ -46,6 +48,7 @@ SELECTS: tuple[tuple[str, str, str], ...] = (
     ("v1.0", "user", USER_FIELDS),
     ("v1.0", "group", GROUP_FIELDS),
     ("v1.0", "managedDevice", DEVICE_FIELDS),
+    ("v1.0", "managedDevice", DEVICE_ID_FIELDS),
     ("beta", "managedDevice", DEVICE_KIND_FIELDS),
     ("beta", "deviceConfiguration", CONFIGURATION_LIST_FIELDS),
     ("beta", "roleScopeTag", SCOPE_TAG_FIELDS),

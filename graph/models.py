@@ -244,3 +244,30 @@ class IntuneConnector(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.graph_id
+
+
+class StatusSyncRun(Run):
+    """One read of what Intune reports about the portal's profiles, into the delivery status model."""
+
+    class Meta(Run.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"Intune status sync {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class IntuneProfileStatus(models.Model):
+    """What Intune last said about one profile as a whole: its overview counts, its users' states, and
+    how many reported devices and certificates the portal could not match (counted, never invented)."""
+
+    profile = models.OneToOneField("profiles.Profile", on_delete=models.CASCADE, related_name="intune_status")
+    overview = models.JSONField(default=dict, blank=True)
+    users = models.JSONField(default=dict, blank=True)  # complianceStatus -> number of users
+    devices_reported = models.PositiveIntegerField(default=0)
+    certificates_reported = models.PositiveIntegerField(default=0)
+    unknown_devices = models.PositiveIntegerField(default=0)
+    unknown_certificates = models.PositiveIntegerField(default=0)
+    synced_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.profile_id}: {self.devices_reported} devices at {self.synced_at:%Y-%m-%d %H:%M}"

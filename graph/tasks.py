@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
-from graph import directory_sync, intune_connectors, key_resend, profile_sync, uploads
+from graph import directory_sync, intune_connectors, key_resend, profile_sync, status_sync, uploads
 from graph import reconcile as reconcile_service
 from graph.models import TenantConnection
 from graph.uploads import RetryLater
@@ -94,3 +95,15 @@ def sync_directory(run_id: int | None = None) -> int | None:
 @shared_task(ignore_result=True, soft_time_limit=120)
 def refresh_intune_connectors() -> int:
     return intune_connectors.refresh()
+
+
+# The hard limit is the stall timeout: a run older than that has no live worker, and is closed.
+@shared_task(
+    ignore_result=True,
+    soft_time_limit=settings.GRAPH_STATUS_SYNC_TIMEOUT_SECONDS - 30,
+    time_limit=settings.GRAPH_STATUS_SYNC_TIMEOUT_SECONDS,
+)
+def sync_intune_status(run_id: int | None = None) -> int | None:
+    if run_id is None and TenantConnection.current() is None:
+        return None
+    return status_sync.run(run_id).pk

@@ -47,5 +47,11 @@ app.conf.beat_schedule = {
     # Every 30 minutes: users, groups with members and managed devices from Microsoft Graph.
     "graph-directory-sync": {"task": "graph.tasks.sync_directory", "schedule": crontab(minute="*/30")},
     # Every 10 minutes: Microsoft's certificate connectors as Intune lists them, their health, and alerts.
+    # Every 30 minutes at :05 and :35: what Intune reports about each profile's devices and certificates,
+    # into the delivery status model (source: Intune); a run whose worker died is closed first.
+    "graph-intune-status-sync": {
+        "task": "graph.tasks.sync_intune_status",
+        "schedule": crontab(minute="5,35"),
+    },
     "graph-intune-connectors": {"task": "graph.tasks.refresh_intune_connectors", "schedule": 600.0},
 }

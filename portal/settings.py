@@ -432,6 +432,13 @@ GRAPH_BACKOFF_CAP_SECONDS = env_int("GRAPH_BACKOFF_CAP_SECONDS", 60, minimum=1)
 # after GRAPH_REQUEUE_AFTER_SECONDS (its task message was lost) is queued again too.
 GRAPH_CLAIM_TIMEOUT_SECONDS = env_int("GRAPH_CLAIM_TIMEOUT_SECONDS", CELERY_TASK_TIME_LIMIT + 60, minimum=1)
 GRAPH_REQUEUE_AFTER_SECONDS = env_int("GRAPH_REQUEUE_AFTER_SECONDS", 900, minimum=1)
+# The Intune status sync paces its reads under Intune's documented 1000 requests per 20 s per app
+# and tenant (docs/graph-endpoints.md), leaving room for the rest of the portal's reads.
+GRAPH_STATUS_READ_LIMIT = env_int("GRAPH_STATUS_READ_LIMIT", 800, minimum=1)
+GRAPH_STATUS_READ_WINDOW_SECONDS = float(env_int("GRAPH_STATUS_READ_WINDOW_SECONDS", 20, minimum=1))
+# A status sync still running after this long belonged to a worker that died: it is closed as failed
+# by the next run or sweep (also the sync task's hard time limit, so a live one never runs longer).
+GRAPH_STATUS_SYNC_TIMEOUT_SECONDS = env_int("GRAPH_STATUS_SYNC_TIMEOUT_SECONDS", 1800, minimum=60)
 
 # --- Certificate connectors -------------------------------------------------------
 CONNECTOR_HEARTBEAT_INTERVAL = env_int("CONNECTOR_HEARTBEAT_INTERVAL", 60, minimum=5)

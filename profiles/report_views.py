@@ -54,6 +54,8 @@ class Delivered:
     error_code: str = ""
     error_message: str = ""
     changed_at: datetime | None = None
+    portal: bool = False  # this portal's check-ins reported on it
+    intune: bool = False  # Intune's status report (read by the status sync) names it
 
 
 def _delivered(profile_id: int | None, device_ids: list[int]) -> dict[int, Delivered]:
@@ -63,11 +65,12 @@ def _delivered(profile_id: int | None, device_ids: list[int]) -> dict[int, Deliv
     if rows is None or profile_id is None:
         return found
     values = rows.order_by("changed_at").values_list(
-        "device_id", "certificate_thumbprint", "error_code", "error_message", "changed_at"
+        "device_id", "certificate_thumbprint", "error_code", "error_message", "changed_at", "source"
     )
-    for device_id, thumbprint, code, message, changed_at in values:
+    for device_id, thumbprint, code, message, changed_at, source in values:
         seen = found.setdefault(device_id, Delivered())
-        seen.certificates += 1 if thumbprint else 0
+        seen.intune, seen.portal = seen.intune or source == "intune", seen.portal or source != "intune"
+        seen.certificates += 1 if thumbprint and source != "intune" else 0
         seen.changed_at = changed_at
         if code:
             seen.error_code, seen.error_message = code, message
@@ -120,6 +123,8 @@ def profile_report(request: AuthenticatedHttpRequest, code: str) -> HttpResponse
         "counts": [(s, STATE_LABELS[s], summary.devices[s]) for s in STATUSES],
         "failed": summary.devices[DeliveryStatus.ERROR],
         "can_retry": access.can(request.user, "profiles.resend", profile),
+        "intune_last_sync": reported_states.intune_last_sync(),
+        "intune": reported_states.intune_profile_summary(profile.pk),
         "tab": "report",
         **NAV,
     }
@@ -144,6 +149,7 @@ def profile_report_csv(request: AuthenticatedHttpRequest, code: str) -> HttpResp
         "Status",
         "Reason",
         "Certificates reported",
+        "Source",
         "Error code",
         "Error message",
         "Last change (UTC)",
@@ -163,6 +169,7 @@ def profile_report_csv(request: AuthenticatedHttpRequest, code: str) -> HttpResp
                     row["state_label"],
                     row["reason"],
                     row["delivered"].certificates,
+                    _sources(row["delivered"]),
                     row["delivered"].error_code,
                     row["delivered"].error_message,
                     _utc(row["delivered"].changed_at),
@@ -170,6 +177,12 @@ def profile_report_csv(request: AuthenticatedHttpRequest, code: str) -> HttpResp
                 ]
 
     return csv_download(f"profile-{profile.code}-devices.csv", header, values())
+
+
+def _sources(delivered: Delivered) -> str:
+    return "; ".join(
+        n for n, on in (("portal", delivered.portal), ("source: Intune", delivered.intune)) if on
+    )
 
 
 def _utc(value: datetime | None) -> str:

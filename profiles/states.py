@@ -7,7 +7,9 @@ the evaluation only needs rows with ``profile_id``, ``device_id`` and ``status``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import models
@@ -34,3 +36,29 @@ def reported_for_devices(device_ids: Iterable[int]) -> list[tuple[int, int, str]
     if rows is None:
         return []
     return list(rows.values_list("profile_id", "device_id", "status"))
+
+
+# -- Intune's side: rows with source "intune" are written by the status sync (in ``graph``, which
+# registers here); the pages show when Intune was last read and its own counts per profile.
+
+
+@dataclass(frozen=True)
+class IntuneSide:
+    last_sync: Callable[[], datetime | None]
+    # A profile's overview as Intune counts it, or None when it was never read.
+    profile_summary: Callable[[int], dict[str, Any] | None]
+
+
+_INTUNE: list[IntuneSide] = []
+
+
+def register_intune(side: IntuneSide) -> None:
+    _INTUNE[:] = [side]
+
+
+def intune_last_sync() -> datetime | None:
+    return _INTUNE[0].last_sync() if _INTUNE else None
+
+
+def intune_profile_summary(profile_id: int) -> dict[str, Any] | None:
+    return _INTUNE[0].profile_summary(profile_id) if _INTUNE else None

@@ -10,6 +10,7 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -81,8 +82,6 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
                 oidc.me(self, method)
             elif path.startswith(("/v1.0/", "/beta/")):
                 self._authenticate()
-                if method == "GET":
-                    self._spend_read()
                 self._graph(method, path)
             else:
                 self._identity(method, path)
@@ -163,6 +162,8 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
     # -- Graph
 
     def _graph(self, method: str, path: str) -> None:
+        if method == "GET":
+            self._spend_read()
         if path == PFX_PATH or path.startswith(PFX_PATH + "/") or path.startswith(PFX_PATH + "("):
             self._pfx(method, path[len(PFX_PATH) :])
             return
@@ -199,9 +200,10 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
                 version = path.split("/")[1]
                 self._page(
                     path,
-                    [_device_as(version, d) for d in state.devices.values()],
+                    list(state.devices.values()),
                     version=version,
                     type_name="managedDevice",
+                    convert=lambda d: _device_as(version, d),
                 )
             else:
                 raise ODataError(
@@ -209,11 +211,15 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
                 )
 
     def _page(
-        self, path: str, items: list[dict[str, Any]], *, version: str = "", type_name: str = ""
+        self,
+        path: str,
+        items: list[dict[str, Any]],
+        *,
+        version: str = "",
+        type_name: str = "",
+        convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
-        if type_name:
-            chosen = schema.check_select(version, type_name, self.query)
-            items = [schema.project(version, type_name, item, chosen) for item in items]
+        chosen = schema.check_select(version, type_name, self.query) if type_name else None
         size = self.state.config.page_size
         if "$top" in self.query:
             try:
@@ -222,6 +228,11 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
                 raise ODataError(400, "BadRequest", "Invalid $top value.") from exc
         start = int(self.query.get("$skiptoken") or 0)
         chunk = items[start : start + size]
+        if convert is not None:
+            chunk = [convert(item) for item in chunk]
+        if type_name:
+            # Only the page served is projected: a large collection is read in as many pages as it has.
+            chunk = [schema.project(version, type_name, item, chosen) for item in chunk]
         payload: dict[str, Any] = {
             "@odata.context": f"{self.server.base_url}/{path.split('/')[1]}/$metadata",
             "value": chunk,
@@ -374,27 +385,6 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
         # Secrets are write-only: Graph returns one zero byte and an empty string.
         return {**record, "encryptedPfxBlob": REDACTED_BLOB, "encryptedPfxPassword": ""}
 
-    def _spend_read(self) -> None:
-        """Intune's "any request" limit, for reads (writes have their own, tighter one)."""
-        cfg = self.state.config
-        if cfg.read_limit <= 0:
-            return
-        with self.state.lock:
-            now = time.monotonic()
-            reads = self.state.reads
-            while reads and reads[0] <= now - cfg.read_window:
-                reads.popleft()
-            if len(reads) >= cfg.read_limit:
-                self.state.stats.throttled_reads += 1
-                wait = reads[0] + cfg.read_window - now
-                raise ODataError(
-                    429,
-                    "TooManyRequests",
-                    "Too many requests.",
-                    {"Retry-After": str(max(1, math.ceil(wait)))},
-                )
-            reads.append(now)
-
     def _spend_write(self) -> None:
         state = self.state
         cfg = state.config
@@ -425,6 +415,25 @@ class Handler(IdentityRoutes, IntuneRoutes, BaseHTTPRequestHandler):
                 raise ODataError(503, "ServiceUnavailable", "The service is temporarily unavailable.")
             # The other half of the faults are carried out, and their answer is lost (see _send).
             self._answer_lost = roll < cfg.fault_rate
+
+    def _spend_read(self) -> None:
+        state = self.state
+        cfg = state.config
+        with state.lock:
+            now = time.monotonic()
+            state.stats.reads += 1
+            if cfg.read_limit <= 0:
+                return
+            while state.read_times and state.read_times[0] <= now - cfg.read_window:
+                state.read_times.popleft()
+            if len(state.read_times) >= cfg.read_limit:
+                state.stats.read_throttled += 1
+                wait = state.read_times[0] + cfg.read_window - now
+                headers = (
+                    {"Retry-After": str(max(1, math.ceil(wait)))} if cfg.retry_after == "seconds" else {}
+                )
+                raise ODataError(429, "TooManyRequests", "Too many requests.", headers)
+            state.read_times.append(now)
 
     # -- control (not part of Graph)
 

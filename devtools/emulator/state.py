@@ -25,7 +25,8 @@ class Config:
     # How a 429 says when to come back: "seconds" (Retry-After), "ms" (x-ms-retry-after-ms), "none".
     retry_after: str = "seconds"
     write_latency: float = 0.0
-    # GET requests allowed per window (Intune: 1000 per 20 s per app and tenant); 0 turns it off.
+    # Reads (GET) allowed per window, per app and tenant; 0 (the default) turns read throttling off.
+    # Intune documents 1000 requests per 20 s per app and tenant for device configuration.
     read_limit: int = 0
     read_window: float = 20.0
     # Seconds between storing a new record and answering: a client may die in between.
@@ -58,7 +59,8 @@ class Stats:
     profile_patches: int = 0
     assigns: int = 0
     throttled: int = 0
-    throttled_reads: int = 0
+    reads: int = 0
+    read_throttled: int = 0
     bad_requests: int = 0
     requests: int = 0
     first_write: float = 0.0
@@ -82,6 +84,7 @@ class State:
     config: Config = field(default_factory=Config)
     stats: Stats = field(default_factory=Stats)
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    read_times: deque[float] = field(default_factory=deque)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     members: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -97,7 +100,6 @@ class State:
     ndes_connectors: list[dict[str, Any]] = field(default_factory=list)
     tokens: dict[str, Token] = field(default_factory=dict)
     writes: deque[float] = field(default_factory=deque)
-    reads: deque[float] = field(default_factory=deque)
     lock: threading.RLock = field(default_factory=threading.RLock)
     random: random.Random = field(default_factory=lambda: random.Random(1))
 
@@ -120,7 +122,7 @@ class State:
             self.ndes_connectors.clear()
             self.scope_tags = dict(BUILT_IN_TAGS)
             self.writes.clear()
-            self.reads.clear()
+            self.read_times.clear()
             self.stats = Stats()
 
 

@@ -332,7 +332,7 @@ def test_status_reads_that_are_throttled_wait_as_asked_and_still_read_every_page
     emulator.config.read_limit, emulator.config.read_window = 3, 1.0
     statuses = [s for page in calls.device_statuses(portal_graph, graph_id) for s in page]
     assert len(statuses) == 40  # 6 pages of 7 under 3 reads a second
-    assert emulator.state.stats.throttled_reads > 0
+    assert emulator.state.stats.read_throttled > 0
 
 
 def test_a_profile_deleted_while_it_is_being_sent_is_deleted_from_intune_after_the_send(
