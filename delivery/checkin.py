@@ -35,6 +35,8 @@ from delivery.credentials import CATEGORY, device_actor
 from delivery.models import DeliveryState, DeviceCredential, Source
 from directory.models import Device, GroupDeviceMember, GroupUserMember
 from portal import audit
+from portal.audit import Actor
+from portal.models import AuditEvent
 from profiles.models import DeliveryStatus, IntendedPurpose
 from profiles.specs import ProfileSpecs, TargetSpec, tenant_specs
 from profiles.targeting import UserFacts, flags_of, outcome
@@ -424,15 +426,17 @@ def _audit(
     )
 
 
+@transaction.atomic
 def rows_for_jobs_failed(job_ids: list[int]) -> int:
-    """Pending rows waiting on these jobs turn Error with the job's code (connectors' signal)."""
+    """Pending rows waiting on these jobs turn Error with the job's code (connectors' signal), with
+    one audit event naming the devices and certificates."""
     now = timezone.now()
     count = 0
     by_job: dict[int, list[DeliveryState]] = defaultdict(list)
-    for row in DeliveryState.objects.filter(job_id__in=job_ids, status=DeliveryStatus.PENDING).select_related(
-        "job"
-    ):
+    pending = DeliveryState.objects.filter(job_id__in=job_ids, status=DeliveryStatus.PENDING)
+    for row in pending.select_related("job", "device"):
         by_job[row.job_id or 0].append(row)
+    resources: list[dict[str, object]] = []
     for rows in by_job.values():
         job = rows[0].job
         assert job is not None
@@ -440,4 +444,22 @@ def rows_for_jobs_failed(job_ids: list[int]) -> int:
         count += DeliveryState.objects.filter(
             pk__in=[r.pk for r in rows], status=DeliveryStatus.PENDING
         ).update(status=DeliveryStatus.ERROR, error_code=code, error_message=message[:1000], changed_at=now)
+        resources += [
+            audit.resource(
+                type="Device",
+                id=str(r.device.device_id),
+                name=f"{r.device.name}: {r.certificate_thumbprint[:12]} ({code})",
+                scope=Device,
+            )
+            for r in rows
+        ]
+    if resources:
+        audit.record(
+            Actor.system(),
+            activity="Delivery failed: the connector could not re-encrypt",
+            category=CATEGORY,
+            operation="update",
+            result=AuditEvent.Result.FAILURE,
+            resources=resources,
+        )
     return count
