@@ -176,8 +176,8 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
         DeviceCredential.objects.filter(pk=credential.pk).update(last_check_in=now, last_ip=ip)
     device = credential.device
     specs = tenant_specs(recheck_after=settings.DEVICE_POLICY_RECHECK_SECONDS)
-    key = quiet.fingerprint(credential)
-    answer = quiet.kept(credential, key, specs)
+    key = quiet.fingerprint(credential, specs)
+    answer = quiet.kept(credential, key) if key is not None else None
     if answer is not None:
         return Policy(reason=answer[0], waiting=answer[1])
     # With each row's job, less what a check-in never needs (the ciphertext is read when sent).
@@ -189,10 +189,10 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
         reported[(state.profile_id, device.pk)].add(state.status)
     reach = reaching_profiles(device, specs, {k: frozenset(v) for k, v in reported.items()})
     policy = Policy()
-    if _decide(credential, rows, reach, policy, now, ip):
+    if _decide(credential, rows, reach, policy, now, ip) and key is not None:
         # The fingerprint was read before the rows: a change committed in between shows as a new
         # fingerprint at the next check-in, so a kept answer is never older than its key.
-        quiet.keep(credential, key, specs, (policy.reason, policy.waiting))
+        quiet.keep(credential, key, (policy.reason, policy.waiting))
     return policy
 
 
