@@ -155,11 +155,13 @@ def healthz(args: argparse.Namespace) -> None:
 
 def build(count: int) -> None:
     """Users, devices and one profile per platform; certificates come once the agent's key exists."""
+    from certs.models import Certificate
     from directory.models import Device, DirectoryUser, Platform, WindowsEdition
     from profiles.models import CertificateAccess, IntendedPurpose, KeyStorageProvider, Profile
 
     if Device.objects.filter(name__startswith="BENCH-").count() == count:
         return
+    Certificate.objects.filter(upn__startswith="bench-").delete()
     Device.objects.filter(name__startswith="BENCH-").delete()
     DirectoryUser.objects.filter(upn__startswith="bench-").delete()
     users = DirectoryUser.objects.bulk_create(

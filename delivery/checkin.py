@@ -35,6 +35,8 @@ from delivery.credentials import CATEGORY, device_actor
 from delivery.models import DeliveryState, DeviceCredential, Source
 from directory.models import Device, GroupDeviceMember, GroupUserMember
 from portal import audit
+from portal.audit import Actor
+from portal.models import AuditEvent
 from profiles.models import DeliveryStatus, IntendedPurpose
 from profiles.specs import ProfileSpecs, TargetSpec, tenant_specs
 from profiles.targeting import UserFacts, flags_of, outcome
@@ -174,8 +176,8 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
         DeviceCredential.objects.filter(pk=credential.pk).update(last_check_in=now, last_ip=ip)
     device = credential.device
     specs = tenant_specs(recheck_after=settings.DEVICE_POLICY_RECHECK_SECONDS)
-    key = quiet.fingerprint(credential)
-    answer = quiet.kept(credential, key, specs)
+    key = quiet.fingerprint(credential, specs)
+    answer = quiet.kept(credential, key) if key is not None else None
     if answer is not None:
         return Policy(reason=answer[0], waiting=answer[1])
     # With each row's job, less what a check-in never needs (the ciphertext is read when sent).
@@ -188,10 +190,10 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
         reported[(state.profile_id, device.pk)].add(state.status)
     reach = reaching_profiles(device, specs, {k: frozenset(v) for k, v in reported.items()})
     policy = Policy()
-    if _decide(credential, rows, reach, policy, now, ip):
+    if _decide(credential, rows, reach, policy, now, ip) and key is not None:
         # The fingerprint was read before the rows: a change committed in between shows as a new
         # fingerprint at the next check-in, so a kept answer is never older than its key.
-        quiet.keep(credential, key, specs, (policy.reason, policy.waiting))
+        quiet.keep(credential, key, (policy.reason, policy.waiting))
     return policy
 
 
@@ -425,15 +427,17 @@ def _audit(
     )
 
 
+@transaction.atomic
 def rows_for_jobs_failed(job_ids: list[int]) -> int:
-    """Pending rows waiting on these jobs turn Error with the job's code (connectors' signal)."""
+    """Pending rows waiting on these jobs turn Error with the job's code (connectors' signal), with
+    one audit event naming the devices and certificates."""
     now = timezone.now()
     count = 0
     by_job: dict[int, list[DeliveryState]] = defaultdict(list)
-    for row in DeliveryState.objects.filter(job_id__in=job_ids, status=DeliveryStatus.PENDING).select_related(
-        "job"
-    ):
+    pending = DeliveryState.objects.filter(job_id__in=job_ids, status=DeliveryStatus.PENDING)
+    for row in pending.select_related("job", "device"):
         by_job[row.job_id or 0].append(row)
+    resources: list[dict[str, object]] = []
     for rows in by_job.values():
         job = rows[0].job
         assert job is not None
@@ -441,4 +445,22 @@ def rows_for_jobs_failed(job_ids: list[int]) -> int:
         count += DeliveryState.objects.filter(
             pk__in=[r.pk for r in rows], status=DeliveryStatus.PENDING
         ).update(status=DeliveryStatus.ERROR, error_code=code, error_message=message[:1000], changed_at=now)
+        resources += [
+            audit.resource(
+                type="Device",
+                id=str(r.device.device_id),
+                name=f"{r.device.name}: {r.certificate_thumbprint[:12]} ({code})",
+                scope=Device,
+            )
+            for r in rows
+        ]
+    if resources:
+        audit.record(
+            Actor.system(),
+            activity="Delivery failed: the connector could not re-encrypt",
+            category=CATEGORY,
+            operation="update",
+            result=AuditEvent.Result.FAILURE,
+            resources=resources,
+        )
     return count

@@ -1,37 +1,39 @@
-"""Check-ins that find nothing to do, answered from memory.
+"""Check-ins that find nothing to do, answered from the shared cache.
 
 Most check-ins change nothing: the device has all it should, or waits for a re-encryption.
-After one such check-in, a web process keeps the answer with a fingerprint of everything it
-depends on, read in one query: the device's delivery rows (count, last status change, highest
-id), its user's certificates (count, last change, highest id), the user's and the device's group
-memberships (count, highest id), its key's finished re-encryption jobs (count, last finish),
-plus the device and user rows already loaded with the credential and the profile specs in use. The next check-in reads the fingerprint (one query instead of four) and, if nothing moved,
-answers the same. Time alone changes a policy too (a certificate becomes valid or expires), so
-a kept answer is used for at most ``KEEP_SECONDS``.
+After one such check-in the answer is kept with a fingerprint of everything it depends on, read
+in one query: the device's delivery rows (count, last status change, highest id), its user's
+certificates (count, last change, highest id), the user's and the device's group memberships
+(count, highest id), its key's finished re-encryption jobs (count, last finish), plus the device
+and user rows loaded with the credential and the version of the profile specs in use. The next
+check-in, in any web process, reads the fingerprint (one query instead of four) and, if nothing
+moved, answers the same. Time alone changes a policy too (a certificate becomes valid or
+expires), so a kept answer is used for at most ``KEEP_SECONDS``.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from django.core.cache import cache
 from django.db import connection
 
 from certs.models import Certificate
 from connectors.models import ConnectorJob
 from delivery.models import DeliveryState, DeviceCredential
 from directory.models import GroupDeviceMember, GroupUserMember
+from profiles.specs import ProfileSpecs, tenant_specs_version
 
-KEEP_SECONDS = 60.0
-MAX_KEPT = 200_000
-
-# Credential id -> (fingerprint, the specs it was decided with, monotonic time kept, the answer's
-# reason and waiting count). The specs object itself is kept, not its id: a freed object's id can
-# come back.
-_kept: dict[int, tuple[tuple[Any, ...], object, float, tuple[str, int]]] = {}
+KEEP_SECONDS = 60
+# Bumped by forget(): answers kept under an earlier generation are never read again.
+_generation = 0
 
 
-def fingerprint(credential: DeviceCredential) -> tuple[Any, ...]:
+def fingerprint(credential: DeviceCredential, specs: ProfileSpecs) -> tuple[Any, ...] | None:
+    """None when the specs in use are not the kept ones (nothing to compare with)."""
+    version = tenant_specs_version(specs)
+    if version is None:
+        return None
     device = credential.device
     user = device.primary_user
     q = connection.ops.quote_name
@@ -61,7 +63,7 @@ def fingerprint(credential: DeviceCredential) -> tuple[Any, ...]:
         )
         row = cursor.fetchone()
     return (
-        connection.alias,
+        version,
         credential.key_fingerprint,
         device.updated_at,
         device.platform,
@@ -73,25 +75,26 @@ def fingerprint(credential: DeviceCredential) -> tuple[Any, ...]:
     )
 
 
-def kept(credential: DeviceCredential, key: tuple[Any, ...], specs: object) -> tuple[str, int] | None:
-    """The kept answer's reason (often "") and waiting count, or None when there is none to use."""
-    found = _kept.get(credential.pk)
-    if (
-        found is None
-        or found[0] != key
-        or found[1] is not specs
-        or time.monotonic() - found[2] > KEEP_SECONDS
-    ):
+def _key(credential: DeviceCredential) -> str:
+    return f"device-quiet:{_generation}:{credential.pk}"
+
+
+def kept(credential: DeviceCredential, key: tuple[Any, ...]) -> tuple[str, int] | None:
+    """The kept answer's reason (often "") and waiting count, or None when there is none to use.
+
+    Answers are kept in the shared cache, so every web process uses what any of them decided."""
+    found = cache.get(_key(credential))
+    if not isinstance(found, tuple) or len(found) != 2 or found[0] != key:
         return None
-    return found[3]
+    answer: tuple[str, int] = found[1]
+    return answer
 
 
-def keep(credential: DeviceCredential, key: tuple[Any, ...], specs: object, answer: tuple[str, int]) -> None:
-    if len(_kept) >= MAX_KEPT:
-        _kept.clear()
-    _kept[credential.pk] = (key, specs, time.monotonic(), answer)
+def keep(credential: DeviceCredential, key: tuple[Any, ...], answer: tuple[str, int]) -> None:
+    cache.set(_key(credential), (key, answer), timeout=KEEP_SECONDS)
 
 
 def forget() -> None:
     """Drop every kept answer (tests whose data is rolled back between them)."""
-    _kept.clear()
+    global _generation
+    _generation += 1

@@ -325,6 +325,13 @@ def tenant_specs(*, recheck_after: float = 0.0) -> ProfileSpecs:
     return specs
 
 
+def tenant_specs_version(specs: ProfileSpecs) -> tuple[Any, ...] | None:
+    """What the database looked like when ``specs`` (from :func:`tenant_specs`) were read: equal
+    versions mean equal specs, in any process. None for specs no longer kept."""
+    kept = _tenant_specs
+    return kept[0] if kept is not None and kept[2] is specs else None
+
+
 def forget_tenant_specs() -> None:
     """Drop the kept specs (tests whose data is rolled back between them)."""
     global _tenant_specs

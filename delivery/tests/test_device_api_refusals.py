@@ -170,6 +170,7 @@ def test_a_connector_that_lost_the_key_fails_the_job_with_key_not_held(
     assert "key_not_held" in event.message and event.level == "error"
     row = DeliveryState.objects.get(certificate=certificate)
     assert (row.status, row.error_code) == (DeliveryStatus.ERROR, "key_not_held")
+    assert AuditEvent.objects.filter(activity__startswith="Delivery failed", result="failure").exists()
     assert pc.check_in()["install"] == []
 
 
