@@ -54,7 +54,12 @@ def _list_page(
     The results are rendered once per query and kept until the directory changes
     (``portal.summaries.fragment``); pages count only as far as they show (``CountAsFarAsShown``).
     """
-    context: dict[str, Any] = {"form": form, "nav_active": nav, "can_import": _can_import(request)}
+    context: dict[str, Any] = {
+        "form": form,
+        "nav_active": nav,
+        "can_import": _can_import(request),
+        "path": request.path,
+    }
 
     def filters() -> str:
         return render_to_string("directory/_filters.html", {"form": form, "action": request.path})
