@@ -203,7 +203,8 @@ def measure(args: argparse.Namespace) -> None:
     )
     for name, label, paths in pages:
         client = sessions[label][0]
-        rendered, kept = [], []
+        rendered: list[int] = []
+        kept: list[int] = []
         for counts in (rendered, kept):
             for path in paths[:5]:
                 with CaptureQueriesContext(connection) as queries:
