@@ -198,18 +198,21 @@ def measure(args: argparse.Namespace) -> None:
     floor = [("Baseline: /healthz", "admin", ["/healthz"])]
 
     print(
-        "\nQueries per request (several objects each; the same count means it does not grow with the data):"
+        "\nQueries per request (several objects each; the same count means it does not grow with the data),"
+        "\nrendered, then again while nothing changed (kept pieces: portal.summaries.fragment):"
     )
     for name, label, paths in pages:
-        counts = []
         client = sessions[label][0]
-        for path in paths[:5]:
-            with CaptureQueriesContext(connection) as queries:
-                response = client.get(path, HTTP_HOST="localhost")
-            if response.status_code != 200:
-                sys.exit(f"{path} answered {response.status_code}")
-            counts.append(len(queries))
-        print(f"  {name:<34} {counts}")
+        rendered: list[int] = []
+        kept: list[int] = []
+        for counts in (rendered, kept):
+            for path in paths[:5]:
+                with CaptureQueriesContext(connection) as queries:
+                    response = client.get(path, HTTP_HOST="localhost")
+                if response.status_code != 200:
+                    sys.exit(f"{path} answered {response.status_code}")
+                counts.append(len(queries))
+        print(f"  {name:<34} {rendered}  again: {kept}")
 
     port = _free_port()
     env = {**os.environ, "ALLOWED_HOSTS": "localhost,127.0.0.1"}

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from directory import imports, memberships
 from directory.forms import DeviceFilterForm, GroupFilterForm, ImportForm, ListFilterForm, UserFilterForm
 from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, GroupUserMember
-from directory.panels import device_panels, user_panels
+from directory.panels import user_panels
 from portal import access, summaries
 from portal.access import permission_required
 from portal.audit import Actor
@@ -58,7 +58,7 @@ def _list_page(
         "form": form,
         "nav_active": nav,
         "can_import": _can_import(request),
-        "list_path": request.path,
+        "path": request.path,
     }
 
     def filters() -> str:
@@ -194,12 +194,7 @@ def devices(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("directory.read")
 def device_detail(request: AuthenticatedHttpRequest, device_id: str) -> HttpResponse:
     device = get_object_or_404(Device.objects.select_related("primary_user"), device_id=device_id)
-    context = {
-        "device": device,
-        "groups": device.groups.order_by("display_name"),
-        "panels": device_panels(request, device),
-        "nav_active": "devices",
-    }
+    context = {"device": device, "groups": device.groups.order_by("display_name"), "nav_active": "devices"}
     return render(request, "directory/device_detail.html", context)
 
 

@@ -49,11 +49,11 @@ def certificate_list(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     context = {
         "form": form,
         "query": query.urlencode(),
+        "path": request.path,
         "can_import": access.has_perm(request.user, "certificates.create"),
         "can_delete": access.has_perm(request.user, "certificates.delete"),
         **filter_state(form),
         "nav_active": "certificates",
-        "list_path": request.path,
     }
 
     def results() -> str:
