@@ -202,8 +202,10 @@ class AuditEventOut(Schema):
     result: str
     correlation_id: uuid.UUID
     resources: list[dict[str, object]]
+    resource_count: int
 
 
 class AuditPage(Schema):
+    # Each event lists at most its first three resources here; GET /audit-events/{code} has them all.
     items: list[AuditEventOut]
     next_cursor: str | None
