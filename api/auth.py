@@ -138,12 +138,10 @@ def _rate_limit(key: str) -> None:
     now = time.time()
     start = int(now // window) * window
     bucket = f"api-rate:{key}:{start}"
-    cache.add(bucket, 0, timeout=window + 5)
     try:
-        count = cache.incr(bucket)
-    except ValueError:  # expired between add and incr
-        cache.set(bucket, 1, timeout=window + 5)
-        count = 1
+        count = cache.incr(bucket)  # one round trip for every call but a window's first
+    except ValueError:  # the window's first call, or two at once
+        count = 1 if cache.add(bucket, 1, timeout=window + 5) else cache.incr(bucket)
     if count > int(settings.API_RATE_LIMIT):
         raise RateLimited(max(1, int(start + window - now) + 1))
 

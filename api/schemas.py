@@ -48,7 +48,7 @@ class ImportRowOut(Schema):
     retryable: bool
 
 
-class ImportOut(Schema):
+class ImportSummaryOut(Schema):
     code: uuid.UUID
     kind: str
     state: str
@@ -56,12 +56,16 @@ class ImportOut(Schema):
     on_duplicate: str
     encryption_key: uuid.UUID
     total: int
-    counts: dict[str, int]
-    finished: int
     created_by: str
     created_at: datetime
     finished_at: datetime | None
     promoted_from: uuid.UUID | None
+
+
+class ImportOut(ImportSummaryOut):
+    # Rows per state, and how many are finished.
+    counts: dict[str, int]
+    finished: int
 
 
 class ImportDetailOut(ImportOut):
@@ -70,7 +74,8 @@ class ImportDetailOut(ImportOut):
 
 
 class ImportPage(Schema):
-    items: list[ImportOut]
+    # Without the rows' counts, which cost a scan of each import's rows: GET /imports/{code} has them.
+    items: list[ImportSummaryOut]
     next_cursor: str | None
 
 
@@ -204,8 +209,10 @@ class AuditEventOut(Schema):
     result: str
     correlation_id: uuid.UUID
     resources: list[dict[str, object]]
+    resource_count: int
 
 
 class AuditPage(Schema):
+    # Each event lists at most its first three resources here; GET /audit-events/{code} has them all.
     items: list[AuditEventOut]
     next_cursor: str | None

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse
+from django.urls import re_path
+
+from api import problems
 from api.main import api
 from api.routes import audit, certificates, connectors, dropfolders, imports, keys, profiles, users
 
@@ -23,3 +28,11 @@ for _pattern in urlpatterns:
     # Each call authenticates itself with a bearer token, never the session; the description and
     # its documentation page hold nothing secret.
     _pattern.callback.login_required = False  # type: ignore[union-attr]
+
+
+@login_not_required
+def _no_such_path(request: HttpRequest, rest: str) -> HttpResponse:
+    return problems.response(404, "not_found", "No such API path; see /api/v1/openapi.json.")
+
+
+urlpatterns = [*urlpatterns, re_path(r"^(?P<rest>.*)$", _no_such_path)]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
+from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Func, IntegerField
+from django.db.models.fields.json import KeyTransform
+from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Query, Router, Schema
 
 from api import paging, render
@@ -15,6 +19,30 @@ from portal import access
 from portal.models import AuditEvent
 
 router = Router(tags=["Audit"])
+
+COLUMNS = (
+    "code",
+    "occurred_at",
+    "actor_type",
+    "actor_name",
+    "activity",
+    "operation",
+    "category",
+    "result",
+    "correlation_id",
+)
+# A list shows each event's first resources only: an import's event names every certificate of a
+# chunk, and a page of such events would be megabytes.
+SHOWN = 3
+FIRST = {f"first_{n}": KeyTransform(str(n), "resources") for n in range(SHOWN)}
+
+
+class JsonArrayLength(Func):
+    function = "jsonb_array_length"
+    output_field = IntegerField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, function="json_array_length", **extra)
 
 
 class AuditFilters(Schema):
@@ -51,9 +79,35 @@ def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> HttpRespon
         rows = rows.filter(occurred_at__gte=filters.since)
     if filters.until:
         rows = rows.filter(occurred_at__lt=filters.until)
-    names = list(AuditEventOut.model_fields)
-    found, cursor = paging.page_values(rows, filters.cursor, filters.limit, names, descending=True)
-    items = render.rows(names, found)
-    for item in items:
-        item["resources"] = [r for r in item["resources"] if isinstance(r, dict)]
+    columns = [*COLUMNS, "first_0", "first_1", "first_2", "resource_count"]
+    found, cursor = paging.page_values(
+        rows.annotate(**FIRST, resource_count=JsonArrayLength("resources")),
+        filters.cursor,
+        filters.limit,
+        columns,
+        descending=True,
+    )
+    items = []
+    for row in found:
+        item = dict(zip(COLUMNS, (render.plain(v) for v in row[: len(COLUMNS)]), strict=True))
+        firsts = row[len(COLUMNS) : len(COLUMNS) + SHOWN]
+        item["resources"] = [r for r in firsts if isinstance(r, dict)]
+        item["resource_count"] = int(row[-1] or 0)
+        items.append(item)
     return render.json_answer({"items": items, "next_cursor": cursor})
+
+
+@router.get(
+    "/audit-events/{code}",
+    response={200: AuditEventOut, **ERRORS},
+    summary="Get an audit event with all its resources",
+    auth=needs("audit.read"),
+)
+def audit_get(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
+    rows = access.audit_events(AuditEvent.objects.filter(code=code), user(request))
+    found = rows.values_list(*COLUMNS, "resources").first()
+    if found is None:
+        raise Http404
+    item = dict(zip(COLUMNS, (render.plain(v) for v in found[:-1]), strict=True))
+    resources = [r for r in found[-1] if isinstance(r, dict)]
+    return render.json_answer({**item, "resources": resources, "resource_count": len(resources)})

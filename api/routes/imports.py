@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Case, Count, When
+from django.db.models import Case, When
 from django.http import HttpRequest
 from ninja import File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
@@ -13,7 +13,15 @@ from ninja.files import UploadedFile
 from api import auth, paging
 from api.auth import needs
 from api.common import ERRORS, key_for, user
-from api.schemas import CountOut, ImportDetailOut, ImportOut, ImportPage, ImportRowOut, RetryIn
+from api.schemas import (
+    CountOut,
+    ImportDetailOut,
+    ImportOut,
+    ImportPage,
+    ImportRowOut,
+    ImportSummaryOut,
+    RetryIn,
+)
 from certs import imports, manifest
 from certs.models import ImportBatch, ImportItem, ItemState, retryable_with_password
 from portal import access
@@ -26,12 +34,8 @@ router = Router(tags=["Imports"])
 ROWS_PER_PAGE = 1000
 
 
-def import_out(batch: ImportBatch, counts: dict[str, int] | None = None) -> ImportOut:
-    counts = imports.batch_counts(batch) if counts is None else counts
-    finished = sum(counts[s] for s in ("stored", "failed", "skipped", "cancelled"))
-    if batch.dry_run:
-        finished += counts["validated"]
-    return ImportOut(
+def summary_out(batch: ImportBatch) -> ImportSummaryOut:
+    return ImportSummaryOut(
         code=batch.code,
         kind=batch.kind,
         state=batch.state,
@@ -39,13 +43,19 @@ def import_out(batch: ImportBatch, counts: dict[str, int] | None = None) -> Impo
         on_duplicate=batch.on_duplicate,
         encryption_key=batch.encryption_key.code,
         total=batch.total,
-        counts=counts,
-        finished=finished,
         created_by=batch.created_by_name,
         created_at=batch.created_at,
         finished_at=batch.finished_at,
         promoted_from=batch.promoted_from.code if batch.promoted_from else None,
     )
+
+
+def import_out(batch: ImportBatch) -> ImportOut:
+    counts = imports.batch_counts(batch)
+    finished = sum(counts[s] for s in ("stored", "failed", "skipped", "cancelled"))
+    if batch.dry_run:
+        finished += counts["validated"]
+    return ImportOut(**summary_out(batch).dict(), counts=counts, finished=finished)
 
 
 def row_out(item: ImportItem) -> ImportRowOut:
@@ -76,12 +86,7 @@ def import_list(request: HttpRequest, query: Query[ListIn]) -> ImportPage:
     admin = user(request)
     rows = access.scoped(ImportBatch.objects.select_related("encryption_key", "promoted_from"), admin)
     found, cursor = paging.page(rows, query.cursor, query.limit, descending=True)
-    # Every batch's counts in one query, not one per batch.
-    counts: dict[int, dict[str, int]] = {b.pk: dict.fromkeys(ItemState.values, 0) for b in found}
-    grouped = ImportItem.objects.filter(batch__in=list(counts)).values_list("batch_id", "state")
-    for batch_id, state, n in grouped.annotate(n=Count("pk")).order_by():
-        counts[batch_id][state] = n
-    return ImportPage(items=[import_out(b, counts[b.pk]) for b in found], next_cursor=cursor)
+    return ImportPage(items=[summary_out(b) for b in found], next_cursor=cursor)
 
 
 class CreateIn(Schema):

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from django.db.models import Prefetch, QuerySet
-from django.http import HttpRequest
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from ninja import Router, Status
 
-from api import auth
+from api import auth, render
 from api.auth import needs
 from api.common import ERRORS, user
 from api.schemas import (
     AssignmentsIn,
-    GroupRefOut,
     ProfileCreateIn,
     ProfileOut,
     ProfileStatusOut,
@@ -31,44 +31,56 @@ from profiles.models import Profile, ProfileAssignment
 router = Router(tags=["Profiles"])
 
 
-def _profiles() -> QuerySet[Profile]:
-    return Profile.objects.prefetch_related(
-        "scope_tags", Prefetch("assignments", ProfileAssignment.objects.select_related("group"))
-    )
+FIELDS = (
+    "code",
+    "name",
+    "description",
+    "platform",
+    "profile_type",
+    "intended_purpose",
+    "key_storage_provider",
+    "certificate_access",
+    "silent_access_packages",
+    "all_users",
+    "all_devices",
+    "created_at",
+    "updated_at",
+)
 
 
-def profile_out(p: Profile) -> ProfileOut:
-    assignments = list(p.assignments.all())
+def profile_dicts(profiles: QuerySet[Profile]) -> list[dict[str, Any]]:
+    """ProfileOut for each profile, in three queries whatever the number of profiles and groups."""
+    found = list(profiles.values_list("pk", *FIELDS))
+    ids = [row[0] for row in found]
+    groups: dict[int, dict[str, list[dict[str, str]]]] = {
+        pk: {ProfileAssignment.Mode.INCLUDE: [], ProfileAssignment.Mode.EXCLUDE: []} for pk in ids
+    }
+    assigned = ProfileAssignment.objects.filter(profile_id__in=ids).order_by("group__display_name", "pk")
+    for pk, mode, object_id, name in assigned.values_list(
+        "profile_id", "mode", "group__object_id", "group__display_name"
+    ):
+        groups[pk][mode].append({"object_id": str(object_id), "display_name": name})
+    tags: dict[int, list[str]] = {pk: [] for pk in ids}
+    through = Profile.scope_tags.through.objects.filter(profile_id__in=ids).order_by("scopetag__name")
+    for pk, name in through.values_list("profile_id", "scopetag__name"):
+        tags[pk].append(name)
+    result = []
+    for pk, *values in found:
+        item = {name: render.plain(value) for name, value in zip(FIELDS, values, strict=True)}
+        item["silent_access_packages"] = [str(v) for v in item["silent_access_packages"] or []]
+        item["include_groups"] = groups[pk][ProfileAssignment.Mode.INCLUDE]
+        item["exclude_groups"] = groups[pk][ProfileAssignment.Mode.EXCLUDE]
+        item["scope_tags"] = tags[pk]
+        result.append(item)
+    return result
 
-    def groups(mode: str) -> list[GroupRefOut]:
-        return [
-            GroupRefOut(object_id=a.group.object_id, display_name=a.group.display_name)
-            for a in assignments
-            if a.mode == mode
-        ]
 
-    return ProfileOut(
-        code=p.code,
-        name=p.name,
-        description=p.description,
-        platform=p.platform,
-        profile_type=p.profile_type,
-        intended_purpose=p.intended_purpose,
-        key_storage_provider=p.key_storage_provider,
-        certificate_access=p.certificate_access,
-        silent_access_packages=[str(s) for s in p.silent_access_packages],
-        all_users=p.all_users,
-        all_devices=p.all_devices,
-        include_groups=groups(ProfileAssignment.Mode.INCLUDE),
-        exclude_groups=groups(ProfileAssignment.Mode.EXCLUDE),
-        scope_tags=[t.name for t in p.scope_tags.all()],
-        created_at=p.created_at,
-        updated_at=p.updated_at,
-    )
+def _answer(profile: Profile, status: int = 200) -> HttpResponse:
+    return render.json_answer(profile_dicts(Profile.objects.filter(pk=profile.pk))[0], status)
 
 
 def _get(request: HttpRequest, code: uuid.UUID, write: str | None = None) -> Profile:
-    return access.get_for_user(user(request), _profiles(), write=write, code=code)
+    return access.get_for_user(user(request), Profile.objects.all(), write=write, code=code)
 
 
 def _groups(ids: Sequence[uuid.UUID]) -> tuple[Group, ...]:
@@ -85,9 +97,9 @@ def _groups(ids: Sequence[uuid.UUID]) -> tuple[Group, ...]:
     summary="List profiles",
     auth=needs("profiles.read"),
 )
-def profile_list(request: HttpRequest) -> list[ProfileOut]:
-    admin = user(request)
-    return [profile_out(p) for p in access.scoped(_profiles(), admin).order_by("name", "pk")]
+def profile_list(request: HttpRequest) -> HttpResponse:
+    rows = access.scoped(Profile.objects.all(), user(request)).order_by("name", "pk")
+    return render.json_answer(profile_dicts(rows))
 
 
 @router.get(
@@ -96,8 +108,8 @@ def profile_list(request: HttpRequest) -> list[ProfileOut]:
     summary="Get a profile",
     auth=needs("profiles.read"),
 )
-def profile_get(request: HttpRequest, code: uuid.UUID) -> ProfileOut:
-    return profile_out(_get(request, code))
+def profile_get(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
+    return _answer(_get(request, code))
 
 
 @router.post(
@@ -106,7 +118,7 @@ def profile_get(request: HttpRequest, code: uuid.UUID) -> ProfileOut:
     summary="Create a profile",
     auth=needs("profiles.create"),
 )
-def profile_create(request: HttpRequest, body: ProfileCreateIn) -> Status[ProfileOut]:
+def profile_create(request: HttpRequest, body: ProfileCreateIn) -> HttpResponse:
     draft = services.ProfileDraft(
         platform=body.platform,
         name=body.name,
@@ -122,7 +134,7 @@ def profile_create(request: HttpRequest, body: ProfileCreateIn) -> Status[Profil
         exclude_groups=_groups(body.exclude_groups),
     )
     profile = services.profile_create(actor=auth.actor(request), draft=draft)
-    return Status(201, profile_out(_get(request, profile.code)))
+    return _answer(profile, 201)
 
 
 @router.patch(
@@ -131,7 +143,7 @@ def profile_create(request: HttpRequest, body: ProfileCreateIn) -> Status[Profil
     summary="Update a profile's settings",
     auth=needs("profiles.update"),
 )
-def profile_update(request: HttpRequest, code: uuid.UUID, body: ProfileUpdateIn) -> ProfileOut:
+def profile_update(request: HttpRequest, code: uuid.UUID, body: ProfileUpdateIn) -> HttpResponse:
     profile = _get(request, code, write="update")
     actor = auth.actor(request)
     if body.name is not None or body.description is not None:
@@ -152,7 +164,7 @@ def profile_update(request: HttpRequest, code: uuid.UUID, body: ProfileUpdateIn)
             if body.silent_access_packages is None
             else body.silent_access_packages,
         )
-    return profile_out(_get(request, code))
+    return _answer(profile)
 
 
 @router.put(
@@ -161,7 +173,7 @@ def profile_update(request: HttpRequest, code: uuid.UUID, body: ProfileUpdateIn)
     summary="Set a profile's assignments",
     auth=needs("profiles.assign"),
 )
-def profile_assign(request: HttpRequest, code: uuid.UUID, body: AssignmentsIn) -> ProfileOut:
+def profile_assign(request: HttpRequest, code: uuid.UUID, body: AssignmentsIn) -> HttpResponse:
     profile = _get(request, code, write="assign")
     services.profile_set_assignments(
         actor=auth.actor(request),
@@ -171,7 +183,7 @@ def profile_assign(request: HttpRequest, code: uuid.UUID, body: AssignmentsIn) -
         include=_groups(body.include_groups),
         exclude=_groups(body.exclude_groups),
     )
-    return profile_out(_get(request, code))
+    return _answer(profile)
 
 
 @router.delete(

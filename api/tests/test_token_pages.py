@@ -86,3 +86,10 @@ def test_the_api_token_command_prints_a_working_secret(helpdesk: User) -> None:
         call_command("api_token", "--email", "nobody@contoso.example")
     with pytest.raises(CommandError, match="bad_expiry"):
         call_command("api_token", "--email", helpdesk.email, "--days", "0")
+
+
+def test_an_unknown_api_path_is_a_problem_detail_not_a_page(client: Client) -> None:
+    response = client.get("/api/v1/certificate-list")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "not_found"
