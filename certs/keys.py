@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.db import transaction
 
+from certs.hooks import key_retirement_blockers
 from certs.models import EncryptionKey
 from certs.pfx import ProblemError, load_public_key
 from certs.pfx import public_key_fingerprint as fingerprint_of
@@ -103,6 +104,27 @@ def key_set_default(actor: Actor, *, key: EncryptionKey) -> EncryptionKey:
         resources=resources,
     )
     return key
+
+
+@transaction.atomic
+def key_retire(actor: Actor, *, key: EncryptionKey) -> None:
+    """Remove a key no password depends on any more, here or in Intune (after a key rotation)."""
+    locked = EncryptionKey.objects.select_for_update().get(pk=key.pk)
+    if locked.is_default:
+        raise Refused(
+            "key_is_default", f"{key} is the default key for imports: make another key the default first."
+        )
+    blockers = key_retirement_blockers(locked)
+    if blockers:
+        raise Refused("key_in_use", f"{key} cannot be retired yet: " + " ".join(blockers))
+    audit.record(
+        actor,
+        activity="Retire encryption key",
+        category=KEYS,
+        operation=AuditEvent.Operation.DELETE,
+        resources=[audit.resource(locked, type="Encryption key")],
+    )
+    locked.delete()
 
 
 @lru_cache(maxsize=32)

@@ -24,4 +24,5 @@ urlpatterns: list[URLPattern] = [
     path("keys/", keys.keys, name="keys"),
     path("keys/add/", keys.key_add, name="key_add"),
     path("keys/<uuid:code>/default/", keys.key_default, name="key_default"),
+    path("keys/<uuid:code>/retire/", keys.key_retire, name="key_retire"),
 ]

@@ -39,6 +39,7 @@ def keys(request: AuthenticatedHttpRequest) -> HttpResponse:
         "sections": hooks.keys_sections(request, rows),
         "can_add": access.has_perm(request.user, "connectors.create"),
         "can_update": access.has_perm(request.user, "connectors.update"),
+        "can_delete": access.has_perm(request.user, "connectors.delete"),
         "nav_active": "tenant",
     }
     return render(request, "certs/keys.html", context)
@@ -66,4 +67,13 @@ def key_default(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
     key = access.get_for_user(request.user, EncryptionKey.objects.all(), write="update", code=code)
     key_services.key_set_default(Actor.from_request(request), key=key)
     messages.success(request, f"{key} is now the default key for imports.")
+    return redirect("certs:keys")
+
+
+@require_POST
+def key_retire(request: AuthenticatedHttpRequest, code: str) -> HttpResponse:
+    key = access.get_for_user(request.user, EncryptionKey.objects.all(), write="delete", code=code)
+    with refusal.shown(request):
+        key_services.key_retire(Actor.from_request(request), key=key)
+        messages.success(request, f"{key} is retired: no password is wrapped to it any more.")
     return redirect("certs:keys")
