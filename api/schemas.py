@@ -3,9 +3,41 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from ninja import Schema
+from pydantic import model_validator
+
+
+class Input(Schema):
+    """What a client sends: no NUL character in any text (no database can store one), and every
+    time with a zone is read in UTC (PostgreSQL takes zone offsets up to 15:59 only)."""
+
+    @model_validator(mode="after")
+    def _storable(self) -> Input:
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, (str, datetime, list, tuple)):
+                setattr(self, name, _storable(value, name))
+        return self
+
+
+def _storable(value: Any, name: str) -> Any:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{name} contains a NUL character.")
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value
+        try:
+            return value.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValueError(f"{name} is out of range.") from exc
+    if isinstance(value, (list, tuple)):
+        return type(value)(_storable(item, name) for item in value)
+    return value
 
 
 class CertificateOut(Schema):
@@ -79,7 +111,7 @@ class ImportPage(Schema):
     next_cursor: str | None
 
 
-class RetryIn(Schema):
+class RetryIn(Input):
     # Row position -> the new password. Only rows a password can fix are taken.
     passwords: dict[int, str]
 
@@ -138,7 +170,7 @@ class ProfileOut(Schema):
     updated_at: datetime
 
 
-class ProfileCreateIn(Schema):
+class ProfileCreateIn(Input):
     platform: str
     name: str
     intended_purpose: str
@@ -153,14 +185,14 @@ class ProfileCreateIn(Schema):
     exclude_groups: list[uuid.UUID] = []
 
 
-class ProfileUpdateIn(Schema):
+class ProfileUpdateIn(Input):
     name: str | None = None
     description: str | None = None
     certificate_access: str | None = None
     silent_access_packages: list[str] | None = None
 
 
-class AssignmentsIn(Schema):
+class AssignmentsIn(Input):
     all_users: bool = False
     all_devices: bool = False
     include_groups: list[uuid.UUID] = []

@@ -9,12 +9,12 @@ from typing import Any
 from django.db.models import Func, IntegerField
 from django.db.models.fields.json import KeyTransform
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import Query, Router, Schema
+from ninja import Query, Router
 
 from api import paging, render
 from api.auth import needs
 from api.common import ERRORS, user
-from api.schemas import AuditEventOut, AuditPage
+from api.schemas import AuditEventOut, AuditPage, Input
 from portal import access
 from portal.models import AuditEvent
 
@@ -45,7 +45,7 @@ class JsonArrayLength(Func):
         return self.as_sql(compiler, connection, function="json_array_length", **extra)
 
 
-class AuditFilters(Schema):
+class AuditFilters(Input):
     category: str | None = None
     activity: str | None = None
     actor: str | None = None

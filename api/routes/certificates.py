@@ -11,14 +11,14 @@ from django.db.models import QuerySet
 from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from ninja import File, Form, Query, Router, Schema, Status
+from ninja import File, Form, Query, Router, Status
 from ninja.files import UploadedFile
 from pydantic import Field
 
 from api import auth, paging, render
 from api.auth import needs
 from api.common import ERRORS, key_for, user
-from api.schemas import CertificateOut, CertificatePage, ImportRowOut
+from api.schemas import CertificateOut, CertificatePage, ImportRowOut, Input
 from certs import lifecycle
 from certs.imports import Entry
 from certs.models import Certificate, ImportBatch, Purpose
@@ -91,7 +91,7 @@ def certificate_rows(queryset: QuerySet[Certificate]) -> QuerySet[Certificate]:
     )
 
 
-class CertificateFilters(Schema):
+class CertificateFilters(Input):
     upn: str | None = None
     thumbprint: str | None = None
     purpose: Purpose | None = None
@@ -161,7 +161,7 @@ def certificate_delete(request: HttpRequest, code: uuid.UUID) -> Status[None]:
     return Status(204, None)
 
 
-class SingleImportIn(Schema):
+class SingleImportIn(Input):
     upn: str = ""
     purpose: Purpose = Purpose.UNASSIGNED
     encryption_key: uuid.UUID | None = None

@@ -14,6 +14,7 @@ from api import auth, dropfolder
 from api.auth import needs
 from api.common import ERRORS, key_for, user
 from api.models import DropFolder, DropSet
+from api.schemas import Input
 from certs.models import ImportBatch
 from portal import access
 
@@ -31,7 +32,7 @@ class DropFolderOut(Schema):
     enabled: bool
 
 
-class DropFolderIn(Schema):
+class DropFolderIn(Input):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     directory: Annotated[str, Field(pattern=r"^[-a-zA-Z0-9_]{1,100}$")]
     encryption_key: uuid.UUID | None = None
@@ -90,7 +91,7 @@ def folder_create(request: HttpRequest, body: DropFolderIn) -> Status[DropFolder
     return Status(201, folder_out(folder))
 
 
-class PushIn(Schema):
+class PushIn(Input):
     name: Annotated[
         str, Field(pattern=r"^[-a-zA-Z0-9_.]{1,200}$", description="The set's name, unique per folder.")
     ]

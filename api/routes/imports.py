@@ -7,7 +7,7 @@ import uuid
 
 from django.db.models import Case, When
 from django.http import HttpRequest
-from ninja import File, Form, Query, Router, Schema, Status
+from ninja import File, Form, Query, Router, Status
 from ninja.files import UploadedFile
 
 from api import auth, paging
@@ -20,6 +20,7 @@ from api.schemas import (
     ImportPage,
     ImportRowOut,
     ImportSummaryOut,
+    Input,
     RetryIn,
 )
 from certs import imports, manifest
@@ -74,7 +75,7 @@ def row_out(item: ImportItem) -> ImportRowOut:
     )
 
 
-class ListIn(Schema):
+class ListIn(Input):
     cursor: paging.Cursor = None
     limit: paging.Limit = paging.DEFAULT_LIMIT
 
@@ -89,7 +90,7 @@ def import_list(request: HttpRequest, query: Query[ListIn]) -> ImportPage:
     return ImportPage(items=[summary_out(b) for b in found], next_cursor=cursor)
 
 
-class CreateIn(Schema):
+class CreateIn(Input):
     dry_run: bool = False
     on_duplicate: ImportBatch.OnDuplicate = ImportBatch.OnDuplicate.SKIP
     encryption_key: uuid.UUID | None = None
@@ -150,7 +151,7 @@ def import_create(
     return Status(201, import_out(batch))
 
 
-class RowsIn(Schema):
+class RowsIn(Input):
     state: ItemState | None = None
     cursor: paging.Cursor = None
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 
 from django.http import HttpRequest
-from ninja import File, Form, Router, Schema, Status
+from ninja import File, Form, Router, Status
 from ninja.files import UploadedFile
 
 from api import auth
 from api.auth import needs
 from api.common import ERRORS, usable_keys, user
-from api.schemas import KeyOut
+from api.schemas import Input, KeyOut
 from certs import keys as key_services
 from certs.models import EncryptionKey, Padding
 from portal import access
@@ -59,7 +59,7 @@ def key_get(request: HttpRequest, code: uuid.UUID) -> KeyOut:
     return key_out(access.get_for_user(user(request), EncryptionKey.objects.all(), code=code))
 
 
-class KeyIn(Schema):
+class KeyIn(Input):
     provider_name: str = "Microsoft Software Key Storage Provider"
     key_name: str = "PFXEncryptionKey"
     default_padding: Padding = Padding.OAEP_SHA512

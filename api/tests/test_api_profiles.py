@@ -72,3 +72,26 @@ def test_a_help_desk_token_reads_profiles_but_cannot_assign_them(
     refused = helpdesk.send("PUT", f"/profiles/{code}/assignments", json={"all_users": True})
     assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
     assert Profile.objects.get().all_users is False
+
+
+def test_text_with_a_nul_character_is_refused_before_anything_is_stored(
+    make_admin: Callable[..., User], api_as: Callable[..., ApiClient]
+) -> None:
+    client = api_as(make_admin("policy_and_profile_manager"))
+    refused = client.post(
+        "/profiles", json={"platform": "macOS", "name": "Sign\u0000ing", "intended_purpose": "smimeSigning"}
+    )
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_request")
+    assert "NUL character" in refused.json()["errors"][0]["message"]
+    assert not Profile.objects.exists()
+    found = client.get("/certificates", upn="alice\u0000@contoso.example")
+    assert (found.status_code, found.json()["code"]) == (422, "invalid_request")
+
+
+def test_a_time_with_any_zone_offset_is_read_in_utc(
+    make_admin: Callable[..., User], api_as: Callable[..., ApiClient]
+) -> None:
+    client = api_as(make_admin("intune_administrator"))
+    # PostgreSQL refuses offsets beyond 15:59; the API reads the same instant in UTC.
+    answer = client.get("/audit-events", since="1267-04-17T06:38:07+18:06", until="2999-01-01T00:00:00-23:59")
+    assert answer.status_code == 200, answer.content
