@@ -7,7 +7,10 @@ import os
 from celery import Celery
 from celery.schedules import crontab
 
+from portal.lib import filebroker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+filebroker.install()
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
