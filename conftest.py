@@ -8,9 +8,7 @@ import importlib
 import os
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from delivery import quiet
 from devtools.emulator.server import Emulator
 from devtools.emulator.state import Config
 from portal import summaries
+from portal.lib.workers import celery_worker_argv
 from portal.models import Role, RoleAssignment, ScopeTag, User
 from profiles.specs import forget_tenant_specs
 
@@ -167,27 +166,7 @@ def celery_worker(transactional_db: None, broker_folder: Path | None) -> Iterato
     else:
         # A shared broker may hold messages of earlier runs; start from an empty queue.
         app.control.purge()
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "portal",
-        "worker",
-        "--pool",
-        "prefork",
-        "--concurrency",
-        "2",
-    ]
-    argv += [
-        "--loglevel",
-        "WARNING",
-        "-n",
-        f"test-{uuid.uuid4().hex[:8]}@%h",
-        "--without-gossip",
-        "--without-mingle",
-    ]
-    proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env)
+    proc = subprocess.Popen(celery_worker_argv("test"), cwd=settings.BASE_DIR, env=env)
     try:
         cache.delete(HEARTBEAT_KEY)
         heartbeat.delay()

@@ -25,12 +25,10 @@ driven by the same clients. Target: at least 200 check-ins per second.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -50,8 +48,10 @@ for name in ("DEVICE_API_RATE_PER_MINUTE", "DEVICE_ENROLL_RATE_PER_MINUTE", "CON
 # A claim of a killed agent is handed out again after this long.
 os.environ["CONNECTOR_JOB_TIMEOUT_SECONDS"] = "10"
 
+import harness  # noqa: E402
+from device_tenant import SECRET, build, certificates, reset  # noqa: E402
+
 TARGET = 200.0
-SECRET = "pfxs_benchmark-device-enrolment-secret"
 PASSPHRASE = "benchmark connector key store passphrase"
 
 
@@ -125,188 +125,10 @@ def drive(args: argparse.Namespace) -> None:
 
 def healthz(args: argparse.Namespace) -> None:
     """Baseline driver: /healthz from as many threads as the simulators use, for ``seconds``."""
-    host, port = args.server.removeprefix("http://").split(":")
-    count = 0
-    lock = threading.Lock()
-    latencies: list[float] = []
-    stop_at = time.time() + args.seconds
-
-    def worker() -> None:
-        nonlocal count
-        conn = http.client.HTTPConnection(host, int(port), timeout=30)
-        while time.time() < stop_at:
-            started = time.perf_counter()
-            conn.request("GET", "/healthz", headers={"Host": "localhost"})
-            conn.getresponse().read()
-            with lock:
-                count += 1
-                latencies.append(time.perf_counter() - started)
-
-    threads = [threading.Thread(target=worker) for _ in range(args.threads)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    json.dump({"count": count, "latencies": latencies}, sys.stdout)
-
-
-# --- The tenant ------------------------------------------------------------------------------
-
-
-def build(count: int) -> None:
-    """Users, devices and one profile per platform; certificates come once the agent's key exists."""
-    from certs.models import Certificate
-    from directory.models import Device, DirectoryUser, Platform, WindowsEdition
-    from profiles.models import CertificateAccess, IntendedPurpose, KeyStorageProvider, Profile
-
-    if Device.objects.filter(name__startswith="BENCH-").count() == count:
-        return
-    Certificate.objects.filter(upn__startswith="bench-").delete()
-    Device.objects.filter(name__startswith="BENCH-").delete()
-    DirectoryUser.objects.filter(upn__startswith="bench-").delete()
-    users = DirectoryUser.objects.bulk_create(
-        DirectoryUser(upn=f"bench-{i:06d}@contoso.example", display_name=f"Bench {i}") for i in range(count)
-    )
-    platforms = Platform.values
-    devices = []
-    for i, user in enumerate(users):
-        platform = platforms[i % len(platforms)]
-        device = Device(
-            name=f"BENCH-{i:06d}",
-            platform=platform,
-            primary_user=user,
-            os_edition=WindowsEdition.ENTERPRISE if platform == Platform.WINDOWS else "",
-        )
-        device.set_os_version("10.0.22631.1" if platform == Platform.WINDOWS else "17.1")
-        devices.append(device)
-    Device.objects.bulk_create(devices, batch_size=1000)
-    for platform in platforms:
-        Profile.objects.get_or_create(
-            name=f"Bench encryption {platform}",
-            defaults={
-                "platform": platform,
-                "intended_purpose": IntendedPurpose.SMIME_ENCRYPTION,
-                "all_users": True,
-                "key_storage_provider": KeyStorageProvider.SOFTWARE if platform == Platform.WINDOWS else "",
-                "certificate_access": (
-                    CertificateAccess.USER_APPROVAL if platform == Platform.ANDROID_FULLY_MANAGED else ""
-                ),
-            },
-        )
-
-
-def certificates(count: int, distinct: int = 40) -> None:
-    """One certificate per user, its password encrypted to the agent's key; ``distinct`` PFX files reused."""
-    import datetime as dt
-    import hashlib
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.serialization import pkcs12
-    from cryptography.x509.oid import NameOID
-    from django.utils import timezone
-
-    from certs.models import Certificate, EncryptionKey
-    from certs.pfx import encrypt_password
-    from devtools.certificates import distinct_keys, openssl3_encryption
-    from directory.models import DirectoryUser
-
-    key = EncryptionKey.objects.get(possession_proven_at__isnull=False)
-    Certificate.objects.filter(upn__startswith="bench-").delete()
-    public = serialization.load_pem_public_key(key.public_key_pem.encode())
-    keys = distinct_keys()
-    now = timezone.now()
-    files = []
-    for i in range(distinct):
-        holder = next(keys)
-        password = f"Bench-Pfx-{i}"
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"Bench {i}")]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bench CA")]))
-            .public_key(holder.public_key())
-            .serial_number(i + 1)
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=365))
-            .sign(holder, hashes.SHA256())
-        )
-        pfx = pkcs12.serialize_key_and_certificates(b"b", holder, cert, None, openssl3_encryption(password))
-        thumbprint = hashlib.sha1(
-            cert.public_bytes(serialization.Encoding.DER), usedforsecurity=False
-        ).hexdigest()
-        files.append((pfx, thumbprint, encrypt_password(password, public, key.default_padding)))  # type: ignore[arg-type]
-    rows = []
-    for i, (pk, upn) in enumerate(
-        DirectoryUser.objects.filter(upn__startswith="bench-").values_list("pk", "upn")
-    ):
-        pfx, thumbprint, encrypted = files[i % distinct]
-        rows.append(
-            Certificate(
-                user_id=pk,
-                upn=upn,
-                thumbprint=thumbprint,
-                purpose="smimeEncryption",
-                subject="CN=Bench",
-                issuer="CN=Bench CA",
-                serial=str(i),
-                not_before=now - dt.timedelta(days=1),
-                not_after=now + dt.timedelta(days=365),
-                key_type="rsa",
-                key_size=2048,
-                encryption_key=key,
-                padding=key.default_padding,
-                pfx_blob=pfx,
-                encrypted_password=encrypted,
-            )
-        )
-    Certificate.objects.bulk_create(rows, batch_size=500)
-    assert len(rows) == count
-
-
-def reset() -> None:
-    """Every run starts with no enrolment, state or job, and one connector."""
-    from certs.models import Certificate, EncryptionKey
-    from connectors.models import Connector, ConnectorJob
-    from delivery import credentials
-    from delivery.models import DeliveryState, DeviceCredential
-    from portal.audit import Actor
-
-    DeliveryState.objects.all().delete()
-    DeviceCredential.objects.all().delete()
-    ConnectorJob.objects.all().delete()
-    Connector.objects.all().delete()
-    Certificate.objects.filter(upn__startswith="bench-").delete()
-    EncryptionKey.objects.all().delete()
-    credentials.secret_create(Actor.system("Benchmark"), value=SECRET)
+    json.dump(harness.healthz_load(args.server, args.seconds, args.threads), sys.stdout)
 
 
 # --- The run ---------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_http(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz", headers={"Host": "localhost"})
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    sys.exit("gunicorn did not answer within 60 s")
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
 
 
 def measure(args: argparse.Namespace) -> None:
@@ -333,7 +155,7 @@ def measure(args: argparse.Namespace) -> None:
     reset()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = harness.free_port()
     server_url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "ALLOWED_HOSTS": "localhost,127.0.0.1"}
     children: list[subprocess.Popen[Any]] = []
@@ -376,7 +198,7 @@ def measure(args: argparse.Namespace) -> None:
         return proc
 
     try:
-        _wait_http(port)
+        harness.wait_http(port)
         import shutil
 
         shutil.rmtree(work / "agent", ignore_errors=True)
@@ -557,15 +379,15 @@ def measure(args: argparse.Namespace) -> None:
     print(f"  {'phase':<44} {'check-ins':>9} {'per s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
     print(
         f"  {'re-encryption (until every device Succeeded)':<44} {phase1:9d} {rate1:8.1f} "
-        f"{_percentile(lat1, 0.5):8.1f} {_percentile(lat1, 0.95):8.1f} {_percentile(lat1, 0.99):8.1f}"
+        f"{harness.percentile(lat1, 0.5):8.1f} {harness.percentile(lat1, 0.95):8.1f} {harness.percentile(lat1, 0.99):8.1f}"
     )
     print(
         f"  {'steady state (all delivered)':<44} {phase2:9d} {rate2:8.1f} "
-        f"{_percentile(lat2, 0.5):8.1f} {_percentile(lat2, 0.95):8.1f} {_percentile(lat2, 0.99):8.1f}"
+        f"{harness.percentile(lat2, 0.5):8.1f} {harness.percentile(lat2, 0.95):8.1f} {harness.percentile(lat2, 0.99):8.1f}"
     )
     print(
         f"  {'baseline: /healthz, same clients':<44} {base_count:9d} {base_count / 10:8.1f} "
-        f"{_percentile(base_lat, 0.5):8.1f} {_percentile(base_lat, 0.95):8.1f} {_percentile(base_lat, 0.99):8.1f}"
+        f"{harness.percentile(base_lat, 0.5):8.1f} {harness.percentile(base_lat, 0.95):8.1f} {harness.percentile(base_lat, 0.99):8.1f}"
     )
     print(f"  target: at least {TARGET:.0f} check-ins per second")
     print(

@@ -54,10 +54,11 @@ from certs.models import Certificate, EncryptionKey, GraphState  # noqa: E402
 from devtools.emulator.server import Emulator  # noqa: E402
 from devtools.emulator.state import Config  # noqa: E402
 from directory.models import DirectoryUser  # noqa: E402
-from graph import connection, tasks, uploads  # noqa: E402
+from graph import tasks, uploads  # noqa: E402
 from graph.models import ProfileRecord, TenantConnection, UploadRecord  # noqa: E402
 from portal.audit import Actor  # noqa: E402
 from portal.celery import app  # noqa: E402
+from portal.lib.workers import celery_worker_argv  # noqa: E402
 from portal.tasks import HEARTBEAT_KEY, heartbeat  # noqa: E402
 from profiles import services as profile_services  # noqa: E402
 from profiles.models import Profile  # noqa: E402
@@ -148,9 +149,7 @@ def start_workers(count: int, concurrency: int) -> list[subprocess.Popen[bytes]]
     cache.delete(HEARTBEAT_KEY)
     procs = []
     for n in range(count):
-        argv = [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork",
-                "--concurrency", str(concurrency), "--loglevel", "WARNING", "-n", f"bench{n}-{uuid.uuid4().hex[:6]}@%h",
-                "--without-gossip", "--without-mingle"]  # fmt: skip
+        argv = celery_worker_argv(f"bench{n}", concurrency=concurrency)
         procs.append(
             subprocess.Popen(argv, cwd=settings.BASE_DIR, env={**os.environ, "LOG_LEVEL": "WARNING"})
         )
@@ -191,20 +190,8 @@ def main() -> None:
     TenantConnection.objects.all().delete()
     ids = make_certificates(emulator, args.certificates)
     profile_records = make_profiles(args.profiles)
-    connection.save_connection(
-        Actor.system("benchmark"),
-        connection.ConnectionInput(
-            tenant_id=emulator.config.tenant_id,
-            client_id=emulator.config.client_id,
-            cloud="global",
-            credential_kind="secret",
-            secret=emulator.config.client_secret,
-            authority_url=emulator.url,
-            graph_url=emulator.url,
-            ca_certificate=emulator.ca_path.read_text(),
-            write_limit=args.quota,
-            write_window_seconds=args.window,
-        ),
+    emulator.connect_portal(
+        Actor.system("benchmark"), write_limit=args.quota, write_window_seconds=args.window
     )
     workers = start_workers(args.workers, args.concurrency)
     try:

@@ -42,7 +42,7 @@ from delivery.models import DeliveryState, Source  # noqa: E402
 from devtools.emulator.server import Emulator  # noqa: E402
 from devtools.emulator.state import Config  # noqa: E402
 from directory.models import Device, DirectoryUser, Platform  # noqa: E402
-from graph import connection, status_sync  # noqa: E402
+from graph import status_sync  # noqa: E402
 from graph.models import IntuneProfileStatus, ProfileRecord, StatusSyncRun, TenantConnection  # noqa: E402
 from portal.audit import Actor  # noqa: E402
 from profiles.models import Profile  # noqa: E402
@@ -236,19 +236,7 @@ def main() -> None:
     ).start()
     try:
         TenantConnection.objects.all().delete()
-        connection.save_connection(
-            Actor.system("benchmark"),
-            connection.ConnectionInput(
-                tenant_id=emulator.config.tenant_id,
-                client_id=emulator.config.client_id,
-                cloud="global",
-                credential_kind="secret",
-                secret=emulator.config.client_secret,
-                authority_url=emulator.url,
-                graph_url=emulator.url,
-                ca_certificate=emulator.ca_path.read_text(),
-            ),
-        )
+        emulator.connect_portal(Actor.system("benchmark"))
         started = time.perf_counter()
         build(emulator, args.profiles, args.statuses)
         print(

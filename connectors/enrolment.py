@@ -9,7 +9,6 @@ transaction; changes the agent makes are audited as the connector.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -19,11 +18,12 @@ from django.utils import timezone
 
 from connectors import health, rotation
 from connectors.events import CATEGORY, connector_actor, record_event
-from connectors.models import FEATURES, Connector, ConnectorEvent, EnrollmentToken, hash_secret
+from connectors.models import FEATURES, Connector, ConnectorEvent, EnrollmentToken
 from portal import audit
 from portal.audit import Actor
-from portal.lib import refusal
+from portal.lib import refusal, tokens
 from portal.lib.refusal import Refused
+from portal.lib.tokens import hash_secret
 from portal.models import ScopeTag
 
 TOKEN_PREFIX = "pfxe_"
@@ -36,10 +36,10 @@ def token_create(
     actor: Actor, *, name: str, tags: Iterable[ScopeTag] = (), ttl: timedelta = DEFAULT_TOKEN_TTL
 ) -> tuple[EnrollmentToken, str]:
     """A one-time enrolment token. The secret is returned here once and never stored."""
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    secret = tokens.new(TOKEN_PREFIX)
     token = EnrollmentToken(
         token_hash=hash_secret(secret),
-        hint=secret[: len(TOKEN_PREFIX) + 4],
+        hint=tokens.hint(secret, TOKEN_PREFIX),
         name=name.strip()[:100],
         created_by=actor.user,
         created_by_name=actor.name,
@@ -86,17 +86,15 @@ def connector_enroll(
 ) -> tuple[Connector, str]:
     """Trade a one-time token for a connector and its credential; the token cannot be used again."""
     now = timezone.now()
-    row = EnrollmentToken.objects.select_for_update().filter(token_hash=hash_secret(token)).first()
-    if row is None:
-        raise Refused("invalid_token", "The enrollment token is not known.", status=401)
-    if row.used_at is not None:
-        raise Refused("token_used", "The enrollment token has already been used.", status=401)
-    if row.expires_at <= now:
-        raise Refused("token_expired", "The enrollment token has expired.", status=401)
+    row = tokens.redeemable(
+        EnrollmentToken.objects.select_for_update().filter(token_hash=hash_secret(token)).first(),
+        now,
+        "enrollment token",
+    )
     # Conditional update: of two agents racing with one token, exactly one wins.
     if not EnrollmentToken.objects.filter(pk=row.pk, used_at=None).update(used_at=now):
         raise Refused("token_used", "The enrollment token has already been used.", status=401)
-    credential = CREDENTIAL_PREFIX + secrets.token_urlsafe(32)
+    credential = tokens.new(CREDENTIAL_PREFIX)
     connector = Connector(
         name=(name.strip() or row.name or host_name or "Connector")[:100],
         host_name=host_name[:255],

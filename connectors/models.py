@@ -7,7 +7,6 @@ certs migrations.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import datetime, timedelta
 from typing import ClassVar
@@ -25,11 +24,6 @@ FEATURES = {
     "rewrap": "Key rotation (re-wrap passwords)",
     "device_reencrypt": "Re-encrypt to device keys",
 }
-
-
-def hash_secret(secret: str) -> str:
-    """Credentials and tokens are 256-bit random values: one SHA-256 is enough, and it is looked up by value."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def heartbeat_interval() -> int:

@@ -22,12 +22,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from certs.models import Certificate
+from connectors import claims
 from connectors.events import CATEGORY, connector_actor, record_event
-from connectors.models import Connector, ConnectorEvent, ConnectorJob, claim_timeout
+from connectors.models import Connector, ConnectorEvent, ConnectorJob
 from connectors.signals import device_jobs_failed
 from portal import audit
 
@@ -35,16 +36,9 @@ log = logging.getLogger(__name__)
 
 FEATURE = "device_reencrypt"
 PADDING = "oaepSha256"
-MAX_CLAIM = 50
+MAX_CLAIM = claims.MAX_CLAIM
 # Codes an agent may give a failure; anything else is reported as ``reencrypt_failed``.
 FAILURE_CODES = frozenset({"key_not_held", "decrypt_failed", "bad_device_key", "reencrypt_failed"})
-
-
-def _claimable(now: datetime) -> Q:
-    stale = now - claim_timeout()
-    return Q(state=ConnectorJob.State.QUEUED) | Q(
-        state=ConnectorJob.State.CLAIMED, claimed_at__lt=stale, attempts__lt=ConnectorJob.MAX_ATTEMPTS
-    )
 
 
 def jobs_claim(connector: Connector, *, limit: int = 20) -> list[dict[str, Any]]:
@@ -55,19 +49,8 @@ def jobs_claim(connector: Connector, *, limit: int = 20) -> list[dict[str, Any]]
     held = list(connector.keys.values_list("fingerprint", flat=True))
     if not held:
         return []
-    open_jobs = ConnectorJob.objects.filter(
-        _claimable(now), kind=ConnectorJob.Kind.DEVICE, from_fingerprint__in=held
-    )
-    ids = list(open_jobs.order_by("id").values_list("pk", flat=True)[: min(limit, MAX_CLAIM)])
-    if not ids:
-        return []
-    # The claim condition is checked again row by row, so of two connectors racing for a job only
-    # one update matches it; the claim time tells this call's winners apart.
-    ConnectorJob.objects.filter(_claimable(now), pk__in=ids).update(
-        state=ConnectorJob.State.CLAIMED, claimed_by=connector, claimed_at=now, attempts=F("attempts") + 1
-    )
-    won = list(ConnectorJob.objects.filter(pk__in=ids, claimed_by=connector, claimed_at=now))
-    return _payloads(won)
+    open_jobs = ConnectorJob.objects.filter(kind=ConnectorJob.Kind.DEVICE, from_fingerprint__in=held)
+    return _payloads(claims.claim(connector, open_jobs, limit=limit, now=now))
 
 
 def _payloads(jobs: list[ConnectorJob]) -> list[dict[str, Any]]:
@@ -261,15 +244,7 @@ def jobs_complete(
 
 def fail_exhausted_jobs(now: datetime) -> None:
     """Claims that lapsed after the last attempt fail, so a device's state does not stay Pending."""
-    stale = now - claim_timeout()
-    ids = list(
-        ConnectorJob.objects.filter(
-            kind=ConnectorJob.Kind.DEVICE,
-            state=ConnectorJob.State.CLAIMED,
-            claimed_at__lt=stale,
-            attempts__gte=ConnectorJob.MAX_ATTEMPTS,
-        ).values_list("pk", flat=True)
-    )
+    ids = list(claims.exhausted(ConnectorJob.Kind.DEVICE, now).values_list("pk", flat=True))
     if not ids:
         return
     with transaction.atomic():

@@ -19,13 +19,14 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from certs.models import Certificate, EncryptionKey
 from certs.signals import certificates_rewrapped
+from connectors import claims
 from connectors.events import CATEGORY, connector_actor, record_event
-from connectors.models import Connector, ConnectorEvent, ConnectorJob, KeyRotation, claim_timeout
+from connectors.models import Connector, ConnectorEvent, ConnectorJob, KeyRotation
 from portal import audit
 from portal.audit import Actor
 from portal.lib.refusal import Refused
@@ -33,7 +34,7 @@ from portal.models import ScopeTag
 
 log = logging.getLogger(__name__)
 
-MAX_CLAIM = 50
+MAX_CLAIM = claims.MAX_CLAIM
 
 
 NOT_PROVEN_MESSAGE = (
@@ -133,13 +134,6 @@ def rotation_progress(rotation: KeyRotation) -> dict[str, int]:
     return progress
 
 
-def _claimable(now: datetime) -> Q:
-    stale = now - claim_timeout()
-    return Q(state=ConnectorJob.State.QUEUED) | Q(
-        state=ConnectorJob.State.CLAIMED, claimed_at__lt=stale, attempts__lt=ConnectorJob.MAX_ATTEMPTS
-    )
-
-
 def jobs_claim(connector: Connector, *, limit: int = 10) -> list[dict[str, Any]]:
     """Claim up to ``limit`` jobs this connector can do (it holds the key); each job goes to one connector."""
     now = timezone.now()
@@ -147,20 +141,11 @@ def jobs_claim(connector: Connector, *, limit: int = 10) -> list[dict[str, Any]]
         return []
     held = list(connector.keys.values_list("fingerprint", flat=True))
     candidates = ConnectorJob.objects.filter(
-        _claimable(now), kind=ConnectorJob.Kind.REWRAP, from_fingerprint__in=held
+        claims.claimable(now), kind=ConnectorJob.Kind.REWRAP, from_fingerprint__in=held
     )
     _fail_unproven_targets(connector, candidates, now)
     candidates = candidates.filter(to_fingerprint__in=_proven_fingerprints())
-    claimed: list[int] = []
-    for pk in candidates.values_list("pk", flat=True)[: max(1, min(limit, MAX_CLAIM)) * 2]:
-        won = ConnectorJob.objects.filter(_claimable(now), pk=pk).update(
-            state=ConnectorJob.State.CLAIMED, claimed_by=connector, claimed_at=now, attempts=F("attempts") + 1
-        )
-        if won:
-            claimed.append(pk)
-        if len(claimed) >= limit:
-            break
-    return [_job_payload(job) for job in ConnectorJob.objects.filter(pk__in=claimed)]
+    return [_job_payload(job) for job in claims.claim(connector, candidates, limit=max(1, limit), now=now)]
 
 
 _OPEN_STATES = (ConnectorJob.State.QUEUED, ConnectorJob.State.CLAIMED)
@@ -352,14 +337,7 @@ def _finish_rotation_if_done(rotation_id: int, connector: Connector, ip: str | N
 
 def fail_exhausted_jobs(now: datetime) -> None:
     """Stale claims that used up their attempts fail, so a rotation can finish."""
-    stale = now - claim_timeout()
-    exhausted = ConnectorJob.objects.filter(
-        kind=ConnectorJob.Kind.REWRAP,
-        state=ConnectorJob.State.CLAIMED,
-        claimed_at__lt=stale,
-        attempts__gte=ConnectorJob.MAX_ATTEMPTS,
-    )
-    for job in exhausted.select_related("claimed_by"):
+    for job in claims.exhausted(ConnectorJob.Kind.REWRAP, now).select_related("claimed_by"):
         with transaction.atomic():
             if (
                 ConnectorJob.objects.filter(pk=job.pk, state=ConnectorJob.State.CLAIMED).update(
@@ -373,7 +351,7 @@ def fail_exhausted_jobs(now: datetime) -> None:
 
 def pending_jobs_for(connector: Connector) -> int:
     held = list(connector.keys.values_list("fingerprint", flat=True))
-    return ConnectorJob.objects.filter(_claimable(timezone.now()), from_fingerprint__in=held).count()
+    return ConnectorJob.objects.filter(claims.claimable(timezone.now()), from_fingerprint__in=held).count()
 
 
 def release_claims(connector: Connector) -> None:

@@ -8,19 +8,15 @@ mailing it (and calling the webhook), as connector alerts do.
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from datetime import datetime
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
 from delivery.models import DeliveryState, FailureAlert, FailureWatch
-from portal import access
-from portal.models import User
+from portal.lib import alerts
 from profiles.models import DeliveryStatus
 
 
@@ -63,28 +59,10 @@ def failure_sweep(now: datetime | None = None) -> int:
     return crossings
 
 
-def _recipients() -> list[str]:
-    configured = list(settings.CONNECTOR_ALERT_EMAILS)
-    if configured:
-        return configured
-    admins = User.objects.filter(is_active=True)
-    return [u.email for u in admins if access.has_perm(u, "profiles.update")]
-
-
 def alerts_send(now: datetime | None = None) -> int:
     """Send one e-mail (and webhook call) per crossing; each row is claimed once."""
-    now = now or timezone.now()
-    sent = 0
-    for alert_id in list(
-        FailureAlert.objects.filter(alert_claimed_at=None).order_by("pk").values_list("pk", flat=True)[:100]
-    ):
-        if not FailureAlert.objects.filter(pk=alert_id, alert_claimed_at=None).update(alert_claimed_at=now):
-            continue  # another worker took it
-        alert = FailureAlert.objects.select_related("profile").get(pk=alert_id)
-        result = _deliver(alert)
-        FailureAlert.objects.filter(pk=alert_id).update(alerted_at=timezone.now(), alert_result=result[:300])
-        sent += 1
-    return sent
+    pending = FailureAlert.objects.select_related("profile").order_by("pk")
+    return alerts.send_claimed(pending, _deliver, now)
 
 
 def _deliver(alert: FailureAlert) -> str:
@@ -99,31 +77,13 @@ def _deliver(alert: FailureAlert) -> str:
         f"{summary}\n\nSince {alert.created_at:%Y-%m-%d %H:%M:%S %Z}.\n\n"
         f"{settings.SITE_URL}/profiles/{profile.code}/status/?status=error\n"
     )
-    parts = []
-    recipients = _recipients()
-    if recipients:
-        try:
-            send_mail(settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + subject, body, None, recipients)
-            parts.append(f"mailed {len(recipients)}")
-        except Exception as exc:
-            parts.append(f"mail failed: {exc}")
-    webhook = settings.CONNECTOR_ALERT_WEBHOOK
-    if webhook:
-        payload = {
-            "event": "delivery_failures",
-            "profile": str(profile.code),
-            "name": profile.name,
-            "over_threshold": alert.over,
-            "failing_devices": alert.failing,
-            "threshold": alert.threshold,
-            "at": alert.created_at.isoformat(),
-        }
-        request = urllib.request.Request(
-            webhook, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                parts.append(f"webhook {response.status}")
-        except Exception as exc:
-            parts.append(f"webhook failed: {exc}")
-    return "; ".join(parts) or "no recipients"
+    payload = {
+        "event": "delivery_failures",
+        "profile": str(profile.code),
+        "name": profile.name,
+        "over_threshold": alert.over,
+        "failing_devices": alert.failing,
+        "threshold": alert.threshold,
+        "at": alert.created_at.isoformat(),
+    }
+    return alerts.deliver(subject, body, payload, permission="profiles.update")

@@ -6,20 +6,20 @@ are audited under the device's name. Secrets, tokens and credentials are kept on
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
-from connectors.models import hash_secret
 from delivery import protocol
 from delivery.models import DeviceCredential, DeviceEnrollmentToken, EnrollmentMethod, EnrollmentSecret
 from directory.models import Device
 from portal import audit
 from portal.audit import Actor
+from portal.lib import tokens
 from portal.lib.refusal import Refused
+from portal.lib.tokens import hash_secret
 from portal.models import AuditEvent
 
 CATEGORY = "Devices"
@@ -33,14 +33,10 @@ def device_actor(device: Device, ip: str | None = None) -> Actor:
     return Actor(user=None, name=f"Device {device.name}", type=AuditEvent.ActorType.APPLICATION, ip=ip)
 
 
-def _new(prefix: str) -> str:
-    return prefix + secrets.token_urlsafe(32)
-
-
 @transaction.atomic
 def secret_create(actor: Actor, *, value: str = "") -> tuple[EnrollmentSecret, str]:
     """A new tenant enrolment secret (``value`` lets the demo use a known one); shown once."""
-    secret = value or _new(SECRET_PREFIX)
+    secret = value or tokens.new(SECRET_PREFIX)
     if len(secret) < 16:
         raise Refused("secret_too_short", "An enrolment secret has at least 16 characters.")
     if EnrollmentSecret.objects.filter(secret_hash=hash_secret(secret)).exists():
@@ -49,7 +45,7 @@ def secret_create(actor: Actor, *, value: str = "") -> tuple[EnrollmentSecret, s
             return row, secret
         raise Refused("secret_revoked", "That enrolment secret was revoked; choose another.", status=409)
     row = EnrollmentSecret.objects.create(
-        secret_hash=hash_secret(secret), hint=secret[:9], created_by_name=actor.name
+        secret_hash=hash_secret(secret), hint=tokens.hint(secret, SECRET_PREFIX), created_by_name=actor.name
     )
     audit.record(
         actor,
@@ -80,10 +76,10 @@ def token_issue(
     """A one-time token that enrols exactly this device, valid for ``hours``; shown once."""
     if device.removed_at is not None:
         raise Refused("device_removed", "This device is no longer in the directory.")
-    token = _new(TOKEN_PREFIX)
+    token = tokens.new(TOKEN_PREFIX)
     row = DeviceEnrollmentToken.objects.create(
         token_hash=hash_secret(token),
-        hint=token[:9],
+        hint=tokens.hint(token, TOKEN_PREFIX),
         device=device,
         created_by_name=actor.name,
         expires_at=timezone.now() + timedelta(hours=max(1, min(hours, 24 * 30))),
@@ -115,18 +111,14 @@ def _device_by_secret(secret: str, device_id: str) -> Device:
 
 
 def _device_by_token(token: str, now: datetime) -> tuple[Device, DeviceEnrollmentToken]:
-    row = (
+    row = tokens.redeemable(
         DeviceEnrollmentToken.objects.select_for_update()
         .select_related("device")
         .filter(token_hash=hash_secret(token))
-        .first()
+        .first(),
+        now,
+        "enrolment token",
     )
-    if row is None:
-        raise Refused("invalid_token", "The enrolment token is not known.", status=401)
-    if row.used_at is not None:
-        raise Refused("token_used", "The enrolment token has already been used.", status=401)
-    if row.expires_at <= now:
-        raise Refused("token_expired", "The enrolment token has expired.", status=401)
     if row.device.removed_at is not None:
         raise Refused("unknown_device", "The token's device is no longer in the directory.", status=404)
     return row.device, row
@@ -172,7 +164,7 @@ def device_enroll(
     DeviceCredential.objects.filter(device=device, revoked_at=None).update(
         revoked_at=now, revoked_by_name="Enrolled again"
     )
-    credential = _new(CREDENTIAL_PREFIX)
+    credential = tokens.new(CREDENTIAL_PREFIX)
     row = DeviceCredential.objects.create(
         device=device,
         credential_hash=hash_secret(credential),

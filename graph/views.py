@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from certs.models import Certificate
-from graph import directory_sync, profile_sync, reconcile, uploads
+from graph import directory_sync, profile_sync, reconcile, run_pages, uploads
 from graph.connection import save_connection, test_connection
 from graph.forms import ConnectionForm
 from graph.models import ReconcileFinding, ReconcileRun, SyncRun, TenantConnection, UploadRecord
@@ -124,11 +124,12 @@ def reconcile_report(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_POST
 @permission_required("connectors.update")
 def reconcile_start(request: AuthenticatedHttpRequest) -> HttpResponse:
-    run, started = reconcile.start(Actor.from_request(request))
-    if started:
-        messages.success(request, "Reconcile started. This page shows the result when the worker is done.")
-    else:
-        messages.info(request, "A reconcile is already running. This page shows its result when it is done.")
+    run = run_pages.start_run(
+        request,
+        reconcile.start,
+        started="Reconcile started. This page shows the result when the worker is done.",
+        running="A reconcile is already running. This page shows its result when it is done.",
+    )
     return redirect(f"{reverse('graph:reconcile')}?run={run.code}")
 
 
@@ -149,22 +150,18 @@ def finding_resolve(request: AuthenticatedHttpRequest, pk: int, action: str) -> 
 @require_GET
 @permission_required("directory.read")
 def sync_status(request: AuthenticatedHttpRequest) -> HttpResponse:
-    context = {
-        "runs": SyncRun.objects.all()[:20],
-        "connection": TenantConnection.current(),
-        "can_sync": access.has_perm(request.user, "directory.update"),
-        "nav_active": "tenant",
-    }
-    template = "graph/sync.html#runs" if request.htmx else "graph/sync.html"
-    return render(request, template, context)
+    return run_pages.runs_page(
+        request, "graph/sync.html", SyncRun.objects.all(), update_permission="directory.update"
+    )
 
 
 @require_POST
 @permission_required("directory.update")
 def sync_start(request: AuthenticatedHttpRequest) -> HttpResponse:
-    _, started = directory_sync.start(Actor.from_request(request))
-    if started:
-        messages.success(request, "Directory sync started.")
-    else:
-        messages.info(request, "A directory sync is already running.")
+    run_pages.start_run(
+        request,
+        directory_sync.start,
+        started="Directory sync started.",
+        running="A directory sync is already running.",
+    )
     return redirect("graph:sync")

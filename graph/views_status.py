@@ -3,39 +3,36 @@ the button that starts one."""
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
+from graph import run_pages
 from graph import status_sync as service
-from graph.models import StatusSyncRun, TenantConnection
-from portal import access
+from graph.models import StatusSyncRun
 from portal.access import permission_required
-from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
 
 
 @require_GET
 @permission_required("profiles.read")
 def status_sync(request: AuthenticatedHttpRequest) -> HttpResponse:
-    context = {
-        "runs": StatusSyncRun.objects.all()[:20],
-        "last_sync": service.last_sync(),
-        "connection": TenantConnection.current(),
-        "can_sync": access.has_perm(request.user, "profiles.update"),
-        "nav_active": "tenant",
-    }
-    template = "graph/status_sync.html#runs" if request.htmx else "graph/status_sync.html"
-    return render(request, template, context)
+    return run_pages.runs_page(
+        request,
+        "graph/status_sync.html",
+        StatusSyncRun.objects.all(),
+        update_permission="profiles.update",
+        last_sync=service.last_sync(),
+    )
 
 
 @require_POST
 @permission_required("profiles.update")
 def status_sync_start(request: AuthenticatedHttpRequest) -> HttpResponse:
-    _, started = service.start(Actor.from_request(request))
-    if started:
-        messages.success(request, "Status sync from Intune started.")
-    else:
-        messages.info(request, "A status sync from Intune is already running.")
+    run_pages.start_run(
+        request,
+        service.start,
+        started="Status sync from Intune started.",
+        running="A status sync from Intune is already running.",
+    )
     return redirect("graph:status_sync")

@@ -27,7 +27,7 @@ from connectors.tests.conftest import (  # noqa: F401 (fixtures)
 )
 from devtools.emulator.server import Emulator
 from directory.models import DirectoryUser
-from graph import connection, records, uploads
+from graph import records, uploads
 from graph.models import UploadRecord
 from graph.tests.factories import make_pfx
 from portal.audit import Actor
@@ -83,19 +83,7 @@ def test_a_key_rotation_updates_every_affected_record_in_intune(
     token: Callable[[str], str] = request.getfixturevalue("token_for")
     start(str(live_server), "a", "--enroll", token("A"), "--key-name", "KeyA")
     old_key = _key("KeyA")
-    connection.save_connection(
-        Actor.system("test"),
-        connection.ConnectionInput(
-            tenant_id=emulator.config.tenant_id,
-            client_id=emulator.config.client_id,
-            cloud="global",
-            credential_kind="secret",
-            secret=emulator.config.client_secret,
-            authority_url=emulator.url,
-            graph_url=emulator.url,
-            ca_certificate=emulator.ca_path.read_text(),
-        ),
-    )
+    emulator.connect_portal()
     certificates = _certificates(emulator, old_key)
     uploads.queue_uploads([c.pk for c in certificates])
     wait_for(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +21,7 @@ from certs.tests.conftest import make_pair, with_cryptography
 from certs.tests.importing import add_key, directory_user
 from conftest import _database_url, wait_for
 from portal.audit import Actor
+from portal.lib.workers import celery_worker_argv
 from portal.models import AuditEvent, ScopeTag
 
 pytestmark = [pytest.mark.worker]
@@ -48,9 +47,7 @@ class _Worker:
         }
         if broker_folder is not None:
             env["CELERY_BROKER_FOLDER"] = str(broker_folder)
-        argv = [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork"]
-        argv += ["--concurrency", str(concurrency), "--loglevel", "WARNING"]
-        argv += ["-n", f"recover-{uuid.uuid4().hex[:8]}@%h", "--without-gossip", "--without-mingle"]
+        argv = celery_worker_argv("recover", concurrency=concurrency)
         self.proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env, start_new_session=True)
 
     def pool_children(self) -> list[int]:

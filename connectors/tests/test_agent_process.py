@@ -22,9 +22,10 @@ from conftest import wait_for
 from connectors import enrolment, health
 from connectors import rotation as key_rotation
 from connectors.alerts import alerts_send
-from connectors.models import Connector, ConnectorEvent, KeyRotation, Status, StatusChange, hash_secret
+from connectors.models import Connector, ConnectorEvent, KeyRotation, Status, StatusChange
 from connectors.tests.conftest import PASSPHRASE, RecordingProxy
 from portal.audit import Actor
+from portal.lib.tokens import hash_secret
 from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)

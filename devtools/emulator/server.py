@@ -13,10 +13,15 @@ import ssl
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from devtools.emulator.handler import Handler, Server
 from devtools.emulator.state import Config, State, seed_from_demo
 from devtools.emulator.tls import make_tls_files
+
+if TYPE_CHECKING:
+    from graph.models import TenantConnection
+    from portal.audit import Actor
 
 
 class Emulator:
@@ -56,6 +61,28 @@ class Emulator:
     @property
     def config(self) -> Config:
         return self.state.config
+
+    def connect_portal(self, actor: Actor | None = None, **options: Any) -> TenantConnection:
+        """Point the portal's tenant connection at this emulator, signing in with its client secret;
+        ``options`` are further ``ConnectionInput`` fields (the write budget)."""
+        # Imported here: the emulator also runs on its own, with no portal database behind it.
+        from graph import connection
+        from portal.audit import Actor
+
+        return connection.save_connection(
+            actor or Actor.system("test"),
+            connection.ConnectionInput(
+                tenant_id=self.config.tenant_id,
+                client_id=self.config.client_id,
+                cloud="global",
+                credential_kind="secret",
+                secret=self.config.client_secret,
+                authority_url=self.url,
+                graph_url=self.url,
+                ca_certificate=self.ca_path.read_text(),
+                **options,
+            ),
+        )
 
     def start(self) -> Emulator:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="graph-emulator", daemon=True)

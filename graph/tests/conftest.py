@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,10 +19,9 @@ from devtools.emulator.server import Emulator
 from directory.models import DirectoryUser
 from graph import connection
 from graph.client import CLOUDS, GraphClient, TokenSource
-from graph.connection import ConnectionInput
 from graph.models import TenantConnection
 from graph.tests.factories import make_pfx
-from portal.audit import Actor
+from portal.lib.workers import celery_worker_argv
 
 
 def emulator_session(ca_path: Path) -> requests.Session:
@@ -64,19 +62,7 @@ def _private_broker(broker_folder: Path | None) -> None:
 @pytest.fixture
 def connected(emulator: Emulator, db: None) -> TenantConnection:
     """The portal's tenant connection, pointing at the emulator."""
-    return connection.save_connection(
-        Actor.system("test"),
-        ConnectionInput(
-            tenant_id=emulator.config.tenant_id,
-            client_id=emulator.config.client_id,
-            cloud="global",
-            credential_kind="secret",
-            secret=emulator.config.client_secret,
-            authority_url=emulator.url,
-            graph_url=emulator.url,
-            ca_certificate=emulator.ca_path.read_text(),
-        ),
-    )
+    return emulator.connect_portal()
 
 
 @pytest.fixture
@@ -139,25 +125,9 @@ class Worker:
         env = {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1"}
         if broker_folder is not None:
             env["CELERY_BROKER_FOLDER"] = str(broker_folder)
-        argv = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            "2",
-            "--loglevel",
-            "WARNING",
-            "-n",
-            f"kill-{uuid.uuid4().hex[:8]}@%h",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-        self.proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            celery_worker_argv("kill"), cwd=settings.BASE_DIR, env=env, start_new_session=True
+        )
 
     def kill(self) -> None:
         os.killpg(self.proc.pid, signal.SIGKILL)

@@ -14,28 +14,10 @@ from playwright.sync_api import Page, expect
 from conftest import wait_for
 from devtools.emulator.server import Emulator
 from directory.models import Group
-from graph import connection
 from graph.models import ProfileRecord, SyncRun
-from portal.audit import Actor
 from portal.models import User
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _connect(emulator: Emulator) -> None:
-    connection.save_connection(
-        Actor.system("test"),
-        connection.ConnectionInput(
-            tenant_id=emulator.config.tenant_id,
-            client_id=emulator.config.client_id,
-            cloud="global",
-            credential_kind="secret",
-            secret=emulator.config.client_secret,
-            authority_url=emulator.url,
-            graph_url=emulator.url,
-            ca_certificate=emulator.ca_path.read_text(),
-        ),
-    )
 
 
 def test_a_profile_made_in_the_wizard_appears_in_intune_and_directory_sync_succeeds(
@@ -45,7 +27,7 @@ def test_a_profile_made_in_the_wizard_appears_in_intune_and_directory_sync_succe
     emulator: Emulator,
     celery_worker: subprocess.Popen[bytes],
 ) -> None:
-    _connect(emulator)
+    emulator.connect_portal()
     entra = next(iter(emulator.state.groups.values()))
     group = Group.objects.create(object_id=uuid.UUID(entra["id"]), display_name=entra["displayName"])
     sign_in_as(make_admin("policy_and_profile_manager"))

@@ -31,19 +31,7 @@ SYSTEM = Actor.system("test")
 
 def _scene(emulator: Emulator) -> tuple[str, DirectoryUser, Certificate]:
     """A profile in Intune, a user with a Windows device and a certificate, and Intune's reports on them."""
-    stored = connection.save_connection(
-        SYSTEM,
-        connection.ConnectionInput(
-            tenant_id=emulator.config.tenant_id,
-            client_id=emulator.config.client_id,
-            cloud="global",
-            credential_kind="secret",
-            secret=emulator.config.client_secret,
-            authority_url=emulator.url,
-            graph_url=emulator.url,
-            ca_certificate=emulator.ca_path.read_text(),
-        ),
-    )
+    stored = emulator.connect_portal(SYSTEM)
     managed = next(iter(emulator.state.devices.values()))
     entra_user = next(iter(emulator.state.users.values()))
     user = DirectoryUser.objects.create(

@@ -1,0 +1,66 @@
+"""What the benchmarks that drive a real gunicorn share: a free port, waiting for it to answer,
+percentiles, and the /healthz baseline load."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http(port: int) -> None:
+    """Return once /healthz answers 200 on ``port``; exit after 60 s."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz", headers={"Host": "localhost"})
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    sys.exit("gunicorn did not answer within 60 s")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (seconds), in milliseconds."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else 0.0
+
+
+def healthz_load(server: str, seconds: float, threads: int) -> dict[str, Any]:
+    """The baseline: /healthz (one ``SELECT 1``) from ``threads`` threads for ``seconds``."""
+    host, port = server.removeprefix("http://").split(":")
+    count = 0
+    lock = threading.Lock()
+    latencies: list[float] = []
+    stop_at = time.time() + seconds
+
+    def worker() -> None:
+        nonlocal count
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        while time.time() < stop_at:
+            started = time.perf_counter()
+            conn.request("GET", "/healthz", headers={"Host": "localhost"})
+            conn.getresponse().read()
+            with lock:
+                count += 1
+                latencies.append(time.perf_counter() - started)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return {"count": count, "latencies": latencies}
