@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from datetime import timedelta
@@ -15,15 +14,12 @@ from api.models import ApiToken, EntraApplication
 from portal import audit
 from portal.audit import Actor
 from portal.lib.refusal import Refused
+from portal.lib.tokens import hash_secret
 from portal.models import AuditEvent, User
 
 CATEGORY = "Automation"
 # Every token starts with this, so a leaked one is easy to recognise (and to scan for).
 TOKEN_PREFIX = "pfxp_"
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def max_days() -> int:

@@ -15,8 +15,11 @@ from portal.lib.refusal import Refused
 
 
 def hash_secret(secret: str) -> str:
-    """Credentials and tokens are 256-bit random values: one SHA-256 is enough, and it is looked up by value."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+    """Credentials and tokens are 256-bit random values: one SHA-256 is enough, and it is looked up by value.
+
+    What a client sends may be any text, lone surrogates included: it hashes (to no stored value)
+    rather than failing."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def new(prefix: str) -> str:
