@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
+from django.db.models import Count, Max
+
 from delivery import reports
-from delivery.models import Source
+from delivery.models import DeliveryState, Source
 from directory.models import Device, DirectoryUser
 from portal import access, summaries
 from portal.http import AuthenticatedHttpRequest
@@ -29,7 +32,22 @@ def user_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) -> dict[s
         "count": len(rows),
         "can_resend": access.has_perm(request.user, "profiles.resend"),
         "intune_last_sync": states.intune_last_sync(),
+        "next": request.path,
     }
+
+
+def user_clock(user: DirectoryUser) -> Hashable:
+    """Moves with every delivery row of ``user`` written, added or deleted, and with each Intune sync.
+
+    Device reports and Intune's status syncs write these rows without an audit event, so the user
+    page's kept sections key on this too. Every writer stamps ``updated_at`` (by hand where
+    ``update()``/``bulk_update()`` would not); the count and newest id catch rows deleted or
+    added with an older stamp.
+    """
+    rows = DeliveryState.objects.filter(user=user).aggregate(
+        n=Count("id"), newest=Max("id"), at=Max("updated_at")
+    )
+    return (rows["n"], rows["newest"], rows["at"], states.intune_last_sync())
 
 
 def device_panel(request: AuthenticatedHttpRequest, device: Device) -> dict[str, Any] | None:

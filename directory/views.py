@@ -16,11 +16,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 from directory import imports, memberships
 from directory.forms import DeviceFilterForm, GroupFilterForm, ImportForm, ListFilterForm, UserFilterForm
 from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, GroupUserMember
-from directory.panels import device_panels, user_panels
+from directory.panels import device_panels, user_clock, user_panels
 from portal import access, summaries
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
+from portal.lib import fragments
 from portal.lib.listing import filter_state, query_key
 from portal.lib.paging import CountAsFarAsShown
 
@@ -101,12 +102,27 @@ def users(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_GET
 @permission_required("directory.read")
 def user_detail(request: AuthenticatedHttpRequest, object_id: str) -> HttpResponse:
+    """The help desk's page on one user: rendered once per scope and kept while nothing it shows changed.
+
+    Kept on the audit clock, the viewer's scope and the user's own clocks (``panels.user_clock``:
+    delivery rows are written without audit events), so a device report shows at once.
+    """
     user = get_object_or_404(DirectoryUser, object_id=object_id)
+
+    def sections() -> str:
+        context = {
+            "directory_user": user,
+            "groups": user.groups.order_by("display_name"),
+            "devices": user.devices.order_by("name"),
+            "panels": user_panels(request, user),
+            "csrf_token": fragments.CSRF_SLOT,
+        }
+        return render_to_string("directory/_user_sections.html", context)
+
+    kept = summaries.fragment(request, "directory:user", sections, params=(user.pk, user_clock(user)))
     context = {
         "directory_user": user,
-        "groups": user.groups.order_by("display_name"),
-        "devices": user.devices.order_by("name"),
-        "panels": user_panels(request, user),
+        "sections": fragments.with_csrf_token(kept, request),
         "nav_active": "users",
     }
     return render(request, "directory/user_detail.html", context)
