@@ -61,19 +61,24 @@ class _Assignment:
 def _assignments(user: User) -> list[_Assignment]:
     cached: list[_Assignment] | None = getattr(user, "_portal_assignments", None)
     if cached is None:
-        cached = []
-        rows = (
-            RoleAssignment.objects.filter(members=user).select_related("role").prefetch_related("scope_tags")
+        # One query, plain values (every page runs it): an assignment's row repeats per scope tag.
+        rows = RoleAssignment.objects.filter(members=user).values_list(
+            "pk", "role__name", "role__permissions", "role__requires_mfa", "scope_tags"
         )
-        for row in rows:
-            cached.append(
-                _Assignment(
-                    role_name=row.role.name,
-                    permissions=frozenset(p for p in row.role.permissions if isinstance(p, str)),
-                    tag_ids=frozenset(tag.pk for tag in row.scope_tags.all()),
-                    requires_mfa=row.role.requires_mfa,
-                )
+        found: dict[int, tuple[str, Any, bool, set[int]]] = {}
+        for pk, role_name, permissions, mfa, tag_id in rows.order_by("pk"):
+            tags = found.setdefault(pk, (role_name, permissions, mfa, set()))[3]
+            if tag_id is not None:
+                tags.add(tag_id)
+        cached = [
+            _Assignment(
+                role_name=role_name,
+                permissions=frozenset(p for p in permissions or () if isinstance(p, str)),
+                tag_ids=frozenset(tags),
+                requires_mfa=mfa,
             )
+            for role_name, permissions, mfa, tags in found.values()
+        ]
         user._portal_assignments = cached  # type: ignore[attr-defined]
     return cached
 
