@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods
 
 from directory import imports, memberships
@@ -21,7 +22,6 @@ from portal import access, summaries
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
-from portal.lib import fragments
 from portal.lib.listing import filter_state, query_key
 from portal.lib.paging import CountAsFarAsShown
 
@@ -104,28 +104,20 @@ def users(request: AuthenticatedHttpRequest) -> HttpResponse:
 def user_detail(request: AuthenticatedHttpRequest, object_id: str) -> HttpResponse:
     """The help desk's page on one user: rendered once per scope and kept while nothing it shows changed.
 
-    Kept on the audit clock, the viewer's scope and the user's own clocks (``panels.user_clock``:
-    delivery rows are written without audit events), so a device report shows at once.
+    Kept whole (``summaries.page``) on the audit clock, the viewer's scope and the user's own clocks
+    (``panels.user_clock``: delivery rows are written without audit events), so a device report
+    shows at once.
     """
     user = get_object_or_404(DirectoryUser, object_id=object_id)
-
-    def sections() -> str:
-        context = {
-            "directory_user": user,
-            "groups": user.groups.order_by("display_name"),
-            "devices": user.devices.order_by("name"),
-            "panels": user_panels(request, user),
-            "csrf_token": fragments.CSRF_SLOT,
-        }
-        return render_to_string("directory/_user_sections.html", context)
-
-    kept = summaries.fragment(request, "directory:user", sections, params=(user.pk, user_clock(user)))
     context = {
         "directory_user": user,
-        "sections": fragments.with_csrf_token(kept, request),
+        "groups": user.groups.order_by("display_name"),
+        "devices": user.devices.order_by("name"),
+        # Read only when the page is rendered (not when a kept one is shown).
+        "panels": SimpleLazyObject(lambda: user_panels(request, user)),
         "nav_active": "users",
     }
-    return render(request, "directory/user_detail.html", context)
+    return summaries.page(request, "directory/user_detail.html", context, params=(user.pk, user_clock(user)))
 
 
 @require_GET

@@ -159,3 +159,45 @@ def test_a_kept_user_page_runs_the_same_few_queries_whatever_the_user_holds(
     with CaptureQueriesContext(connection) as rendered:
         _page(admin, user)
     assert few == many < len(rendered)
+
+
+def test_a_kept_page_shows_each_admin_their_own_name_and_roles_and_the_same_page_as_rendered(
+    make_admin: Callable[..., User], settings: Any
+) -> None:
+    settings.PORTAL_ENFORCE_MFA = False
+    user = f.user("alice@contoso.example")
+    b.state(b.profile("S/MIME encryption"), f.device("PC-ALICE", user), b.certificate(user))
+    first, second = Client(), Client()
+    first.force_login(make_admin("help_desk_operator", email="first.admin@contoso.example"))
+    second.force_login(make_admin("help_desk_operator", email="second.admin@contoso.example"))
+    summaries.forget()
+    rendered = _page(second, user)
+    summaries.forget()
+    _page(first, user)
+
+    kept = _page(second, user)
+
+    assert "second.admin" in kept and "first.admin" not in kept
+    assert "Help Desk Operator" in kept
+    token = re.compile(r'(name="csrfmiddlewaretoken" value=|"X-CSRFToken": )"[^"]+"')
+    assert token.sub("", kept) == token.sub("", rendered)
+
+
+def test_a_message_after_a_resend_shows_on_the_kept_user_page(
+    make_admin: Callable[..., User], settings: Any
+) -> None:
+    admin = _admin_client(make_admin, settings, "intune_administrator")
+    user = f.user("alice@contoso.example")
+    device = f.device("PC-ALICE", user)
+    b.state(b.profile("S/MIME encryption"), device, b.certificate(user))
+    _page(admin, user)
+
+    response = admin.post(
+        reverse("delivery:resend", args=[device.device_id]),
+        {"next": f"/users/{user.object_id}/"},
+        follow=True,
+    )
+
+    page = response.content.decode()
+    assert 'class="messages"' in page and "PC-ALICE" in page
+    assert 'class="messages"' not in _page(admin, user)  # shown once
