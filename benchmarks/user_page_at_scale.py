@@ -233,7 +233,8 @@ def _serve_and_load(
         pages._wait_for(port)
         for name, label, paths in runs:
             cookie = sessions[label][1]
-            pages._load(port, cookie, paths, args.clients, 3.0)  # warm each worker
+            # Warm each worker: long enough that both have rendered every page they keep.
+            pages._load(port, cookie, paths, args.clients, 8.0)
             cpu = _tree_cpu(server.pid)
             result: dict[str, Any] = pages._load(port, cookie, paths, args.clients, args.seconds)
             cpu = _tree_cpu(server.pid) - cpu
