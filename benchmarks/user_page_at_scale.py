@@ -10,9 +10,12 @@ its primary user for two or three of the profiles of its platform, most Succeede
 (with error codes), Pending or Removed. Then serves the portal with gunicorn (2 workers x 4
 threads, DEBUG off) and drives the directory user page of 64 users from a separate process with
 16 concurrent keep-alive clients, for an administrator with every permission and for a Help Desk
-Operator over one scope tag (half of the profiles). Prints p50/p95/p99, throughput and the
-queries per page for users with few and many profiles, certificates and devices; the baseline in
-the same run is ``/healthz`` (one ``SELECT 1``) under the same load.
+Operator over one scope tag (half of the profiles): pages kept, as on a second view, and then
+with nothing kept (``PORTAL_FRAGMENT_MAX_AGE=0``), as on a user's first view. Prints p50/p95/p99,
+throughput, the web processes' CPU per request and the queries per page (rendered and kept) for
+users with few and many profiles, certificates and devices; the baseline in the same run is
+``/healthz`` (one ``SELECT 1``) under the same load. Set ``REDIS_URL`` as in production (sessions
+are then read from Redis).
 """
 
 from __future__ import annotations
@@ -153,6 +156,7 @@ def measure(args: argparse.Namespace) -> None:
     from certs.models import Certificate
     from delivery.models import DeliveryState
     from directory.models import Device, DirectoryUser
+    from portal import summaries
     from profiles.models import Profile
 
     print(
@@ -167,20 +171,49 @@ def measure(args: argparse.Namespace) -> None:
         sessions[label] = (client, client.cookies["sessionid"].value)
     sample, extremes = _users_by_rows()
 
-    print("\nQueries per user page (users with the fewest and the most certificate x device rows):")
+    print(
+        "\nQueries per user page, rendered / kept (users with the fewest and the most certificate x device rows):"
+    )
     for label, (client, _cookie) in sessions.items():
         counts = []
         for object_id, rows in extremes:
             client.get(f"/users/{object_id}/", HTTP_HOST="localhost")
-            with CaptureQueriesContext(connection) as queries:
-                response = client.get(f"/users/{object_id}/", HTTP_HOST="localhost")
-            if response.status_code != 200:
-                sys.exit(f"/users/{object_id}/ answered {response.status_code}")
-            counts.append(f"{rows} rows: {len(queries)}")
+            found = []
+            for fresh in (True, False):
+                if fresh:
+                    summaries.forget()
+                with CaptureQueriesContext(connection) as queries:
+                    response = client.get(f"/users/{object_id}/", HTTP_HOST="localhost")
+                if response.status_code != 200:
+                    sys.exit(f"/users/{object_id}/ answered {response.status_code}")
+                found.append(str(len(queries)))
+            counts.append(f"{rows} rows: {' / '.join(found)}")
         print(f"  {label:<12} {', '.join(counts)}")
 
+    print(
+        f"\ngunicorn 2 workers x 4 threads, {args.clients} clients from a separate process, "
+        f"{args.seconds:.0f} s per page (target p95 < {TARGET_P95_MS:.0f} ms)"
+    )
+    print(
+        f"  {'page':<34} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8} {'errors':>7}"
+        f" {'web CPU ms/req':>15}"
+    )
+    runs = [("Baseline: /healthz", "admin", ["/healthz"])]
+    runs += [(f"User page ({label})", label, [f"/users/{o}/" for o in sample]) for label in sessions]
+    _serve_and_load(args, sessions, runs, {})
+    # The first view of a user (the help desk mostly opens a user once): nothing kept.
+    runs = [("User page (help desk, first view)", "help desk", [f"/users/{o}/" for o in sample])]
+    _serve_and_load(args, sessions, runs, {"PORTAL_FRAGMENT_MAX_AGE": "0"})
+
+
+def _serve_and_load(
+    args: argparse.Namespace,
+    sessions: dict[str, tuple[Any, str]],
+    runs: list[tuple[str, str, list[str]]],
+    settings: dict[str, str],
+) -> None:
     port = pages._free_port()
-    env = {**os.environ, "ALLOWED_HOSTS": "localhost,127.0.0.1"}
+    env = {**os.environ, "ALLOWED_HOSTS": "localhost,127.0.0.1", **settings}
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     server = subprocess.Popen(
         [
@@ -196,30 +229,21 @@ def measure(args: argparse.Namespace) -> None:
         env=env,
         start_new_session=True,
     )
-    runs = [("Baseline: /healthz", "admin", ["/healthz"])]
-    runs += [(f"User page ({label})", label, [f"/users/{o}/" for o in sample]) for label in sessions]
     try:
         pages._wait_for(port)
-        print(
-            f"\ngunicorn 2 workers x 4 threads, {args.clients} clients from a separate process, "
-            f"{args.seconds:.0f} s per page (target p95 < {TARGET_P95_MS:.0f} ms)"
-        )
-        print(
-            f"  {'page':<26} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8} {'errors':>7}"
-            f" {'web CPU ms/req':>15}"
-        )
         for name, label, paths in runs:
             cookie = sessions[label][1]
-            pages._load(port, cookie, paths, args.clients, 3.0)  # warm each worker
+            # Warm each worker: long enough that both have rendered every page they keep.
+            pages._load(port, cookie, paths, args.clients, 8.0)
             cpu = _tree_cpu(server.pid)
             result: dict[str, Any] = pages._load(port, cookie, paths, args.clients, args.seconds)
             cpu = _tree_cpu(server.pid) - cpu
             lat = result["latencies"]
             if not lat:
-                print(f"  {name:<26} no answers: {result['errors']}")
+                print(f"  {name:<34} no answers: {result['errors']}")
                 continue
             print(
-                f"  {name:<26} {statistics.median(lat) * 1000:8.1f} {pages._percentile(lat, 0.95):8.1f} "
+                f"  {name:<34} {statistics.median(lat) * 1000:8.1f} {pages._percentile(lat, 0.95):8.1f} "
                 f"{pages._percentile(lat, 0.99):8.1f} {len(lat) / result['elapsed']:8.1f} {result['error_count']:7d}"
                 f" {cpu / len(lat) * 1000:15.2f}"
             )

@@ -42,12 +42,15 @@ def _send_again(rows: QuerySet[DeliveryState]) -> tuple[int, list[int]]:
         claimed_at=None,
         finished_at=None,
     )
+    now = timezone.now()
+    # updated_at by hand (update() does not stamp it): the user page's pieces key on it.
     changed = DeliveryState.objects.filter(pk__in=[pk for pk, _job, _p in chosen]).update(
         status=DeliveryStatus.PENDING,
         error_code="",
         error_message="",
         sent_at=None,
-        changed_at=timezone.now(),
+        changed_at=now,
+        updated_at=now,
     )
     return changed, sorted({profile_id for _pk, _job, profile_id in chosen})
 

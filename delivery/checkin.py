@@ -390,11 +390,25 @@ def _deliver(
                 changed.append(row)
 
 
-_FIELDS = ["status", "error_code", "error_message", "changed_at", "sent_at", "job", "certificate", "user"]
+_FIELDS = [
+    "status",
+    "error_code",
+    "error_message",
+    "changed_at",
+    "sent_at",
+    "job",
+    "certificate",
+    "user",
+    "updated_at",
+]
 
 
 def _save(changed: list[DeliveryState]) -> None:
     saved = [r for r in changed if not r._state.adding]
+    # bulk_update does not stamp auto_now fields; the user page's pieces key on updated_at.
+    now = timezone.now()
+    for row in saved:
+        row.updated_at = now
     if saved:
         DeliveryState.objects.bulk_update(saved, _FIELDS)
 
@@ -444,7 +458,13 @@ def rows_for_jobs_failed(job_ids: list[int]) -> int:
         code, message = _job_error(job)
         count += DeliveryState.objects.filter(
             pk__in=[r.pk for r in rows], status=DeliveryStatus.PENDING
-        ).update(status=DeliveryStatus.ERROR, error_code=code, error_message=message[:1000], changed_at=now)
+        ).update(
+            status=DeliveryStatus.ERROR,
+            error_code=code,
+            error_message=message[:1000],
+            changed_at=now,
+            updated_at=now,  # update() does not stamp it; the user page's pieces key on it
+        )
         resources += [
             audit.resource(
                 type="Device",

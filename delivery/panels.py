@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
+from django.db import connection
+
 from delivery import reports
-from delivery.models import Source
+from delivery.models import DeliveryState, Source
 from directory.models import Device, DirectoryUser
 from portal import access, summaries
 from portal.http import AuthenticatedHttpRequest
@@ -29,7 +32,26 @@ def user_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) -> dict[s
         "count": len(rows),
         "can_resend": access.has_perm(request.user, "profiles.resend"),
         "intune_last_sync": states.intune_last_sync(),
+        "next": request.path,
     }
+
+
+def user_clock(user: DirectoryUser) -> Hashable:
+    """Moves with every delivery row of ``user`` written, added or deleted, and with each Intune sync.
+
+    Device reports and Intune's status syncs write these rows without an audit event, so the user
+    page's kept sections key on this too. Every writer stamps ``updated_at`` (by hand where
+    ``update()``/``bulk_update()`` would not); the count and newest id catch rows deleted or
+    added with an older stamp.
+    """
+    # Written out: it runs on every view of the page, and building it through the ORM costs more than it.
+    table = connection.ops.quote_name(DeliveryState._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*), MAX(id), MAX(updated_at) FROM {table} WHERE user_id = %s", [user.pk]
+        )
+        row = cursor.fetchone()
+    return (*row, states.intune_last_sync())
 
 
 def device_panel(request: AuthenticatedHttpRequest, device: Device) -> dict[str, Any] | None:

@@ -109,7 +109,8 @@ def _report(
             )
     if changed:
         DeliveryState.objects.bulk_update(
-            changed, ["status", "error_code", "error_message", "changed_at", "reported_at", "source"]
+            changed,
+            ["status", "error_code", "error_message", "changed_at", "reported_at", "source", "updated_at"],
         )
         audit.record(
             device_actor(device, ip),
@@ -171,4 +172,5 @@ def _change(row: DeliveryState, status: str, now: datetime, code: str, message: 
     if row.status != status:
         row.changed_at = now
     row.status, row.error_code, row.error_message = status, code, message[:1000]
-    row.reported_at, row.source = now, Source.PORTAL
+    # updated_at by hand (bulk_update does not stamp it): the user page's pieces key on it.
+    row.reported_at, row.source, row.updated_at = now, Source.PORTAL, now

@@ -11,12 +11,13 @@ from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods
 
 from directory import imports, memberships
 from directory.forms import DeviceFilterForm, GroupFilterForm, ImportForm, ListFilterForm, UserFilterForm
 from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, GroupUserMember
-from directory.panels import user_panels
+from directory.panels import device_panels, user_clock, user_panels
 from portal import access, summaries
 from portal.access import permission_required
 from portal.audit import Actor
@@ -101,15 +102,22 @@ def users(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_GET
 @permission_required("directory.read")
 def user_detail(request: AuthenticatedHttpRequest, object_id: str) -> HttpResponse:
+    """The help desk's page on one user: rendered once per scope and kept while nothing it shows changed.
+
+    Kept whole (``summaries.page``) on the audit clock, the viewer's scope and the user's own clocks
+    (``panels.user_clock``: delivery rows are written without audit events), so a device report
+    shows at once.
+    """
     user = get_object_or_404(DirectoryUser, object_id=object_id)
     context = {
         "directory_user": user,
         "groups": user.groups.order_by("display_name"),
         "devices": user.devices.order_by("name"),
-        "panels": user_panels(request, user),
+        # Read only when the page is rendered (not when a kept one is shown).
+        "panels": SimpleLazyObject(lambda: user_panels(request, user)),
         "nav_active": "users",
     }
-    return render(request, "directory/user_detail.html", context)
+    return summaries.page(request, "directory/user_detail.html", context, params=(user.pk, user_clock(user)))
 
 
 @require_GET
@@ -194,7 +202,12 @@ def devices(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required("directory.read")
 def device_detail(request: AuthenticatedHttpRequest, device_id: str) -> HttpResponse:
     device = get_object_or_404(Device.objects.select_related("primary_user"), device_id=device_id)
-    context = {"device": device, "groups": device.groups.order_by("display_name"), "nav_active": "devices"}
+    context = {
+        "device": device,
+        "groups": device.groups.order_by("display_name"),
+        "panels": device_panels(request, device),
+        "nav_active": "devices",
+    }
     return render(request, "directory/device_detail.html", context)
 
 

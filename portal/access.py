@@ -17,19 +17,20 @@ the objects an event names, from the scope stored on the event when it was writt
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import wraps
+from functools import cache, wraps
 from typing import Any, TypeVar, cast
 
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
-from django.db import models
+from django.db import connection, models
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest
 
 from portal import rbac
-from portal.models import AuditEvent, RoleAssignment, ScopeTag, User
+from portal.models import AuditEvent, Role, RoleAssignment, ScopeTag, User
 
 AnyUser = User | AnonymousUser
 
@@ -61,21 +62,44 @@ class _Assignment:
 def _assignments(user: User) -> list[_Assignment]:
     cached: list[_Assignment] | None = getattr(user, "_portal_assignments", None)
     if cached is None:
-        cached = []
-        rows = (
-            RoleAssignment.objects.filter(members=user).select_related("role").prefetch_related("scope_tags")
-        )
-        for row in rows:
-            cached.append(
-                _Assignment(
-                    role_name=row.role.name,
-                    permissions=frozenset(p for p in row.role.permissions if isinstance(p, str)),
-                    tag_ids=frozenset(tag.pk for tag in row.scope_tags.all()),
-                    requires_mfa=row.role.requires_mfa,
-                )
+        # One query, written out (every page runs it; building it through the ORM costs more than
+        # it): an assignment's row repeats per scope tag.
+        with connection.cursor() as cursor:
+            cursor.execute(_assignments_sql(), [user.pk])
+            rows = cursor.fetchall()
+        found: dict[int, tuple[str, Any, bool, set[int]]] = {}
+        for pk, role_name, permissions, mfa, tag_id in rows:
+            if isinstance(permissions, str):  # a JSON column read without its field
+                permissions = json.loads(permissions)
+            tags = found.setdefault(pk, (role_name, permissions, bool(mfa), set()))[3]
+            if tag_id is not None:
+                tags.add(tag_id)
+        cached = [
+            _Assignment(
+                role_name=role_name,
+                permissions=frozenset(p for p in permissions or () if isinstance(p, str)),
+                tag_ids=frozenset(tags),
+                requires_mfa=mfa,
             )
+            for role_name, permissions, mfa, tags in found.values()
+        ]
         user._portal_assignments = cached  # type: ignore[attr-defined]
     return cached
+
+
+@cache
+def _assignments_sql() -> str:
+    q = connection.ops.quote_name
+    members = RoleAssignment.members.through._meta
+    tags = RoleAssignment.scope_tags.through._meta
+    return (
+        f"SELECT a.{q('id')}, r.{q('name')}, r.{q('permissions')}, r.{q('requires_mfa')}, t.{q('scopetag_id')} "
+        f"FROM {q(RoleAssignment._meta.db_table)} a "
+        f"JOIN {q(members.db_table)} m ON m.{q('roleassignment_id')} = a.{q('id')} "
+        f"JOIN {q(Role._meta.db_table)} r ON r.{q('id')} = a.{q('role_id')} "
+        f"LEFT JOIN {q(tags.db_table)} t ON t.{q('roleassignment_id')} = a.{q('id')} "
+        f"WHERE m.{q('user_id')} = %s ORDER BY a.{q('id')}"
+    )
 
 
 def forget(user: User) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.templatetags.static import static
 from django.urls import NoReverseMatch, reverse
 
 from portal import access
@@ -56,7 +57,9 @@ def _items_for(user: AnyUser) -> list[dict[str, str]]:
             url = reverse(item.url_name)
         except NoReverseMatch:
             continue  # the section's app is not installed in this build
-        items.append({"key": item.key, "label": item.label, "url": url, "icon": item.icon})
+        # The icon's address resolved here, once per viewer and process, not per page view.
+        icon = f"{static('icons.svg')}#{item.icon}"
+        items.append({"key": item.key, "label": item.label, "url": url, "icon": item.icon, "icon_href": icon})
     return items
 
 

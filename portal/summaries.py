@@ -29,11 +29,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.html import escape
 
-from portal import access
-from portal.lib.fragments import Fragments
+from portal import access, context_processors
+from portal.lib.fragments import CSRF_SLOT, Fragments, with_csrf_token
 from portal.models import AuditEvent
 
 # Keys are few (one per section and distinct scope); this bounds them anyway.
@@ -137,6 +142,43 @@ def fragment(request: Any, name: str, render: Callable[[], str], *, params: Hash
         max_age=settings.PORTAL_FRAGMENT_MAX_AGE,
         keep=lambda: not getattr(request, "_summary_behind", False),
     )
+
+
+# What the shell of a kept page shows in place of the signed-in admin's name and roles.
+_NAME_SLOT = "signed-in-admin-name-slot"
+_ROLES_SLOT = "signed-in-admin-roles-slot"
+
+
+class _Shell:
+    """The signed-in admin as the page's shell reads them, with slots for what is theirs alone."""
+
+    is_authenticated = True
+    label = _NAME_SLOT
+
+
+def page(request: HttpRequest, template: str, context: dict[str, Any], *, params: Hashable) -> HttpResponse:
+    """A whole page, shell included, kept like ``fragment`` (the same keys, ``template`` and ``params``).
+
+    The shell's context comes from ``portal.context_processors.shell``; what belongs to the signed-in
+    admin alone (name, roles, CSRF token) is put in on each view. A page with messages to show is
+    rendered as usual. Everything ``context`` holds must be the same for every admin of one scope.
+    """
+    if len(messages.get_messages(request)):
+        return render(request, template, context)
+    shell = context_processors.shell(request)
+    roles = ", ".join(shell.get("admin_roles") or ()) or "No role assigned"
+
+    def whole() -> str:
+        extra = {"admin_roles": [_ROLES_SLOT], "user": _Shell(), "messages": (), "csrf_token": CSRF_SLOT}
+        return render_to_string(template, shell | context | extra)
+
+    kept = fragment(request, f"page:{template}", whole, params=params)
+    user = request.user
+    label = str(getattr(user, "label", ""))
+    text = (
+        with_csrf_token(kept, request).replace(_NAME_SLOT, escape(label)).replace(_ROLES_SLOT, escape(roles))
+    )
+    return HttpResponse(text)
 
 
 def forget() -> None:

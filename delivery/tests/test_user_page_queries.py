@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from delivery.tests import builders as b
 from directory.models import DirectoryUser, Platform
+from portal import summaries
 from portal.models import ScopeTag, User
 from profiles.models import DeliveryStatus
 from profiles.tests import factories as f
@@ -55,6 +56,7 @@ class Person:
 
 
 def _queries(client: Client, user: DirectoryUser) -> tuple[int, str]:
+    summaries.forget()  # rendered, not a kept piece
     with CaptureQueriesContext(connection) as captured:
         response = client.get(reverse("directory:user", args=[user.object_id]))
     assert response.status_code == 200

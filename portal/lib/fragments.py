@@ -16,7 +16,9 @@ transaction commits out of order). Pieces are rendered outside the lock: two thr
 the same piece at once both render it, and the second result is kept.
 
 Keep only markup that is the same for every viewer with the same key: never a CSRF token, a
-message or a name of the signed-in admin (render pieces without the request to make sure).
+message or a name of the signed-in admin (render pieces without the request to make sure). A
+piece with forms renders with ``{"csrf_token": CSRF_SLOT}`` in its context, so ``{% csrf_token %}``
+writes the slot, and ``with_csrf_token`` puts the request's own token in each time it is shown.
 """
 
 from __future__ import annotations
@@ -26,6 +28,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+
+from django.http import HttpRequest
+from django.middleware.csrf import get_token
+from django.utils.safestring import SafeString, mark_safe
+
+# What ``{% csrf_token %}`` writes in a kept piece in place of a token; no token looks like it.
+CSRF_SLOT = "csrf-token-slot"
+
+
+def with_csrf_token(piece: str, request: HttpRequest) -> SafeString:
+    """A kept ``piece`` (markup rendered by a template) with the request's CSRF token in every slot.
+
+    The token is letters and digits only, so the markup stays as safe as it was rendered."""
+    return mark_safe(piece.replace(CSRF_SLOT, get_token(request)))
 
 
 def _now() -> float:
