@@ -46,6 +46,7 @@ os.environ["PORTAL_ENFORCE_MFA"] = "false"
 # The load is many calls with one token: the rate limit is not what is measured.
 os.environ["API_RATE_LIMIT"] = "100000000"
 
+import harness  # noqa: E402
 import pages_at_scale  # noqa: E402  (after the environment above)
 
 TARGET_P95_MS = 50.0
@@ -219,7 +220,7 @@ def measure(args: argparse.Namespace) -> None:
     if args.skip_lists:
         compare_imports(args.import_files, tokens["admin"])
         return
-    port = pages_at_scale._free_port()
+    port = harness.free_port()
     env = {**os.environ, "ALLOWED_HOSTS": "localhost,127.0.0.1"}
     server = subprocess.Popen(
         [
@@ -236,7 +237,7 @@ def measure(args: argparse.Namespace) -> None:
         start_new_session=True,
     )
     try:
-        pages_at_scale._wait_for(port)
+        harness.wait_http(port)
         print(
             f"\ngunicorn 2 workers x 4 threads, {args.clients} clients from a separate process, "
             f"{args.seconds:.0f} s per endpoint (target p95 < {TARGET_P95_MS:.0f} ms)"
@@ -249,10 +250,10 @@ def measure(args: argparse.Namespace) -> None:
             if not lat:
                 print(f"  {name:<44} no answers: {result['errors']}")
                 continue
-            p95 = pages_at_scale._percentile(lat, 0.95)
+            p95 = harness.percentile(lat, 0.95)
             print(
                 f"  {name:<44} {statistics.median(lat) * 1000:8.1f} {p95:8.1f} "
-                f"{pages_at_scale._percentile(lat, 0.99):8.1f} {len(lat) / result['elapsed']:8.1f} "
+                f"{harness.percentile(lat, 0.99):8.1f} {len(lat) / result['elapsed']:8.1f} "
                 f"{result['error_count']:7d}{'' if p95 < TARGET_P95_MS else '  over target'}"
             )
             if result["errors"]:

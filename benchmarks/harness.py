@@ -1,13 +1,15 @@
 """What the benchmarks that drive a real gunicorn share: a free port, waiting for it to answer,
-percentiles, and the /healthz baseline load."""
+the CPU its processes used, percentiles, and the /healthz baseline load."""
 
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -31,6 +33,20 @@ def wait_http(port: int) -> None:
             pass
         time.sleep(0.3)
     sys.exit("gunicorn did not answer within 60 s")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by a process and its descendants (gunicorn's master and workers)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += tree_cpu(int(child))
+    except OSError:
+        pass
+    return total
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import http.client
 import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +38,8 @@ os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pfx_pages")
 # Sessions are made here; a second factor is not what is measured.
 os.environ["PORTAL_ENFORCE_MFA"] = "false"
+
+import harness  # noqa: E402
 
 TARGET_P95_MS = 50.0
 
@@ -115,11 +115,6 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     else:
         raise ValueError("a response without a length on a kept-alive connection")
     return status
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 def main() -> None:
@@ -214,7 +209,7 @@ def measure(args: argparse.Namespace) -> None:
                 counts.append(len(queries))
         print(f"  {name:<34} {rendered}  again: {kept}")
 
-    port = _free_port()
+    port = harness.free_port()
     env = {**os.environ, "ALLOWED_HOSTS": "localhost,127.0.0.1"}
     server = subprocess.Popen(
         [
@@ -232,7 +227,7 @@ def measure(args: argparse.Namespace) -> None:
         start_new_session=True,
     )
     try:
-        _wait_for(port)
+        harness.wait_http(port)
         print(
             f"\ngunicorn 2 workers x 4 threads, {args.clients} clients from a separate process, "
             f"{args.seconds:.0f} s per page (target p95 < {TARGET_P95_MS:.0f} ms)"
@@ -245,16 +240,16 @@ def measure(args: argparse.Namespace) -> None:
             cookie = sessions[label][1]
             # Warm each worker's connection and caches, then measure.
             _load(port, cookie, paths, args.clients, 2.0)
-            server_cpu = _tree_cpu(server.pid)
+            server_cpu = harness.tree_cpu(server.pid)
             result = _load(port, cookie, paths, args.clients, args.seconds)
-            server_cpu = _tree_cpu(server.pid) - server_cpu
+            server_cpu = harness.tree_cpu(server.pid) - server_cpu
             lat = result["latencies"]
             if not lat:
                 print(f"  {name:<34} no answers: {result['errors']}")
                 continue
             print(
-                f"  {name:<34} {statistics.median(lat) * 1000:8.1f} {_percentile(lat, 0.95):8.1f} "
-                f"{_percentile(lat, 0.99):8.1f} {len(lat) / result['elapsed']:8.1f} {result['error_count']:7d}"
+                f"  {name:<34} {statistics.median(lat) * 1000:8.1f} {harness.percentile(lat, 0.95):8.1f} "
+                f"{harness.percentile(lat, 0.99):8.1f} {len(lat) / result['elapsed']:8.1f} {result['error_count']:7d}"
                 f" {server_cpu / len(lat) * 1000:18.2f} {result['client_cpu'] / len(lat) * 1000:7.2f}"
             )
             if result["errors"]:
@@ -283,41 +278,6 @@ def _load(port: int, cookie: str, paths: list[str], clients: int, seconds: float
     )
     result: dict[str, Any] = json.loads(out.stdout)
     return result
-
-
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds used so far by a process and its descendants (gunicorn's master and workers)."""
-    total = 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                total += _tree_cpu(int(child))
-    except OSError:
-        pass
-    return total
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_for(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz", headers={"Host": "localhost"})
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    sys.exit("gunicorn did not answer within 60 s")
 
 
 def _admin() -> Any:

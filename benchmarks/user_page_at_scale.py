@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pfx_reports_scale")
 
+import harness  # noqa: E402
 import pages_at_scale as pages  # noqa: E402  (sets the Django environment first)
 
 TARGET_P95_MS = 50.0
@@ -212,7 +213,7 @@ def _serve_and_load(
     runs: list[tuple[str, str, list[str]]],
     settings: dict[str, str],
 ) -> None:
-    port = pages._free_port()
+    port = harness.free_port()
     env = {**os.environ, "ALLOWED_HOSTS": "localhost,127.0.0.1", **settings}
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     server = subprocess.Popen(
@@ -230,21 +231,21 @@ def _serve_and_load(
         start_new_session=True,
     )
     try:
-        pages._wait_for(port)
+        harness.wait_http(port)
         for name, label, paths in runs:
             cookie = sessions[label][1]
             # Warm each worker: long enough that both have rendered every page they keep.
             pages._load(port, cookie, paths, args.clients, 8.0)
-            cpu = _tree_cpu(server.pid)
+            cpu = harness.tree_cpu(server.pid)
             result: dict[str, Any] = pages._load(port, cookie, paths, args.clients, args.seconds)
-            cpu = _tree_cpu(server.pid) - cpu
+            cpu = harness.tree_cpu(server.pid) - cpu
             lat = result["latencies"]
             if not lat:
                 print(f"  {name:<34} no answers: {result['errors']}")
                 continue
             print(
-                f"  {name:<34} {statistics.median(lat) * 1000:8.1f} {pages._percentile(lat, 0.95):8.1f} "
-                f"{pages._percentile(lat, 0.99):8.1f} {len(lat) / result['elapsed']:8.1f} {result['error_count']:7d}"
+                f"  {name:<34} {statistics.median(lat) * 1000:8.1f} {harness.percentile(lat, 0.95):8.1f} "
+                f"{harness.percentile(lat, 0.99):8.1f} {len(lat) / result['elapsed']:8.1f} {result['error_count']:7d}"
                 f" {cpu / len(lat) * 1000:15.2f}"
             )
             if result["errors"]:
@@ -252,23 +253,6 @@ def _serve_and_load(
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
-
-
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds used so far by a process and its descendants (gunicorn's master and workers).
-
-    Latency under 16 clients depends on what else the machine runs; this does not.
-    """
-    total = 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                total += _tree_cpu(int(child))
-    except OSError:
-        pass
-    return total
 
 
 if __name__ == "__main__":
