@@ -18,6 +18,7 @@ from pydantic import Field
 from api import auth, paging, render
 from api.auth import needs
 from api.common import ERRORS, key_for, user
+from api.routes.imports import row_out
 from api.schemas import CertificateOut, CertificatePage, ImportRowOut, Input
 from certs import lifecycle
 from certs.imports import Entry
@@ -198,16 +199,4 @@ def certificate_import(
         tags=access.creator_tags(admin, "certificates"),
         on_duplicate=options.on_duplicate,
     )
-    return ImportRowOut(
-        position=item.position,
-        filename=item.filename,
-        upn=item.upn,
-        purpose=item.purpose,
-        state=item.state,
-        problem_code=item.problem_code,
-        problem_message=item.problem_message,
-        warnings=[str(w) for w in item.warnings],
-        thumbprint=item.thumbprint,
-        certificate=item.certificate.code if item.certificate_id and item.certificate else None,
-        retryable=item.retryable,
-    )
+    return row_out(item, retryable=item.retryable)

@@ -59,7 +59,8 @@ def import_out(batch: ImportBatch) -> ImportOut:
     return ImportOut(**summary_out(batch).dict(), counts=counts, finished=finished)
 
 
-def row_out(item: ImportItem) -> ImportRowOut:
+def row_out(item: ImportItem, *, retryable: bool) -> ImportRowOut:
+    """One import row as the API shows it, for a batch's rows and for a single import alike."""
     return ImportRowOut(
         position=item.position,
         filename=item.filename,
@@ -71,7 +72,7 @@ def row_out(item: ImportItem) -> ImportRowOut:
         warnings=[str(w) for w in item.warnings],
         thumbprint=item.thumbprint,
         certificate=item.certificate.code if item.certificate else None,
-        retryable=bool(getattr(item, "retry", False)),
+        retryable=retryable,
     )
 
 
@@ -177,7 +178,11 @@ def import_get(request: HttpRequest, code: uuid.UUID, query: Query[RowsIn]) -> I
     if query.state:
         items = items.filter(state=query.state)
     rows, cursor = paging.page(items, query.cursor, ROWS_PER_PAGE)
-    return ImportDetailOut(**import_out(batch).dict(), rows=[row_out(i) for i in rows], next_cursor=cursor)
+    return ImportDetailOut(
+        **import_out(batch).dict(),
+        rows=[row_out(i, retryable=bool(getattr(i, "retry", False))) for i in rows],
+        next_cursor=cursor,
+    )
 
 
 ROW_FIELDS = (
