@@ -8,10 +8,10 @@ from urllib.parse import urlencode
 from django.core.paginator import Paginator
 from django.db.models import F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
-from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET, require_http_methods
 
 from directory import imports, memberships
@@ -22,6 +22,7 @@ from portal import access, summaries
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
+from portal.lib import lean
 from portal.lib.listing import filter_state, query_key
 from portal.lib.paging import CountAsFarAsShown
 
@@ -48,13 +49,37 @@ def _sort_links(request: AuthenticatedHttpRequest, form: ListFilterForm) -> dict
 
 
 def _list_page(
-    request: AuthenticatedHttpRequest, form: ListFilterForm, queryset: QuerySet[Any], template: str, nav: str
-) -> HttpResponse:
+    request: AuthenticatedHttpRequest,
+    form_class: type[ListFilterForm],
+    queryset: QuerySet[Any],
+    template: str,
+    nav: str,
+) -> HttpResponseBase:
     """Render a filtered, sorted, paginated list; only its results fragment when htmx asks.
 
-    The results are rendered once per query and kept until the directory changes
-    (``portal.summaries.fragment``); pages count only as far as they show (``CountAsFarAsShown``).
+    The whole page is kept per query and viewer scope until the directory changes
+    (``portal.summaries.page``), its results piece too for htmx; pages count only as far as they
+    show (``CountAsFarAsShown``).
     """
+    if request.htmx:
+        answer = _list_context(request, form_class, queryset, template, nav)
+        return answer if isinstance(answer, HttpResponseBase) else HttpResponse(answer["results"])
+    return summaries.page(
+        request,
+        template,
+        lambda: _list_context(request, form_class, queryset, template, nav),
+        params=query_key(request),
+    )
+
+
+def _list_context(
+    request: AuthenticatedHttpRequest,
+    form_class: type[ListFilterForm],
+    queryset: QuerySet[Any],
+    template: str,
+    nav: str,
+) -> dict[str, Any] | HttpResponseBase:
+    form = form_class(request.GET)
     context: dict[str, Any] = {
         "form": form,
         "nav_active": nav,
@@ -86,37 +111,40 @@ def _list_page(
 
     params = query_key(request)
     context["results"] = summaries.fragment(request, template, results, params=params)
-    if request.htmx:
-        return HttpResponse(context["results"])
-    context["filters"] = summaries.fragment(request, f"{template}:filters", filters, params=params)
-    return render(request, template, context)
+    if not request.htmx:
+        context["filters"] = summaries.fragment(request, f"{template}:filters", filters, params=params)
+    return context
 
 
 @require_GET
 @permission_required("directory.read")
-def users(request: AuthenticatedHttpRequest) -> HttpResponse:
-    form = UserFilterForm(request.GET)
-    return _list_page(request, form, DirectoryUser.objects.all(), "directory/users.html", "users")
+def users(request: AuthenticatedHttpRequest) -> HttpResponseBase:
+    return _list_page(request, UserFilterForm, DirectoryUser.objects.all(), "directory/users.html", "users")
 
 
 @require_GET
 @permission_required("directory.read")
-def user_detail(request: AuthenticatedHttpRequest, object_id: str) -> HttpResponse:
+def user_detail(request: AuthenticatedHttpRequest, object_id: str) -> HttpResponseBase:
     """The help desk's page on one user: rendered once per scope and kept while nothing it shows changed.
 
     Kept whole (``summaries.page``) on the audit clock, the viewer's scope and the user's own clocks
     (``panels.user_clock``: delivery rows are written without audit events), so a device report
     shows at once.
     """
-    user = get_object_or_404(DirectoryUser, object_id=object_id)
-    context = {
-        "directory_user": user,
-        "groups": user.groups.order_by("display_name"),
-        "devices": user.devices.order_by("name"),
-        # Read only when the page is rendered (not when a kept one is shown).
-        "panels": SimpleLazyObject(lambda: user_panels(request, user)),
-        "nav_active": "users",
-    }
+    user = lean.get(DirectoryUser, "object_id", object_id)
+    if user is None:
+        raise Http404("No such user.")
+
+    def context() -> dict[str, Any]:
+        # Only when the page is rendered, not when a kept one is shown.
+        return {
+            "directory_user": user,
+            "groups": user.groups.order_by("display_name"),
+            "devices": user.devices.order_by("name"),
+            "panels": user_panels(request, user),
+            "nav_active": "users",
+        }
+
     return summaries.page(request, "directory/user_detail.html", context, params=(user.pk, user_clock(user)))
 
 
@@ -147,12 +175,11 @@ def troubleshoot(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 @require_GET
 @permission_required("directory.read")
-def groups(request: AuthenticatedHttpRequest) -> HttpResponse:
-    form = GroupFilterForm(request.GET)
+def groups(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     # Counted per group by subqueries on the membership indexes: for the page's groups only (all of
     # them only when sorting by the count), never by joining every membership of the tenant.
     queryset = Group.objects.annotate(member_count=_members(GroupUserMember) + _members(GroupDeviceMember))
-    return _list_page(request, form, queryset, "directory/groups.html", "groups")
+    return _list_page(request, GroupFilterForm, queryset, "directory/groups.html", "groups")
 
 
 def _members(through: type[GroupUserMember] | type[GroupDeviceMember]) -> Coalesce:
@@ -192,10 +219,9 @@ def group_detail(request: AuthenticatedHttpRequest, object_id: str) -> HttpRespo
 
 @require_GET
 @permission_required("directory.read")
-def devices(request: AuthenticatedHttpRequest) -> HttpResponse:
-    form = DeviceFilterForm(request.GET)
+def devices(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     queryset = Device.objects.select_related("primary_user")
-    return _list_page(request, form, queryset, "directory/devices.html", "devices")
+    return _list_page(request, DeviceFilterForm, queryset, "directory/devices.html", "devices")
 
 
 @require_GET

@@ -36,7 +36,7 @@ from graph import endpoints as ep
 from graph.client import GraphClient, GraphError
 from graph.models import IntuneProfileStatus, ProfileRecord, StatusSyncRun
 from portal import audit
-from portal.lib import runs
+from portal.lib import lean, runs
 from portal.lib.refusal import Refused
 from portal.models import AuditEvent
 from profiles.models import DeliveryStatus
@@ -92,13 +92,17 @@ def start(actor: audit.Actor) -> tuple[StatusSyncRun, bool]:
     return RUNS.start(actor, tasks.sync_intune_status.delay)
 
 
+# Read on every view of a user page (its kept copy is keyed on it): compiled once.
+_LAST_SYNC = lean.Fixed(
+    lambda: StatusSyncRun.objects.filter(state=StatusSyncRun.State.DONE)
+    .order_by("-finished_at")
+    .values_list("finished_at")[:1]
+)
+
+
 def last_sync() -> dt.datetime | None:
-    return (
-        StatusSyncRun.objects.filter(state=StatusSyncRun.State.DONE)
-        .order_by("-finished_at")
-        .values_list("finished_at", flat=True)
-        .first()
-    )
+    rows = _LAST_SYNC.rows()
+    return rows[0][0] if rows else None
 
 
 def profile_summary(profile_id: int) -> dict[str, Any] | None:

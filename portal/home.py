@@ -10,13 +10,17 @@ the section out (for example when the admin may not read that area). The templat
 page's own variables (not the signed-in admin's: it is rendered apart) and, on top, its own.
 
 A section is rendered once and kept for every admin of the same scope until the next change
-(``portal.summaries.fragment``), unless it registers with ``kept=False``: one whose figures move
-with time rather than with changes (a connector falls silent without any audit event).
+(``portal.summaries.fragment``), like Home itself (``portal.summaries.page``). A section whose
+figures move with time rather than with changes (a connector falls silent without any audit
+event) registers with ``max_age``: it is kept at most that many seconds whatever changed, and put
+into the kept page on every view; with ``kept=False`` it is rendered on every view.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django.template.loader import render_to_string
@@ -29,9 +33,14 @@ from portal.lib import sections
 
 @dataclass(frozen=True)
 class HomeSection(sections.Section[[AuthenticatedHttpRequest]]):
-    """A section of Home; ``kept`` False when its figures change with time, not with changes."""
+    """A section of Home; ``max_age`` (seconds) or ``kept`` False when its figures change with time."""
 
     kept: bool = True
+    max_age: float | None = None
+
+    @property
+    def live(self) -> bool:
+        return not self.kept or self.max_age is not None
 
 
 _HOME_SECTIONS: dict[str, HomeSection] = {}
@@ -48,15 +57,48 @@ def home_sections(request: AuthenticatedHttpRequest) -> list[dict[str, Any]]:
 
 
 def rendered_home_sections(request: AuthenticatedHttpRequest, page: dict[str, Any]) -> list[SafeString]:
-    """Each section shown, rendered with ``page`` (the page's own variables) under its own."""
+    """Each section shown, rendered with ``page`` (the page's own variables) under its own.
+
+    A section that moves with time is a slot here (``portal.summaries.live_slot``), which the kept
+    page fills on every view from ``live_home_sections``.
+    """
     out = []
-    for section in sorted(_HOME_SECTIONS.values(), key=lambda s: (s.order, s.template)):
-
-        def render(section: HomeSection = section) -> str:
-            context = section.context(request)
-            return "" if context is None else render_to_string(section.template, page | context)
-
-        html = summaries.fragment(request, f"home:{section.template}", render) if section.kept else render()
+    for section in _ordered():
+        name = f"home:{section.template}"
+        if section.live:
+            html = summaries.live_slot(name)
+        else:
+            html = summaries.fragment(request, name, _renderer(request, page, section))
         if html:
             out.append(mark_safe(html))  # rendered by the template engine, which escaped it
     return out
+
+
+def live_home_sections(
+    request: AuthenticatedHttpRequest, page: dict[str, Any]
+) -> dict[str, Callable[[], str]]:
+    """The renderers of the sections that move with time, by slot name."""
+    live: dict[str, Callable[[], str]] = {}
+    for section in _ordered():
+        if section.live:
+            name = f"home:{section.template}"
+            render = _renderer(request, page, section)
+            if section.kept and section.max_age:
+                live[name] = partial(summaries.fragment, request, name, render, max_age=section.max_age)
+            else:
+                live[name] = render
+    return live
+
+
+def _ordered() -> list[HomeSection]:
+    return sorted(_HOME_SECTIONS.values(), key=lambda s: (s.order, s.template))
+
+
+def _renderer(
+    request: AuthenticatedHttpRequest, page: dict[str, Any], section: HomeSection
+) -> Callable[[], str]:
+    def render() -> str:
+        context = section.context(request)
+        return "" if context is None else render_to_string(section.template, page | context)
+
+    return render

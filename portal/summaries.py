@@ -32,10 +32,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from portal import access, context_processors
 from portal.lib.fragments import CSRF_SLOT, Fragments, with_csrf_token
@@ -127,19 +129,30 @@ def _kept_value[T](key: str, clock: Clock | None, compute: Callable[[], T]) -> t
 _fragments = Fragments(max_entries=512, max_bytes=64 * 1024 * 1024)
 
 
-def fragment(request: Any, name: str, render: Callable[[], str], *, params: Hashable = ()) -> str:
+def fragment(
+    request: Any, name: str, render: Callable[[], str], *, params: Hashable = (), max_age: float | None = None
+) -> str:
     """A rendered piece of a page, kept for every admin of the same scope until the data changes.
 
     Keyed by ``name`` and ``params`` (what the page was asked for), the request's clock, the
     viewer's scope (``access.viewer_key``) and today's date, and kept at most
-    ``PORTAL_FRAGMENT_MAX_AGE`` seconds. ``render`` should render without the request (no CSRF
-    token, nothing about the signed-in admin): see ``portal.lib.fragments``.
+    ``PORTAL_FRAGMENT_MAX_AGE`` seconds (or ``max_age``, when shorter: a piece that moves with time).
+    ``render`` should render without the request (no CSRF token, nothing about the signed-in admin):
+    see ``portal.lib.fragments``.
     """
-    key = (name, params, request_clock(request), access.viewer_key(request.user), timezone.localdate())
+    return _keep(request, _page_key(request, name, params), render, max_age=max_age)
+
+
+def _page_key(request: Any, name: str, params: Hashable) -> Hashable:
+    return (name, params, request_clock(request), access.viewer_key(request.user), timezone.localdate())
+
+
+def _keep(request: Any, key: Hashable, render: Callable[[], str], *, max_age: float | None = None) -> str:
+    limit = settings.PORTAL_FRAGMENT_MAX_AGE
     return _fragments.kept(
         key,
         render,
-        max_age=settings.PORTAL_FRAGMENT_MAX_AGE,
+        max_age=limit if max_age is None else min(max_age, limit),
         keep=lambda: not getattr(request, "_summary_behind", False),
     )
 
@@ -156,29 +169,74 @@ class _Shell:
     label = _NAME_SLOT
 
 
-def page(request: HttpRequest, template: str, context: dict[str, Any], *, params: Hashable) -> HttpResponse:
+def page(
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any] | Callable[[], dict[str, Any] | HttpResponseBase],
+    *,
+    params: Hashable,
+    live: dict[str, Callable[[], str]] | None = None,
+) -> HttpResponseBase:
     """A whole page, shell included, kept like ``fragment`` (the same keys, ``template`` and ``params``).
 
     The shell's context comes from ``portal.context_processors.shell``; what belongs to the signed-in
     admin alone (name, roles, CSRF token) is put in on each view. A page with messages to show is
     rendered as usual. Everything ``context`` holds must be the same for every admin of one scope.
+
+    ``context`` may be a function, called only when the page is rendered (a kept page needs none of
+    it); it may answer with a response instead (a form's errors), which is returned and not kept.
+    ``live`` names pieces that move with time rather than with changes (a heartbeat's age): the page
+    is kept with a slot for each (``{{ live.<name> }}`` in the template), filled on every view.
     """
+    live = live or {}
     if len(messages.get_messages(request)):
-        return render(request, template, context)
-    shell = context_processors.shell(request)
-    roles = ", ".join(shell.get("admin_roles") or ()) or "No role assigned"
+        built = context() if callable(context) else context
+        if isinstance(built, HttpResponseBase):
+            return built
+        pieces = {name: mark_safe(piece()) for name, piece in live.items()}  # rendered by templates
+        return render(request, template, built | {"live": pieces})
+    key = _page_key(request, f"page:{template}", params)
+    text = _fragments.peek(key, max_age=settings.PORTAL_FRAGMENT_MAX_AGE)
+    if text is None:
+        built = context() if callable(context) else context
+        if isinstance(built, HttpResponseBase):
+            return built
+        shell = context_processors.shell(request)
 
-    def whole() -> str:
-        extra = {"admin_roles": [_ROLES_SLOT], "user": _Shell(), "messages": (), "csrf_token": CSRF_SLOT}
-        return render_to_string(template, shell | context | extra)
+        def whole() -> str:
+            slots = {name: mark_safe(live_slot(name)) for name in live}
+            extra = {
+                "admin_roles": [_ROLES_SLOT],
+                "user": _Shell(),
+                "messages": (),
+                "csrf_token": CSRF_SLOT,
+                "live": slots,
+            }
+            return render_to_string(template, shell | built | extra)
 
-    kept = fragment(request, f"page:{template}", whole, params=params)
+        text = _keep(request, key, whole)
     user = request.user
     label = str(getattr(user, "label", ""))
     text = (
-        with_csrf_token(kept, request).replace(_NAME_SLOT, escape(label)).replace(_ROLES_SLOT, escape(roles))
+        with_csrf_token(text, request)
+        .replace(_NAME_SLOT, escape(label))
+        .replace(_ROLES_SLOT, escape(_roles(user)))
     )
+    for name, piece in live.items():
+        text = text.replace(live_slot(name), piece())
     return HttpResponse(text)
+
+
+def live_slot(name: str) -> str:
+    """What a kept page holds in place of the live piece ``name`` (see ``page``)."""
+    return f"live-piece-slot-{name}"
+
+
+def _roles(user: Any) -> str:
+    roles = access.role_names(user) if user.is_authenticated else []
+    if user.is_superuser and not roles:
+        roles = ["Global Administrator"]
+    return ", ".join(roles) or "No role assigned"
 
 
 def forget() -> None:

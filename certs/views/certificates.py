@@ -33,6 +33,18 @@ from portal.lib.spreadsheet import csv_download
 @require_GET
 @permission_required("certificates.read")
 def certificate_list(request: AuthenticatedHttpRequest) -> HttpResponseBase:
+    if request.GET.get("format") == "csv" or request.htmx:
+        answer = _list_response(request)
+        # Both answer with a response of their own (the export, or the results alone).
+        return answer if isinstance(answer, HttpResponseBase) else render(request, "certs/list.html", answer)
+    # The whole page, the same for every admin of the same scope until something changes: kept.
+    return summaries.page(
+        request, "certs/list.html", lambda: _list_response(request), params=query_key(request)
+    )
+
+
+def _list_response(request: AuthenticatedHttpRequest) -> dict[str, Any] | HttpResponseBase:
+    """The list's context; or the response itself for a CSV export, htmx's results, or bad filters."""
     visible = access.scoped(
         Certificate.objects.select_related("user", "encryption_key", "batch"), request.user
     )
@@ -70,7 +82,6 @@ def certificate_list(request: AuthenticatedHttpRequest) -> HttpResponseBase:
         }
         return render_to_string("certs/list.html#results", context | more)
 
-    # The same rows for every admin of the same scope until something changes: rendered once.
     params = query_key(request)
     context["results"] = summaries.fragment(request, "certs:list", results, params=params)
     if request.htmx:
@@ -81,7 +92,7 @@ def certificate_list(request: AuthenticatedHttpRequest) -> HttpResponseBase:
         lambda: render_to_string("certs/list.html#filters", context),
         params=params,
     )
-    return render(request, "certs/list.html", context)
+    return context
 
 
 # The certificate list counts at most this many rows (or as far as the page asked for).

@@ -129,7 +129,17 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict[str, Any]:
         name = unquote(parts.path.lstrip("/"))
         if not name:
             raise ImproperlyConfigured("DATABASE_URL: a postgres URL needs a database name")
-        options = dict(parse_qsl(parts.query))
+        # Parameters bound by the server, and statements a connection runs repeatedly prepared once:
+        # every page runs the same few queries (session user, role assignments, the change clock), and
+        # planning them again each time cost PostgreSQL more than running them. Connections are held
+        # by the portal itself (no transaction-pooling proxy, which prepared statements would break);
+        # ``?prepare_threshold=`` in the URL (empty) turns preparing off for such a setup.
+        options: dict[str, Any] = {"server_side_binding": True, "prepare_threshold": 5}
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key == "prepare_threshold":
+                options[key] = int(value) if value else None
+            else:
+                options[key] = value
         try:
             port = parts.port
         except ValueError as exc:

@@ -66,6 +66,16 @@ class Fragments:
         self.hits = 0
         self.misses = 0
 
+    def peek(self, key: Hashable, *, max_age: float) -> str | None:
+        """The piece kept under ``key`` if younger than ``max_age`` seconds, else None."""
+        with self._lock:
+            found = self._pieces.get(key)
+            if found is None or _now() - found.at >= max_age:
+                return None
+            self._pieces.move_to_end(key)
+            self.hits += 1
+            return found.text
+
     def kept(
         self,
         key: Hashable,

@@ -5,13 +5,13 @@ import time
 from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
 from portal import access, summaries
-from portal.home import rendered_home_sections
+from portal.home import live_home_sections, rendered_home_sections
 from portal.http import AuthenticatedHttpRequest
 from portal.models import AuditEvent
 from portal.tasks import HEARTBEAT_KEY
@@ -21,21 +21,25 @@ _WORKER_STALE_AFTER = 120
 
 
 @require_GET
-def home(request: AuthenticatedHttpRequest) -> HttpResponse:
-    user = request.user
+def home(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     page: dict[str, object] = {"nav_active": "home"}
-    # Certificates, uploads, the directory and connectors: each app registers its own (portal/home.py).
-    context = page | {"worker": _worker_status(), "home_sections": rendered_home_sections(request, page)}
-    if access.has_perm(user, "audit.read"):
+    # What moves with time (a heartbeat's age, connectors falling silent) is filled in on each view.
+    live = live_home_sections(request, page) | {
+        "worker": lambda: render_to_string("portal/home.html#worker", {"worker": _worker_status()})
+    }
 
-        def recent() -> str:
+    def context() -> dict[str, object]:
+        # Certificates, uploads, the directory and connectors: each app registers its own (portal/home.py).
+        found = page | {"home_sections": rendered_home_sections(request, page)}
+        if access.has_perm(request.user, "audit.read"):
             # Changes people made; uploads and syncs by the system have their own pages.
             by_people = AuditEvent.objects.filter(actor_type=AuditEvent.ActorType.USER)
-            events = access.audit_events(by_people, user)[:8]
-            return render_to_string("portal/home.html#recent", {"recent_events": events})
+            events = access.audit_events(by_people, request.user)[:8]
+            found["recent"] = render_to_string("portal/home.html#recent", {"recent_events": events})
+        return found
 
-        context["recent"] = summaries.fragment(request, "home:recent", recent)
-    return render(request, "portal/home.html", context)
+    # Kept whole for every admin of the same scope until something changes (portal.summaries.page).
+    return summaries.page(request, "portal/home.html", context, params=(), live=live)
 
 
 def _worker_status() -> dict[str, object]:

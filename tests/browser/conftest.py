@@ -72,7 +72,7 @@ def sign_in_as(context: BrowserContext, live_server: object) -> Callable[[User],
     def sign_in(user: User) -> None:
         session = SessionStore()
         session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[BACKEND_SESSION_KEY] = "portal.backends.PortalModelBackend"
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.create()
         context.add_cookies(

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from portal.lib.rediscache import RedisCache
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
+def test_the_redis_cache_reads_and_writes_through_one_shared_client_per_pool() -> None:
+    cache = RedisCache(REDIS_URL, {"KEY_PREFIX": "rediscache-test"})
+    cache.set("answer", {"value": 42}, 30)
+    assert cache.get("answer") == {"value": 42}
+    assert cache.get_many(["answer", "missing"]) == {"answer": {"value": 42}}
+    assert cache._cache.get_client() is cache._cache.get_client()
+    assert cache._cache.get_client(write=True) is cache._cache.get_client(write=True)
+    cache.delete("answer")
+    assert cache.get("answer") is None
