@@ -94,9 +94,11 @@ def start(actor: audit.Actor) -> tuple[StatusSyncRun, bool]:
 
 # Read on every view of a user page (its kept copy is keyed on it): compiled once.
 _LAST_SYNC = lean.Fixed(
-    lambda: StatusSyncRun.objects.filter(state=StatusSyncRun.State.DONE)
-    .order_by("-finished_at")
-    .values_list("finished_at")[:1]
+    lambda: (
+        StatusSyncRun.objects.filter(state=StatusSyncRun.State.DONE)
+        .order_by("-finished_at")
+        .values_list("finished_at")[:1]
+    )
 )
 
 

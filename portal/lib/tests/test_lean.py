@@ -7,9 +7,8 @@ from django.db import connection
 from django.db.models import Model
 from django.test.utils import CaptureQueriesContext
 
-from directory.models import DirectoryUser
 from portal.lib import lean
-from portal.models import User
+from portal.models import Role, User
 
 pytestmark = pytest.mark.django_db
 
@@ -31,16 +30,14 @@ def test_a_row_read_by_primary_key_is_the_row_the_orm_reads_field_for_field() ->
 
 
 def test_a_row_read_by_a_unique_uuid_field_converts_every_column_as_the_orm_does() -> None:
-    person = DirectoryUser.objects.create(
-        upn="ada@contoso.example", display_name="Ada", proxy_addresses=["SMTP:ada@contoso.example"]
-    )
-    found = lean.get(DirectoryUser, "object_id", person.object_id)
+    role = Role.objects.create(name="Lean readers", permissions=["certificates.read"])
+    found = lean.get(Role, "code", role.code)
     assert found is not None
-    assert _fields(found, DirectoryUser) == _fields(DirectoryUser.objects.get(pk=person.pk), DirectoryUser)
-    assert found.proxy_addresses == ["SMTP:ada@contoso.example"]
-    assert isinstance(found.object_id, uuid.UUID)
-    by_text = lean.get(DirectoryUser, "object_id", str(person.object_id))
-    assert by_text is not None and by_text.pk == person.pk
+    assert _fields(found, Role) == _fields(Role.objects.get(pk=role.pk), Role)
+    assert found.permissions == ["certificates.read"]
+    assert isinstance(found.code, uuid.UUID)
+    by_text = lean.get(Role, "code", str(role.code))
+    assert by_text is not None and by_text.pk == role.pk
 
 
 def test_a_missing_row_is_none_and_each_read_is_one_query() -> None:
