@@ -13,6 +13,7 @@ from django.utils import timezone
 from api.models import ApiToken, EntraApplication
 from portal import audit
 from portal.audit import Actor
+from portal.lib import lean
 from portal.lib.refusal import Refused
 from portal.lib.tokens import hash_secret
 from portal.models import AuditEvent, User
@@ -91,13 +92,14 @@ def token_for_secret(secret: str) -> ApiToken | None:
     """The usable token with this secret: not revoked, not expired, its admin still active."""
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(secret_hash=hash_secret(secret), revoked_at__isnull=True, expires_at__gt=timezone.now())
-        .first()
-    )
-    if token is None or not token.user.is_active:
+    # Every API call reads these two rows: read without the ORM's query building (portal.lib.lean).
+    token = lean.get(ApiToken, "secret_hash", hash_secret(secret))
+    if token is None or token.revoked_at is not None or token.expires_at <= timezone.now():
         return None
+    user = lean.get(User, "pk", token.user_id)
+    if user is None or not user.is_active:
+        return None
+    token.user = user
     return token
 
 
