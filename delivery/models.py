@@ -113,6 +113,8 @@ class DeviceCredential(models.Model):
 
     class Meta:
         ordering = ["-enrolled_at", "-id"]
+        # Devices > Enrolment lists credentials newest first, a page at a time, over every device.
+        indexes = [models.Index(fields=["-enrolled_at", "-id"], name="device_credential_enrolled")]
         constraints = [
             # One live credential per device: enrolling again revokes the previous one.
             models.UniqueConstraint(
