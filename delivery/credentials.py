@@ -97,6 +97,29 @@ def token_issue(
     return row, token
 
 
+@transaction.atomic
+def token_cancel(actor: Actor, row: DeviceEnrollmentToken) -> None:
+    """Withdraw an unused token (say, it was sent to the wrong person): it can no longer enrol its device.
+
+    The token is deleted, as a connector's unused enrolment token is; the audit log keeps it.
+    """
+    device = row.device
+    resources = [
+        audit.resource(row, type="Device enrolment token", name=f"{row.hint}… for {device.name}"),
+        audit.resource(type="Device", id=str(device.device_id), name=device.name, scope=Device),
+    ]
+    deleted, _ = DeviceEnrollmentToken.objects.filter(pk=row.pk, used_at=None).delete()
+    if not deleted:
+        raise Refused("token_used", "This token has already enrolled its device.", status=409)
+    audit.record(
+        actor,
+        activity="Cancel device enrolment token",
+        category=CATEGORY,
+        operation="delete",
+        resources=resources,
+    )
+
+
 def _device_by_secret(secret: str, device_id: str) -> Device:
     if not EnrollmentSecret.objects.filter(secret_hash=hash_secret(secret), revoked_at=None).exists():
         raise Refused("invalid_secret", "The enrolment secret is not valid.", status=401)

@@ -9,6 +9,7 @@ Every report reads it; the profiles evaluation reads it through ``profiles.state
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 from django.db import models
 from django.db.models import Q
@@ -35,8 +36,11 @@ class EnrollmentMethod(models.TextChoices):
 class EnrollmentSecret(models.Model):
     """A tenant-wide secret devices enrol with (the demo fleet's, or a management tool's).
 
-    Only its hash is kept; several may be active while one replaces another.
+    Only its hash is kept; several may be active while one replaces another. Tenant-wide, like
+    the directory (``RBAC_AREA``): the directory's permissions guard it.
     """
+
+    RBAC_AREA: ClassVar[str] = "directory"
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     secret_hash = models.CharField(max_length=64, unique=True)
@@ -56,6 +60,8 @@ class DeviceEnrollmentToken(models.Model):
     """A one-time, expiring token an administrator issues for one directory device (devices are
     tenant-wide, like the directory: the token carries no scope tags)."""
 
+    RBAC_AREA: ClassVar[str] = "directory"
+
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     token_hash = models.CharField(max_length=64, unique=True)
     hint = models.CharField(max_length=12)
@@ -71,13 +77,22 @@ class DeviceEnrollmentToken(models.Model):
     def __str__(self) -> str:
         return f"{self.hint}… for {self.device}"
 
+    @property
+    def state(self) -> str:
+        """``used``, ``expired`` or ``unused`` (a cancelled token is deleted)."""
+        if self.used_at is not None:
+            return "used"
+        return "expired" if self.expires_at <= timezone.now() else "unused"
+
 
 class DeviceCredential(models.Model):
     """A device's identity: its own RSA public key and the hash of the bearer credential it was given.
 
     ``last_sequence`` is the highest report sequence accepted: a report must carry a greater one,
-    so a replayed or reordered report changes nothing.
+    so a replayed or reordered report changes nothing. Tenant-wide, like its directory device.
     """
+
+    RBAC_AREA: ClassVar[str] = "directory"
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="credentials")
@@ -98,6 +113,8 @@ class DeviceCredential(models.Model):
 
     class Meta:
         ordering = ["-enrolled_at", "-id"]
+        # Devices > Enrolment lists credentials newest first, a page at a time, over every device.
+        indexes = [models.Index(fields=["-enrolled_at", "-id"], name="device_credential_enrolled")]
         constraints = [
             # One live credential per device: enrolling again revokes the previous one.
             models.UniqueConstraint(

@@ -6,9 +6,10 @@ from collections.abc import Hashable
 from typing import Any
 
 from django.db import connection
+from django.utils import timezone
 
 from delivery import reports
-from delivery.models import DeliveryState, Source
+from delivery.models import DeliveryState, DeviceCredential, Source
 from directory.models import Device, DirectoryUser
 from portal import access, summaries
 from portal.http import AuthenticatedHttpRequest
@@ -62,6 +63,25 @@ def device_panel(request: AuthenticatedHttpRequest, device: Device) -> dict[str,
         "rows": list(reports.for_device(request.user, device)),
         "can_resend": access.has_perm(request.user, "profiles.resend"),
         "intune_last_sync": states.intune_last_sync(),
+    }
+
+
+def enrolment_panel(request: AuthenticatedHttpRequest, device: Device) -> dict[str, Any] | None:
+    """The device's credential (enrolled, revoked, or none) and its unused enrolment tokens."""
+    if not access.has_perm(request.user, "directory.read"):
+        return None
+    # Enrolling again revokes the earlier credential, so the newest is the live one if any is.
+    credential = (
+        access.scoped(DeviceCredential.objects.filter(device=device), request.user)
+        .order_by("-enrolled_at", "-id")
+        .first()
+    )
+    tokens = device.enrollment_tokens.filter(used_at=None, expires_at__gt=timezone.now())
+    return {
+        "credential": credential,
+        "tokens": list(tokens),
+        "can_change": access.has_perm(request.user, "directory.update") and device.removed_at is None,
+        "next": request.path,
     }
 
 
