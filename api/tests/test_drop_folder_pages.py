@@ -150,6 +150,16 @@ def test_the_folder_page_shows_its_sets_newest_first_with_their_state_import_and
     assert PASSWORD not in page
 
 
+def test_the_folder_page_sends_only_its_sets_to_htmx_and_keeps_polling_while_a_set_is_running(
+    intune_admin: User, sets: DropFolder
+) -> None:
+    url = reverse("drop_folders:detail", args=[sets.code])
+    part = _signed_in(intune_admin).get(url, headers={"HX-Request": "true"}).content.decode()
+    assert part.lstrip().startswith('<section class="card" id="sets"') and "<html" not in part
+    assert f'hx-get="{url}"' in part and f'href="{url}"' in part
+    assert part.count('data-testid="set"') == 4
+
+
 def test_a_bad_directory_is_refused_next_to_its_field_and_nothing_is_created(
     intune_admin: User, key: EncryptionKey
 ) -> None:
