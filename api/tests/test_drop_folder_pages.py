@@ -15,14 +15,13 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from api import dropfolder
+from api import dropfolder, tasks
 from api.models import DropFolder, DropSet
 from certs import pipeline
 from certs.keys import key_add
-from certs.models import Certificate, EncryptionKey, ImportBatch, ItemState
+from certs.models import EncryptionKey, ImportBatch, ItemState
 from certs.tests.importing import directory_user, pfx_for, public_pem
 from portal.audit import Actor
-from portal.celery import app
 from portal.models import AuditEvent, ScopeTag, User
 
 pytestmark = pytest.mark.django_db
@@ -215,21 +214,22 @@ def test_a_folder_is_created_with_the_admins_tags_and_its_directory_and_the_chan
 
 
 def test_scan_now_imports_a_ready_set_once_even_when_pressed_twice(
-    intune_admin: User, key: EncryptionKey, django_capture_on_commit_callbacks: Any, monkeypatch: Any
+    intune_admin: User, key: EncryptionKey, django_capture_on_commit_callbacks: Any
 ) -> None:
-    monkeypatch.setitem(app.conf, "task_always_eager", True)
     directory_user(BOB)
     folder = _folder(intune_admin, key)
     directory = _write_set(folder, "2026-11-30", [("bob.pfx", PASSWORD)])
     client = _signed_in(intune_admin)
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks() as queued:
         first = client.post(reverse("drop_folders:scan", args=[folder.code]))
         second = client.post(reverse("drop_folders:scan", args=[folder.code]))
     assert first.status_code == second.status_code == 302
+    # Each press queues the folder's scan once its transaction commits; a worker runs both.
+    assert [(q.func, q.args) for q in queued] == [(tasks.scan_drop_folder.delay, (folder.pk,))] * 2
+    assert [tasks.scan_drop_folder(*q.args) for q in queued] == [1, 0]
     found = DropSet.objects.get(folder=folder)
     assert found.batch is not None and found.batch.total == 1
     assert ImportBatch.objects.count() == 1
-    assert Certificate.objects.filter(upn=BOB).count() == 1
     assert not (directory / "manifest.csv").exists()
     assert AuditEvent.objects.filter(activity="Scan import drop folder").count() == 2
     page = client.get(reverse("drop_folders:detail", args=[folder.code])).content.decode()
@@ -237,15 +237,15 @@ def test_scan_now_imports_a_ready_set_once_even_when_pressed_twice(
 
 
 def test_a_disabled_folder_is_neither_scanned_by_beat_nor_by_scan_now(
-    intune_admin: User, key: EncryptionKey, django_capture_on_commit_callbacks: Any, monkeypatch: Any
+    intune_admin: User, key: EncryptionKey, django_capture_on_commit_callbacks: Any
 ) -> None:
-    monkeypatch.setitem(app.conf, "task_always_eager", True)
     folder = _folder(intune_admin, key)
     _write_set(folder, "2026-11-30", [("bob.pfx", PASSWORD)])
     client = _signed_in(intune_admin)
     client.post(reverse("drop_folders:disable", args=[folder.code]))
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks() as queued:
         response = client.post(reverse("drop_folders:scan", args=[folder.code]), follow=True)
+    assert not queued
     assert (
         "The drop folder is disabled: enable it to scan it. (code folder_disabled)"
         in response.content.decode()
