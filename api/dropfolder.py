@@ -352,7 +352,7 @@ def folder_update(
     actor: Actor, *, folder: DropFolder, name: str, key: EncryptionKey, on_duplicate: str
 ) -> DropFolder:
     """Rename a folder, or change its key or duplicate rule; its directory and acting admin stay."""
-    folder = DropFolder.objects.select_for_update().select_related("owner").get(pk=folder.pk)
+    folder = DropFolder.objects.select_for_update(of=("self",)).select_related("owner").get(pk=folder.pk)
     before = audit.snapshot(folder, AUDITED)
     folder.name = " ".join(name.split())
     folder.encryption_key = key
@@ -380,13 +380,7 @@ def folder_set_enabled(actor: Actor, *, folder: DropFolder, enabled: bool) -> Dr
 @transaction.atomic
 def folder_delete(actor: Actor, *, folder: DropFolder) -> None:
     """Forget the folder and its sets; the directory and its files stay on disk, the imports stay."""
-    _record(
-        actor,
-        folder,
-        "Delete import drop folder",
-        AuditEvent.Operation.DELETE,
-        audit.snapshot(folder, AUDITED),
-    )
+    _record(actor, folder, "Delete import drop folder", AuditEvent.Operation.DELETE, {})
     folder.delete()
 
 
