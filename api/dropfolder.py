@@ -22,7 +22,9 @@ import csv
 import io
 import logging
 import os
+import re
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -146,7 +148,9 @@ def scan_folder(folder: DropFolder) -> list[DropSet]:
     """Import every complete set of ``folder`` not imported yet; safe to run on any number of workers at once."""
     root = folder_path(folder)
     if not root.is_dir():
+        _scanned(folder, f"The directory {root} does not exist on the worker that scanned it.")
         return []
+    _scanned(folder, "")
     seen = set(DropSet.objects.filter(folder=folder).values_list("name", flat=True))
     started = []
     for directory in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -176,6 +180,10 @@ def scan_folder(folder: DropFolder) -> list[DropSet]:
         _destroy(directory / MANIFEST)
         started.append(result)
     return started
+
+
+def _scanned(folder: DropFolder, problem: str) -> None:
+    DropFolder.objects.filter(pk=folder.pk).update(scanned_at=timezone.now(), scan_problem=problem[:500])
 
 
 def _refused_set(folder: DropFolder, name: str, exc: Refused) -> DropSet:
@@ -259,6 +267,66 @@ def scan_all() -> int:
     return count
 
 
+def scan_one(folder_id: int) -> int:
+    """What "Scan now" runs on a worker: the folder's new sets, then the results of its finished ones."""
+    folder = (
+        DropFolder.objects.filter(pk=folder_id, enabled=True)
+        .select_related("owner", "encryption_key")
+        .first()
+    )
+    if folder is None:
+        return 0  # deleted or disabled since the scan was asked for
+    count = len(scan_folder(folder))
+    report_finished(folder)
+    return count
+
+
+# --- Managing folders (the pages and the API) -------------------------------------------------
+
+AUDITED = ["name", "directory", "encryption_key", "on_duplicate", "enabled"]
+_DIRECTORY = re.compile(r"[-a-zA-Z0-9_]{1,100}")
+
+
+def _check(folder: DropFolder) -> None:
+    """Refuse a folder the workers could not watch, or whose imports could not use its key."""
+    if not _DIRECTORY.fullmatch(folder.directory):
+        raise Refused(
+            "bad_directory",
+            "Name the directory with letters, digits, hyphens and underscores only (no slashes, dots or "
+            "spaces), at most 100 characters, e.g. nightly-ca: it is made under API_DROP_ROOT.",
+            field="directory",
+        )
+    others = DropFolder.objects.exclude(pk=folder.pk)
+    if others.filter(directory=folder.directory).exists():
+        raise Refused(
+            "directory_taken",
+            f"Another drop folder watches the directory {folder.directory}.",
+            field="directory",
+        )
+    if others.filter(name=" ".join(folder.name.split())).exists():
+        raise Refused("name_taken", f"Another drop folder is named {folder.name}.", field="name")
+    if not access.scoped(EncryptionKey.objects.filter(pk=folder.encryption_key_id), folder.owner).exists():
+        raise Refused(
+            "no_key",
+            f"The folder's imports act as {folder.owner.email}, who may not use this encryption key.",
+            field="encryption_key",
+        )
+    refusal.full_clean(folder)
+
+
+def _record(
+    actor: Actor, folder: DropFolder, activity: str, operation: str, before: dict[str, object]
+) -> None:
+    after = audit.snapshot(folder, AUDITED) if operation != AuditEvent.Operation.DELETE else {}
+    audit.record(
+        actor,
+        activity=activity,
+        category=CATEGORY,
+        operation=operation,
+        resources=[audit.resource(folder, type="Drop folder", changes=audit.changes(before, after))],
+    )
+
+
 @transaction.atomic
 def folder_create(
     actor: Actor, *, owner: User, name: str, directory: str, key: EncryptionKey, on_duplicate: str
@@ -271,23 +339,60 @@ def folder_create(
         on_duplicate=on_duplicate,
         owner=owner,
     )
-    refusal.full_clean(folder)
+    _check(folder)
     folder.save()
     folder.scope_tags.set(access.creator_tags(owner, "certificates"))
-    audit.record(
-        actor,
-        activity="Create import drop folder",
-        category=CATEGORY,
-        operation=AuditEvent.Operation.CREATE,
-        resources=[
-            audit.resource(
-                folder,
-                type="Drop folder",
-                changes=audit.changes(
-                    {}, audit.snapshot(folder, ["name", "directory", "encryption_key", "on_duplicate"])
-                ),
-            )
-        ],
-    )
+    _record(actor, folder, "Create import drop folder", AuditEvent.Operation.CREATE, {})
     transaction.on_commit(lambda: folder_path(folder).mkdir(parents=True, exist_ok=True))
     return folder
+
+
+@transaction.atomic
+def folder_update(
+    actor: Actor, *, folder: DropFolder, name: str, key: EncryptionKey, on_duplicate: str
+) -> DropFolder:
+    """Rename a folder, or change its key or duplicate rule; its directory and acting admin stay."""
+    folder = DropFolder.objects.select_for_update(of=("self",)).select_related("owner").get(pk=folder.pk)
+    before = audit.snapshot(folder, AUDITED)
+    folder.name = " ".join(name.split())
+    folder.encryption_key = key
+    folder.on_duplicate = on_duplicate
+    _check(folder)
+    folder.save(update_fields=["name", "encryption_key", "on_duplicate"])
+    _record(actor, folder, "Update import drop folder", AuditEvent.Operation.UPDATE, before)
+    return folder
+
+
+@transaction.atomic
+def folder_set_enabled(actor: Actor, *, folder: DropFolder, enabled: bool) -> DropFolder:
+    """A disabled folder is not scanned (its sets wait on disk) until it is enabled again."""
+    folder = DropFolder.objects.select_for_update().get(pk=folder.pk)
+    if folder.enabled == enabled:
+        return folder
+    before = audit.snapshot(folder, AUDITED)
+    folder.enabled = enabled
+    folder.save(update_fields=["enabled"])
+    activity = "Enable import drop folder" if enabled else "Disable import drop folder"
+    _record(actor, folder, activity, AuditEvent.Operation.UPDATE, before)
+    return folder
+
+
+@transaction.atomic
+def folder_delete(actor: Actor, *, folder: DropFolder) -> None:
+    """Forget the folder and its sets; the directory and its files stay on disk, the imports stay."""
+    _record(actor, folder, "Delete import drop folder", AuditEvent.Operation.DELETE, {})
+    folder.delete()
+
+
+@transaction.atomic
+def scan_request(actor: Actor, *, folder: DropFolder) -> None:
+    """Scan the folder now, on a worker, once this transaction commits (beat does so every minute).
+
+    Scanning twice imports nothing twice: each set's ``DropSet`` row is unique.
+    """
+    if not DropFolder.objects.filter(pk=folder.pk, enabled=True).exists():
+        raise Refused("folder_disabled", "The drop folder is disabled: enable it to scan it.", status=409)
+    _record(actor, folder, "Scan import drop folder", AuditEvent.Operation.ACTION, {})
+    from api.tasks import scan_drop_folder
+
+    transaction.on_commit(partial(scan_drop_folder.delay, folder.pk))

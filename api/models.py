@@ -80,6 +80,9 @@ class DropFolder(ScopeTagged):
     owner = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # When a worker last looked at the folder, and what stopped it, if anything (its directory missing).
+    scanned_at = models.DateTimeField(null=True, blank=True)
+    scan_problem = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["name"]

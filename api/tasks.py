@@ -22,3 +22,16 @@ def scan_drop_folders() -> int:
     Safe to run on several workers at once (see ``api.dropfolder``).
     """
     return dropfolder.scan_all()
+
+
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=240,
+    time_limit=300,
+)
+def scan_drop_folder(folder_id: int) -> int:
+    """Scan one drop folder now (its page's Scan now): the same scan beat runs every minute."""
+    return dropfolder.scan_one(folder_id)

@@ -18,6 +18,7 @@ urlpatterns = [
     path("tenant-admin/roles/", include(roles.urlpatterns)),
     path("", include("delivery.urls")),
     path("", include("directory.urls")),
+    path("certificates/drop-folders/", include("api.drop_urls")),
     path("certificates/", include("certs.urls")),
     path("profiles/", include("profiles.urls")),
     path("connectors/", include("connectors.urls")),
