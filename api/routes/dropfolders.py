@@ -17,6 +17,7 @@ from api.models import DropFolder, DropSet
 from api.schemas import Input
 from certs.models import ImportBatch
 from portal import access
+from portal.lib.refusal import Refused
 
 router = Router(tags=["Drop folders"])
 
@@ -115,6 +116,10 @@ def set_push(
     folder = access.get_for_user(
         user(request), DropFolder.objects.select_related("encryption_key", "owner"), write="create", code=code
     )
+    if not folder.enabled:
+        raise Refused(
+            "folder_disabled", "The drop folder is disabled: enable it to import into it.", status=409
+        )
     pushed = dropfolder.Pushed(options.name, manifest_file.read(), [(u.name or "", u.read()) for u in files])
     found: DropSet = dropfolder.import_set(folder, pushed, actor=auth.actor(request))
     return Status(

@@ -147,7 +147,7 @@ def test_two_workers_scanning_at_once_import_each_set_exactly_once(
 
 
 @pytest.mark.django_db
-def test_a_set_pushed_through_the_api_is_imported_once_per_name(
+def test_a_set_pushed_through_the_api_is_imported_once_per_name_and_never_into_a_disabled_folder(
     intune_admin: User, drop_root: Path, api_as: Callable[..., ApiClient]
 ) -> None:
     folder = _folder(intune_admin)
@@ -166,6 +166,14 @@ def test_a_set_pushed_through_the_api_is_imported_once_per_name(
         body["files"].name = "bob.pfx"  # type: ignore[attr-defined]
         return client.post(f"/drop-folders/{folder.code}/sets", body)
 
+    folder.enabled = False
+    folder.save(update_fields=["enabled"])
+    disabled = push()
+    assert disabled.status_code == 409
+    assert disabled.json()["code"] == "folder_disabled"
+    assert ImportBatch.objects.count() == 0
+    folder.enabled = True
+    folder.save(update_fields=["enabled"])
     first = push()
     assert first.status_code == 201, first.content
     assert first.json()["state"] == "importing"
