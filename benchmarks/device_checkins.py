@@ -293,13 +293,16 @@ def measure(args: argparse.Namespace) -> None:
         # CPU seconds by process (a killed one keeps its last reading), and the machine's.
         web_cpu: dict[int, float] = {}
         agent_cpu: dict[int, float] = {}
+        db_cpu: dict[int, float] = {}  # PostgreSQL backends serving this database
+        db_before = harness.database_cpu(connection, {})
         machine_at_start = harness.machine_cpu()
         machine_at_split: tuple[float, float] | None = None
-        web_at_split = agent_at_split = 0.0
+        web_at_split = agent_at_split = db_at_split = 0.0
         while any(p.poll() is None for p in drivers):
             now = time.time()
             web_cpu.update(harness.cpu_by_pid(server.pid))
             agent_cpu.update(harness.cpu_by_pid(connector.pid))
+            db_cpu.update(harness.database_cpu(connection, db_before))
             done = jobs.filter(state=ConnectorJob.State.DONE).count()
             if killed_agent_at is None and done >= args.devices // 4:
                 os.kill(connector.pid, signal.SIGKILL)
@@ -323,6 +326,7 @@ def measure(args: argparse.Namespace) -> None:
                     all_delivered_at = now
                     machine_at_split = harness.machine_cpu()
                     web_at_split, agent_at_split = sum(web_cpu.values()), sum(agent_cpu.values())
+                    db_at_split = sum(db_cpu.values())
             if all_delivered_at is not None and now - all_delivered_at >= args.seconds:
                 for proc in drivers:
                     assert proc.stdin is not None
@@ -420,32 +424,25 @@ def measure(args: argparse.Namespace) -> None:
     if window is not None:
         count, per_s = rate(start_at, split, window)
         outside = [d for t, d in latencies if t < split and not window[0] <= t < window[1]]
-        print(
-            row(
-                f"  without the kill's recovery window ({window[1] - window[0]:.1f} s)", count, per_s, outside
-            )
-        )
+        label = f"  without the kill's recovery window ({window[1] - window[0]:.1f} s)"
+        print(row(label, count, per_s, outside))
     print(row("steady state (all delivered)", phase2, rate2, lat2))
     print(row("baseline: /healthz, same clients", base_count, base_count / 10, base_lat))
     print(f"  target: at least {TARGET:.0f} check-ins per second")
 
-    def simulator_cpu(until: float | None) -> float:
-        total = 0.0
-        for result in results:
-            samples = [c for t, c in result["cpu"] if until is None or t <= until]
-            total += (samples[-1] - samples[0]) if len(samples) > 1 else 0.0
-        return total
-
     if machine_at_split is not None:
-        busy = machine_at_split[0] - machine_at_start[0]
-        total = machine_at_split[1] - machine_at_start[1]
-        sim = simulator_cpu(split)
-        web = web_at_split
+        busy, total = (machine_at_split[i] - machine_at_start[i] for i in (0, 1))
+        sim = sum(
+            (c[-1] - c[0]) if len(c) > 1 else 0.0
+            for c in ([c for t, c in r["cpu"] if t <= split] for r in results)
+        )
+        ours = web_at_split + sim + agent_at_split + db_at_split
         print(
-            f"\nCPU in the re-encryption phase: machine {busy:.0f} of {total:.0f} CPU-s busy "
-            f"(every process on it, other users' too); gunicorn {web:.0f}, simulators {sim:.0f}, "
-            f"agent {agent_at_split:.0f}, the rest (PostgreSQL, Redis, others) {busy - web - sim - agent_at_split:.0f}; "
-            f"{busy * 1000 / max(1, phase1):.1f} ms of machine CPU per check-in"
+            f"\nCPU in the re-encryption phase: machine {busy:.0f} of {total:.0f} CPU-s busy (every process, "
+            f"other users' too); gunicorn {web_at_split:.0f}, simulators {sim:.0f}, agent {agent_at_split:.0f}, "
+            f"PostgreSQL {db_at_split:.0f} (this database's backends), the rest {busy - ours:.0f}. "
+            f"This run's own processes: {ours * 1000 / max(1, phase1):.1f} ms CPU per check-in, so 2 cores of "
+            f"their own would carry about {2 * phase1 / max(ours, 1e-9):.0f} per second"
         )
     print(
         f"\nRe-encryption jobs: {job_states} ({len(done_times) / span if span else 0:.1f} per second); "

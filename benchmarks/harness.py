@@ -71,6 +71,19 @@ def cpu_by_pid(root: int) -> dict[int, float]:
     return found
 
 
+def database_cpu(connection: Any, before: dict[int, float]) -> dict[int, float]:
+    """CPU seconds of the PostgreSQL backends connected to this database, less ``before``."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        pids = [pid for (pid,) in cursor.fetchall()]
+    return {
+        pid: cpu - before.get(pid, 0.0)
+        for root in pids
+        for pid, cpu in cpu_by_pid(root).items()
+        if pid == root
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     """The ``q`` quantile of ``values`` (seconds), in milliseconds."""
     ordered = sorted(values)
