@@ -49,6 +49,41 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, every process of every user."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+def cpu_by_pid(root: int) -> dict[int, float]:
+    """CPU seconds of ``root`` and each of its descendants, by process id."""
+    found: dict[int, float] = {}
+    try:
+        fields = Path(f"/proc/{root}/stat").read_text().rsplit(")", 1)[1].split()
+        found[root] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{root}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                found.update(cpu_by_pid(int(child)))
+    except OSError:
+        pass
+    return found
+
+
+def database_cpu(connection: Any, before: dict[int, float]) -> dict[int, float]:
+    """CPU seconds of the PostgreSQL backends connected to this database, less ``before``."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        pids = [pid for (pid,) in cursor.fetchall()]
+    return {
+        pid: cpu - before.get(pid, 0.0)
+        for root in pids
+        for pid, cpu in cpu_by_pid(root).items()
+        if pid == root
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     """The ``q`` quantile of ``values`` (seconds), in milliseconds."""
     ordered = sorted(values)

@@ -33,6 +33,7 @@ from connectors.models import ConnectorJob
 from delivery import protocol, quiet
 from delivery.credentials import CATEGORY, device_actor
 from delivery.models import DeliveryState, DeviceCredential, Source
+from delivery.writes import rows_update
 from directory.models import Device, GroupDeviceMember, GroupUserMember
 from portal import audit
 from portal.audit import Actor
@@ -410,7 +411,7 @@ def _save(changed: list[DeliveryState]) -> None:
     for row in saved:
         row.updated_at = now
     if saved:
-        DeliveryState.objects.bulk_update(saved, _FIELDS)
+        rows_update(saved, _FIELDS)
 
 
 def _audit(

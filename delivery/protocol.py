@@ -32,6 +32,10 @@ class BadPublicKey(ValueError):
     pass
 
 
+class PfxIncomplete(ValueError):
+    """The PFX opened but holds no RSA key beside the certificate of its public half."""
+
+
 def load_public(pem: str) -> rsa.RSAPublicKey:
     """An RSA public key of an accepted size, or :class:`BadPublicKey` saying why not."""
     try:
@@ -80,3 +84,40 @@ def encrypt_password(key: rsa.RSAPublicKey, password: bytes) -> bytes:
 
 def decrypt_password(key: rsa.RSAPrivateKey, ciphertext: bytes) -> bytes:
     return key.decrypt(ciphertext, _OAEP)
+
+
+def open_pfx(data: bytes, password: bytes) -> tuple[rsa.RSAPrivateKey, bytes]:
+    """The PFX's RSA key and the DER of the certificate holding that key's public half.
+
+    Opened as the portal's import opens files (``certs.pfx.reader``): MAC verified, bags decrypted,
+    the key checked with cheap arithmetic (n = p*q, the CRT values) instead of OpenSSL's primality
+    tests, which cost a device 50 ms per certificate for nothing; a layout that reader does not
+    know goes to cryptography's PKCS#12 loader. :class:`PfxIncomplete` when it holds no matching
+    key and certificate, ``ValueError`` when it does not open.
+    """
+    from certs.pfx import limits
+    from certs.pfx.der import read_pfx
+    from certs.pfx.problems import ProblemError
+    from certs.pfx.reader import Opened, Password, open_fast
+    from certs.pfx.structure import PARSE_ERRORS
+
+    structure = read_pfx(data, limits.max_kdf_iterations())
+    opened: Opened | None = None
+    try:
+        opened = open_fast(structure, Password.of(password)) if structure is not None else None
+    except (ProblemError, *PARSE_ERRORS) as exc:
+        raise ValueError(str(exc)) from None
+    if opened is None:
+        from cryptography.hazmat.primitives.serialization import pkcs12
+
+        key, certificate, extra = pkcs12.load_key_and_certificates(data, password)
+        opened = Opened([key] if key is not None else [], [c for c in [certificate, *extra] if c])
+    for key in opened.keys:
+        if not isinstance(key, rsa.RSAPrivateKey):
+            continue
+        public = key.public_key().public_numbers()
+        for certificate in opened.certificates:
+            theirs = certificate.public_key()
+            if isinstance(theirs, rsa.RSAPublicKey) and theirs.public_numbers() == public:
+                return key, opened.der_of(certificate)
+    raise PfxIncomplete("The PFX lacks its certificate or private key.")

@@ -42,25 +42,22 @@ def fingerprint(credential: DeviceCredential, specs: ProfileSpecs) -> tuple[Any,
         for m in (DeliveryState, Certificate, GroupUserMember, GroupDeviceMember, ConnectorJob)
     )
     pk, device_id, user_id = q("id"), q("device_id"), q("user_id")
+    # One aggregate scan per table (five, not twelve subqueries): PostgreSQL plans this query on
+    # every check-in, and planning twelve subqueries cost more than running them.
     sql = (
-        f"SELECT (SELECT COUNT(*) FROM {states} WHERE {device_id} = %s), "
-        f"(SELECT MAX({q('changed_at')}) FROM {states} WHERE {device_id} = %s), "
-        f"(SELECT MAX({pk}) FROM {states} WHERE {device_id} = %s), "
-        f"(SELECT COUNT(*) FROM {certificates} WHERE {user_id} = %s), "
-        f"(SELECT MAX({q('updated_at')}) FROM {certificates} WHERE {user_id} = %s), "
-        f"(SELECT MAX({pk}) FROM {certificates} WHERE {user_id} = %s), "
-        f"(SELECT COUNT(*) FROM {user_groups} WHERE {user_id} = %s), "
-        f"(SELECT MAX({pk}) FROM {user_groups} WHERE {user_id} = %s), "
-        f"(SELECT COUNT(*) FROM {device_groups} WHERE {device_id} = %s), "
-        f"(SELECT MAX({pk}) FROM {device_groups} WHERE {device_id} = %s), "
-        f"(SELECT COUNT(*) FROM {jobs} WHERE {q('to_fingerprint')} = %s AND {q('finished_at')} IS NOT NULL), "
-        f"(SELECT MAX({q('finished_at')}) FROM {jobs} WHERE {q('to_fingerprint')} = %s)"
+        f"SELECT s.n, s.changed, s.top, c.n, c.changed, c.top, ug.n, ug.top, dg.n, dg.top, j.n, j.changed "
+        f"FROM (SELECT COUNT(*) AS n, MAX({q('changed_at')}) AS changed, MAX({pk}) AS top "
+        f"FROM {states} WHERE {device_id} = %s) s, "
+        f"(SELECT COUNT(*) AS n, MAX({q('updated_at')}) AS changed, MAX({pk}) AS top "
+        f"FROM {certificates} WHERE {user_id} = %s) c, "
+        f"(SELECT COUNT(*) AS n, MAX({pk}) AS top FROM {user_groups} WHERE {user_id} = %s) ug, "
+        f"(SELECT COUNT(*) AS n, MAX({pk}) AS top FROM {device_groups} WHERE {device_id} = %s) dg, "
+        f"(SELECT COUNT({q('finished_at')}) AS n, MAX({q('finished_at')}) AS changed "
+        f"FROM {jobs} WHERE {q('to_fingerprint')} = %s) j"
     )
     user_pk = user.pk if user is not None else 0
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql, [device.pk] * 3 + [user_pk] * 5 + [device.pk] * 2 + [credential.key_fingerprint] * 2
-        )
+        cursor.execute(sql, [device.pk, user_pk, user_pk, device.pk, credential.key_fingerprint])
         row = cursor.fetchone()
     return (
         version,

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from delivery.credentials import CATEGORY, device_actor
 from delivery.models import DeliveryState, DeviceCredential, Source
+from delivery.writes import rows_update
 from directory.models import Device
 from portal import audit
 from portal.lib.refusal import Refused
@@ -108,7 +109,7 @@ def _report(
                 )
             )
     if changed:
-        DeliveryState.objects.bulk_update(
+        rows_update(
             changed,
             ["status", "error_code", "error_message", "changed_at", "reported_at", "source", "updated_at"],
         )

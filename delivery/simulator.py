@@ -1,7 +1,8 @@
 """Simulated managed devices: real HTTP clients of the device API with keys of their own.
 
-No Django here (only the standard library, ``cryptography`` and :mod:`delivery.protocol`), so a
-fleet can run in processes that share nothing with the portal but its URL. Each device enrols
+No Django here (only the standard library, ``cryptography`` and :mod:`delivery.protocol`, which
+opens PFX files with the portal's own PKCS#12 reader), so a fleet can run in processes that share
+nothing with the portal but its URL. Each device enrols
 with its key pair, checks in, decrypts every password sent to it with its private key, opens
 the PFX with it, checks the certificate's thumbprint and reports what happened; it removes what
 it is told to remove. ``failure_rate`` makes a share of installs fail with ``install_failed``.
@@ -21,9 +22,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 from delivery import protocol
 
@@ -161,21 +161,19 @@ class SimulatedDevice:
         except (ValueError, KeyError) as exc:
             return _failed(thumbprint, "password_undecryptable", str(exc))
         try:
-            key, certificate, _extra = pkcs12.load_key_and_certificates(
-                base64.b64decode(item["pfx"]), password
-            )
+            _key, der = protocol.open_pfx(base64.b64decode(item["pfx"]), password)
+        except protocol.PfxIncomplete as exc:
+            return _failed(thumbprint, "pfx_incomplete", str(exc))
         except (ValueError, KeyError) as exc:
             return _failed(thumbprint, "pfx_unreadable", f"The PFX does not open with the password: {exc}")
         finally:
             del password
-        if certificate is None or key is None:
-            return _failed(thumbprint, "pfx_incomplete", "The PFX lacks its certificate or private key.")
-        found = thumbprint_of(certificate.public_bytes(serialization.Encoding.DER))
+        found = thumbprint_of(der)
         if found != thumbprint:
             return _failed(thumbprint, "thumbprint_mismatch", f"The PFX holds {found}, not {thumbprint}.")
         if self.failure_rate and self.rng.random() < self.failure_rate:
             return _failed(thumbprint, "install_failed", "The certificate store refused the certificate.")
-        self.store[thumbprint] = certificate.subject.rfc4514_string()
+        self.store[thumbprint] = x509.load_der_x509_certificate(der).subject.rfc4514_string()
         return {"thumbprint": thumbprint, "result": "installed"}
 
     def remove(self, item: dict[str, Any]) -> dict[str, str]:

@@ -26,6 +26,10 @@ CREDENTIAL_FILE = "credential.json"
 MAX_SKEW_SECONDS = 300
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 60.0
+# Polling for jobs: soon again after work was found (devices are checking in, more is coming),
+# twice as long after each empty answer, up to this long.
+FIRST_IDLE_SECONDS = 0.2
+MAX_IDLE_SECONDS = 5.0
 
 
 class AgentStopped(Exception):
@@ -221,6 +225,7 @@ class Agent:
         self._call(lambda: retrying("publishing the key", self.publish_key))
         next_beat = 0.0
         backoff = FIRST_BACKOFF_SECONDS
+        idle = FIRST_IDLE_SECONDS
         while True:
             try:
                 if time.monotonic() >= next_beat:
@@ -240,8 +245,11 @@ class Agent:
                 continue
             if once:
                 return
-            if not done:
-                time.sleep(max(0.2, min(self.heartbeat_interval, next_beat - time.monotonic(), 5.0)))
+            if done:
+                idle = FIRST_IDLE_SECONDS
+            else:
+                time.sleep(max(FIRST_IDLE_SECONDS, min(idle, next_beat - time.monotonic())))
+                idle = min(idle * 2, self.heartbeat_interval, MAX_IDLE_SECONDS)
 
     def _call[T](self, fn: Callable[[], T]) -> T:
         try:

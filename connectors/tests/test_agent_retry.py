@@ -53,3 +53,36 @@ def test_a_refusal_or_a_bad_request_is_final(pauses):
             runner.retrying("enrolling", _answers(final))
         assert raised.value is final
     assert pauses == []
+
+
+class _Stop(Exception):
+    pass
+
+
+def _idle_agent(tmp_path: Any, found: list[int]) -> runner.Agent:
+    """An agent whose portal answers each claim with the next count of ``found`` jobs."""
+    agent = runner.Agent(runner.Config("http://portal.invalid", tmp_path, "passphrase", "P", "K"))
+    agent.client.credential = "pfxc_enrolled"
+    agent.open_key = lambda: None  # type: ignore[method-assign,assignment,return-value]
+    agent.publish_key = lambda: {}  # type: ignore[method-assign]
+    agent.heartbeat = lambda: {}  # type: ignore[method-assign]
+
+    def work_once(limit: int = 50) -> int:
+        if not found:
+            raise _Stop
+        return found.pop(0)
+
+    agent.work_once = work_once  # type: ignore[method-assign]
+    return agent
+
+
+def test_an_idle_agent_asks_for_jobs_less_often_up_to_every_five_seconds(tmp_path, pauses):
+    with pytest.raises(_Stop):
+        _idle_agent(tmp_path, [0] * 8).run()
+    assert pauses == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0]
+
+
+def test_after_finding_work_the_agent_asks_again_at_once_then_soon(tmp_path, pauses):
+    with pytest.raises(_Stop):
+        _idle_agent(tmp_path, [0, 0, 0, 50, 3, 0, 0]).run()
+    assert pauses == [0.2, 0.4, 0.8, 0.2, 0.4]
