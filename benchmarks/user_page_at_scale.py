@@ -111,12 +111,12 @@ def _build_delivery_states(rebuild: bool) -> None:
         cursor.execute(
             f"""
             INSERT INTO delivery_deliverystate (profile_id, device_id, user_id, certificate_id,
-                certificate_thumbprint, status, error_code, error_message, source, job_id, sent_at,
-                changed_at, reported_at, updated_at)
+                certificate_thumbprint, status, error_code, error_message, source, source_detail, job_id,
+                sent_at, changed_at, reported_at, updated_at)
             SELECT p.id, d.id, d.primary_user_id, c.id, lower(c.thumbprint), {STATES},
                 CASE WHEN h >= 80 AND h < 90 THEN {CODES} ELSE '' END,
                 CASE WHEN h >= 80 AND h < 90 THEN 'The device could not install the certificate.' ELSE '' END,
-                'portal', NULL, now() - (h || ' hours')::interval, now() - (h || ' hours')::interval,
+                'portal', '', NULL, now() - (h || ' hours')::interval, now() - (h || ' hours')::interval,
                 now() - (h || ' minutes')::interval, now()
             FROM (
                 SELECT d.id, d.primary_user_id, d.platform, p.id AS profile_id, ((d.id * 7 + p.id * 13) % 100) AS h
