@@ -15,8 +15,9 @@ def user_profiles_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) 
 
     if not access.has_perm(request.user, "profiles.read"):
         return None
-    visible = access.scoped(Profile.objects.all(), request.user)
-    results = profiles_for_user(user, profiles=visible)
+    # Only what the section shows of a profile; reasons only for the profiles it lists.
+    visible = access.scoped(Profile.objects.only("pk", "code", "name", "platform"), request.user)
+    results = profiles_for_user(user, profiles=visible, explain_all=False)
     # Most profiles of a tenant do not reach a given user: one count, with the reasons a click away.
     reaching = [r for r in results if r.reaches]
     return {"user_profiles": reaching, "not_reaching": len(results) - len(reaching)}

@@ -51,6 +51,23 @@ _USER_RANK: dict[str, int] = {
 }
 
 
+_PLATFORM_LABELS: dict[str, str] = {str(value): str(label) for value, label in Platform.choices}
+_REASON_TEXTS: dict[str, str] = {
+    "notTargeted": "Not in any included group",
+    "excludedByUserGroup": "Excluded by user group",
+    "excludedByDeviceGroup": "Excluded by device group",
+    "noPrimaryUser": "No primary user: imported certificates are delivered to a user",
+    "conflict": "Another profile with the same purpose and platform but other settings reaches the device",
+    "deliveryError": "The device reported an error",
+    "delivered": "Delivered",
+    "pending": "Waiting for the device to check in",
+    "noDevice": "The user has no enrolled device yet",
+    "rules": "Fails an applicability rule",
+}
+# A profile whose every result is one of these does not reach the user.
+_NOT_REACHING = frozenset({NOT_TARGETED, EXCLUDED, str(DeliveryStatus.NOT_APPLICABLE)})
+
+
 @contextmanager
 def _planner_for_big_scans() -> Iterator[None]:
     """PostgreSQL's JIT compiles these wide CASE/EXISTS queries for longer than they run; skip it."""
@@ -308,21 +325,10 @@ class Evaluation:
             failed = next((rule for rule in spec.rules if not rule.holds(device)), None)
             if failed is not None:
                 return f"Fails applicability rule: {failed.description}"
-        platform = dict(Platform.choices).get(spec.platform, spec.platform)
-        texts = {
-            "notTargeted": "Not in any included group",
-            "excludedByUserGroup": "Excluded by user group",
-            "excludedByDeviceGroup": "Excluded by device group",
-            "noPrimaryUser": "No primary user: imported certificates are delivered to a user",
-            "platform": f"Platform is not {platform}",
-            "conflict": "Another profile with the same purpose and platform but other settings reaches the device",
-            "deliveryError": "The device reported an error",
-            "delivered": "Delivered",
-            "pending": "Waiting for the device to check in",
-            "noDevice": "The user has no enrolled device yet",
-            "rules": "Fails an applicability rule",
-        }
-        text = texts.get(reason, reason)
+        if reason == "platform":
+            text = f"Platform is not {_PLATFORM_LABELS.get(spec.platform, spec.platform)}"
+        else:
+            text = _REASON_TEXTS.get(reason, reason)
         return f"{text} {excluded_by}" if excluded_by else text
 
     def excluding_groups(
@@ -381,9 +387,7 @@ class UserProfileResult:
 
     @property
     def reaches(self) -> bool:
-        return any(
-            r.state not in (NOT_TARGETED, EXCLUDED, DeliveryStatus.NOT_APPLICABLE) for r in self.results
-        )
+        return any(r.state not in _NOT_REACHING for r in self.results)
 
     @property
     def targeted(self) -> bool:
@@ -391,14 +395,16 @@ class UserProfileResult:
 
 
 def profiles_for_user(
-    user_obj: DirectoryUser, *, profiles: QuerySet[Profile] | None = None
+    user_obj: DirectoryUser, *, profiles: QuerySet[Profile] | None = None, explain_all: bool = True
 ) -> list[UserProfileResult]:
     """Each profile with the user's devices and what it does on them: reaching ones first.
 
     Pass ``profiles=access.scoped(Profile.objects.all(), request.user)`` so an admin sees
     only the profiles their scope tags reach. Runs the same queries whatever the number
     of profiles: the specs (kept between changes, see :func:`profiles.specs.tenant_specs`) and
-    the user's memberships are read once and evaluated in memory.
+    the user's memberships are read once and evaluated in memory. With ``explain_all=False``
+    only the results of profiles that reach the user carry their reasons (the user page lists
+    no others).
     """
     chosen = list(Profile.objects.all() if profiles is None else profiles)
     specs = tenant_specs()
@@ -411,19 +417,19 @@ def profiles_for_user(
     for profile in chosen:
         spec = specs[profile.pk]
         rivals = specs.rivals(spec)
+        if facts.devices:
+            outcomes = [(d, outcome(flags_of(spec, rivals, d, facts))) for d in facts.devices]
+        else:
+            outcomes = [(None, deviceless_outcome(deviceless_flags(spec, facts)))]
+        if not explain_all and all(o.state in _NOT_REACHING for _d, o in outcomes):
+            found.append(UserProfileResult(profile, [UserDeviceResult(d, o.state, "") for d, o in outcomes]))
+            continue
         evaluation = Evaluation(spec, rivals)
         results = []
-        for device in facts.devices:
-            result = outcome(flags_of(spec, rivals, device, facts))
+        for device, result in outcomes:
             excluded = excluded_by(spec, facts, device, names) if result.state == EXCLUDED else ""
             text = evaluation.explain(result.reason, excluded_by=excluded, device=device)
             results.append(UserDeviceResult(device, result.state, text))
-        if not facts.devices:
-            result = deviceless_outcome(deviceless_flags(spec, facts))
-            excluded = excluded_by(spec, facts, None, names) if result.state == EXCLUDED else ""
-            results.append(
-                UserDeviceResult(None, result.state, evaluation.explain(result.reason, excluded_by=excluded))
-            )
         found.append(UserProfileResult(profile, results))
     found.sort(key=lambda r: (not r.reaches, not r.targeted, r.profile.name.lower()))
     return found
