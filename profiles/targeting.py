@@ -36,6 +36,7 @@ from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, 
 from django.db.models.expressions import Combinable
 
 from directory.models import Device, DirectoryUser, GroupDeviceMember, GroupUserMember
+from portal.lib.prepared import Prepared
 from profiles import states
 from profiles.models import DeliveryStatus
 from profiles.specs import TargetSpec
@@ -249,7 +250,7 @@ class UserFacts:
     @classmethod
     def load(cls, user: DirectoryUser) -> UserFacts:
         """In two queries: the devices, then the user's groups, the devices' groups and their reports."""
-        devices = tuple(Device.objects.filter(primary_user=user, removed_at__isnull=True).order_by("name"))
+        devices = tuple(_OWNED_DEVICES.rows(user.pk))
         user_groups: set[int] = set()
         device_groups: defaultdict[int, set[int]] = defaultdict(set)
         reported: defaultdict[tuple[int, int], set[str]] = defaultdict(set)
@@ -274,6 +275,11 @@ class UserFacts:
 
     def groups_of(self, device: Device) -> frozenset[int]:
         return self.device_groups.get(device.pk, frozenset())
+
+
+_OWNED_DEVICES = Prepared(
+    lambda user_id: Device.objects.filter(primary_user_id=user_id, removed_at__isnull=True).order_by("name")
+)
 
 
 def _memberships(user_id: int) -> list[tuple[int, int, int, str]]:
