@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
+from uuid import UUID
 
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
@@ -380,9 +381,22 @@ class UserDeviceResult:
         return STATE_LABELS.get(self.state, self.state)
 
 
+@dataclass(frozen=True, slots=True)
+class ProfileLabel:
+    """What the user page shows of a profile (read without building a Profile)."""
+
+    pk: int
+    code: UUID
+    name: str
+    platform: str
+
+    def get_platform_display(self) -> str:
+        return _PLATFORM_LABELS.get(self.platform, self.platform)
+
+
 @dataclass
 class UserProfileResult:
-    profile: Profile
+    profile: Profile | ProfileLabel
     results: list[UserDeviceResult]
 
     @property
@@ -395,28 +409,46 @@ class UserProfileResult:
 
 
 def profiles_for_user(
-    user_obj: DirectoryUser, *, profiles: QuerySet[Profile] | None = None, explain_all: bool = True
+    user_obj: DirectoryUser, *, profiles: QuerySet[Profile] | None = None
 ) -> list[UserProfileResult]:
     """Each profile with the user's devices and what it does on them: reaching ones first.
 
     Pass ``profiles=access.scoped(Profile.objects.all(), request.user)`` so an admin sees
     only the profiles their scope tags reach. Runs the same queries whatever the number
     of profiles: the specs (kept between changes, see :func:`profiles.specs.tenant_specs`) and
-    the user's memberships are read once and evaluated in memory. With ``explain_all=False``
-    only the results of profiles that reach the user carry their reasons (the user page lists
-    no others).
+    the user's memberships are read once and evaluated in memory.
     """
-    chosen = list(Profile.objects.all() if profiles is None else profiles)
+    return _for_user(
+        user_obj, list(Profile.objects.all() if profiles is None else profiles), explain_all=True
+    )
+
+
+def reaching_profiles_for_user(
+    user_obj: DirectoryUser, profiles: QuerySet[Profile]
+) -> tuple[list[UserProfileResult], int]:
+    """The profiles among ``profiles`` that reach the user, with their reasons, and how many do not
+    (the user page lists the first and counts the others): :func:`profiles_for_user`'s queries, with
+    only the fields shown read of each profile and no reasons composed for the profiles not listed."""
+    labels = [ProfileLabel(*row) for row in profiles.values_list("pk", "code", "name", "platform")]
+    results = _for_user(user_obj, labels, explain_all=False)
+    reaching = [r for r in results if r.reaches]
+    return reaching, len(results) - len(reaching)
+
+
+def _for_user(
+    user_obj: DirectoryUser, chosen: Sequence[Profile | ProfileLabel], *, explain_all: bool
+) -> list[UserProfileResult]:
     specs = tenant_specs()
     if any(profile.pk not in specs for profile in chosen):
         # Created after the specs were read: read them again with it.
-        specs = load_specs(chosen)
+        specs = load_specs(list(Profile.objects.filter(pk__in=[p.pk for p in chosen])))
     names = {pk: ref.name for pk, ref in specs.groups.items()}
     facts = UserFacts.load(user_obj)
     found = []
     for profile in chosen:
         spec = specs[profile.pk]
         rivals = specs.rivals(spec)
+        outcomes: list[tuple[Device | None, Outcome]]
         if facts.devices:
             outcomes = [(d, outcome(flags_of(spec, rivals, d, facts))) for d in facts.devices]
         else:
