@@ -86,7 +86,7 @@ class Prepared[T]:
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             fetched = cursor.fetchall()
-        rows = []
+        rows: list[Any] = []
         for row in fetched:
             values = list(row)
             for pos, convs, expression in compiled.converters:
@@ -96,4 +96,4 @@ class Prepared[T]:
                 rows.append(tuple(values))
             else:
                 rows.append(compiled.model.from_db(self._using, list(compiled.attnames), values))
-        return rows  # type: ignore[return-value]
+        return rows
