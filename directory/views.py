@@ -25,6 +25,7 @@ from portal.http import AuthenticatedHttpRequest
 from portal.lib import lean
 from portal.lib.listing import filter_state, query_key
 from portal.lib.paging import CountAsFarAsShown
+from portal.lib.prepared import Prepared
 
 PAGE_SIZE = 50
 
@@ -139,13 +140,20 @@ def user_detail(request: AuthenticatedHttpRequest, object_id: str) -> HttpRespon
         # Only when the page is rendered, not when a kept one is shown.
         return {
             "directory_user": user,
-            "groups": user.groups.order_by("display_name"),
-            "devices": user.devices.order_by("name"),
+            "groups": _USER_GROUPS.rows(user.pk),
+            "devices": _USER_DEVICES.rows(user.pk),
             "panels": user_panels(request, user),
             "nav_active": "users",
         }
 
     return summaries.page(request, "directory/user_detail.html", context, params=(user.pk, user_clock(user)))
+
+
+# The user page's lists, read on every first view of a user (see portal.lib.prepared).
+_USER_GROUPS = Prepared(
+    lambda user_id: Group.objects.filter(user_members__user_id=user_id).order_by("display_name")
+)
+_USER_DEVICES = Prepared(lambda user_id: Device.objects.filter(primary_user_id=user_id).order_by("name"))
 
 
 @require_GET

@@ -11,12 +11,11 @@ from portal.http import AuthenticatedHttpRequest
 
 def user_profiles_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) -> dict[str, Any] | None:
     from profiles.models import Profile
-    from profiles.reports import profiles_for_user
+    from profiles.reports import reaching_profiles_for_user
 
     if not access.has_perm(request.user, "profiles.read"):
         return None
     visible = access.scoped(Profile.objects.all(), request.user)
-    results = profiles_for_user(user, profiles=visible)
     # Most profiles of a tenant do not reach a given user: one count, with the reasons a click away.
-    reaching = [r for r in results if r.reaches]
-    return {"user_profiles": reaching, "not_reaching": len(results) - len(reaching)}
+    reaching, not_reaching = reaching_profiles_for_user(user, visible)
+    return {"user_profiles": reaching, "not_reaching": not_reaching}

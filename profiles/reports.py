@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
+from uuid import UUID
 
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
@@ -49,6 +50,23 @@ _USER_RANK: dict[str, int] = {
     str(DeliveryStatus.CONFLICT): 4,
     str(DeliveryStatus.ERROR): 5,
 }
+
+
+_PLATFORM_LABELS: dict[str, str] = {str(value): str(label) for value, label in Platform.choices}
+_REASON_TEXTS: dict[str, str] = {
+    "notTargeted": "Not in any included group",
+    "excludedByUserGroup": "Excluded by user group",
+    "excludedByDeviceGroup": "Excluded by device group",
+    "noPrimaryUser": "No primary user: imported certificates are delivered to a user",
+    "conflict": "Another profile with the same purpose and platform but other settings reaches the device",
+    "deliveryError": "The device reported an error",
+    "delivered": "Delivered",
+    "pending": "Waiting for the device to check in",
+    "noDevice": "The user has no enrolled device yet",
+    "rules": "Fails an applicability rule",
+}
+# A profile whose every result is one of these does not reach the user.
+_NOT_REACHING = frozenset({NOT_TARGETED, EXCLUDED, str(DeliveryStatus.NOT_APPLICABLE)})
 
 
 @contextmanager
@@ -308,21 +326,10 @@ class Evaluation:
             failed = next((rule for rule in spec.rules if not rule.holds(device)), None)
             if failed is not None:
                 return f"Fails applicability rule: {failed.description}"
-        platform = dict(Platform.choices).get(spec.platform, spec.platform)
-        texts = {
-            "notTargeted": "Not in any included group",
-            "excludedByUserGroup": "Excluded by user group",
-            "excludedByDeviceGroup": "Excluded by device group",
-            "noPrimaryUser": "No primary user: imported certificates are delivered to a user",
-            "platform": f"Platform is not {platform}",
-            "conflict": "Another profile with the same purpose and platform but other settings reaches the device",
-            "deliveryError": "The device reported an error",
-            "delivered": "Delivered",
-            "pending": "Waiting for the device to check in",
-            "noDevice": "The user has no enrolled device yet",
-            "rules": "Fails an applicability rule",
-        }
-        text = texts.get(reason, reason)
+        if reason == "platform":
+            text = f"Platform is not {_PLATFORM_LABELS.get(spec.platform, spec.platform)}"
+        else:
+            text = _REASON_TEXTS.get(reason, reason)
         return f"{text} {excluded_by}" if excluded_by else text
 
     def excluding_groups(
@@ -374,16 +381,27 @@ class UserDeviceResult:
         return STATE_LABELS.get(self.state, self.state)
 
 
+@dataclass(frozen=True, slots=True)
+class ProfileLabel:
+    """What the user page shows of a profile (read without building a Profile)."""
+
+    pk: int
+    code: UUID
+    name: str
+    platform: str
+
+    def get_platform_display(self) -> str:
+        return _PLATFORM_LABELS.get(self.platform, self.platform)
+
+
 @dataclass
 class UserProfileResult:
-    profile: Profile
+    profile: Profile | ProfileLabel
     results: list[UserDeviceResult]
 
     @property
     def reaches(self) -> bool:
-        return any(
-            r.state not in (NOT_TARGETED, EXCLUDED, DeliveryStatus.NOT_APPLICABLE) for r in self.results
-        )
+        return any(r.state not in _NOT_REACHING for r in self.results)
 
     @property
     def targeted(self) -> bool:
@@ -400,30 +418,50 @@ def profiles_for_user(
     of profiles: the specs (kept between changes, see :func:`profiles.specs.tenant_specs`) and
     the user's memberships are read once and evaluated in memory.
     """
-    chosen = list(Profile.objects.all() if profiles is None else profiles)
+    return _for_user(
+        user_obj, list(Profile.objects.all() if profiles is None else profiles), explain_all=True
+    )
+
+
+def reaching_profiles_for_user(
+    user_obj: DirectoryUser, profiles: QuerySet[Profile]
+) -> tuple[list[UserProfileResult], int]:
+    """The profiles among ``profiles`` that reach the user, with their reasons, and how many do not
+    (the user page lists the first and counts the others): :func:`profiles_for_user`'s queries, with
+    only the fields shown read of each profile and no reasons composed for the profiles not listed."""
+    labels = [ProfileLabel(*row) for row in profiles.values_list("pk", "code", "name", "platform")]
+    results = _for_user(user_obj, labels, explain_all=False)
+    reaching = [r for r in results if r.reaches]
+    return reaching, len(results) - len(reaching)
+
+
+def _for_user(
+    user_obj: DirectoryUser, chosen: Sequence[Profile | ProfileLabel], *, explain_all: bool
+) -> list[UserProfileResult]:
     specs = tenant_specs()
     if any(profile.pk not in specs for profile in chosen):
         # Created after the specs were read: read them again with it.
-        specs = load_specs(chosen)
+        specs = load_specs(list(Profile.objects.filter(pk__in=[p.pk for p in chosen])))
     names = {pk: ref.name for pk, ref in specs.groups.items()}
     facts = UserFacts.load(user_obj)
     found = []
     for profile in chosen:
         spec = specs[profile.pk]
         rivals = specs.rivals(spec)
+        outcomes: list[tuple[Device | None, Outcome]]
+        if facts.devices:
+            outcomes = [(d, outcome(flags_of(spec, rivals, d, facts))) for d in facts.devices]
+        else:
+            outcomes = [(None, deviceless_outcome(deviceless_flags(spec, facts)))]
+        if not explain_all and all(o.state in _NOT_REACHING for _d, o in outcomes):
+            found.append(UserProfileResult(profile, [UserDeviceResult(d, o.state, "") for d, o in outcomes]))
+            continue
         evaluation = Evaluation(spec, rivals)
         results = []
-        for device in facts.devices:
-            result = outcome(flags_of(spec, rivals, device, facts))
+        for device, result in outcomes:
             excluded = excluded_by(spec, facts, device, names) if result.state == EXCLUDED else ""
             text = evaluation.explain(result.reason, excluded_by=excluded, device=device)
             results.append(UserDeviceResult(device, result.state, text))
-        if not facts.devices:
-            result = deviceless_outcome(deviceless_flags(spec, facts))
-            excluded = excluded_by(spec, facts, None, names) if result.state == EXCLUDED else ""
-            results.append(
-                UserDeviceResult(None, result.state, evaluation.explain(result.reason, excluded_by=excluded))
-            )
         found.append(UserProfileResult(profile, results))
     found.sort(key=lambda r: (not r.reaches, not r.targeted, r.profile.name.lower()))
     return found

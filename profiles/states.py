@@ -7,7 +7,7 @@ the evaluation only needs rows with ``profile_id``, ``device_id`` and ``status``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,12 +30,9 @@ def reported(**filters: Any) -> QuerySet[Any] | None:
     return found
 
 
-def reported_for_devices(device_ids: Iterable[int]) -> list[tuple[int, int, str]]:
-    """(profile id, device id, status) for every state of these devices."""
-    rows = reported(device_id__in=list(device_ids))
-    if rows is None:
-        return []
-    return list(rows.values_list("profile_id", "device_id", "status"))
+def reported_table() -> str | None:
+    """The table of the reported states (None while nothing is registered), for queries written out."""
+    return _SOURCE[0]._meta.db_table if _SOURCE else None
 
 
 # -- Intune's side: rows with source "intune" are written by the status sync (in ``graph``, which

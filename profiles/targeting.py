@@ -31,10 +31,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 from django.db.models.expressions import Combinable
 
 from directory.models import Device, DirectoryUser, GroupDeviceMember, GroupUserMember
+from portal.lib.prepared import Prepared
 from profiles import states
 from profiles.models import DeliveryStatus
 from profiles.specs import TargetSpec
@@ -247,23 +249,22 @@ class UserFacts:
 
     @classmethod
     def load(cls, user: DirectoryUser) -> UserFacts:
-        """In four queries: the devices, the user's groups, the devices' groups, the delivery reports."""
-        devices = tuple(Device.objects.filter(primary_user=user, removed_at__isnull=True).order_by("name"))
-        ids = [d.pk for d in devices]
+        """In two queries: the devices, then the user's groups, the devices' groups and their reports."""
+        devices = tuple(_OWNED_DEVICES.rows(user.pk))
+        user_groups: set[int] = set()
         device_groups: defaultdict[int, set[int]] = defaultdict(set)
-        for device_id, group_id in GroupDeviceMember.objects.filter(device_id__in=ids).values_list(
-            "device_id", "group_id"
-        ):
-            device_groups[device_id].add(group_id)
         reported: defaultdict[tuple[int, int], set[str]] = defaultdict(set)
-        for profile_id, device_id, status in states.reported_for_devices(ids):
-            reported[(profile_id, device_id)].add(status)
+        for kind, a, b, status in _memberships(user.pk):
+            if kind == 0:
+                user_groups.add(a)
+            elif kind == 1:
+                device_groups[a].add(b)
+            else:
+                reported[(b, a)].add(status)
         return cls(
             user=user,
             devices=devices,
-            user_groups=frozenset(
-                GroupUserMember.objects.filter(user=user).values_list("group_id", flat=True)
-            ),
+            user_groups=frozenset(user_groups),
             device_groups={d: frozenset(g) for d, g in device_groups.items()},
             reported={key: frozenset(s) for key, s in reported.items()},
         )
@@ -274,6 +275,36 @@ class UserFacts:
 
     def groups_of(self, device: Device) -> frozenset[int]:
         return self.device_groups.get(device.pk, frozenset())
+
+
+_OWNED_DEVICES = Prepared(
+    lambda user_id: Device.objects.filter(primary_user_id=user_id, removed_at__isnull=True).order_by("name")
+)
+
+
+def _memberships(user_id: int) -> list[tuple[int, int, int, str]]:
+    """One query for :meth:`UserFacts.load`: ``(0, group, 0, "")`` per group of the user, ``(1, device,
+    group, "")`` per group of one of their current devices, ``(2, device, profile, status)`` per state
+    those devices reported. Written out: the page of every user runs it, and building three querysets
+    costs more than running them."""
+    quote = connection.ops.quote_name
+    device = quote(Device._meta.db_table)
+    owned = f"d.{quote('primary_user_id')} = %s AND d.{quote('removed_at')} IS NULL"
+    parts = [
+        f"SELECT 0, {quote('group_id')}, 0, '' FROM {quote(GroupUserMember._meta.db_table)}"
+        f" WHERE {quote('user_id')} = %s",
+        f"SELECT 1, m.{quote('device_id')}, m.{quote('group_id')}, '' FROM {quote(GroupDeviceMember._meta.db_table)} m"
+        f" JOIN {device} d ON d.{quote('id')} = m.{quote('device_id')} WHERE {owned}",
+    ]
+    table = states.reported_table()
+    if table is not None:
+        parts.append(
+            f"SELECT 2, s.{quote('device_id')}, s.{quote('profile_id')}, s.{quote('status')} FROM {quote(table)} s"
+            f" JOIN {device} d ON d.{quote('id')} = s.{quote('device_id')} WHERE {owned}"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), [user_id] * len(parts))
+        return [(int(k), int(a), int(b), str(st)) for k, a, b, st in cursor.fetchall()]
 
 
 def reaches(spec: TargetSpec, device: Device, facts: UserFacts) -> bool:

@@ -238,9 +238,8 @@ def user_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) -> dict[s
     """The Certificates section of a user's page (hidden from admins who may not read certificates)."""
     if not access.has_perm(request.user, "certificates.read"):
         return None
-    certificates = access.scoped(Certificate.objects.filter(user=user), request.user).select_related(
-        "batch", "encryption_key"
-    )
+    # The rows show the import (a link when readable), not the encryption key.
+    certificates = access.scoped(Certificate.objects.filter(user=user), request.user).select_related("batch")
     expired = Certificate.objects.filter(user=user, not_after__lte=timezone.now())
     return {
         "certificates": _link_batches(

@@ -8,7 +8,7 @@ from django.urls import reverse
 from directory.models import DirectoryUser, Group, Platform
 from profiles.lint import certificate_holders, lint
 from profiles.models import Profile
-from profiles.reports import evaluate, profiles_for_user
+from profiles.reports import evaluate, profiles_for_user, reaching_profiles_for_user
 from profiles.tests import factories as f
 
 
@@ -82,6 +82,22 @@ def test_profiles_for_user_lists_reaching_profiles_first_with_reasons(db):
     assert excluded.state_label == "Excluded"
     assert excluded.reason == "Excluded by user group Contractors"
     assert results[2].results[0].reason == "Platform is not macOS"
+
+
+def test_the_user_pages_profiles_are_the_reaching_ones_with_their_reasons_and_a_count_of_the_rest(db):
+    contractors = f.group("Contractors")
+    alice = f.user("alice@contoso.example", contractors)
+    f.device("PC-ALICE", alice)
+    f.profile("Excluding", all_users=True, exclude=[contractors])
+    f.profile("Reaching", all_users=True)
+    f.profile("Mac only", platform=Platform.MACOS, all_users=True)
+    reaching, not_reaching = reaching_profiles_for_user(alice, Profile.objects.all())
+    assert [r.profile.name for r in reaching] == ["Reaching"]
+    assert reaching[0].profile.get_platform_display() == "Windows 10 and later"
+    assert [(r.device.name if r.device else None, r.reason) for r in reaching[0].results] == [
+        ("PC-ALICE", "Waiting for the device to check in")
+    ]
+    assert not_reaching == 2
 
 
 def test_the_user_page_fragment_renders_for_helpdesk(helpdesk, client: Client):
