@@ -23,9 +23,9 @@ from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
 from portal.lib import lean
+from portal.lib.lean import Prepared
 from portal.lib.listing import filter_state, query_key
 from portal.lib.paging import CountAsFarAsShown
-from portal.lib.prepared import Prepared
 
 PAGE_SIZE = 50
 
@@ -149,7 +149,7 @@ def user_detail(request: AuthenticatedHttpRequest, object_id: str) -> HttpRespon
     return summaries.page(request, "directory/user_detail.html", context, params=(user.pk, user_clock(user)))
 
 
-# The user page's lists, read on every first view of a user (see portal.lib.prepared).
+# The user page's lists, read on every first view of a user (see portal.lib.lean).
 _USER_GROUPS = Prepared(
     lambda user_id: Group.objects.filter(user_members__user_id=user_id).order_by("display_name")
 )

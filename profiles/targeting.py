@@ -36,7 +36,7 @@ from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, 
 from django.db.models.expressions import Combinable
 
 from directory.models import Device, DirectoryUser, GroupDeviceMember, GroupUserMember
-from portal.lib.prepared import Prepared
+from portal.lib.lean import Prepared
 from profiles import states
 from profiles.models import DeliveryStatus
 from profiles.specs import TargetSpec

@@ -4,7 +4,9 @@ Building a query through the ORM (filter, compile) costs several times what runn
 about 0.6 ms against 0.1 ms for a row by primary key. The signed-in admin is read that way on
 every request, and a kept page has little else to do. ``get`` compiles the ORM's own query the
 first time (same SQL, same column order, the same converters from database values), and then
-only binds the value. Use it only where a page runs the lookup on every view.
+only binds the value. ``Prepared`` does the same for a many-row query by one integer (a user's
+id, say), and ``Fixed`` for a query without parameters. Use them only where a page runs the query on
+every view.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, models
+from django.db.models.query import ValuesListIterable
 
 Converters = tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
 
@@ -63,46 +66,103 @@ def get[M: models.Model](model: type[M], field_name: str, value: Any, *, using: 
         row = cursor.fetchone()
     if row is None:
         return None
-    values = list(row)
-    for pos, converters, expression in statement.converters:
-        for convert in converters:
-            values[pos] = convert(values[pos], expression, connection)
+    values = _converted(row, statement.converters, connection)
     return model.from_db(using, [f.attname for f in model._meta.concrete_fields], values)
 
 
-class Fixed:
-    """A ``values_list`` query whose parameters never change, compiled once per thread.
+def _converted(row: Any, converters: Converters, connection: Any) -> list[Any]:
+    """A fetched row's values as the ORM gives them (its converters from database values)."""
+    values = list(row)
+    for pos, convs, expression in converters:
+        for convert in convs:
+            values[pos] = convert(values[pos], expression, connection)
+    return values
 
-    ``Fixed(lambda: Run.objects.filter(state="done").order_by("-finished_at").values_list("finished_at")[:1])``
+
+# Stands for the value while the query is built: an id no row has, found again among the parameters.
+_MARKER = -7_309_218_446_513
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    params: tuple[Any, ...]
+    slots: tuple[int, ...]  # where the value goes among params
+    converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
+    model: type[models.Model] | None  # None: values_list rows
+    attnames: tuple[str, ...]
+
+
+class Prepared[T]:
+    """A queryset of one integer parameter, compiled once per thread; ``rows(value)`` runs it.
+
+    ``Prepared(lambda user_id: Device.objects.filter(primary_user_id=user_id).order_by("name"))``: the
+    queryset must read whole rows of its model (no ``select_related``, ``only``, ``annotate``) or be a
+    ``values_list``; every other value in it is fixed when it is first built, so nothing that changes
+    between calls (the time, the signed-in admin) may be part of it.
     """
 
-    def __init__(self, build: Callable[[], models.QuerySet[Any, Any]], *, using: str = "default") -> None:
+    def __init__(
+        self, build: Callable[[int], models.QuerySet[Any, T]], *, using: str = "default", fixed: bool = False
+    ) -> None:
         self._build = build
         self._using = using
+        self._fixed = fixed
 
-    def _compiled(self) -> tuple[str, tuple[Any, ...], Converters]:
-        found: dict[int, tuple[str, tuple[Any, ...], Converters]] = _local.__dict__.setdefault("fixed", {})
+    def _compiled(self) -> _Compiled:
+        found: dict[int, _Compiled] = _local.__dict__.setdefault("prepared", {})
         compiled = found.get(id(self))
         if compiled is None:
-            compiler = self._build().query.get_compiler(self._using)
+            queryset = self._build(_MARKER)
+            compiler = queryset.query.get_compiler(self._using)
             sql, params = compiler.as_sql()
+            slots = tuple(i for i, value in enumerate(params) if value == _MARKER)
+            if not slots and not self._fixed:
+                raise ValueError("the query does not use its parameter")
             columns = [column for column, _, _ in compiler.select[: compiler.col_count]]
+            model: type[models.Model] | None = None
+            attnames: tuple[str, ...] = ()
+            if not issubclass(queryset._iterable_class, ValuesListIterable):
+                model = queryset.model
+                attnames = tuple(f.attname for f in model._meta.concrete_fields)
+                if len(columns) != len(attnames) or queryset.query.select_related:
+                    raise ValueError("only whole rows of the model or values_list rows")
             converters = compiler.get_converters(columns)
-            compiled = found[id(self)] = (
+            compiled = found[id(self)] = _Compiled(
                 sql,
                 tuple(params),
+                slots,
                 tuple((pos, tuple(convs), expression) for pos, (convs, expression) in converters.items()),
+                model,
+                attnames,
             )
         return compiled
 
-    def rows(self) -> list[list[Any]]:
-        sql, params, converters = self._compiled()
+    def rows(self, value: int) -> list[T]:
+        """The queryset's rows for ``value`` (model instances, or tuples for a ``values_list``)."""
+        compiled = self._compiled()
+        params = list(compiled.params)
+        for slot in compiled.slots:
+            params[slot] = int(value)
         connection = connections[self._using]
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = [list(row) for row in cursor.fetchall()]
-        for values in rows:
-            for pos, convs, expression in converters:
-                for convert in convs:
-                    values[pos] = convert(values[pos], expression, connection)
+            cursor.execute(compiled.sql, params)
+            fetched = cursor.fetchall()
+        rows: list[Any] = []
+        for row in fetched:
+            values = _converted(row, compiled.converters, connection)
+            if compiled.model is None:
+                rows.append(tuple(values))
+            else:
+                rows.append(compiled.model.from_db(self._using, list(compiled.attnames), values))
         return rows
+
+
+class Fixed[T]:
+    """A queryset without parameters, compiled once per thread: ``Fixed(lambda: Run.objects...)``."""
+
+    def __init__(self, build: Callable[[], models.QuerySet[Any, T]], *, using: str = "default") -> None:
+        self._prepared: Prepared[T] = Prepared(lambda _unused: build(), using=using, fixed=True)
+
+    def rows(self) -> list[T]:
+        return self._prepared.rows(0)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.db.models import Model
 
-from portal.lib.prepared import Prepared
+from portal.lib.lean import Prepared
 from portal.models import Role
 
 pytestmark = pytest.mark.django_db
