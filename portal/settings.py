@@ -411,6 +411,8 @@ CERTS_DRY_RUN_KEEP_HOURS = env_int("CERTS_DRY_RUN_KEEP_HOURS", 24, minimum=1, ma
 # died. Keep the lease above the import task's hard time limit (300 s), or a slow chunk that is
 # still running would be taken over and its work thrown away.
 CERTS_CLAIM_LEASE_SECONDS = env_int("CERTS_CLAIM_LEASE_SECONDS", 420, minimum=1)
+# An alert claimed by a worker that died unsent is claimed again after this long (above the alert tasks' limits).
+PORTAL_ALERT_CLAIM_TIMEOUT_SECONDS = env_int("PORTAL_ALERT_CLAIM_TIMEOUT_SECONDS", 300, minimum=1)
 # Failed rows that a retry with the password can fix keep their file this long after their
 # import finished; then the hourly sweep deletes the files and the rows can no longer be
 # retried. Files that no password can fix (not a PFX, too large, expired, ...) are never kept.

@@ -1,8 +1,11 @@
 """Alert delivery: one e-mail and one webhook call per alert row, each row claimed once.
 
 An alert row has ``alert_claimed_at``, ``alerted_at`` and ``alert_result``. The sender claims a
-row with a conditional UPDATE before sending, so two workers never alert twice; a row claimed by a
-worker that died before sending stays claimed (an alert missed rather than sent twice).
+row with a conditional UPDATE before sending, so two workers never alert twice. A claim is a lease:
+a row claimed by a worker that died before it recorded the alert as sent is claimed again by the
+next sweep after ``PORTAL_ALERT_CLAIM_TIMEOUT_SECONDS`` (5 minutes, longer than any alert task may
+run), so no alert is lost. Only a worker killed between sending and recording can make an alert go
+out twice; nothing can be both sent and recorded at once.
 """
 
 from __future__ import annotations
@@ -10,12 +13,12 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
 from portal import access
@@ -29,9 +32,11 @@ def send_claimed[M: Model](
 ) -> int:
     """Claim and deliver up to ``BATCH`` unclaimed ``rows`` (in the queryset's order); returns how many."""
     now = now or timezone.now()
-    unclaimed = rows.model._default_manager.filter(alert_claimed_at=None)
+    lapsed = now - timedelta(seconds=settings.PORTAL_ALERT_CLAIM_TIMEOUT_SECONDS)
+    claimable = Q(alert_claimed_at=None) | Q(alerted_at=None, alert_claimed_at__lt=lapsed)
+    unclaimed = rows.model._default_manager.filter(claimable)
     sent = 0
-    for row_id in list(rows.filter(alert_claimed_at=None).values_list("pk", flat=True)[:BATCH]):
+    for row_id in list(rows.filter(claimable).values_list("pk", flat=True)[:BATCH]):
         if not unclaimed.filter(pk=row_id).update(alert_claimed_at=now):
             continue  # another worker took it
         result = deliver_one(rows.get(pk=row_id))
