@@ -87,11 +87,11 @@ def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> HttpRespon
         columns,
         descending=True,
     )
+    width = len(COLUMNS)
     items = []
     for row in found:
-        item = dict(zip(COLUMNS, (render.plain(v) for v in row[: len(COLUMNS)]), strict=True))
-        firsts = row[len(COLUMNS) : len(COLUMNS) + SHOWN]
-        item["resources"] = [r for r in firsts if isinstance(r, dict)]
+        item = dict(zip(COLUMNS, row[:width], strict=True))
+        item["resources"] = [r for r in row[width : width + SHOWN] if isinstance(r, dict)]
         item["resource_count"] = int(row[-1] or 0)
         items.append(item)
     return render.json_answer({"items": items, "next_cursor": cursor})
@@ -108,6 +108,6 @@ def audit_get(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
     found = rows.values_list(*COLUMNS, "resources").first()
     if found is None:
         raise Http404
-    item = dict(zip(COLUMNS, (render.plain(v) for v in found[:-1]), strict=True))
+    item = dict(zip(COLUMNS, found[:-1], strict=True))
     resources = [r for r in found[-1] if isinstance(r, dict)]
     return render.json_answer({**item, "resources": resources, "resource_count": len(resources)})

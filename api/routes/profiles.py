@@ -52,24 +52,23 @@ def profile_dicts(profiles: QuerySet[Profile]) -> list[dict[str, Any]]:
     """ProfileOut for each profile, in three queries whatever the number of profiles and groups."""
     found = list(profiles.values_list("pk", *FIELDS))
     ids = [row[0] for row in found]
-    groups: dict[int, dict[str, list[dict[str, str]]]] = {
-        pk: {ProfileAssignment.Mode.INCLUDE: [], ProfileAssignment.Mode.EXCLUDE: []} for pk in ids
-    }
+    include, exclude = str(ProfileAssignment.Mode.INCLUDE), str(ProfileAssignment.Mode.EXCLUDE)
+    groups: dict[int, dict[str, list[dict[str, Any]]]] = {pk: {include: [], exclude: []} for pk in ids}
     assigned = ProfileAssignment.objects.filter(profile_id__in=ids).order_by("group__display_name", "pk")
     for pk, mode, object_id, name in assigned.values_list(
         "profile_id", "mode", "group__object_id", "group__display_name"
     ):
-        groups[pk][mode].append({"object_id": str(object_id), "display_name": name})
+        groups[pk][mode].append({"object_id": object_id, "display_name": name})
     tags: dict[int, list[str]] = {pk: [] for pk in ids}
     through = Profile.scope_tags.through.objects.filter(profile_id__in=ids).order_by("scopetag__name")
     for pk, name in through.values_list("profile_id", "scopetag__name"):
         tags[pk].append(name)
     result = []
     for pk, *values in found:
-        item = {name: render.plain(value) for name, value in zip(FIELDS, values, strict=True)}
+        item = dict(zip(FIELDS, values, strict=True))
         item["silent_access_packages"] = [str(v) for v in item["silent_access_packages"] or []]
-        item["include_groups"] = groups[pk][ProfileAssignment.Mode.INCLUDE]
-        item["exclude_groups"] = groups[pk][ProfileAssignment.Mode.EXCLUDE]
+        item["include_groups"] = groups[pk][include]
+        item["exclude_groups"] = groups[pk][exclude]
         item["scope_tags"] = tags[pk]
         result.append(item)
     return result
