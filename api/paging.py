@@ -35,9 +35,10 @@ def page[M: Model](
 
 
 def page_values(
-    rows: QuerySet[Any], cursor: str | None, limit: int, columns: Sequence[str], *, descending: bool = False
+    rows: QuerySet[Any], cursor: str | None, limit: int, columns: Sequence[Any], *, descending: bool = False
 ) -> tuple[list[tuple[Any, ...]], str | None]:
-    """:func:`page` reading only ``columns`` (after the key), as tuples: no model objects built."""
+    """:func:`page` reading only ``columns`` (names or expressions, after the key), as tuples: no model
+    objects built."""
     if cursor:
         last = int(cursor)
         rows = rows.filter(pk__lt=last) if descending else rows.filter(pk__gt=last)

@@ -13,6 +13,7 @@ from ninja import Query, Router
 
 from api import paging, render
 from api.auth import needs
+from api.columns import TimeText, UuidText
 from api.common import ERRORS, user
 from api.schemas import AuditEventOut, AuditPage, Input
 from portal import access
@@ -30,6 +31,11 @@ COLUMNS = (
     "category",
     "result",
     "correlation_id",
+)
+# The columns of COLUMNS as the database reads them for an answer: UUIDs and times as their text.
+VALUES: tuple[Any, ...] = tuple(
+    UuidText(c) if c in ("code", "correlation_id") else TimeText(c) if c == "occurred_at" else c
+    for c in COLUMNS
 )
 # A list shows each event's first resources only: an import's event names every certificate of a
 # chunk, and a page of such events would be megabytes.
@@ -79,7 +85,7 @@ def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> HttpRespon
         rows = rows.filter(occurred_at__gte=filters.since)
     if filters.until:
         rows = rows.filter(occurred_at__lt=filters.until)
-    columns = [*COLUMNS, "first_0", "first_1", "first_2", "resource_count"]
+    columns = [*VALUES, "first_0", "first_1", "first_2", "resource_count"]
     found, cursor = paging.page_values(
         rows.annotate(**FIRST, resource_count=JsonArrayLength("resources")),
         filters.cursor,
@@ -105,7 +111,7 @@ def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> HttpRespon
 )
 def audit_get(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
     rows = access.audit_events(AuditEvent.objects.filter(code=code), user(request))
-    found = rows.values_list(*COLUMNS, "resources").first()
+    found = rows.values_list(*VALUES, "resources").first()
     if found is None:
         raise Http404
     item = dict(zip(COLUMNS, found[:-1], strict=True))

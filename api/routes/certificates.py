@@ -17,6 +17,7 @@ from pydantic import Field
 
 from api import auth, paging, render
 from api.auth import needs
+from api.columns import TimeText, UuidText
 from api.common import ERRORS, key_for, user
 from api.routes.imports import row_out
 from api.schemas import CertificateOut, CertificatePage, ImportRowOut, Input
@@ -51,26 +52,26 @@ def certificate_out(c: Certificate) -> CertificateOut:
     )
 
 
-# Answer field -> column, in CertificateOut's order.
-COLUMNS = {
-    "code": "code",
+# Answer field -> column, in CertificateOut's order; UUIDs and times read as the answer's text.
+COLUMNS: dict[str, Any] = {
+    "code": UuidText("code"),
     "upn": "upn",
-    "user_object_id": "user__object_id",
+    "user_object_id": UuidText("user__object_id"),
     "thumbprint": "thumbprint",
     "purpose": "purpose",
     "subject": "subject",
     "issuer": "issuer",
     "serial": "serial",
-    "not_before": "not_before",
-    "not_after": "not_after",
+    "not_before": TimeText("not_before"),
+    "not_after": TimeText("not_after"),
     "key_type": "key_type",
     "key_size": "key_size",
-    "encryption_key": "encryption_key__code",
+    "encryption_key": UuidText("encryption_key__code"),
     "padding": "padding",
-    "import_batch": "batch__code",
+    "import_batch": UuidText("batch__code"),
     "intune_state": "graph_state",
     "intune_error": "graph_error",
-    "created_at": "created_at",
+    "created_at": TimeText("created_at"),
 }
 
 

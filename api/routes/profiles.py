@@ -13,6 +13,7 @@ from ninja import Router, Status
 
 from api import auth, render
 from api.auth import needs
+from api.columns import TimeText, UuidText
 from api.common import ERRORS, user
 from api.schemas import (
     AssignmentsIn,
@@ -47,16 +48,23 @@ FIELDS = (
     "updated_at",
 )
 
+# The fields of FIELDS the database reads as the answer's text.
+VALUES: dict[str, Any] = {
+    "code": UuidText("code"),
+    "created_at": TimeText("created_at"),
+    "updated_at": TimeText("updated_at"),
+}
+
 
 def profile_dicts(profiles: QuerySet[Profile]) -> list[dict[str, Any]]:
     """ProfileOut for each profile, in three queries whatever the number of profiles and groups."""
-    found = list(profiles.values_list("pk", *FIELDS))
+    found = list(profiles.values_list("pk", *(VALUES.get(name, name) for name in FIELDS)))
     ids = [row[0] for row in found]
     include, exclude = str(ProfileAssignment.Mode.INCLUDE), str(ProfileAssignment.Mode.EXCLUDE)
     groups: dict[int, dict[str, list[dict[str, Any]]]] = {pk: {include: [], exclude: []} for pk in ids}
     assigned = ProfileAssignment.objects.filter(profile_id__in=ids).order_by("group__display_name", "pk")
     for pk, mode, object_id, name in assigned.values_list(
-        "profile_id", "mode", "group__object_id", "group__display_name"
+        "profile_id", "mode", UuidText("group__object_id"), "group__display_name"
     ):
         groups[pk][mode].append({"object_id": object_id, "display_name": name})
     tags: dict[int, list[str]] = {pk: [] for pk in ids}

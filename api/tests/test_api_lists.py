@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
 from api.tests.conftest import ApiClient
+from certs.models import Certificate
 from certs.tests.importing import stored_certificate
 from directory.models import Group
 from portal.audit import Actor
@@ -47,6 +49,17 @@ def test_a_listed_certificate_shows_its_codes_as_text_and_its_times_in_iso_8601(
         "intune_error": certificate.graph_error,
         "created_at": certificate.created_at.isoformat(),
     }
+
+
+def test_a_time_on_the_second_lists_without_a_fraction_and_no_import_batch_lists_as_null(
+    intune_admin: User, api_as: Callable[..., ApiClient]
+) -> None:
+    certificate = stored_certificate()
+    on_the_second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    Certificate.objects.filter(pk=certificate.pk).update(not_before=on_the_second, batch=None)
+    [item] = api_as(intune_admin).get("/certificates").json()["items"]
+    assert item["not_before"] == "2026-01-02T03:04:05+00:00" == on_the_second.isoformat()
+    assert item["import_batch"] is None
 
 
 def test_a_listed_profile_shows_its_groups_and_tags_with_codes_as_text(
