@@ -51,6 +51,13 @@ class JsonArrayLength(Func):
         return self.as_sql(compiler, connection, function="json_array_length", **extra)
 
 
+LISTING = paging.listing(
+    AuditEvent.objects.annotate(**FIRST, resource_count=JsonArrayLength("resources")),
+    [*VALUES, *FIRST, "resource_count"],
+    descending=True,
+)
+
+
 class AuditFilters(Input):
     category: str | None = None
     activity: str | None = None
@@ -72,7 +79,7 @@ def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> HttpRespon
     """Newest first. ``actor`` matches part of the actor's name (an API token shows as its admin's
     e-mail and the token's name)."""
     admin = user(request)
-    rows = access.audit_events(AuditEvent.objects.all(), admin)
+    rows = access.audit_events(LISTING.all(), admin)
     if filters.category:
         rows = rows.filter(category=filters.category)
     if filters.activity:
@@ -85,14 +92,7 @@ def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> HttpRespon
         rows = rows.filter(occurred_at__gte=filters.since)
     if filters.until:
         rows = rows.filter(occurred_at__lt=filters.until)
-    columns = [*VALUES, "first_0", "first_1", "first_2", "resource_count"]
-    found, cursor = paging.page_values(
-        rows.annotate(**FIRST, resource_count=JsonArrayLength("resources")),
-        filters.cursor,
-        filters.limit,
-        columns,
-        descending=True,
-    )
+    found, cursor = paging.page_listed(rows, filters.cursor, filters.limit, descending=True)
     width = len(COLUMNS)
     items = []
     for row in found:

@@ -75,6 +75,9 @@ COLUMNS: dict[str, Any] = {
 }
 
 
+LISTING = paging.listing(Certificate.objects.all(), list(COLUMNS.values()))
+
+
 def certificate_dicts(values: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
     return render.rows(list(COLUMNS), values)
 
@@ -114,10 +117,10 @@ def certificate_list(request: HttpRequest, filters: Query[CertificateFilters]) -
     """Certificates the caller may see, oldest first; filter by user, purpose, state (an Intune state,
     ``expired`` or ``valid``), expiry window (days from now) or import batch."""
     admin = user(request)
-    rows = access.scoped(Certificate.objects.all(), admin)
+    rows = access.scoped(LISTING.all(), admin)
     now = timezone.now()
     if filters.upn:
-        rows = rows.annotate(upn_lower=Lower("upn")).filter(upn_lower=filters.upn.strip().lower())
+        rows = rows.alias(upn_lower=Lower("upn")).filter(upn_lower=filters.upn.strip().lower())
     if filters.thumbprint:
         rows = rows.filter(thumbprint=filters.thumbprint.strip().lower())
     if filters.purpose:
@@ -135,7 +138,7 @@ def certificate_list(request: HttpRequest, filters: Query[CertificateFilters]) -
         )
     if filters.import_batch:
         rows = rows.filter(batch__code=filters.import_batch)
-    found, cursor = paging.page_values(rows, filters.cursor, filters.limit, list(COLUMNS.values()))
+    found, cursor = paging.page_listed(rows, filters.cursor, filters.limit)
     return render.json_answer({"items": certificate_dicts(found), "next_cursor": cursor})
 
 

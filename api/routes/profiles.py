@@ -56,20 +56,27 @@ VALUES: dict[str, Any] = {
 }
 
 
-def profile_dicts(profiles: QuerySet[Profile]) -> list[dict[str, Any]]:
-    """ProfileOut for each profile, in three queries whatever the number of profiles and groups."""
-    found = list(profiles.values_list("pk", *(VALUES.get(name, name) for name in FIELDS)))
+# Built once: a request clones these instead of resolving their columns again.
+ROWS = Profile.objects.values_list("pk", *(VALUES.get(name, name) for name in FIELDS))
+ASSIGNED = ProfileAssignment.objects.order_by("group__display_name", "pk").values_list(
+    "profile_id", "mode", UuidText("group__object_id"), "group__display_name"
+)
+TAGGED = Profile.scope_tags.through.objects.order_by("scopetag__name").values_list(
+    "profile_id", "scopetag__name"
+)
+
+
+def profile_dicts(profiles: QuerySet[Any]) -> list[dict[str, Any]]:
+    """ProfileOut for each profile of ``profiles`` (a filtered ``ROWS``), in three queries whatever the
+    number of profiles and groups."""
+    found = list(profiles)
     ids = [row[0] for row in found]
     include, exclude = str(ProfileAssignment.Mode.INCLUDE), str(ProfileAssignment.Mode.EXCLUDE)
     groups: dict[int, dict[str, list[dict[str, Any]]]] = {pk: {include: [], exclude: []} for pk in ids}
-    assigned = ProfileAssignment.objects.filter(profile_id__in=ids).order_by("group__display_name", "pk")
-    for pk, mode, object_id, name in assigned.values_list(
-        "profile_id", "mode", UuidText("group__object_id"), "group__display_name"
-    ):
+    for pk, mode, object_id, name in ASSIGNED.filter(profile_id__in=ids):
         groups[pk][mode].append({"object_id": object_id, "display_name": name})
     tags: dict[int, list[str]] = {pk: [] for pk in ids}
-    through = Profile.scope_tags.through.objects.filter(profile_id__in=ids).order_by("scopetag__name")
-    for pk, name in through.values_list("profile_id", "scopetag__name"):
+    for pk, name in TAGGED.filter(profile_id__in=ids):
         tags[pk].append(name)
     result = []
     for pk, *values in found:
@@ -83,7 +90,7 @@ def profile_dicts(profiles: QuerySet[Profile]) -> list[dict[str, Any]]:
 
 
 def _answer(profile: Profile, status: int = 200) -> HttpResponse:
-    return render.json_answer(profile_dicts(Profile.objects.filter(pk=profile.pk))[0], status)
+    return render.json_answer(profile_dicts(ROWS.filter(pk=profile.pk))[0], status)
 
 
 def _get(request: HttpRequest, code: uuid.UUID, write: str | None = None) -> Profile:
@@ -105,7 +112,7 @@ def _groups(ids: Sequence[uuid.UUID]) -> tuple[Group, ...]:
     auth=needs("profiles.read"),
 )
 def profile_list(request: HttpRequest) -> HttpResponse:
-    rows = access.scoped(Profile.objects.all(), user(request)).order_by("name", "pk")
+    rows = access.scoped(ROWS.all(), user(request)).order_by("name", "pk")
     return render.json_answer(profile_dicts(rows))
 
 
