@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -100,3 +101,27 @@ def test_a_listed_audit_event_shows_its_codes_as_text_and_its_time_in_iso_8601(
         **listed,
         "resources": event.resources,
     }
+
+
+def test_certificates_are_listed_oldest_first_one_page_after_another(
+    intune_admin: User, api_as: Callable[..., ApiClient]
+) -> None:
+    first = stored_certificate("ann@contoso.example")
+    second = Certificate.objects.get(pk=first.pk)
+    second.pk, second.code, second.upn, second.thumbprint = (
+        None,
+        uuid.uuid4(),
+        "bob@contoso.example",
+        "b" * 40,
+    )
+    second.save()
+    client = api_as(intune_admin)
+    page = client.get("/certificates", limit=1).json()
+    assert [i["code"] for i in page["items"]] == [str(first.code)]
+    assert page["next_cursor"] == str(first.pk)
+    last = client.get("/certificates", limit=1, cursor=page["next_cursor"]).json()
+    assert [i["code"] for i in last["items"]] == [str(second.code)]
+    assert last["next_cursor"] is None
+    assert [i["upn"] for i in client.get("/certificates", upn="BOB@contoso.example").json()["items"]] == [
+        "bob@contoso.example"
+    ]
