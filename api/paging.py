@@ -34,14 +34,21 @@ def page[M: Model](
     return found, str(found[-1].pk) if more and found else None
 
 
-def page_values(
-    rows: QuerySet[Any], cursor: str | None, limit: int, columns: Sequence[str], *, descending: bool = False
+def listing(rows: QuerySet[Any], columns: Sequence[Any], *, descending: bool = False) -> QuerySet[Any]:
+    """``rows`` in paging order reading the key and ``columns``: built once (at import) per list, so a
+    request clones it instead of resolving the columns again; pass the clone to :func:`page_listed`."""
+    return rows.order_by("-pk" if descending else "pk").values_list("pk", *columns)
+
+
+def page_listed(
+    rows: QuerySet[Any], cursor: str | None, limit: int, *, descending: bool = False
 ) -> tuple[list[tuple[Any, ...]], str | None]:
-    """:func:`page` reading only ``columns`` (after the key), as tuples: no model objects built."""
+    """:func:`page` of a :func:`listing` (filtered further with ``filter`` or ``alias``, never
+    ``annotate``, which would add a column), as tuples of its columns: no model objects built."""
     if cursor:
         last = int(cursor)
         rows = rows.filter(pk__lt=last) if descending else rows.filter(pk__gt=last)
-    found = list(rows.order_by("-pk" if descending else "pk").values_list("pk", *columns)[: limit + 1])
+    found = list(rows[: limit + 1])
     more = len(found) > limit
     found = found[:limit]
     return [row[1:] for row in found], str(found[-1][0]) if more and found else None

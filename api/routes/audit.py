@@ -13,6 +13,7 @@ from ninja import Query, Router
 
 from api import paging, render
 from api.auth import needs
+from api.columns import TimeText, UuidText
 from api.common import ERRORS, user
 from api.schemas import AuditEventOut, AuditPage, Input
 from portal import access
@@ -31,6 +32,11 @@ COLUMNS = (
     "result",
     "correlation_id",
 )
+# The columns of COLUMNS as the database reads them for an answer: UUIDs and times as their text.
+VALUES: tuple[Any, ...] = tuple(
+    UuidText(c) if c in ("code", "correlation_id") else TimeText(c) if c == "occurred_at" else c
+    for c in COLUMNS
+)
 # A list shows each event's first resources only: an import's event names every certificate of a
 # chunk, and a page of such events would be megabytes.
 SHOWN = 3
@@ -43,6 +49,13 @@ class JsonArrayLength(Func):
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         return self.as_sql(compiler, connection, function="json_array_length", **extra)
+
+
+LISTING = paging.listing(
+    AuditEvent.objects.annotate(**FIRST, resource_count=JsonArrayLength("resources")),
+    [*VALUES, *FIRST, "resource_count"],
+    descending=True,
+)
 
 
 class AuditFilters(Input):
@@ -66,7 +79,7 @@ def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> HttpRespon
     """Newest first. ``actor`` matches part of the actor's name (an API token shows as its admin's
     e-mail and the token's name)."""
     admin = user(request)
-    rows = access.audit_events(AuditEvent.objects.all(), admin)
+    rows = access.audit_events(LISTING.all(), admin)
     if filters.category:
         rows = rows.filter(category=filters.category)
     if filters.activity:
@@ -79,19 +92,12 @@ def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> HttpRespon
         rows = rows.filter(occurred_at__gte=filters.since)
     if filters.until:
         rows = rows.filter(occurred_at__lt=filters.until)
-    columns = [*COLUMNS, "first_0", "first_1", "first_2", "resource_count"]
-    found, cursor = paging.page_values(
-        rows.annotate(**FIRST, resource_count=JsonArrayLength("resources")),
-        filters.cursor,
-        filters.limit,
-        columns,
-        descending=True,
-    )
+    found, cursor = paging.page_listed(rows, filters.cursor, filters.limit, descending=True)
+    width = len(COLUMNS)
     items = []
     for row in found:
-        item = dict(zip(COLUMNS, (render.plain(v) for v in row[: len(COLUMNS)]), strict=True))
-        firsts = row[len(COLUMNS) : len(COLUMNS) + SHOWN]
-        item["resources"] = [r for r in firsts if isinstance(r, dict)]
+        item = dict(zip(COLUMNS, row[:width], strict=True))
+        item["resources"] = [r for r in row[width : width + SHOWN] if isinstance(r, dict)]
         item["resource_count"] = int(row[-1] or 0)
         items.append(item)
     return render.json_answer({"items": items, "next_cursor": cursor})
@@ -105,9 +111,9 @@ def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> HttpRespon
 )
 def audit_get(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
     rows = access.audit_events(AuditEvent.objects.filter(code=code), user(request))
-    found = rows.values_list(*COLUMNS, "resources").first()
+    found = rows.values_list(*VALUES, "resources").first()
     if found is None:
         raise Http404
-    item = dict(zip(COLUMNS, (render.plain(v) for v in found[:-1]), strict=True))
+    item = dict(zip(COLUMNS, found[:-1], strict=True))
     resources = [r for r in found[-1] if isinstance(r, dict)]
     return render.json_answer({**item, "resources": resources, "resource_count": len(resources)})

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from api import auth, paging, render
 from api.auth import needs
+from api.columns import TimeText, UuidText
 from api.common import ERRORS, key_for, user
 from api.routes.imports import row_out
 from api.schemas import CertificateOut, CertificatePage, ImportRowOut, Input
@@ -51,27 +52,30 @@ def certificate_out(c: Certificate) -> CertificateOut:
     )
 
 
-# Answer field -> column, in CertificateOut's order.
-COLUMNS = {
-    "code": "code",
+# Answer field -> column, in CertificateOut's order; UUIDs and times read as the answer's text.
+COLUMNS: dict[str, Any] = {
+    "code": UuidText("code"),
     "upn": "upn",
-    "user_object_id": "user__object_id",
+    "user_object_id": UuidText("user__object_id"),
     "thumbprint": "thumbprint",
     "purpose": "purpose",
     "subject": "subject",
     "issuer": "issuer",
     "serial": "serial",
-    "not_before": "not_before",
-    "not_after": "not_after",
+    "not_before": TimeText("not_before"),
+    "not_after": TimeText("not_after"),
     "key_type": "key_type",
     "key_size": "key_size",
-    "encryption_key": "encryption_key__code",
+    "encryption_key": UuidText("encryption_key__code"),
     "padding": "padding",
-    "import_batch": "batch__code",
+    "import_batch": UuidText("batch__code"),
     "intune_state": "graph_state",
     "intune_error": "graph_error",
-    "created_at": "created_at",
+    "created_at": TimeText("created_at"),
 }
+
+
+LISTING = paging.listing(Certificate.objects.all(), list(COLUMNS.values()))
 
 
 def certificate_dicts(values: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
@@ -113,10 +117,10 @@ def certificate_list(request: HttpRequest, filters: Query[CertificateFilters]) -
     """Certificates the caller may see, oldest first; filter by user, purpose, state (an Intune state,
     ``expired`` or ``valid``), expiry window (days from now) or import batch."""
     admin = user(request)
-    rows = access.scoped(Certificate.objects.all(), admin)
+    rows = access.scoped(LISTING.all(), admin)
     now = timezone.now()
     if filters.upn:
-        rows = rows.annotate(upn_lower=Lower("upn")).filter(upn_lower=filters.upn.strip().lower())
+        rows = rows.alias(upn_lower=Lower("upn")).filter(upn_lower=filters.upn.strip().lower())
     if filters.thumbprint:
         rows = rows.filter(thumbprint=filters.thumbprint.strip().lower())
     if filters.purpose:
@@ -134,7 +138,7 @@ def certificate_list(request: HttpRequest, filters: Query[CertificateFilters]) -
         )
     if filters.import_batch:
         rows = rows.filter(batch__code=filters.import_batch)
-    found, cursor = paging.page_values(rows, filters.cursor, filters.limit, list(COLUMNS.values()))
+    found, cursor = paging.page_listed(rows, filters.cursor, filters.limit)
     return render.json_answer({"items": certificate_dicts(found), "next_cursor": cursor})
 
 

@@ -13,6 +13,7 @@ from ninja import Router, Status
 
 from api import auth, render
 from api.auth import needs
+from api.columns import TimeText, UuidText
 from api.common import ERRORS, user
 from api.schemas import (
     AssignmentsIn,
@@ -47,36 +48,49 @@ FIELDS = (
     "updated_at",
 )
 
+# The fields of FIELDS the database reads as the answer's text.
+VALUES: dict[str, Any] = {
+    "code": UuidText("code"),
+    "created_at": TimeText("created_at"),
+    "updated_at": TimeText("updated_at"),
+}
 
-def profile_dicts(profiles: QuerySet[Profile]) -> list[dict[str, Any]]:
-    """ProfileOut for each profile, in three queries whatever the number of profiles and groups."""
-    found = list(profiles.values_list("pk", *FIELDS))
+
+# Built once: a request clones these instead of resolving their columns again.
+ROWS = Profile.objects.values_list("pk", *(VALUES.get(name, name) for name in FIELDS))
+ASSIGNED = ProfileAssignment.objects.order_by("group__display_name", "pk").values_list(
+    "profile_id", "mode", UuidText("group__object_id"), "group__display_name"
+)
+TAGGED = Profile.scope_tags.through.objects.order_by("scopetag__name").values_list(
+    "profile_id", "scopetag__name"
+)
+
+
+def profile_dicts(profiles: QuerySet[Any]) -> list[dict[str, Any]]:
+    """ProfileOut for each profile of ``profiles`` (a filtered ``ROWS``), in three queries whatever the
+    number of profiles and groups."""
+    found = list(profiles)
     ids = [row[0] for row in found]
-    groups: dict[int, dict[str, list[dict[str, str]]]] = {
-        pk: {ProfileAssignment.Mode.INCLUDE: [], ProfileAssignment.Mode.EXCLUDE: []} for pk in ids
-    }
-    assigned = ProfileAssignment.objects.filter(profile_id__in=ids).order_by("group__display_name", "pk")
-    for pk, mode, object_id, name in assigned.values_list(
-        "profile_id", "mode", "group__object_id", "group__display_name"
-    ):
-        groups[pk][mode].append({"object_id": str(object_id), "display_name": name})
+    include, exclude = str(ProfileAssignment.Mode.INCLUDE), str(ProfileAssignment.Mode.EXCLUDE)
+    groups: dict[int, dict[str, list[dict[str, Any]]]] = {pk: {include: [], exclude: []} for pk in ids}
+    for pk, mode, object_id, name in ASSIGNED.filter(profile_id__in=ids):
+        groups[pk][mode].append({"object_id": object_id, "display_name": name})
     tags: dict[int, list[str]] = {pk: [] for pk in ids}
-    through = Profile.scope_tags.through.objects.filter(profile_id__in=ids).order_by("scopetag__name")
-    for pk, name in through.values_list("profile_id", "scopetag__name"):
+    for pk, name in TAGGED.filter(profile_id__in=ids):
         tags[pk].append(name)
     result = []
     for pk, *values in found:
-        item = {name: render.plain(value) for name, value in zip(FIELDS, values, strict=True)}
+        item = dict(zip(FIELDS, values, strict=True))
         item["silent_access_packages"] = [str(v) for v in item["silent_access_packages"] or []]
-        item["include_groups"] = groups[pk][ProfileAssignment.Mode.INCLUDE]
-        item["exclude_groups"] = groups[pk][ProfileAssignment.Mode.EXCLUDE]
+        item["include_groups"] = groups[pk][include]
+        item["exclude_groups"] = groups[pk][exclude]
         item["scope_tags"] = tags[pk]
         result.append(item)
     return result
 
 
 def _answer(profile: Profile, status: int = 200) -> HttpResponse:
-    return render.json_answer(profile_dicts(Profile.objects.filter(pk=profile.pk))[0], status)
+    return render.json_answer(profile_dicts(ROWS.filter(pk=profile.pk))[0], status)
 
 
 def _get(request: HttpRequest, code: uuid.UUID, write: str | None = None) -> Profile:
@@ -98,7 +112,7 @@ def _groups(ids: Sequence[uuid.UUID]) -> tuple[Group, ...]:
     auth=needs("profiles.read"),
 )
 def profile_list(request: HttpRequest) -> HttpResponse:
-    rows = access.scoped(Profile.objects.all(), user(request)).order_by("name", "pk")
+    rows = access.scoped(ROWS.all(), user(request)).order_by("name", "pk")
     return render.json_answer(profile_dicts(rows))
 
 

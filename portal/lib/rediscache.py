@@ -4,6 +4,9 @@ Django's ``RedisCacheClient.get_client`` builds a new ``redis.Redis`` around the
 cache call, which costs about twice what the GET itself does; every signed-in page reads its
 session through the cache. A ``redis.Redis`` is safe to share between threads (each command
 takes a connection from the pool), so one per pool is kept.
+
+``count_in_window`` counts calls in a fixed window (the API's rate limit) in one round trip, where
+``add`` + ``incr`` take up to three (Django's ``incr`` asks whether the key exists first).
 """
 
 from __future__ import annotations
@@ -31,3 +34,12 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = _SharedClients
+
+    def count_in_window(self, key: str, timeout: int) -> int:
+        """Add one to the counter ``key``, which expires ``timeout`` seconds after its first count,
+        and return the count; one round trip (SET NX with the expiry, then INCR, in one transaction)."""
+        key = self.make_and_validate_key(key)
+        pipe = self._cache.get_client(key, write=True).pipeline()
+        pipe.set(key, 0, ex=timeout, nx=True)
+        pipe.incr(key)
+        return int(pipe.execute()[-1])

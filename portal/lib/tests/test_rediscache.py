@@ -19,3 +19,14 @@ def test_the_redis_cache_reads_and_writes_through_one_shared_client_per_pool() -
     assert cache._cache.get_client(write=True) is cache._cache.get_client(write=True)
     cache.delete("answer")
     assert cache.get("answer") is None
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
+def test_a_window_count_starts_at_one_counts_on_and_expires_with_its_window() -> None:
+    cache = RedisCache(REDIS_URL, {"KEY_PREFIX": "rediscache-test"})
+    cache.delete("window")
+    assert [cache.count_in_window("window", 30) for _ in range(3)] == [1, 2, 3]
+    assert cache.get("window") == 3
+    key = cache.make_and_validate_key("window")
+    assert 0 < cache._cache.get_client(key).ttl(key) <= 30
+    cache.delete("window")

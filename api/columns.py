@@ -1,0 +1,50 @@
+"""Column values read as the text an answer shows, written by the database, not by Python.
+
+A list answer of 100 certificates holds 700 UUIDs and times; reading each as an object and writing
+it back as text cost more than the rest of the answer. These expressions make the database send the
+text itself: a UUID as ``str(uuid.UUID)`` writes it (lower case, with dashes) and a time as
+``datetime.isoformat()`` writes a UTC time (``2026-11-30T20:25:24.661833+00:00``, no fraction when
+it is zero). The answers stay byte for byte those of the schemas (api/tests/test_api_lists.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Func, TextField
+
+
+class UuidText(Func):
+    """A UUID column as its canonical text (PostgreSQL stores a uuid; SQLite 32 hex digits)."""
+
+    output_field = TextField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, template="(%(expressions)s)::text", **extra)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        sql, params = compiler.compile(self.source_expressions[0])
+        parts = [f"substr({sql}, {start}, {length})" for start, length in _UUID_GROUPS]
+        return "(" + " || '-' || ".join(parts) + ")", list(params) * len(parts)
+
+
+_UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+
+
+class TimeText(Func):
+    """A time column as ``datetime.isoformat()`` writes the UTC time Django reads from it."""
+
+    output_field = TextField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        template = (
+            "(replace(to_char((%(expressions)s) AT TIME ZONE 'UTC', "
+            "'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '.000000', '') || '+00:00')"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # Django stores str(naive UTC time): "2026-11-30 20:25:24.661833", no fraction when zero.
+        return self.as_sql(
+            compiler, connection, template="(replace(%(expressions)s, ' ', 'T') || '+00:00')", **extra
+        )
