@@ -15,13 +15,18 @@ def shell(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if not isinstance(user, User) or not user.is_authenticated:
         return {"entra_sign_in_enabled": settings.ENTRA_SIGN_IN_ENABLED}
+    return {
+        "nav_items": navigation.items_for(user),
+        "admin_roles": admin_roles(user),
+        "tenant_name": settings.PORTAL_TENANT_NAME,
+        "entra_sign_in_enabled": settings.ENTRA_SIGN_IN_ENABLED,
+    }
+
+
+def admin_roles(user: User) -> list[str]:
+    """The role names the shell shows for a signed-in admin (a superuser without roles: Global Administrator)."""
     # The assignments the permission checks of this request read anyway.
     roles = access.role_names(user)
     if user.is_superuser and not roles:
         roles = ["Global Administrator"]
-    return {
-        "nav_items": navigation.items_for(user),
-        "admin_roles": roles,
-        "tenant_name": settings.PORTAL_TENANT_NAME,
-        "entra_sign_in_enabled": settings.ENTRA_SIGN_IN_ENABLED,
-    }
+    return roles

@@ -41,7 +41,7 @@ from django.utils.safestring import mark_safe
 
 from portal import access, context_processors
 from portal.lib.fragments import CSRF_SLOT, Fragments, with_csrf_token
-from portal.models import AuditEvent
+from portal.models import AuditEvent, User
 
 # Keys are few (one per section and distinct scope); this bounds them anyway.
 _MAX_KEPT = 512
@@ -190,7 +190,7 @@ def page(
     """
     live = live or {}
     if len(messages.get_messages(request)):
-        built = context() if callable(context) else context
+        built = _built(context)
         if isinstance(built, HttpResponseBase):
             return built
         pieces = {name: mark_safe(piece()) for name, piece in live.items()}  # rendered by templates
@@ -198,7 +198,7 @@ def page(
     key = _page_key(request, f"page:{template}", params)
     text = _fragments.peek(key, max_age=settings.PORTAL_FRAGMENT_MAX_AGE)
     if text is None:
-        built = context() if callable(context) else context
+        built = _built(context)
         if isinstance(built, HttpResponseBase):
             return built
         shell = context_processors.shell(request)
@@ -217,26 +217,26 @@ def page(
         text = _keep(request, key, whole)
     user = request.user
     label = str(getattr(user, "label", ""))
+    roles = context_processors.admin_roles(user) if isinstance(user, User) and user.is_authenticated else []
     text = (
         with_csrf_token(text, request)
         .replace(_NAME_SLOT, escape(label))
-        .replace(_ROLES_SLOT, escape(_roles(user)))
+        .replace(_ROLES_SLOT, escape(", ".join(roles) or "No role assigned"))
     )
     for name, piece in live.items():
         text = text.replace(live_slot(name), piece())
     return HttpResponse(text)
 
 
+def _built(
+    context: dict[str, Any] | Callable[[], dict[str, Any] | HttpResponseBase],
+) -> dict[str, Any] | HttpResponseBase:
+    return context() if callable(context) else context
+
+
 def live_slot(name: str) -> str:
     """What a kept page holds in place of the live piece ``name`` (see ``page``)."""
     return f"live-piece-slot-{name}"
-
-
-def _roles(user: Any) -> str:
-    roles = access.role_names(user) if user.is_authenticated else []
-    if user.is_superuser and not roles:
-        roles = ["Global Administrator"]
-    return ", ".join(roles) or "No role assigned"
 
 
 def forget() -> None:

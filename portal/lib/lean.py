@@ -33,24 +33,32 @@ class _Statement:
 _local = threading.local()
 
 
+def _compile(queryset: models.QuerySet[Any, Any], alias: str) -> tuple[str, list[Any], list[Any], Converters]:
+    """The queryset's SQL and parameters as the ORM would run them, its selected columns, and the
+    converters the ORM applies to their values."""
+    compiler = queryset.query.get_compiler(alias)
+    sql, params = compiler.as_sql()
+    columns = [column for column, _, _ in compiler.select[: compiler.col_count]]
+    converters = compiler.get_converters(columns)
+    return (
+        sql,
+        list(params),
+        columns,
+        tuple((pos, tuple(convs), expression) for pos, (convs, expression) in converters.items()),
+    )
+
+
 def _statement(model: type[models.Model], field_name: str, value: Any, alias: str) -> _Statement | None:
     found: dict[tuple[Any, ...], _Statement | None] = _local.__dict__.setdefault("statements", {})
     key = (model, field_name, alias)
     if key not in found:
-        query = model._default_manager.db_manager(alias).filter(**{field_name: value}).query
-        compiler = query.get_compiler(alias)
-        sql, params = compiler.as_sql()
-        columns = [column for column, _, _ in compiler.select[: compiler.col_count]]
+        queryset = model._default_manager.db_manager(alias).filter(**{field_name: value})
+        sql, params, columns, converters = _compile(queryset, alias)
         field = model._meta.get_field(field_name) if field_name != "pk" else model._meta.pk
         if len(params) != 1 or len(columns) != len(model._meta.concrete_fields) or field is None:
             found[key] = None  # not a plain one-value lookup: the ORM does it
         else:
-            converters = compiler.get_converters(columns)
-            found[key] = _Statement(
-                sql,
-                field,  # type: ignore[arg-type]
-                tuple((pos, tuple(convs), expression) for pos, (convs, expression) in converters.items()),
-            )
+            found[key] = _Statement(sql, field, converters)  # type: ignore[arg-type]
     return found[key]
 
 
@@ -114,12 +122,10 @@ class Prepared[T]:
         compiled = found.get(id(self))
         if compiled is None:
             queryset = self._build(_MARKER)
-            compiler = queryset.query.get_compiler(self._using)
-            sql, params = compiler.as_sql()
+            sql, params, columns, converters = _compile(queryset, self._using)
             slots = tuple(i for i, value in enumerate(params) if value == _MARKER)
             if not slots and not self._fixed:
                 raise ValueError("the query does not use its parameter")
-            columns = [column for column, _, _ in compiler.select[: compiler.col_count]]
             model: type[models.Model] | None = None
             attnames: tuple[str, ...] = ()
             if not issubclass(queryset._iterable_class, ValuesListIterable):
@@ -127,15 +133,7 @@ class Prepared[T]:
                 attnames = tuple(f.attname for f in model._meta.concrete_fields)
                 if len(columns) != len(attnames) or queryset.query.select_related:
                     raise ValueError("only whole rows of the model or values_list rows")
-            converters = compiler.get_converters(columns)
-            compiled = found[id(self)] = _Compiled(
-                sql,
-                tuple(params),
-                slots,
-                tuple((pos, tuple(convs), expression) for pos, (convs, expression) in converters.items()),
-                model,
-                attnames,
-            )
+            compiled = found[id(self)] = _Compiled(sql, tuple(params), slots, converters, model, attnames)
         return compiled
 
     def rows(self, value: int) -> list[T]:
