@@ -113,7 +113,8 @@ def _list_context(
     params = query_key(request)
     context["results"] = summaries.fragment(request, template, results, params=params)
     if not request.htmx:
-        context["filters"] = summaries.fragment(request, f"{template}:filters", filters, params=params)
+        # Only the whole page is rendered here, and it is kept (summaries.page): no piece of its own.
+        context["filters"] = filters()
     return context
 
 

@@ -86,12 +86,8 @@ def _list_response(request: AuthenticatedHttpRequest) -> dict[str, Any] | HttpRe
     context["results"] = summaries.fragment(request, "certs:list", results, params=params)
     if request.htmx:
         return HttpResponse(context["results"])
-    context["filters"] = summaries.fragment(
-        request,
-        "certs:list:filters",
-        lambda: render_to_string("certs/list.html#filters", context),
-        params=params,
-    )
+    # Only the whole page is rendered here, and it is kept (summaries.page): no piece of its own.
+    context["filters"] = render_to_string("certs/list.html#filters", context)
     return context
 
 
