@@ -91,8 +91,8 @@ def _keep_devices(wanted: int) -> None:
         ):
             cursor.execute(f"DELETE FROM {table} WHERE device_id >= %s", [cutoff])
         cursor.execute("DELETE FROM directory_device WHERE id >= %s", [cutoff])
-        cursor.execute("ANALYZE directory_groupdevicemember")
-        cursor.execute("ANALYZE directory_device")
+        cursor.execute("VACUUM ANALYZE directory_groupdevicemember")
+        cursor.execute("VACUUM ANALYZE directory_device")
 
 
 def _build_delivery_states(rebuild: bool) -> None:
@@ -127,7 +127,7 @@ def _build_delivery_states(rebuild: bool) -> None:
             JOIN certs_certificate c ON c.user_id = d.primary_user_id AND c.purpose = p.intended_purpose
             """
         )
-        cursor.execute("ANALYZE delivery_deliverystate")
+        cursor.execute("VACUUM ANALYZE delivery_deliverystate")
     print(
         f"  {DeliveryState.objects.count():,} delivery states built in {time.perf_counter() - started:.1f} s"
     )
@@ -169,7 +169,7 @@ def measure(args: argparse.Namespace) -> None:
     for label, person in (("admin", pages._admin()), ("help desk", pages._help_desk())):
         client = Client()
         client.force_login(person)
-        sessions[label] = (client, client.cookies["sessionid"].value)
+        sessions[label] = (client, pages._browser_cookies(client))
     sample, extremes = _users_by_rows()
 
     print(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, wraps
 from typing import Any, TypeVar, cast
@@ -65,40 +65,52 @@ def _assignments(user: User) -> list[_Assignment]:
         # One query, written out (every page runs it; building it through the ORM costs more than
         # it): an assignment's row repeats per scope tag.
         with connection.cursor() as cursor:
-            cursor.execute(_assignments_sql(), [user.pk])
+            q = connection.ops.quote_name
+            cursor.execute(f"{assignments_sql()} WHERE m.{q('user_id')} = %s ORDER BY a.{q('id')}", [user.pk])
             rows = cursor.fetchall()
-        found: dict[int, tuple[str, Any, bool, set[int]]] = {}
-        for pk, role_name, permissions, mfa, tag_id in rows:
-            if isinstance(permissions, str):  # a JSON column read without its field
-                permissions = json.loads(permissions)
-            tags = found.setdefault(pk, (role_name, permissions, bool(mfa), set()))[3]
-            if tag_id is not None:
-                tags.add(tag_id)
-        cached = [
-            _Assignment(
-                role_name=role_name,
-                permissions=frozenset(p for p in permissions or () if isinstance(p, str)),
-                tag_ids=frozenset(tags),
-                requires_mfa=mfa,
-            )
-            for role_name, permissions, mfa, tags in found.values()
-        ]
-        user._portal_assignments = cached  # type: ignore[attr-defined]
+        cached = prime(user, [row[1:] for row in rows])
     return cached
 
 
+def prime(user: User, rows: Iterable[Sequence[Any]]) -> list[_Assignment]:
+    """Keep on ``user`` the assignments read from ``rows`` of ``assignments_sql()`` (without its user
+    column; rows whose assignment id is NULL are skipped): the checks of this request read them."""
+    found: dict[int, tuple[str, Any, bool, set[int]]] = {}
+    for pk, role_name, permissions, mfa, tag_id in rows:
+        if pk is None:
+            continue
+        if isinstance(permissions, str):  # a JSON column read without its field
+            permissions = json.loads(permissions)
+        tags = found.setdefault(pk, (role_name, permissions, bool(mfa), set()))[3]
+        if tag_id is not None:
+            tags.add(tag_id)
+    assignments = [
+        _Assignment(
+            role_name=role_name,
+            permissions=frozenset(p for p in permissions or () if isinstance(p, str)),
+            tag_ids=frozenset(tags),
+            requires_mfa=mfa,
+        )
+        for role_name, permissions, mfa, tags in found.values()
+    ]
+    user._portal_assignments = assignments  # type: ignore[attr-defined]
+    return assignments
+
+
 @cache
-def _assignments_sql() -> str:
+def assignments_sql() -> str:
+    """Every role assignment's rows, one per scope tag: the member's user id, then the assignment's
+    id, role name, permissions, whether it requires MFA, and a scope tag id (NULL: none)."""
     q = connection.ops.quote_name
     members = RoleAssignment.members.through._meta
     tags = RoleAssignment.scope_tags.through._meta
     return (
-        f"SELECT a.{q('id')}, r.{q('name')}, r.{q('permissions')}, r.{q('requires_mfa')}, t.{q('scopetag_id')} "
+        f"SELECT m.{q('user_id')}, a.{q('id')}, r.{q('name')}, r.{q('permissions')}, r.{q('requires_mfa')}, "
+        f"t.{q('scopetag_id')} "
         f"FROM {q(RoleAssignment._meta.db_table)} a "
         f"JOIN {q(members.db_table)} m ON m.{q('roleassignment_id')} = a.{q('id')} "
         f"JOIN {q(Role._meta.db_table)} r ON r.{q('id')} = a.{q('role_id')} "
-        f"LEFT JOIN {q(tags.db_table)} t ON t.{q('roleassignment_id')} = a.{q('id')} "
-        f"WHERE m.{q('user_id')} = %s ORDER BY a.{q('id')}"
+        f"LEFT JOIN {q(tags.db_table)} t ON t.{q('roleassignment_id')} = a.{q('id')}"
     )
 
 

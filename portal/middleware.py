@@ -54,6 +54,9 @@ class RequireMfaMiddleware:
 
 
 def _has_totp(user: User) -> bool:
+    primed: bool | None = getattr(user, "_portal_has_totp", None)  # read with the admin (portal.backends)
+    if primed is not None:
+        return primed
     from allauth.mfa.models import Authenticator
 
     # Written out: it runs on every request of an admin whose role requires MFA, and building it

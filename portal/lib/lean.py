@@ -23,7 +23,7 @@ Converters = tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
 
 
 @dataclass(frozen=True)
-class _Statement:
+class Statement:
     sql: str
     field: models.Field[Any, Any]
     converters: Converters
@@ -48,8 +48,8 @@ def _compile(queryset: models.QuerySet[Any, Any], alias: str) -> tuple[str, list
     )
 
 
-def _statement(model: type[models.Model], field_name: str, value: Any, alias: str) -> _Statement | None:
-    found: dict[tuple[Any, ...], _Statement | None] = _local.__dict__.setdefault("statements", {})
+def _statement(model: type[models.Model], field_name: str, value: Any, alias: str) -> Statement | None:
+    found: dict[tuple[Any, ...], Statement | None] = _local.__dict__.setdefault("statements", {})
     key = (model, field_name, alias)
     if key not in found:
         queryset = model._default_manager.db_manager(alias).filter(**{field_name: value})
@@ -58,7 +58,7 @@ def _statement(model: type[models.Model], field_name: str, value: Any, alias: st
         if len(params) != 1 or len(columns) != len(model._meta.concrete_fields) or field is None:
             found[key] = None  # not a plain one-value lookup: the ORM does it
         else:
-            found[key] = _Statement(sql, field, converters)  # type: ignore[arg-type]
+            found[key] = Statement(sql, field, converters)  # type: ignore[arg-type]
     return found[key]
 
 
@@ -72,9 +72,21 @@ def get[M: models.Model](model: type[M], field_name: str, value: Any, *, using: 
     with connection.cursor() as cursor:
         cursor.execute(statement.sql, [bound])
         row = cursor.fetchone()
-    if row is None:
-        return None
-    values = _converted(row, statement.converters, connection)
+    return None if row is None else instance(model, row, statement, using=using)
+
+
+def statement(
+    model: type[models.Model], field_name: str, sample: Any, *, using: str = "default"
+) -> Statement | None:
+    """What ``get`` runs: the SQL (one parameter, the value of ``field_name``) with its converters, for
+    a caller that reads the row as part of a larger statement (``sample``: any valid value of the
+    field). None when ``get`` falls back to the ORM."""
+    return _statement(model, field_name, sample, using)
+
+
+def instance[M: models.Model](model: type[M], row: Any, statement: Statement, *, using: str = "default") -> M:
+    """The ``model`` instance of a row whose first columns are those of ``statement``'s SQL."""
+    values = _converted(row[: len(model._meta.concrete_fields)], statement.converters, connections[using])
     return model.from_db(using, [f.attname for f in model._meta.concrete_fields], values)
 
 

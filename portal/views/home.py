@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import time
+from functools import lru_cache
+from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
@@ -24,9 +26,7 @@ _WORKER_STALE_AFTER = 120
 def home(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     page: dict[str, object] = {"nav_active": "home"}
     # What moves with time (a heartbeat's age, connectors falling silent) is filled in on each view.
-    live = live_home_sections(request, page) | {
-        "worker": lambda: render_to_string("portal/home.html#worker", {"worker": _worker_status()})
-    }
+    live = live_home_sections(request, page) | {"worker": lambda: _worker_piece(**_worker_status())}
 
     def context() -> dict[str, object]:
         # Certificates, uploads, the directory and connectors: each app registers its own (portal/home.py).
@@ -42,8 +42,31 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     return summaries.page(request, "portal/home.html", context, params=(), live=live)
 
 
-def _worker_status() -> dict[str, object]:
-    beat = cache.get(HEARTBEAT_KEY)
+# The heartbeat as last read, and when: read at most once a second per process (workers beat far
+# less often), so a kept Home costs no cache round trip on most views.
+_BEAT_READ_EVERY = 1.0
+_beat_read: tuple[float, Any] = (-_BEAT_READ_EVERY, None)
+
+
+def _beat() -> Any:
+    global _beat_read
+    read_at, beat = _beat_read
+    now = time.monotonic()
+    if now - read_at >= _BEAT_READ_EVERY:
+        beat = cache.get(HEARTBEAT_KEY)
+        _beat_read = (now, beat)
+    return beat
+
+
+@lru_cache(maxsize=256)  # one per state and age in seconds
+def _worker_piece(state: str, label: str, age: int | None = None) -> str:
+    return render_to_string(
+        "portal/home.html#worker", {"worker": {"state": state, "label": label, "age": age}}
+    )
+
+
+def _worker_status() -> dict[str, Any]:
+    beat = _beat()
     if not beat:
         return {"state": "unknown", "label": "No heartbeat yet"}
     age = int(time.time() - float(beat["at"]))
