@@ -80,8 +80,9 @@ def test_a_page_keeps_the_clock_read_with_the_admin_but_a_change_reads_it_after_
     admin = make_admin("intune_administrator")
     factory = RequestFactory()
     page, change = factory.get("/"), factory.post("/")
-    page.user = signed_in(admin.pk)
-    change.user = signed_in(admin.pk)
+    page_user, change_user = signed_in(admin.pk), signed_in(admin.pk)
+    assert page_user is not None and change_user is not None
+    page.user, change.user = page_user, change_user
     before = summaries.change_clock()
     _event()
     # A GET makes no change: the clock read with the admin is as good as a later one, and saves a query.
