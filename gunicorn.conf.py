@@ -8,12 +8,6 @@ from __future__ import annotations
 bind = "0.0.0.0:8000"
 workers = 3
 accesslog = "-"
-# Each worker listens on its own socket and the kernel spreads new connections across them. On one
-# shared socket the worker that wakes first accepts nearly every connection of a burst: measured
-# with 2 workers x 4 threads and 16 keep-alive clients, one worker held 15 or 16 of them while the
-# other idled, so the clients shared one core. A worker that dies loses only the connections
-# waiting in its own backlog; new ones go to the others.
-reuse_port = True
 
 # A sync worker that has not finished its request after this many seconds is killed, and the
 # client gets a 502. The slowest request the documented limits allow is a bulk import of
@@ -25,3 +19,10 @@ reuse_port = True
 timeout = 300
 # Time a worker gets to finish its request on restart or shutdown.
 graceful_timeout = 30
+
+
+def on_starting(server: object) -> None:
+    # With threads (--threads above 1), spread connections over the workers: see portal.lib.serving.
+    from portal.lib.serving import balance_threads
+
+    balance_threads(server)
