@@ -139,7 +139,7 @@ class Shapes:
             params[slot.position] = slot.bind(_aware(values[slot.name]), connection)
         with connection.cursor() as cursor:
             cursor.execute(shape.sql, params)
-            fetched = cursor.fetchall()
+            fetched: list[tuple[Any, ...]] = cursor.fetchall()
         if not shape.converters:
             return fetched
         return [tuple(_converted(row, shape.converters, connection)) for row in fetched]
