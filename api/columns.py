@@ -48,3 +48,26 @@ class TimeText(Func):
         return self.as_sql(
             compiler, connection, template="(replace(%(expressions)s, ' ', 'T') || '+00:00')", **extra
         )
+
+
+class SchemaTimeText(Func):
+    """A time column as the schema answers write it (Django's JSON encoder): UTC, milliseconds
+    (cut, not rounded; none when the time is on the second) and ``Z``: ``2026-11-30T20:25:24.661Z``."""
+
+    output_field = TextField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        text = "to_char((%(expressions)s) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+        template = (
+            f"(CASE WHEN right({text}, 7) = '.000000' THEN left({text}, 19) ELSE left({text}, 23) END || 'Z')"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # Stored as str(naive UTC time): no fraction when it is zero.
+        return self.as_sql(
+            compiler,
+            connection,
+            template="(substr(replace(%(expressions)s, ' ', 'T'), 1, 23) || 'Z')",
+            **extra,
+        )
