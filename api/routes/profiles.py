@@ -4,11 +4,11 @@ and their status report."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Router, Status
 
 from api import auth, render
@@ -25,6 +25,7 @@ from api.schemas import (
 from directory.models import Group
 from portal import access
 from portal.lib.refusal import Refused
+from portal.lib.shapes import Shapes
 from portal.models import ScopeTag
 from profiles import reports, services
 from profiles.models import Profile, ProfileAssignment
@@ -57,7 +58,7 @@ VALUES: dict[str, Any] = {
 
 
 # Built once: a request clones these instead of resolving their columns again.
-ROWS = Profile.objects.values_list("pk", *(VALUES.get(name, name) for name in FIELDS))
+ROW_VALUES = tuple(VALUES.get(name, name) for name in FIELDS)
 ASSIGNED = ProfileAssignment.objects.order_by("group__display_name", "pk").values_list(
     "profile_id", "mode", UuidText("group__object_id"), "group__display_name"
 )
@@ -66,21 +67,33 @@ TAGGED = Profile.scope_tags.through.objects.order_by("scopetag__name").values_li
 )
 
 
-def profile_dicts(profiles: QuerySet[Any]) -> list[dict[str, Any]]:
-    """ProfileOut for each profile of ``profiles`` (a filtered ``ROWS``), in three queries whatever the
-    number of profiles and groups."""
-    found = list(profiles)
-    ids = [row[0] for row in found]
+ROW_SHAPES = Shapes("api.profiles")
+GROUP_SHAPES = Shapes("api.profiles.groups")
+TAG_SHAPES = Shapes("api.profiles.tags")
+
+
+def profile_dicts(
+    key: Hashable, build: Callable[[Mapping[str, Any]], QuerySet[Profile]], values: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """ProfileOut for each profile ``build`` makes from ``values``, in its order: three queries whatever
+    the number of profiles and groups, each compiled once per shape (``key``, see portal.lib.shapes)."""
+    found = ROW_SHAPES.rows(key, lambda v: build(v).values_list("pk", *ROW_VALUES), values)
+    if not found:
+        return []
     include, exclude = str(ProfileAssignment.Mode.INCLUDE), str(ProfileAssignment.Mode.EXCLUDE)
-    groups: dict[int, dict[str, list[dict[str, Any]]]] = {pk: {include: [], exclude: []} for pk in ids}
-    for pk, mode, object_id, name in ASSIGNED.filter(profile_id__in=ids):
+    groups: dict[int, dict[str, list[dict[str, Any]]]] = {row[0]: {include: [], exclude: []} for row in found}
+    for pk, mode, object_id, name in GROUP_SHAPES.rows(
+        key, lambda v: ASSIGNED.filter(profile__in=build(v).order_by().values("pk")), values
+    ):
         groups[pk][mode].append({"object_id": object_id, "display_name": name})
-    tags: dict[int, list[str]] = {pk: [] for pk in ids}
-    for pk, name in TAGGED.filter(profile_id__in=ids):
+    tags: dict[int, list[str]] = {row[0]: [] for row in found}
+    for pk, name in TAG_SHAPES.rows(
+        key, lambda v: TAGGED.filter(profile__in=build(v).order_by().values("pk")), values
+    ):
         tags[pk].append(name)
     result = []
-    for pk, *values in found:
-        item = dict(zip(FIELDS, values, strict=True))
+    for pk, *row in found:
+        item = dict(zip(FIELDS, row, strict=True))
         item["silent_access_packages"] = [str(v) for v in item["silent_access_packages"] or []]
         item["include_groups"] = groups[pk][include]
         item["exclude_groups"] = groups[pk][exclude]
@@ -90,7 +103,8 @@ def profile_dicts(profiles: QuerySet[Any]) -> list[dict[str, Any]]:
 
 
 def _answer(profile: Profile, status: int = 200) -> HttpResponse:
-    return render.json_answer(profile_dicts(ROWS.filter(pk=profile.pk))[0], status)
+    item = profile_dicts(None, lambda v: Profile.objects.filter(pk=v["pk"]), {"pk": profile.pk})[0]
+    return render.json_answer(item, status)
 
 
 def _get(request: HttpRequest, code: uuid.UUID, write: str | None = None) -> Profile:
@@ -112,8 +126,11 @@ def _groups(ids: Sequence[uuid.UUID]) -> tuple[Group, ...]:
     auth=needs("profiles.read"),
 )
 def profile_list(request: HttpRequest) -> HttpResponse:
-    rows = access.scoped(ROWS.all(), user(request)).order_by("name", "pk")
-    return render.json_answer(profile_dicts(rows))
+    admin = user(request)
+    rows = profile_dicts(
+        access.viewer_key(admin), lambda v: access.scoped(Profile.objects.order_by("name", "pk"), admin), {}
+    )
+    return render.json_answer(rows)
 
 
 @router.get(
@@ -123,7 +140,15 @@ def profile_list(request: HttpRequest) -> HttpResponse:
     auth=needs("profiles.read"),
 )
 def profile_get(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
-    return _answer(_get(request, code))
+    admin = user(request)
+    found = profile_dicts(
+        access.viewer_key(admin),
+        lambda v: access.scoped(Profile.objects.filter(code=v["code"]), admin),
+        {"code": code},
+    )
+    if not found:
+        raise Http404
+    return render.json_answer(found[0])
 
 
 @router.post(
