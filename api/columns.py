@@ -4,11 +4,12 @@ A list answer of 100 certificates holds 700 UUIDs and times; reading each as an 
 it back as text cost more than the rest of the answer. These expressions make the database send the
 text itself: a UUID as ``str(uuid.UUID)`` writes it (lower case, with dashes) and a time as
 ``datetime.isoformat()`` writes a UTC time (``2026-11-30T20:25:24.661833+00:00``, no fraction when
-it is zero). The answers stay byte for byte those of the schemas (api/tests/test_api_lists.py).
+it is zero). The answers carry the same values as the schemas would (api/tests/test_api_lists.py).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db.models import Func, TextField
@@ -71,3 +72,39 @@ class SchemaTimeText(Func):
             template="(substr(replace(%(expressions)s, ' ', 'T'), 1, 23) || 'Z')",
             **extra,
         )
+
+
+class JsonObject(Func):
+    """An answer's object as JSON text, written by the database from ``fields`` (name -> column, in
+    the answer's order): a page of rows is then a page of texts joined, not values read one by one,
+    put in dicts and encoded again. The same JSON as the dicts' (PostgreSQL's own spacing, and text
+    outside ASCII as UTF-8 rather than escaped, as JSON allows)."""
+
+    output_field = TextField()
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        for name in fields:
+            if not _NAME.fullmatch(name):
+                raise ValueError(f"not a field name: {name!r}")
+        self.names = tuple(fields)
+        super().__init__(*fields.values())
+
+    def _pairs(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        parts: list[str] = []
+        params: list[Any] = []
+        for name, expression in zip(self.names, self.source_expressions, strict=True):
+            sql, more = compiler.compile(expression)
+            parts.append(f"'{name}', {sql}")
+            params.extend(more)
+        return ", ".join(parts), params
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        pairs, params = self._pairs(compiler, connection)
+        return f"(json_build_object({pairs}))::text", params
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        pairs, params = self._pairs(compiler, connection)
+        return f"json_object({pairs})", params
+
+
+_NAME = re.compile(r"[a-z_]+")

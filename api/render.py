@@ -55,3 +55,9 @@ SCHEMA_CONTENT_TYPE = "application/json; charset=utf-8"
 
 def schema_answer(body: Any, status: int = 200) -> HttpResponse:
     return HttpResponse(_SCHEMA_ENCODER.encode(body), status=status, content_type=SCHEMA_CONTENT_TYPE)
+
+
+def json_page(items: Sequence[str], cursor: str | None) -> HttpResponse:
+    """A page answer (``items`` and ``next_cursor``) of items already JSON text (columns.JsonObject)."""
+    body = f'{{"items":[{",".join(items)}],"next_cursor":{_ENCODER.encode(cursor)}}}'
+    return HttpResponse(body, content_type="application/json")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -17,7 +17,7 @@ from pydantic import Field
 
 from api import auth, paging, render
 from api.auth import needs
-from api.columns import TimeText, UuidText
+from api.columns import JsonObject, TimeText, UuidText
 from api.common import ERRORS, key_for, user
 from api.routes.imports import row_out
 from api.schemas import CertificateOut, CertificatePage, ImportRowOut, Input
@@ -76,12 +76,8 @@ COLUMNS: dict[str, Any] = {
 }
 
 
-LISTING = paging.listing(Certificate.objects.all(), list(COLUMNS.values()))
+LISTING = paging.listing(Certificate.objects.all(), [JsonObject(COLUMNS)])
 SHAPES = Shapes("api.certificates")
-
-
-def certificate_dicts(values: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    return render.rows(list(COLUMNS), values)
 
 
 def certificate_rows(queryset: QuerySet[Certificate]) -> QuerySet[Certificate]:
@@ -158,7 +154,7 @@ def certificate_list(request: HttpRequest, filters: Query[CertificateFilters]) -
         return rows
 
     found, cursor = paging.page_shaped(SHAPES, key, build, values, filters.cursor, filters.limit)
-    return render.json_answer({"items": certificate_dicts(found), "next_cursor": cursor})
+    return render.json_page([row[0] for row in found], cursor)
 
 
 @router.get(

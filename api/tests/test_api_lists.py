@@ -125,3 +125,13 @@ def test_certificates_are_listed_oldest_first_one_page_after_another(
     assert [i["upn"] for i in client.get("/certificates", upn="BOB@contoso.example").json()["items"]] == [
         "bob@contoso.example"
     ]
+
+
+def test_a_listed_certificate_keeps_quotes_line_breaks_and_letters_outside_ascii_in_its_text(
+    intune_admin: User, api_as: Callable[..., ApiClient]
+) -> None:
+    certificate = stored_certificate()
+    subject = 'CN=Zoë "Z" Ångström\nO=Contoso\\Lab'
+    Certificate.objects.filter(pk=certificate.pk).update(subject=subject)
+    [item] = api_as(intune_admin).get("/certificates").json()["items"]
+    assert item["subject"] == subject
