@@ -108,3 +108,49 @@ class JsonObject(Func):
 
 
 _NAME = re.compile(r"[a-z_]+")
+
+
+def uuid_text_sql(sql: str, vendor: str) -> str:
+    """The SQL of UuidText around the column ``sql``, for SQL written out (see ``ProfileJson``)."""
+    if vendor == "postgresql":
+        return f"({sql})::text"
+    return "(" + " || '-' || ".join(f"substr({sql}, {s}, {n})" for s, n in _UUID_GROUPS) + ")"
+
+
+class JsonBool(Func):
+    """A boolean column as a JSON true or false inside ``JsonObject`` (SQLite stores 1 or 0)."""
+
+    output_field = TextField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return compiler.compile(self.source_expressions[0])
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="json(CASE WHEN %(expressions)s THEN 'true' ELSE 'false' END)",
+            **extra,
+        )
+
+
+class JsonTexts(Func):
+    """A JSON array column as a JSON array of its items as text (an empty one when it is not an array)."""
+
+    output_field = TextField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        template = (
+            "(SELECT coalesce(json_agg(CASE WHEN jsonb_typeof(item) = 'string' THEN item #>> '{}' "
+            "ELSE item::text END ORDER BY n), '[]'::json) FROM jsonb_array_elements(CASE WHEN "
+            "jsonb_typeof(%(expressions)s) = 'array' THEN %(expressions)s ELSE '[]'::jsonb END) "
+            "WITH ORDINALITY AS items(item, n))"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        template = (
+            "json((SELECT json_group_array(CAST(value AS TEXT)) FROM json_each(CASE WHEN "
+            "json_type(%(expressions)s) = 'array' THEN %(expressions)s ELSE '[]' END)))"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra)

@@ -61,3 +61,8 @@ def json_page(items: Sequence[str], cursor: str | None) -> HttpResponse:
     """A page answer (``items`` and ``next_cursor``) of items already JSON text (columns.JsonObject)."""
     body = f'{{"items":[{",".join(items)}],"next_cursor":{_ENCODER.encode(cursor)}}}'
     return HttpResponse(body, content_type="application/json")
+
+
+def json_text(text: str, status: int = 200) -> HttpResponse:
+    """An answer already JSON text (columns.JsonObject)."""
+    return HttpResponse(text, status=status, content_type="application/json")

@@ -7,13 +7,13 @@ import uuid
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, Func, QuerySet, TextField
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Router, Status
 
 from api import auth, render
 from api.auth import needs
-from api.columns import TimeText, UuidText
+from api.columns import JsonBool, JsonObject, JsonTexts, TimeText, UuidText, uuid_text_sql
 from api.common import ERRORS, user
 from api.schemas import (
     AssignmentsIn,
@@ -49,7 +49,7 @@ FIELDS = (
     "updated_at",
 )
 
-# The fields of FIELDS the database reads as the answer's text.
+# The fields of FIELDS the database writes as the answer's text.
 VALUES: dict[str, Any] = {
     "code": UuidText("code"),
     "created_at": TimeText("created_at"),
@@ -57,54 +57,90 @@ VALUES: dict[str, Any] = {
 }
 
 
-# Built once: a request clones these instead of resolving their columns again.
-ROW_VALUES = tuple(VALUES.get(name, name) for name in FIELDS)
-ASSIGNED = ProfileAssignment.objects.order_by("group__display_name", "pk").values_list(
-    "profile_id", "mode", UuidText("group__object_id"), "group__display_name"
+class _Related(Func):
+    """A subquery on the profile's id, written out: the ORM cannot aggregate a JSON array per row."""
+
+    output_field = TextField()
+
+    def __init__(self) -> None:
+        super().__init__(F("pk"))
+
+    def sql(self, outer: str, vendor: str, q: Callable[[str], str]) -> str:
+        raise NotImplementedError
+
+    def as_sql(self, compiler: Any, connection: Any, *args: Any, **extra: Any) -> Any:
+        outer, params = compiler.compile(self.source_expressions[0])
+        return self.sql(outer, connection.vendor, connection.ops.quote_name), params
+
+
+class ProfileGroups(_Related):
+    """The profile's groups of one mode as ``[{"object_id", "display_name"}]``, by name."""
+
+    def __init__(self, mode: str) -> None:
+        if mode not in ProfileAssignment.Mode.values:
+            raise ValueError(mode)
+        self.mode = mode
+        super().__init__()
+
+    def sql(self, outer: str, vendor: str, q: Callable[[str], str]) -> str:
+        rows = (
+            f"FROM {q(ProfileAssignment._meta.db_table)} a JOIN {q(Group._meta.db_table)} g "
+            f"ON g.{q('id')} = a.{q('group_id')} WHERE a.{q('profile_id')} = {outer} "
+            f"AND a.{q('mode')} = '{self.mode}'"
+        )
+        object_id = uuid_text_sql(f"g.{q('object_id')}", vendor)
+        if vendor == "postgresql":
+            return (
+                f"(SELECT coalesce(json_agg(json_build_object('object_id', {object_id}, 'display_name', "
+                f"g.{q('display_name')}) ORDER BY g.{q('display_name')}, a.{q('id')}), '[]'::json) {rows})"
+            )
+        return (
+            f"json((SELECT json_group_array(json_object('object_id', object_id, 'display_name', display_name)) "
+            f"FROM (SELECT {object_id} AS object_id, g.{q('display_name')} AS display_name {rows} "
+            f"ORDER BY g.{q('display_name')}, a.{q('id')})))"
+        )
+
+
+class ProfileTags(_Related):
+    """The names of the profile's scope tags, in order."""
+
+    def sql(self, outer: str, vendor: str, q: Callable[[str], str]) -> str:
+        through = Profile.scope_tags.through._meta.db_table
+        rows = (
+            f"FROM {q(through)} x JOIN {q(ScopeTag._meta.db_table)} t ON t.{q('id')} = x.{q('scopetag_id')} "
+            f"WHERE x.{q('profile_id')} = {outer}"
+        )
+        if vendor == "postgresql":
+            return f"(SELECT coalesce(json_agg(t.{q('name')} ORDER BY t.{q('name')}), '[]'::json) {rows})"
+        return f"json((SELECT json_group_array(name) FROM (SELECT t.{q('name')} AS name {rows} ORDER BY t.{q('name')})))"
+
+
+# ProfileOut as JSON text, written by the database: one query for any number of profiles and groups.
+PROFILE_JSON = JsonObject(
+    {
+        **{name: VALUES.get(name, name) for name in FIELDS},
+        "silent_access_packages": JsonTexts("silent_access_packages"),
+        "all_users": JsonBool("all_users"),
+        "all_devices": JsonBool("all_devices"),
+        "include_groups": ProfileGroups(ProfileAssignment.Mode.INCLUDE),
+        "exclude_groups": ProfileGroups(ProfileAssignment.Mode.EXCLUDE),
+        "scope_tags": ProfileTags(),
+    }
 )
-TAGGED = Profile.scope_tags.through.objects.order_by("scopetag__name").values_list(
-    "profile_id", "scopetag__name"
-)
+SHAPES = Shapes("api.profiles")
 
 
-ROW_SHAPES = Shapes("api.profiles")
-GROUP_SHAPES = Shapes("api.profiles.groups")
-TAG_SHAPES = Shapes("api.profiles.tags")
-
-
-def profile_dicts(
+def profile_texts(
     key: Hashable, build: Callable[[Mapping[str, Any]], QuerySet[Profile]], values: Mapping[str, Any]
-) -> list[dict[str, Any]]:
-    """ProfileOut for each profile ``build`` makes from ``values``, in its order: three queries whatever
-    the number of profiles and groups, each compiled once per shape (``key``, see portal.lib.shapes)."""
-    found = ROW_SHAPES.rows(key, lambda v: build(v).values_list("pk", *ROW_VALUES), values)
-    if not found:
-        return []
-    include, exclude = str(ProfileAssignment.Mode.INCLUDE), str(ProfileAssignment.Mode.EXCLUDE)
-    groups: dict[int, dict[str, list[dict[str, Any]]]] = {row[0]: {include: [], exclude: []} for row in found}
-    for pk, mode, object_id, name in GROUP_SHAPES.rows(
-        key, lambda v: ASSIGNED.filter(profile__in=build(v).order_by().values("pk")), values
-    ):
-        groups[pk][mode].append({"object_id": object_id, "display_name": name})
-    tags: dict[int, list[str]] = {row[0]: [] for row in found}
-    for pk, name in TAG_SHAPES.rows(
-        key, lambda v: TAGGED.filter(profile__in=build(v).order_by().values("pk")), values
-    ):
-        tags[pk].append(name)
-    result = []
-    for pk, *row in found:
-        item = dict(zip(FIELDS, row, strict=True))
-        item["silent_access_packages"] = [str(v) for v in item["silent_access_packages"] or []]
-        item["include_groups"] = groups[pk][include]
-        item["exclude_groups"] = groups[pk][exclude]
-        item["scope_tags"] = tags[pk]
-        result.append(item)
-    return result
+) -> list[str]:
+    """ProfileOut as JSON text for each profile ``build`` makes from ``values``, in its order; the
+    query is compiled once per shape (``key``, see portal.lib.shapes)."""
+    return [row[0] for row in SHAPES.rows(key, lambda v: build(v).values_list(PROFILE_JSON), values)]
 
 
 def _answer(profile: Profile, status: int = 200) -> HttpResponse:
-    item = profile_dicts(None, lambda v: Profile.objects.filter(pk=v["pk"]), {"pk": profile.pk})[0]
-    return render.json_answer(item, status)
+    [text] = profile_texts(None, lambda v: Profile.objects.filter(pk=v["pk"]), {"pk": profile.pk})
+    return render.json_text(text, status)
 
 
 def _get(request: HttpRequest, code: uuid.UUID, write: str | None = None) -> Profile:
@@ -127,10 +163,10 @@ def _groups(ids: Sequence[uuid.UUID]) -> tuple[Group, ...]:
 )
 def profile_list(request: HttpRequest) -> HttpResponse:
     admin = user(request)
-    rows = profile_dicts(
+    texts = profile_texts(
         access.viewer_key(admin), lambda v: access.scoped(Profile.objects.order_by("name", "pk"), admin), {}
     )
-    return render.json_answer(rows)
+    return render.json_text(f"[{','.join(texts)}]")
 
 
 @router.get(
@@ -141,14 +177,14 @@ def profile_list(request: HttpRequest) -> HttpResponse:
 )
 def profile_get(request: HttpRequest, code: uuid.UUID) -> HttpResponse:
     admin = user(request)
-    found = profile_dicts(
+    found = profile_texts(
         access.viewer_key(admin),
         lambda v: access.scoped(Profile.objects.filter(code=v["code"]), admin),
         {"code": code},
     )
     if not found:
         raise Http404
-    return render.json_answer(found[0])
+    return render.json_text(found[0])
 
 
 @router.post(
