@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from portal.lib import shapes
+from portal.lib import lean, shapes
 from portal.lib.shapes import Shapes
 from portal.models import AuditEvent
 
@@ -46,8 +46,13 @@ def _names(v: Mapping[str, Any]) -> QuerySet[Any]:
 def test_a_shape_is_compiled_once_and_each_call_binds_its_own_values(monkeypatch: pytest.MonkeyPatch) -> None:
     first, second = _event("alice", "Certificates"), _event("bob", "Profiles")
     compiled: list[object] = []
-    real = shapes._compile
-    monkeypatch.setattr(shapes, "_compile", lambda *a: compiled.append(a) or real(*a))
+    real = lean._compile
+
+    def counted(*args: Any) -> Any:
+        compiled.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(shapes, "_compile", counted)
     listed = Shapes("test.bind")
 
     assert listed.rows("k", _names, {"category": "Certificates"}) == [("alice",)]
