@@ -38,7 +38,8 @@ def page[M: Model](
 
 def listing(rows: QuerySet[Any], columns: Sequence[Any], *, descending: bool = False) -> QuerySet[Any]:
     """``rows`` in paging order reading the key and ``columns``: built once (at import) per list, so a
-    request clones it instead of resolving the columns again; pass the clone to :func:`page_listed`."""
+    request clones it instead of resolving the columns again; page it with :func:`page_shaped` (or
+    :func:`page_listed`)."""
     return rows.order_by("-pk" if descending else "pk").values_list("pk", *columns)
 
 

@@ -3,7 +3,9 @@
 The shapes are those of ``api.schemas``; the schemathesis test checks every answer against them.
 Rows are plain dicts of the column values as the database driver reads them: the JSON encoder
 writes a UUID as its text and a time as ISO 8601 (``plain``), only where it meets one, so no
-per-value conversion runs in Python for the rest (strings, numbers, booleans, None).
+per-value conversion runs in Python for the rest (strings, numbers, booleans, None). The longest
+lists (certificates, audit events, profiles) go further: the database writes each item's JSON
+(``columns.JsonObject``) and the answer only joins them (``json_page``, ``json_text``).
 """
 
 from __future__ import annotations
