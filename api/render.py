@@ -3,7 +3,9 @@
 The shapes are those of ``api.schemas``; the schemathesis test checks every answer against them.
 Rows are plain dicts of the column values as the database driver reads them: the JSON encoder
 writes a UUID as its text and a time as ISO 8601 (``plain``), only where it meets one, so no
-per-value conversion runs in Python for the rest (strings, numbers, booleans, None).
+per-value conversion runs in Python for the rest (strings, numbers, booleans, None). The longest
+lists (certificates, audit events, profiles) go further: the database writes each item's JSON
+(``columns.JsonObject``) and the answer only joins them (``json_page``, ``json_text``).
 """
 
 from __future__ import annotations
@@ -45,3 +47,24 @@ def rows(names: Sequence[str], values: Iterable[tuple[Any, ...]]) -> list[dict[s
 
 def json_answer(body: Any, status: int = 200) -> HttpResponse:
     return HttpResponse(_ENCODER.encode(body), status=status, content_type="application/json")
+
+
+# What django-ninja writes for an answer of a schema: ", " and ": " between items, times already
+# text (columns.SchemaTimeText), in the content type it declares.
+_SCHEMA_ENCODER = json.JSONEncoder(check_circular=False)
+SCHEMA_CONTENT_TYPE = "application/json; charset=utf-8"
+
+
+def schema_answer(body: Any, status: int = 200) -> HttpResponse:
+    return HttpResponse(_SCHEMA_ENCODER.encode(body), status=status, content_type=SCHEMA_CONTENT_TYPE)
+
+
+def json_page(items: Sequence[str], cursor: str | None) -> HttpResponse:
+    """A page answer (``items`` and ``next_cursor``) of items already JSON text (columns.JsonObject)."""
+    body = f'{{"items":[{",".join(items)}],"next_cursor":{_ENCODER.encode(cursor)}}}'
+    return HttpResponse(body, content_type="application/json")
+
+
+def json_text(text: str, status: int = 200) -> HttpResponse:
+    """An answer already JSON text (columns.JsonObject)."""
+    return HttpResponse(text, status=status, content_type="application/json")

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Func, IntegerField
-from django.db.models.fields.json import KeyTransform
+from django.db.models import Func, IntegerField, JSONField, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import Query, Router
 
 from api import paging, render
 from api.auth import needs
-from api.columns import TimeText, UuidText
+from api.columns import JsonObject, TimeText, UuidText
 from api.common import ERRORS, user
 from api.schemas import AuditEventOut, AuditPage, Input
 from portal import access
+from portal.lib.shapes import Shapes
 from portal.models import AuditEvent
 
 router = Router(tags=["Audit"])
@@ -40,7 +41,6 @@ VALUES: tuple[Any, ...] = tuple(
 # A list shows each event's first resources only: an import's event names every certificate of a
 # chunk, and a page of such events would be megabytes.
 SHOWN = 3
-FIRST = {f"first_{n}": KeyTransform(str(n), "resources") for n in range(SHOWN)}
 
 
 class JsonArrayLength(Func):
@@ -51,11 +51,48 @@ class JsonArrayLength(Func):
         return self.as_sql(compiler, connection, function="json_array_length", **extra)
 
 
+class FirstObjects(Func):
+    """The objects among a JSON array column's first SHOWN items, as a JSON array (in order)."""
+
+    output_field = JSONField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        template = (
+            "(SELECT coalesce(jsonb_agg(item ORDER BY n), '[]'::jsonb) "
+            "FROM jsonb_array_elements(%(expressions)s) WITH ORDINALITY AS shown(item, n) "
+            f"WHERE n <= {SHOWN} AND jsonb_typeof(item) = 'object')"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # json() outside the subquery: a subquery's value is plain text to json_object().
+        template = (
+            "json((SELECT json_group_array(json(value)) FROM (SELECT value FROM json_each(%(expressions)s) "
+            f"WHERE key < {SHOWN} AND type = 'object' ORDER BY key)))"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+
+class ZeroIfNull(Func):
+    function = "coalesce"
+    template = "%(function)s(%(expressions)s, 0)"
+    output_field = IntegerField()
+
+
 LISTING = paging.listing(
-    AuditEvent.objects.annotate(**FIRST, resource_count=JsonArrayLength("resources")),
-    [*VALUES, *FIRST, "resource_count"],
+    AuditEvent.objects.all(),
+    [
+        JsonObject(
+            {
+                **dict(zip(COLUMNS, VALUES, strict=True)),
+                "resources": FirstObjects("resources"),
+                "resource_count": ZeroIfNull(JsonArrayLength("resources")),
+            }
+        )
+    ],
     descending=True,
 )
+SHAPES = Shapes("api.audit-events")
 
 
 class AuditFilters(Input):
@@ -79,28 +116,33 @@ def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> HttpRespon
     """Newest first. ``actor`` matches part of the actor's name (an API token shows as its admin's
     e-mail and the token's name)."""
     admin = user(request)
-    rows = access.audit_events(LISTING.all(), admin)
-    if filters.category:
-        rows = rows.filter(category=filters.category)
-    if filters.activity:
-        rows = rows.filter(activity__icontains=filters.activity)
-    if filters.actor:
-        rows = rows.filter(actor_name__icontains=filters.actor)
-    if filters.result:
-        rows = rows.filter(result=filters.result)
-    if filters.since:
-        rows = rows.filter(occurred_at__gte=filters.since)
-    if filters.until:
-        rows = rows.filter(occurred_at__lt=filters.until)
-    found, cursor = paging.page_listed(rows, filters.cursor, filters.limit, descending=True)
-    width = len(COLUMNS)
-    items = []
-    for row in found:
-        item = dict(zip(COLUMNS, row[:width], strict=True))
-        item["resources"] = [r for r in row[width : width + SHOWN] if isinstance(r, dict)]
-        item["resource_count"] = int(row[-1] or 0)
-        items.append(item)
-    return render.json_answer({"items": items, "next_cursor": cursor})
+    values: dict[str, Any] = {}
+    for name in ("category", "activity", "actor", "result", "since", "until"):
+        value = getattr(filters, name)
+        if value:
+            values[name] = str(value) if name == "result" else value
+
+    def build(v: Mapping[str, Any]) -> QuerySet[Any]:
+        rows = access.audit_events(LISTING.all(), admin)
+        if "category" in v:
+            rows = rows.filter(category=v["category"])
+        if "activity" in v:
+            rows = rows.filter(activity__icontains=v["activity"])
+        if "actor" in v:
+            rows = rows.filter(actor_name__icontains=v["actor"])
+        if "result" in v:
+            rows = rows.filter(result=v["result"])
+        if "since" in v:
+            rows = rows.filter(occurred_at__gte=v["since"])
+        if "until" in v:
+            rows = rows.filter(occurred_at__lt=v["until"])
+        return rows
+
+    key = access.viewer_key(admin)
+    found, cursor = paging.page_shaped(
+        SHAPES, key, build, values, filters.cursor, filters.limit, descending=True
+    )
+    return render.json_page([row[0] for row in found], cursor)
 
 
 @router.get(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -17,7 +17,7 @@ from pydantic import Field
 
 from api import auth, paging, render
 from api.auth import needs
-from api.columns import TimeText, UuidText
+from api.columns import JsonObject, TimeText, UuidText
 from api.common import ERRORS, key_for, user
 from api.routes.imports import row_out
 from api.schemas import CertificateOut, CertificatePage, ImportRowOut, Input
@@ -25,6 +25,7 @@ from certs import lifecycle
 from certs.imports import Entry
 from certs.models import Certificate, ImportBatch, Purpose
 from portal import access
+from portal.lib.shapes import Shapes
 
 router = Router(tags=["Certificates"])
 
@@ -75,11 +76,8 @@ COLUMNS: dict[str, Any] = {
 }
 
 
-LISTING = paging.listing(Certificate.objects.all(), list(COLUMNS.values()))
-
-
-def certificate_dicts(values: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    return render.rows(list(COLUMNS), values)
+LISTING = paging.listing(Certificate.objects.all(), [JsonObject(COLUMNS)])
+SHAPES = Shapes("api.certificates")
 
 
 def certificate_rows(queryset: QuerySet[Certificate]) -> QuerySet[Certificate]:
@@ -117,29 +115,46 @@ def certificate_list(request: HttpRequest, filters: Query[CertificateFilters]) -
     """Certificates the caller may see, oldest first; filter by user, purpose, state (an Intune state,
     ``expired`` or ``valid``), expiry window (days from now) or import batch."""
     admin = user(request)
-    rows = access.scoped(LISTING.all(), admin)
-    now = timezone.now()
+    values: dict[str, Any] = {}
     if filters.upn:
-        rows = rows.alias(upn_lower=Lower("upn")).filter(upn_lower=filters.upn.strip().lower())
+        values["upn"] = filters.upn.strip().lower()
     if filters.thumbprint:
-        rows = rows.filter(thumbprint=filters.thumbprint.strip().lower())
+        values["thumbprint"] = filters.thumbprint.strip().lower()
     if filters.purpose:
-        rows = rows.filter(purpose=filters.purpose)
-    if filters.state:
-        if filters.state == "expired":
-            rows = rows.filter(not_after__lte=now)
-        elif filters.state == "valid":
-            rows = rows.filter(not_after__gt=now)
-        else:
-            rows = rows.filter(graph_state=filters.state)
+        values["purpose"] = str(filters.purpose)
+    if filters.state in ("expired", "valid") or filters.expires_within_days is not None:
+        values["now"] = timezone.now()
+    if filters.state and filters.state not in ("expired", "valid"):
+        values["state"] = filters.state
     if filters.expires_within_days is not None:
-        rows = rows.filter(
-            not_after__gt=now, not_after__lte=now + timedelta(days=filters.expires_within_days)
-        )
+        values["until"] = values["now"] + timedelta(days=filters.expires_within_days)
     if filters.import_batch:
-        rows = rows.filter(batch__code=filters.import_batch)
-    found, cursor = paging.page_listed(rows, filters.cursor, filters.limit)
-    return render.json_answer({"items": certificate_dicts(found), "next_cursor": cursor})
+        values["batch"] = filters.import_batch
+    state = filters.state if filters.state in ("expired", "valid") else None
+    key = (access.viewer_key(admin), state, filters.limit)
+
+    def build(v: Mapping[str, Any]) -> QuerySet[Any]:
+        rows = access.scoped(LISTING.all(), admin)
+        if "upn" in v:
+            rows = rows.alias(upn_lower=Lower("upn")).filter(upn_lower=v["upn"])
+        if "thumbprint" in v:
+            rows = rows.filter(thumbprint=v["thumbprint"])
+        if "purpose" in v:
+            rows = rows.filter(purpose=v["purpose"])
+        if state == "expired":
+            rows = rows.filter(not_after__lte=v["now"])
+        elif state == "valid":
+            rows = rows.filter(not_after__gt=v["now"])
+        if "state" in v:
+            rows = rows.filter(graph_state=v["state"])
+        if "until" in v:
+            rows = rows.filter(not_after__gt=v["now"], not_after__lte=v["until"])
+        if "batch" in v:
+            rows = rows.filter(batch__code=v["batch"])
+        return rows
+
+    found, cursor = paging.page_shaped(SHAPES, key, build, values, filters.cursor, filters.limit)
+    return render.json_page([row[0] for row in found], cursor)
 
 
 @router.get(

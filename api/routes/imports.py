@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 
 from django.db.models import Case, When
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import File, Form, Query, Router, Status
 from ninja.files import UploadedFile
 
-from api import auth, paging
+from api import auth, paging, render
 from api.auth import needs
+from api.columns import SchemaTimeText, UuidText
 from api.common import ERRORS, key_for, user
 from api.schemas import (
     CountOut,
@@ -28,6 +29,7 @@ from certs.models import ImportBatch, ImportItem, ItemState, retryable_with_pass
 from portal import access
 from portal.audit import Actor
 from portal.lib.refusal import Refused
+from portal.lib.shapes import Shapes
 from portal.models import User
 
 router = Router(tags=["Imports"])
@@ -76,6 +78,28 @@ def row_out(item: ImportItem, *, retryable: bool) -> ImportRowOut:
     )
 
 
+# ImportSummaryOut's fields as the schema writes them (codes and times as text), read as columns.
+SUMMARY_FIELDS = tuple(ImportSummaryOut.model_fields)
+LISTING = paging.listing(
+    ImportBatch.objects.all(),
+    [
+        UuidText("code"),
+        "kind",
+        "state",
+        "dry_run",
+        "on_duplicate",
+        UuidText("encryption_key__code"),
+        "total",
+        "created_by_name",
+        SchemaTimeText("created_at"),
+        SchemaTimeText("finished_at"),
+        UuidText("promoted_from__code"),
+    ],
+    descending=True,
+)
+SHAPES = Shapes("api.imports")
+
+
 class ListIn(Input):
     cursor: paging.Cursor = None
     limit: paging.Limit = paging.DEFAULT_LIMIT
@@ -84,11 +108,21 @@ class ListIn(Input):
 @router.get(
     "/imports", response={200: ImportPage, **ERRORS}, summary="List imports", auth=needs("certificates.read")
 )
-def import_list(request: HttpRequest, query: Query[ListIn]) -> ImportPage:
+def import_list(request: HttpRequest, query: Query[ListIn]) -> HttpResponse:
     admin = user(request)
-    rows = access.scoped(ImportBatch.objects.select_related("encryption_key", "promoted_from"), admin)
-    found, cursor = paging.page(rows, query.cursor, query.limit, descending=True)
-    return ImportPage(items=[summary_out(b) for b in found], next_cursor=cursor)
+    found, cursor = paging.page_shaped(
+        SHAPES,
+        access.viewer_key(admin),
+        lambda v: access.scoped(LISTING.all(), admin),
+        {},
+        query.cursor,
+        query.limit,
+        descending=True,
+    )
+    items = render.rows(SUMMARY_FIELDS, found)
+    for item in items:
+        item["dry_run"] = bool(item["dry_run"])
+    return render.schema_answer({"items": items, "next_cursor": cursor})
 
 
 class CreateIn(Input):

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import uuid
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import File, Form, Router, Status
 from ninja.files import UploadedFile
 
-from api import auth
+from api import auth, render
 from api.auth import needs
+from api.columns import SchemaTimeText, UuidText
 from api.common import ERRORS, usable_keys, user
 from api.schemas import Input, KeyOut
 from certs import keys as key_services
 from certs.models import EncryptionKey, Padding
 from portal import access
 from portal.lib.refusal import Refused
+from portal.lib.shapes import Shapes
 
 router = Router(tags=["Encryption keys"])
 
@@ -38,15 +40,38 @@ def key_out(key: EncryptionKey) -> KeyOut:
     )
 
 
+# KeyOut's fields as the schema writes them, read as columns (possession_proven: when it was proven).
+KEY_FIELDS = tuple(KeyOut.model_fields)
+KEY_VALUES = (
+    UuidText("code"),
+    "provider_name",
+    "key_name",
+    "size",
+    "fingerprint",
+    "default_padding",
+    "is_default",
+    "source",
+    "possession_proven_at",
+    "public_key_pem",
+    SchemaTimeText("created_at"),
+)
+SHAPES = Shapes("api.encryption-keys")
+
+
 @router.get(
     "/encryption-keys",
     response={200: list[KeyOut], **ERRORS},
     summary="List encryption keys",
     auth=needs("connectors.read"),
 )
-def key_list(request: HttpRequest) -> list[KeyOut]:
+def key_list(request: HttpRequest) -> HttpResponse:
     admin = user(request)
-    return [key_out(k) for k in usable_keys(admin)]
+    rows = SHAPES.rows(access.viewer_key(admin), lambda v: usable_keys(admin).values_list(*KEY_VALUES), {})
+    items = render.rows(KEY_FIELDS, rows)
+    for item in items:
+        item["is_default"] = bool(item["is_default"])
+        item["possession_proven"] = item["possession_proven"] is not None
+    return render.schema_answer(items)
 
 
 @router.get(

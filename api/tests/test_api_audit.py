@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -35,6 +36,33 @@ def test_a_list_shows_each_events_first_resources_and_the_event_shows_them_all(
     assert listed[str(small.code)]["resource_count"] == 1
     full = client.get(f"/audit-events/{big.code}").json()
     assert [r["name"] for r in full["resources"]] == [f"user{n}" for n in range(5)]
+
+
+def test_a_list_shows_only_the_objects_among_an_events_first_three_resources(
+    intune_admin: User, api_as: Callable[..., ApiClient]
+) -> None:
+    mixed = AuditEvent.objects.create(
+        actor_name="system",
+        activity="Odd resources",
+        operation=AuditEvent.Operation.UPDATE,
+        category="Tests",
+        correlation_id=uuid.uuid4(),
+        resources=["text", {"name": "first", "n": 1}, 5, {"name": "fourth"}],
+    )
+    empty = AuditEvent.objects.create(
+        actor_name="system",
+        activity="No resources",
+        operation=AuditEvent.Operation.UPDATE,
+        category="Tests",
+        correlation_id=uuid.uuid4(),
+        resources=[],
+    )
+    items = api_as(intune_admin).get("/audit-events", category="Tests").json()["items"]
+    listed = {e["code"]: e for e in items}
+    assert listed[str(mixed.code)]["resources"] == [{"name": "first", "n": 1}]
+    assert listed[str(mixed.code)]["resource_count"] == 4
+    assert listed[str(empty.code)]["resources"] == []
+    assert listed[str(empty.code)]["resource_count"] == 0
 
 
 def test_audit_events_page_newest_first_and_filter_by_actor(

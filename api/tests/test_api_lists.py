@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from api.schemas import ProfileOut
 from api.tests.conftest import ApiClient
 from certs.models import Certificate
 from certs.tests.importing import stored_certificate
@@ -85,6 +86,39 @@ def test_a_listed_profile_shows_its_groups_and_tags_with_codes_as_text(
     assert item["silent_access_packages"] == []
 
 
+def test_a_listed_profile_shows_its_flags_packages_and_groups_in_name_order(
+    intune_admin: User, api_as: Callable[..., ApiClient]
+) -> None:
+    groups = [Group.objects.create(display_name=name) for name in ("Zulu", "Alpha", "Mike")]
+    draft = profile_services.ProfileDraft(
+        platform="androidEnterpriseFullyManaged",
+        name="Mail",
+        intended_purpose="smimeEncryption",
+        certificate_access="specificApps",
+        silent_access_packages=("com.contoso.mail", "com.contoso.chat"),
+        scope_tags=(ScopeTag.default(),),
+        all_users=True,
+        include_groups=tuple(groups),
+    )
+    profile = profile_services.profile_create(actor=Actor.system(), draft=draft)
+    client = api_as(intune_admin)
+    [item] = client.get("/profiles").json()
+    assert item == client.get(f"/profiles/{profile.code}").json()
+    assert (item["all_users"], item["all_devices"]) == (True, False)
+    assert item["silent_access_packages"] == ["com.contoso.mail", "com.contoso.chat"]
+    assert [g["display_name"] for g in item["include_groups"]] == ["Alpha", "Mike", "Zulu"]
+    assert item["exclude_groups"] == []
+    shown_first = list(ProfileOut.model_fields)[:11]
+    assert list(item) == [
+        *shown_first,
+        "created_at",
+        "updated_at",
+        "include_groups",
+        "exclude_groups",
+        "scope_tags",
+    ]
+
+
 def test_a_listed_audit_event_shows_its_codes_as_text_and_its_time_in_iso_8601(
     intune_admin: User, api_as: Callable[..., ApiClient]
 ) -> None:
@@ -125,3 +159,13 @@ def test_certificates_are_listed_oldest_first_one_page_after_another(
     assert [i["upn"] for i in client.get("/certificates", upn="BOB@contoso.example").json()["items"]] == [
         "bob@contoso.example"
     ]
+
+
+def test_a_listed_certificate_keeps_quotes_line_breaks_and_letters_outside_ascii_in_its_text(
+    intune_admin: User, api_as: Callable[..., ApiClient]
+) -> None:
+    certificate = stored_certificate()
+    subject = 'CN=Zoë "Z" Ångström\nO=Contoso\\Lab'
+    Certificate.objects.filter(pk=certificate.pk).update(subject=subject)
+    [item] = api_as(intune_admin).get("/certificates").json()["items"]
+    assert item["subject"] == subject

@@ -5,8 +5,9 @@ cache call, which costs about twice what the GET itself does; every signed-in pa
 session through the cache. A ``redis.Redis`` is safe to share between threads (each command
 takes a connection from the pool), so one per pool is kept.
 
-``count_in_window`` counts calls in a fixed window (the API's rate limit) in one round trip, where
-``add`` + ``incr`` take up to three (Django's ``incr`` asks whether the key exists first).
+``count_in_window`` counts calls in a fixed window (the API's rate limit) in one round trip and one
+command (a script run by its digest), where ``add`` + ``incr`` take up to three (Django's ``incr``
+asks whether the key exists first) and a MULTI transaction has four replies to read.
 """
 
 from __future__ import annotations
@@ -30,16 +31,25 @@ class _SharedClients(RedisCacheClient):
         return client
 
 
+_COUNT_IN_WINDOW = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+
+
 class RedisCache(DjangoRedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = _SharedClients
+        self._scripts: dict[int, Any] = {}
 
     def count_in_window(self, key: str, timeout: int) -> int:
         """Add one to the counter ``key``, which expires ``timeout`` seconds after its first count,
-        and return the count; one round trip (SET NX with the expiry, then INCR, in one transaction)."""
+        and return the count (INCR, and EXPIRE on the first count, in one atomic script)."""
         key = self.make_and_validate_key(key)
-        pipe = self._cache.get_client(key, write=True).pipeline()
-        pipe.set(key, 0, ex=timeout, nx=True)
-        pipe.incr(key)
-        return int(pipe.execute()[-1])
+        client = self._cache.get_client(key, write=True)
+        script = self._scripts.get(id(client))
+        if script is None:
+            script = self._scripts.setdefault(id(client), client.register_script(_COUNT_IN_WINDOW))
+        return int(script(keys=[key], args=[timeout]))
