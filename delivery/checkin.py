@@ -37,6 +37,7 @@ from delivery.writes import rows_update
 from directory.models import Device, GroupDeviceMember, GroupUserMember
 from portal import audit
 from portal.audit import Actor
+from portal.lib import lean
 from portal.models import AuditEvent
 from profiles.models import DeliveryStatus, IntendedPurpose
 from profiles.specs import ProfileSpecs, TargetSpec, tenant_specs
@@ -49,6 +50,54 @@ NO_CERTIFICATE = "no_certificate"
 # A device's last check-in time is written at most this often: a check-in that changes nothing
 # writes nothing.
 SEEN_EVERY = timedelta(seconds=60)
+
+# The reads of every check-in that is not answered from the kept answer, compiled once (building
+# a query through the ORM costs several times what running it does). Lists of ids are not bound
+# parameters of a compiled statement: a user's certificates and a device key's jobs are few, so
+# all of them are read and the ones asked for picked here.
+_STATES = lean.Query(
+    # With each row's job, less what a check-in never needs (the ciphertext is read when sent).
+    # Intune's rows (source=intune) sit beside these and are never the device's own policy.
+    lambda device_id: (
+        DeliveryState.objects.filter(device_id=device_id, source=Source.PORTAL)
+        .select_related("job")
+        .defer("job__device_password", "job__device_public_key")
+    ),
+    int,
+)
+# The user's and the device's groups in one round trip.
+_GROUPS = lean.Query(
+    lambda user_id, device_id: (
+        GroupUserMember.objects.filter(user_id=user_id)
+        .values_list(Value(True), "group_id")
+        .union(
+            GroupDeviceMember.objects.filter(device_id=device_id).values_list(Value(False), "group_id"),
+            all=True,
+        )
+    ),
+    int,
+    int,
+)
+_CERTIFICATES = lean.Query(
+    lambda user_id: (
+        Certificate.objects.filter(user_id=user_id)
+        .select_related("encryption_key")
+        .only(
+            "pk", "thumbprint", "purpose", "not_before", "not_after", "user_id", "encryption_key__fingerprint"
+        )
+    ),
+    int,
+)
+_JOBS = lean.Query(
+    lambda fingerprint: ConnectorJob.objects.filter(
+        kind=ConnectorJob.Kind.DEVICE, to_fingerprint=fingerprint
+    ).defer("device_password", "device_public_key"),
+    str,
+)
+_PFX = lean.Query(lambda pk: Certificate.objects.filter(pk=pk).values_list("pfx_blob", flat=True), int)
+_PASSWORD = lean.Query(
+    lambda pk: ConnectorJob.objects.filter(pk=pk).values_list("device_password", flat=True), int
+)
 
 
 @dataclass
@@ -85,11 +134,8 @@ def reaching_profiles(
     user = device.primary_user
     if not candidates or user is None or user.removed_at is not None:
         return Reach([], set())
-    # The user's and the device's groups in one round trip.
-    of_user = GroupUserMember.objects.filter(user=user).values_list(Value(True), "group_id")
-    of_device = GroupDeviceMember.objects.filter(device=device).values_list(Value(False), "group_id")
     groups: dict[bool, set[int]] = {True: set(), False: set()}
-    for is_user, group_id in of_user.union(of_device, all=True):
+    for is_user, group_id in _GROUPS.rows(user.pk, device.pk):
         groups[bool(is_user)].add(group_id)
     facts = UserFacts(
         user=user,
@@ -134,12 +180,8 @@ def _existing_jobs(credential: DeviceCredential, certificates: list[Certificate]
     """This device key's re-encryption jobs for these certificates, by certificate id."""
     if not certificates:
         return {}
-    found = ConnectorJob.objects.filter(
-        kind=ConnectorJob.Kind.DEVICE,
-        to_fingerprint=credential.key_fingerprint,
-        certificate_id__in=[c.pk for c in certificates],
-    ).defer("device_password", "device_public_key")
-    return {j.certificate_id: j for j in found}
+    ids = {c.pk for c in certificates}
+    return {j.certificate_id: j for j in _JOBS.rows(credential.key_fingerprint) if j.certificate_id in ids}
 
 
 def _create_jobs(credential: DeviceCredential, certificates: list[Certificate]) -> dict[int, ConnectorJob]:
@@ -174,18 +216,14 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
     at once find the same jobs and rows: both are unique."""
     now = timezone.now()
     if credential.last_check_in is None or now - credential.last_check_in > SEEN_EVERY:
-        DeviceCredential.objects.filter(pk=credential.pk).update(last_check_in=now, last_ip=ip)
+        lean.update(DeviceCredential, credential.pk, {"last_check_in": now, "last_ip": ip})
     device = credential.device
     specs = tenant_specs(recheck_after=settings.DEVICE_POLICY_RECHECK_SECONDS)
     key = quiet.fingerprint(credential, specs)
     answer = quiet.kept(credential, key) if key is not None else None
     if answer is not None:
         return Policy(reason=answer[0], waiting=answer[1])
-    # With each row's job, less what a check-in never needs (the ciphertext is read when sent).
-    # Intune's rows (source=intune) sit beside these and are never the device's own policy.
-    states = DeliveryState.objects.filter(device=device, source=Source.PORTAL).select_related("job")
-    states = states.defer("job__device_password", "job__device_public_key")
-    rows = {(r.profile_id, r.certificate_thumbprint): r for r in states}
+    rows = {(r.profile_id, r.certificate_thumbprint): r for r in _STATES.rows(device.pk)}
     reported: defaultdict[tuple[int, int], set[str]] = defaultdict(set)
     for state in rows.values():
         reported[(state.profile_id, device.pk)].add(state.status)
@@ -215,19 +253,7 @@ def _decide(
         return True
     purposes = {s.intended_purpose for s in reach.applying}
     certificates = (
-        list(
-            Certificate.objects.filter(user=user, purpose__in=purposes)
-            .select_related("encryption_key")
-            .only(
-                "pk",
-                "thumbprint",
-                "purpose",
-                "not_before",
-                "not_after",
-                "user_id",
-                "encryption_key__fingerprint",
-            )
-        )
+        [c for c in _CERTIFICATES.rows(user.pk) if c.purpose in purposes]
         if user is not None and purposes
         else []
     )
@@ -367,21 +393,16 @@ def _deliver(
 ) -> None:
     if not install:
         return
-    ids = [certificate.pk for certificate, _job, _rows in install.values()]
-    blobs = dict(Certificate.objects.filter(pk__in=ids).values_list("pk", "pfx_blob"))
-    passwords = dict(
-        ConnectorJob.objects.filter(pk__in=[job.pk for _c, job, _r in install.values()]).values_list(
-            "pk", "device_password"
-        )
-    )
     for thumbprint, (certificate, job, rows) in install.items():
+        # One or two a check-in: each read by its compiled statement.
+        blob, password = _PFX.rows(certificate.pk)[0], _PASSWORD.rows(job.pk)[0]
         policy.install.append(
             {
                 "thumbprint": thumbprint,
                 "purpose": certificate.purpose,
                 "profiles": sorted(r.profile_id for r in rows),
-                "pfx": base64.b64encode(bytes(blobs[certificate.pk])).decode("ascii"),
-                "encrypted_password": base64.b64encode(bytes(passwords[job.pk])).decode("ascii"),
+                "pfx": base64.b64encode(bytes(blob)).decode("ascii"),
+                "encrypted_password": base64.b64encode(bytes(password)).decode("ascii"),
                 "padding": protocol.PADDING,
             }
         )
