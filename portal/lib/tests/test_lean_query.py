@@ -68,8 +68,8 @@ def test_rows_with_their_related_rows_are_those_the_orm_reads_for_each_value() -
         ]
         assert all(not e._state.adding and e._state.db == "default" for e in found)
     assert _EVENTS.first("Another activity", 0) is None
-    first = _EVENTS.first("Lean query", 0)
-    assert first is not None and first.actor is not None and first.actor.pk == admin.pk
+    earliest = _EVENTS.first("Lean query", 0)
+    assert earliest is not None and earliest.actor is not None and earliest.actor.pk == admin.pk
 
 
 def test_only_leaves_the_other_fields_deferred_and_values_lists_come_as_the_orm_gives_them() -> None:
