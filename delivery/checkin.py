@@ -186,7 +186,7 @@ def _existing_jobs(credential: DeviceCredential, certificates: list[Certificate]
 
 def _create_jobs(credential: DeviceCredential, certificates: list[Certificate]) -> dict[int, ConnectorJob]:
     """One re-encryption job per certificate for this device key (a concurrent check-in's stand)."""
-    ConnectorJob.objects.bulk_create(
+    lean.insert(
         [
             ConnectorJob(
                 kind=ConnectorJob.Kind.DEVICE,
@@ -364,7 +364,7 @@ def _decide(
                         row.job = made[row.certificate_id]
             DeliveryState.objects.filter(pk__in=deleted).delete()
             # A check-in of the same device at the same moment may have created some: theirs stand.
-            DeliveryState.objects.bulk_create(created, ignore_conflicts=True)
+            lean.insert(created, ignore_conflicts=True)
             _save(changed)
             _audit(device, ip, created, removals)
         return False

@@ -13,11 +13,12 @@ a dozen of them a second). Use them only where a page runs the query on every vi
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, models
+from django.db.models.constants import OnConflict
 from django.db.models.query import (
     FlatValuesListIterable,
     ModelIterable,
@@ -332,3 +333,54 @@ def update(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return int(cursor.rowcount)
+
+
+def insert(
+    objects: Sequence[models.Model], *, ignore_conflicts: bool = False, using: str = "default"
+) -> None:
+    """``INSERT`` new ``objects`` of one model in one statement, their SQL written once.
+
+    As ``bulk_create`` does: each field's value as saving a new object gives it (``auto_now``
+    stamped, defaults set by the constructor), the objects marked saved, their primary keys set
+    unless conflicts are ignored (those rows are not known). No ``save()`` is called and no signal
+    sent: for models whose saving does nothing more than write the row.
+    """
+    if not objects:
+        return
+    model = type(objects[0])
+    connection = connections[using]
+    meta = model._meta
+    pk_field = meta.pk
+    assert pk_field is not None
+    fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field]
+    returning = not ignore_conflicts and connection.features.can_return_rows_from_bulk_insert
+    if not returning and not ignore_conflicts and meta.auto_field is not None:
+        # The new keys could not be read back: the ORM knows each database's way.
+        model._default_manager.db_manager(using).bulk_create(objects)
+        return
+    key = (model, len(objects), ignore_conflicts, returning, using)
+    found: dict[tuple[Any, ...], str] = _local.__dict__.setdefault("inserts", {})
+    sql = found.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        on_conflict = OnConflict.IGNORE if ignore_conflicts else None
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        sql = (
+            f"{connection.ops.insert_statement(on_conflict=on_conflict)} {quote(meta.db_table)} "
+            f"({', '.join(quote(str(f.column)) for f in fields)}) VALUES {', '.join([row] * len(objects))}"
+        )
+        suffix = connection.ops.on_conflict_suffix_sql(fields, on_conflict, None, None)
+        if suffix:
+            sql += f" {suffix}"
+        if returning:
+            sql += f" RETURNING {quote(str(pk_field.column))}"
+        found[key] = sql
+    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objects for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        keys = [r[0] for r in cursor.fetchall()] if returning else []
+    for i, obj in enumerate(objects):
+        if keys:
+            setattr(obj, str(pk_field.attname), keys[i])
+        obj._state.adding = False
+        obj._state.db = using
