@@ -50,11 +50,8 @@ def _body(request: HttpRequest) -> dict[str, Any]:
 
 
 def _rate_limited(key: str, limit: int, window: int = 60) -> bool:
-    # The counter expires with the window it was added for. The Redis cache counts in one round
-    # trip (its incr asks whether the key exists first: two).
-    in_window = getattr(cache, "count_in_window", None)
-    if in_window is not None:
-        return bool(in_window(key, window) > limit)
+    # One round trip when the window's counter exists (almost every request); it expires with
+    # the window it was added for.
     try:
         return cache.incr(key) > limit
     except ValueError:
