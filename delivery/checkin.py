@@ -362,7 +362,8 @@ def _decide(
                 for row in [*created, *changed]:
                     if row.job_id is None and row.certificate_id in made:
                         row.job = made[row.certificate_id]
-            DeliveryState.objects.filter(pk__in=deleted).delete()
+            if deleted:
+                DeliveryState.objects.filter(pk__in=deleted).delete()
             # A check-in of the same device at the same moment may have created some: theirs stand.
             lean.insert(created, ignore_conflicts=True)
             _save(changed)
