@@ -25,16 +25,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Value
 from django.utils import timezone
 
 from certs.models import Certificate
 from connectors.models import ConnectorJob
-from delivery import protocol, quiet
+from delivery import protocol, quiet, reads
 from delivery.credentials import CATEGORY, device_actor
 from delivery.models import DeliveryState, DeviceCredential, Source
 from delivery.writes import rows_update
-from directory.models import Device, GroupDeviceMember, GroupUserMember
+from directory.models import Device
 from portal import audit
 from portal.audit import Actor
 from portal.lib import lean
@@ -50,54 +49,6 @@ NO_CERTIFICATE = "no_certificate"
 # A device's last check-in time is written at most this often: a check-in that changes nothing
 # writes nothing.
 SEEN_EVERY = timedelta(seconds=60)
-
-# The reads of every check-in that is not answered from the kept answer, compiled once (building
-# a query through the ORM costs several times what running it does). Lists of ids are not bound
-# parameters of a compiled statement: a user's certificates and a device key's jobs are few, so
-# all of them are read and the ones asked for picked here.
-_STATES = lean.Query(
-    # With each row's job, less what a check-in never needs (the ciphertext is read when sent).
-    # Intune's rows (source=intune) sit beside these and are never the device's own policy.
-    lambda device_id: (
-        DeliveryState.objects.filter(device_id=device_id, source=Source.PORTAL)
-        .select_related("job")
-        .defer("job__device_password", "job__device_public_key")
-    ),
-    int,
-)
-# The user's and the device's groups in one round trip.
-_GROUPS = lean.Query(
-    lambda user_id, device_id: (
-        GroupUserMember.objects.filter(user_id=user_id)
-        .values_list(Value(True), "group_id")
-        .union(
-            GroupDeviceMember.objects.filter(device_id=device_id).values_list(Value(False), "group_id"),
-            all=True,
-        )
-    ),
-    int,
-    int,
-)
-_CERTIFICATES = lean.Query(
-    lambda user_id: (
-        Certificate.objects.filter(user_id=user_id)
-        .select_related("encryption_key")
-        .only(
-            "pk", "thumbprint", "purpose", "not_before", "not_after", "user_id", "encryption_key__fingerprint"
-        )
-    ),
-    int,
-)
-_JOBS = lean.Query(
-    lambda fingerprint: ConnectorJob.objects.filter(
-        kind=ConnectorJob.Kind.DEVICE, to_fingerprint=fingerprint
-    ).defer("device_password", "device_public_key"),
-    str,
-)
-_PFX = lean.Query(lambda pk: Certificate.objects.filter(pk=pk).values_list("pfx_blob", flat=True), int)
-_PASSWORD = lean.Query(
-    lambda pk: ConnectorJob.objects.filter(pk=pk).values_list("device_password", flat=True), int
-)
 
 
 @dataclass
@@ -135,7 +86,7 @@ def reaching_profiles(
     if not candidates or user is None or user.removed_at is not None:
         return Reach([], set())
     groups: dict[bool, set[int]] = {True: set(), False: set()}
-    for is_user, group_id in _GROUPS.rows(user.pk, device.pk):
+    for is_user, group_id in reads.GROUPS.rows(user.pk, device.pk):
         groups[bool(is_user)].add(group_id)
     facts = UserFacts(
         user=user,
@@ -181,7 +132,9 @@ def _existing_jobs(credential: DeviceCredential, certificates: list[Certificate]
     if not certificates:
         return {}
     ids = {c.pk for c in certificates}
-    return {j.certificate_id: j for j in _JOBS.rows(credential.key_fingerprint) if j.certificate_id in ids}
+    return {
+        j.certificate_id: j for j in reads.JOBS.rows(credential.key_fingerprint) if j.certificate_id in ids
+    }
 
 
 def _create_jobs(credential: DeviceCredential, certificates: list[Certificate]) -> dict[int, ConnectorJob]:
@@ -223,7 +176,7 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
     answer = quiet.kept(credential, key) if key is not None else None
     if answer is not None:
         return Policy(reason=answer[0], waiting=answer[1])
-    rows = {(r.profile_id, r.certificate_thumbprint): r for r in _STATES.rows(device.pk)}
+    rows = {(r.profile_id, r.certificate_thumbprint): r for r in reads.STATES.rows(device.pk)}
     reported: defaultdict[tuple[int, int], set[str]] = defaultdict(set)
     for state in rows.values():
         reported[(state.profile_id, device.pk)].add(state.status)
@@ -253,7 +206,7 @@ def _decide(
         return True
     purposes = {s.intended_purpose for s in reach.applying}
     certificates = (
-        [c for c in _CERTIFICATES.rows(user.pk) if c.purpose in purposes]
+        [c for c in reads.CERTIFICATES.rows(user.pk) if c.purpose in purposes]
         if user is not None and purposes
         else []
     )
@@ -396,7 +349,7 @@ def _deliver(
         return
     for thumbprint, (certificate, job, rows) in install.items():
         # One or two a check-in: each read by its compiled statement.
-        blob, password = _PFX.rows(certificate.pk)[0], _PASSWORD.rows(job.pk)[0]
+        blob, password = reads.PFX.rows(certificate.pk)[0], reads.PASSWORD.rows(job.pk)[0]
         policy.install.append(
             {
                 "thumbprint": thumbprint,
