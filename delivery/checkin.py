@@ -25,18 +25,18 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Value
 from django.utils import timezone
 
 from certs.models import Certificate
 from connectors.models import ConnectorJob
-from delivery import protocol, quiet
+from delivery import protocol, quiet, reads
 from delivery.credentials import CATEGORY, device_actor
 from delivery.models import DeliveryState, DeviceCredential, Source
 from delivery.writes import rows_update
-from directory.models import Device, GroupDeviceMember, GroupUserMember
+from directory.models import Device
 from portal import audit
 from portal.audit import Actor
+from portal.lib import lean
 from portal.models import AuditEvent
 from profiles.models import DeliveryStatus, IntendedPurpose
 from profiles.specs import ProfileSpecs, TargetSpec, tenant_specs
@@ -85,11 +85,8 @@ def reaching_profiles(
     user = device.primary_user
     if not candidates or user is None or user.removed_at is not None:
         return Reach([], set())
-    # The user's and the device's groups in one round trip.
-    of_user = GroupUserMember.objects.filter(user=user).values_list(Value(True), "group_id")
-    of_device = GroupDeviceMember.objects.filter(device=device).values_list(Value(False), "group_id")
     groups: dict[bool, set[int]] = {True: set(), False: set()}
-    for is_user, group_id in of_user.union(of_device, all=True):
+    for is_user, group_id in reads.GROUPS.rows(user.pk, device.pk):
         groups[bool(is_user)].add(group_id)
     facts = UserFacts(
         user=user,
@@ -134,17 +131,15 @@ def _existing_jobs(credential: DeviceCredential, certificates: list[Certificate]
     """This device key's re-encryption jobs for these certificates, by certificate id."""
     if not certificates:
         return {}
-    found = ConnectorJob.objects.filter(
-        kind=ConnectorJob.Kind.DEVICE,
-        to_fingerprint=credential.key_fingerprint,
-        certificate_id__in=[c.pk for c in certificates],
-    ).defer("device_password", "device_public_key")
-    return {j.certificate_id: j for j in found}
+    ids = {c.pk for c in certificates}
+    return {
+        j.certificate_id: j for j in reads.JOBS.rows(credential.key_fingerprint) if j.certificate_id in ids
+    }
 
 
 def _create_jobs(credential: DeviceCredential, certificates: list[Certificate]) -> dict[int, ConnectorJob]:
     """One re-encryption job per certificate for this device key (a concurrent check-in's stand)."""
-    ConnectorJob.objects.bulk_create(
+    lean.insert(
         [
             ConnectorJob(
                 kind=ConnectorJob.Kind.DEVICE,
@@ -174,18 +169,14 @@ def check_in(credential: DeviceCredential, *, ip: str | None = None) -> Policy:
     at once find the same jobs and rows: both are unique."""
     now = timezone.now()
     if credential.last_check_in is None or now - credential.last_check_in > SEEN_EVERY:
-        DeviceCredential.objects.filter(pk=credential.pk).update(last_check_in=now, last_ip=ip)
+        lean.update(DeviceCredential, credential.pk, {"last_check_in": now, "last_ip": ip})
     device = credential.device
     specs = tenant_specs(recheck_after=settings.DEVICE_POLICY_RECHECK_SECONDS)
     key = quiet.fingerprint(credential, specs)
     answer = quiet.kept(credential, key) if key is not None else None
     if answer is not None:
         return Policy(reason=answer[0], waiting=answer[1])
-    # With each row's job, less what a check-in never needs (the ciphertext is read when sent).
-    # Intune's rows (source=intune) sit beside these and are never the device's own policy.
-    states = DeliveryState.objects.filter(device=device, source=Source.PORTAL).select_related("job")
-    states = states.defer("job__device_password", "job__device_public_key")
-    rows = {(r.profile_id, r.certificate_thumbprint): r for r in states}
+    rows = {(r.profile_id, r.certificate_thumbprint): r for r in reads.STATES.rows(device.pk)}
     reported: defaultdict[tuple[int, int], set[str]] = defaultdict(set)
     for state in rows.values():
         reported[(state.profile_id, device.pk)].add(state.status)
@@ -215,19 +206,7 @@ def _decide(
         return True
     purposes = {s.intended_purpose for s in reach.applying}
     certificates = (
-        list(
-            Certificate.objects.filter(user=user, purpose__in=purposes)
-            .select_related("encryption_key")
-            .only(
-                "pk",
-                "thumbprint",
-                "purpose",
-                "not_before",
-                "not_after",
-                "user_id",
-                "encryption_key__fingerprint",
-            )
-        )
+        [c for c in reads.CERTIFICATES.rows(user.pk) if c.purpose in purposes]
         if user is not None and purposes
         else []
     )
@@ -336,9 +315,10 @@ def _decide(
                 for row in [*created, *changed]:
                     if row.job_id is None and row.certificate_id in made:
                         row.job = made[row.certificate_id]
-            DeliveryState.objects.filter(pk__in=deleted).delete()
+            if deleted:
+                DeliveryState.objects.filter(pk__in=deleted).delete()
             # A check-in of the same device at the same moment may have created some: theirs stand.
-            DeliveryState.objects.bulk_create(created, ignore_conflicts=True)
+            lean.insert(created, ignore_conflicts=True)
             _save(changed)
             _audit(device, ip, created, removals)
         return False
@@ -367,21 +347,16 @@ def _deliver(
 ) -> None:
     if not install:
         return
-    ids = [certificate.pk for certificate, _job, _rows in install.values()]
-    blobs = dict(Certificate.objects.filter(pk__in=ids).values_list("pk", "pfx_blob"))
-    passwords = dict(
-        ConnectorJob.objects.filter(pk__in=[job.pk for _c, job, _r in install.values()]).values_list(
-            "pk", "device_password"
-        )
-    )
     for thumbprint, (certificate, job, rows) in install.items():
+        # One or two a check-in: each read by its compiled statement.
+        blob, password = reads.PFX.rows(certificate.pk)[0], reads.PASSWORD.rows(job.pk)[0]
         policy.install.append(
             {
                 "thumbprint": thumbprint,
                 "purpose": certificate.purpose,
                 "profiles": sorted(r.profile_id for r in rows),
-                "pfx": base64.b64encode(bytes(blobs[certificate.pk])).decode("ascii"),
-                "encrypted_password": base64.b64encode(bytes(passwords[job.pk])).decode("ascii"),
+                "pfx": base64.b64encode(bytes(blob)).decode("ascii"),
+                "encrypted_password": base64.b64encode(bytes(password)).decode("ascii"),
                 "padding": protocol.PADDING,
             }
         )

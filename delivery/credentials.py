@@ -17,7 +17,7 @@ from delivery.models import DeviceCredential, DeviceEnrollmentToken, EnrollmentM
 from directory.models import Device
 from portal import audit
 from portal.audit import Actor
-from portal.lib import tokens
+from portal.lib import lean, tokens
 from portal.lib.refusal import Refused
 from portal.lib.tokens import hash_secret
 from portal.models import AuditEvent
@@ -212,15 +212,22 @@ def device_enroll(
     return row, credential
 
 
+# Every device request reads it: compiled once, not built by the ORM each time.
+_BY_HASH = lean.Query(
+    lambda credential_hash: (
+        DeviceCredential.objects.select_related("device", "device__primary_user")
+        .filter(credential_hash=credential_hash)
+        .order_by()
+    ),
+    str,
+)
+
+
 def device_authenticate(credential: str) -> DeviceCredential:
     """The live credential with this value, with its device and primary user."""
     if not credential.startswith(CREDENTIAL_PREFIX):
         raise Refused("invalid_credential", "Send 'Authorization: Bearer <device credential>'.", status=401)
-    row = (
-        DeviceCredential.objects.select_related("device", "device__primary_user")
-        .filter(credential_hash=hash_secret(credential))
-        .first()
-    )
+    row = _BY_HASH.first(hash_secret(credential))
     if row is None:
         raise Refused("invalid_credential", "The device credential is not valid.", status=401)
     if row.revoked_at is not None:

@@ -21,6 +21,7 @@ from delivery.models import DeliveryState, DeviceCredential, Source
 from delivery.writes import rows_update
 from directory.models import Device
 from portal import audit
+from portal.lib import lean
 from portal.lib.refusal import Refused
 from portal.models import AuditEvent
 from profiles.models import DeliveryStatus
@@ -35,6 +36,16 @@ DEVICE_FAILURE = "install_failed"
 # What an install report may change: the device was sent the certificate and has not been told to
 # remove it since.
 _INSTALLABLE = (DeliveryStatus.PENDING, DeliveryStatus.ERROR, DeliveryStatus.SUCCEEDED)
+
+
+# A report usually names one certificate: its rows by a statement compiled once.
+_ROWS_OF_ONE = lean.Query(
+    lambda device_id, thumbprint: DeliveryState.objects.select_for_update().filter(
+        device_id=device_id, source=Source.PORTAL, certificate_thumbprint=thumbprint
+    ),
+    int,
+    str,
+)
 
 
 @dataclass(frozen=True)
@@ -79,8 +90,8 @@ def _report(
 ) -> dict[str, str]:
     # Conditional update: of a report and its replay (or two reports sent out of order), the one
     # with the lower sequence finds the bar already raised.
-    if not DeviceCredential.objects.filter(pk=credential.pk, last_sequence__lt=sequence).update(
-        last_sequence=sequence
+    if not lean.update(
+        DeviceCredential, credential.pk, {"last_sequence": sequence}, below=("last_sequence", sequence)
     ):
         raise Refused(
             "replayed_report",
@@ -90,11 +101,16 @@ def _report(
     now = timezone.now()
     device = credential.device
     rows: dict[str, list[DeliveryState]] = {}
-    for row in DeliveryState.objects.select_for_update().filter(
-        device=device,
-        source=Source.PORTAL,
-        certificate_thumbprint__in=[r.thumbprint for r in results if r.thumbprint],
-    ):
+    thumbprints = [r.thumbprint for r in results if r.thumbprint]
+    if len(set(thumbprints)) == 1:
+        found = _ROWS_OF_ONE.rows(device.pk, thumbprints[0])
+    else:
+        found = list(
+            DeliveryState.objects.select_for_update().filter(
+                device=device, source=Source.PORTAL, certificate_thumbprint__in=thumbprints
+            )
+        )
+    for row in found:
         rows.setdefault(row.certificate_thumbprint, []).append(row)
     outcome: dict[str, str] = {}
     changed: list[DeliveryState] = []

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from delivery.models import DeliveryState
+from portal.lib import lean
 
-# Up to this many rows, one plain UPDATE each: a check-in or report usually changes one or two,
-# and bulk_update's CASE per field and row costs more to build than the round trip it saves.
+# Up to this many rows, one plain UPDATE each (its SQL written once, not built by the ORM): a
+# check-in or report usually changes one or two, and bulk_update's CASE per field and row costs
+# more to build than the round trip it saves.
 FEW = 3
 _FOREIGN_KEYS = frozenset(
     f.name for f in DeliveryState._meta.concrete_fields if f.is_relation and f.many_to_one
@@ -22,4 +24,4 @@ def rows_update(rows: Sequence[DeliveryState], fields: list[str]) -> None:
     # Foreign keys by their column (job_id): reading ``row.job`` could cost a query.
     columns = [f"{name}_id" if name in _FOREIGN_KEYS else name for name in fields]
     for row in rows:
-        DeliveryState.objects.filter(pk=row.pk).update(**{c: getattr(row, c) for c in columns})
+        lean.update(DeliveryState, row.pk, {c: getattr(row, c) for c in columns})

@@ -5,6 +5,9 @@ from django.urls import include, path
 from portal.views import account, audit, home, roles, tenant
 
 urlpatterns = [
+    # First: devices and connectors call these many times a second, and resolving walks the list.
+    path("device-api/", include("delivery.api_urls")),
+    path("connector-api/", include("connectors.api_urls")),
     path("", home.home, name="home"),
     path("healthz", home.healthz, name="healthz"),
     path("account/", account.account_settings, name="account_settings"),
@@ -22,7 +25,5 @@ urlpatterns = [
     path("certificates/", include("certs.urls")),
     path("profiles/", include("profiles.urls")),
     path("connectors/", include("connectors.urls")),
-    path("connector-api/", include("connectors.api_urls")),
-    path("device-api/", include("delivery.api_urls")),
     path("tenant-admin/intune/", include("graph.urls")),
 ]

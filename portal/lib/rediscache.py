@@ -8,6 +8,8 @@ takes a connection from the pool), so one per pool is kept.
 ``count_in_window`` counts calls in a fixed window (the API's rate limit) in one round trip and one
 command (a script run by its digest), where ``add`` + ``incr`` take up to three (Django's ``incr``
 asks whether the key exists first) and a MULTI transaction has four replies to read.
+``over_limit`` does the same with a plain INCR, the lightest command there is (one round trip but
+for a window's first call), for the limits checked on every device and connector request.
 """
 
 from __future__ import annotations
@@ -53,3 +55,16 @@ class RedisCache(DjangoRedisCache):
         if script is None:
             script = self._scripts.setdefault(id(client), client.register_script(_COUNT_IN_WINDOW))
         return int(script(keys=[key], args=[timeout]))
+
+    def over_limit(self, key: str, limit: int, timeout: int) -> bool:
+        """Count one more call in the window ``key`` (it ends ``timeout`` seconds after its first
+        call); whether the window now holds more than ``limit`` calls."""
+        key = self.make_and_validate_key(key)
+        client = self._cache.get_client(key, write=True)
+        count = int(client.incr(key))
+        if count == 1:
+            client.expire(key, timeout)
+        elif count > limit and client.ttl(key) < 0:
+            # A window whose first call's process died before giving it its end: it ends now.
+            client.expire(key, timeout)
+        return count > limit

@@ -30,3 +30,19 @@ def test_a_window_count_starts_at_one_counts_on_and_expires_with_its_window() ->
     key = cache.make_and_validate_key("window")
     assert 0 < cache._cache.get_client(key).ttl(key) <= 30
     cache.delete("window")
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
+def test_a_limit_is_passed_after_its_count_and_its_window_expires_even_if_its_first_call_died() -> None:
+    cache = RedisCache(REDIS_URL, {"KEY_PREFIX": "rediscache-test"})
+    cache.delete("limited")
+    assert [cache.over_limit("limited", 2, 30) for _ in range(3)] == [False, False, True]
+    assert cache.get("limited") == 3
+    key = cache.make_and_validate_key("limited")
+    client = cache._cache.get_client(key)
+    assert 0 < client.ttl(key) <= 30
+    # A first call that counted but died before the window got its end.
+    client.persist(key)
+    assert cache.over_limit("limited", 2, 30) is True
+    assert 0 < client.ttl(key) <= 30
+    cache.delete("limited")
