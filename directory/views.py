@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -52,7 +53,7 @@ def _sort_links(request: AuthenticatedHttpRequest, form: ListFilterForm) -> dict
 def _list_page(
     request: AuthenticatedHttpRequest,
     form_class: type[ListFilterForm],
-    queryset: QuerySet[Any],
+    queryset: Callable[[], QuerySet[Any]],
     template: str,
     nav: str,
 ) -> HttpResponseBase:
@@ -60,7 +61,8 @@ def _list_page(
 
     The whole page is kept per query and viewer scope until the directory changes
     (``portal.summaries.page``), its results piece too for htmx; pages count only as far as they
-    show (``CountAsFarAsShown``).
+    show (``CountAsFarAsShown``). ``queryset`` builds the rows' queryset, only when they are rendered:
+    building an annotated one costs more than showing a kept page.
     """
     if request.htmx:
         answer = _list_context(request, form_class, queryset, template, nav)
@@ -76,7 +78,7 @@ def _list_page(
 def _list_context(
     request: AuthenticatedHttpRequest,
     form_class: type[ListFilterForm],
-    queryset: QuerySet[Any],
+    queryset: Callable[[], QuerySet[Any]],
     template: str,
     nav: str,
 ) -> dict[str, Any] | HttpResponseBase:
@@ -101,7 +103,7 @@ def _list_context(
 
     def results() -> str:
         number = request.GET.get("page")
-        rows = form.apply(queryset)
+        rows = form.apply(queryset())
         # Rows that tie on the chosen ordering keep one order, so no page repeats or skips them.
         rows = rows.order_by(*rows.query.order_by, "pk")
         more = {
@@ -121,7 +123,7 @@ def _list_context(
 @require_GET
 @permission_required("directory.read")
 def users(request: AuthenticatedHttpRequest) -> HttpResponseBase:
-    return _list_page(request, UserFilterForm, DirectoryUser.objects.all(), "directory/users.html", "users")
+    return _list_page(request, UserFilterForm, DirectoryUser.objects.all, "directory/users.html", "users")
 
 
 @require_GET
@@ -187,7 +189,9 @@ def troubleshoot(request: AuthenticatedHttpRequest) -> HttpResponse:
 def groups(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     # Counted per group by subqueries on the membership indexes: for the page's groups only (all of
     # them only when sorting by the count), never by joining every membership of the tenant.
-    queryset = Group.objects.annotate(member_count=_members(GroupUserMember) + _members(GroupDeviceMember))
+    def queryset() -> QuerySet[Group]:
+        return Group.objects.annotate(member_count=_members(GroupUserMember) + _members(GroupDeviceMember))
+
     return _list_page(request, GroupFilterForm, queryset, "directory/groups.html", "groups")
 
 
@@ -229,7 +233,9 @@ def group_detail(request: AuthenticatedHttpRequest, object_id: str) -> HttpRespo
 @require_GET
 @permission_required("directory.read")
 def devices(request: AuthenticatedHttpRequest) -> HttpResponseBase:
-    queryset = Device.objects.select_related("primary_user")
+    def queryset() -> QuerySet[Device]:
+        return Device.objects.select_related("primary_user")
+
     return _list_page(request, DeviceFilterForm, queryset, "directory/devices.html", "devices")
 
 
