@@ -90,6 +90,14 @@ class ProfileGroups(_Related):
         )
         object_id = uuid_text_sql(f"g.{q('object_id')}", vendor)
         if vendor == "postgresql":
+            # Each group by its primary key: left to itself the planner hashed the whole group table
+            # once per profile (0.2 ms each, 11 of the list's 14 ms); OFFSET 0 keeps the lookup apart.
+            group = q(Group._meta.db_table)
+            rows = (
+                f"FROM {q(ProfileAssignment._meta.db_table)} a CROSS JOIN LATERAL (SELECT {q('object_id')}, "
+                f"{q('display_name')} FROM {group} WHERE {group}.{q('id')} = a.{q('group_id')} OFFSET 0) g "
+                f"WHERE a.{q('profile_id')} = {outer} AND a.{q('mode')} = '{self.mode}'"
+            )
             return (
                 f"(SELECT coalesce(json_agg(json_build_object('object_id', {object_id}, 'display_name', "
                 f"g.{q('display_name')}) ORDER BY g.{q('display_name')}, a.{q('id')}), '[]'::json) {rows})"
