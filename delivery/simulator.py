@@ -101,6 +101,14 @@ class Api:
                 self.local.conn = None
                 if attempt == 2:
                     raise
+            except http.client.HTTPException as exc:
+                # The answer was cut short (the server process died while sending it): the request
+                # may have been carried out, so it is not sent again; the next check-in asks anew.
+                conn.close()
+                self.local.conn = None
+                raise ConnectionError(
+                    f"the connection broke before the whole answer arrived ({exc!r})"
+                ) from exc
         if response.status >= 400:
             try:
                 error = json.loads(payload or b"{}").get("error", {})
