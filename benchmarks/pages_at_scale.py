@@ -1,18 +1,17 @@
 """Latency and query counts of the pages admins live on, in a large tenant on PostgreSQL.
 
     createdb -h 127.0.0.1 -U postgres pfx_pages
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/pfx_pages .venv/bin/python benchmarks/pages_at_scale.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/pfx_pages REDIS_URL=redis://127.0.0.1:6379/3 \
+        .venv/bin/python benchmarks/pages_at_scale.py
 
-Builds (once; ``--rebuild`` to start again) 100,000 users, 200,000 devices, 1,000 groups
-with about 700,000 memberships, 297,000 certificates, 50 profiles and the audit trail such
-a tenant has (an upload event per certificate after each administrator's import), then
-serves the portal with gunicorn (2 workers x 4 threads, DEBUG off) and drives each page from
-a separate process with 16 concurrent keep-alive clients. Pages are measured for two
-sessions: an administrator with every permission, and a Help Desk Operator over one scope
-tag (who sees half of the profiles). For every page it prints p50/p95/p99 latency,
-throughput and the queries one request runs (measured for several different objects, so a
-count that grows with the data shows). The baseline in the same run is ``/healthz`` (one
-``SELECT 1``) under the same load: the floor of the stack.
+Builds (once; ``--rebuild`` to start again) 100,000 users, 200,000 devices, 1,000 groups with
+about 700,000 memberships, 297,000 certificates, 50 profiles and the audit trail such a tenant has
+(an upload event per certificate after each administrator's import), then serves the portal with
+gunicorn (2 workers x 4 threads, DEBUG off) and drives each page from a separate process with 16
+concurrent keep-alive clients. Pages are measured for an administrator with every permission and
+a Help Desk Operator over one scope tag (who sees half of the profiles): p50/p95/p99 latency,
+throughput and the queries one request runs (for several objects, so a count that grows with the
+data shows). The baseline in the same run is ``/healthz`` (one ``SELECT 1``): the stack's floor.
 """
 
 from __future__ import annotations
@@ -45,8 +44,7 @@ TARGET_P95_MS = 50.0
 
 
 def _browser_cookies(client: Any) -> str:
-    """The Cookie header a browser signed in as ``client`` sends: its session, and the CSRF cookie the
-    first page it was shown set (a page's forms carry a token masked from it)."""
+    """A signed-in browser's Cookie header: its session, and the CSRF cookie its first page set."""
     from django.utils.crypto import get_random_string
 
     return f"sessionid={client.cookies['sessionid'].value}; csrftoken={get_random_string(32)}"
@@ -334,8 +332,7 @@ def build(scale: float, rebuild: bool) -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        # What autovacuum does after a bulk load (and keeps doing in production): statistics, and the
-        # visibility map that lets index-only scans (the audit clock's count) skip the table.
+        # As autovacuum does after a bulk load: statistics, and the visibility map index-only scans use.
         cursor.execute("VACUUM ANALYZE")
     from directory.models import Device, Group
     from portal.models import AuditEvent
