@@ -9,9 +9,8 @@ about 700,000 memberships, 297,000 certificates, 50 profiles and the audit trail
 (an upload event per certificate after each administrator's import), then serves the portal with
 gunicorn (2 workers x 4 threads, DEBUG off) and drives each page from a separate process with 16
 concurrent keep-alive clients. Pages are measured for an administrator with every permission and
-a Help Desk Operator over one scope tag (who sees half of the profiles): p50/p95/p99 latency,
-throughput and the queries one request runs (for several objects, so a count that grows with the
-data shows). The baseline in the same run is ``/healthz`` (one ``SELECT 1``): the stack's floor.
+a Help Desk Operator over one scope tag (who sees half of the profiles): p50/p95/p99, throughput
+and queries per request (for several objects), beside ``/healthz`` (one ``SELECT 1``), the floor.
 """
 
 from __future__ import annotations
@@ -331,13 +330,13 @@ def build(scale: float, rebuild: bool) -> None:
     _build_audit_trail()
     from django.db import connection
 
-    with connection.cursor() as cursor:
-        # As autovacuum does after a bulk load: statistics, and the visibility map index-only scans use.
-        cursor.execute("VACUUM ANALYZE")
     from directory.models import Device, Group
     from portal.models import AuditEvent
     from profiles.models import Profile
 
+    with connection.cursor() as cursor:
+        # As autovacuum does after a bulk load: statistics, and the visibility map index-only scans use.
+        cursor.execute("VACUUM ANALYZE")
     print(
         f"Tenant: {DirectoryUser.objects.count():,} users, {Device.objects.count():,} devices, "
         f"{Group.objects.count():,} groups, {Certificate.objects.count():,} certificates, "
