@@ -7,7 +7,7 @@ first time (same SQL, same column order, the same converters from database value
 only binds the value. ``Prepared`` does the same for a many-row query by one integer (a user's
 id, say), and ``Fixed`` for a query without parameters. ``Query`` takes any queryset of text or
 integer parameters, ``select_related``, ``only`` and ``defer`` included (a device's check-in runs
-a dozen of them a second). ``get_with`` reads a row and the row its foreign key names in one query.
+a dozen of them a second).
 Use them only where a page or a call runs the query every time.
 """
 
@@ -96,62 +96,6 @@ def instance[M: models.Model](model: type[M], row: Any, statement: Statement, *,
     """The ``model`` instance of a row whose first columns are those of ``statement``'s SQL."""
     values = _converted(row[: len(model._meta.concrete_fields)], statement.converters, connections[using])
     return model.from_db(using, [f.attname for f in model._meta.concrete_fields], values)
-
-
-@dataclass(frozen=True)
-class _Joined:
-    sql: str
-    field: models.Field[Any, Any]
-    converters: Converters
-    split: int  # the related row's columns start here
-    related: type[models.Model]
-
-
-def get_with[M: models.Model](
-    model: type[M], field_name: str, value: Any, related: str, *, using: str = "default"
-) -> M | None:
-    """:func:`get` with the row of the foreign key ``related`` read in the same query and set on it
-    (``select_related``): one round trip where two ``get`` calls take two."""
-    found: dict[tuple[Any, ...], _Joined | None] = _local.__dict__.setdefault("joined", {})
-    key = (model, field_name, related, using)
-    if key not in found:
-        queryset = (
-            model._default_manager.db_manager(using).select_related(related).filter(**{field_name: value})
-        )
-        sql, params, columns, converters = _compile(queryset, using)
-        field = model._meta.get_field(field_name)
-        other = model._meta.get_field(related).related_model
-        width = len(model._meta.concrete_fields)
-        if (
-            len(params) != 1
-            or not isinstance(other, type)
-            or len(columns) != width + len(other._meta.concrete_fields)
-        ):
-            found[key] = None  # not a plain one-value lookup of two whole rows: the ORM does it
-        else:
-            found[key] = _Joined(sql, field, converters, width, other)  # type: ignore[arg-type]
-    joined = found[key]
-    if joined is None:
-        return (
-            model._default_manager.db_manager(using)
-            .select_related(related)
-            .filter(**{field_name: value})
-            .first()
-        )
-    connection = connections[using]
-    bound = joined.field.get_db_prep_value(value, connection, prepared=False)
-    with connection.cursor() as cursor:
-        cursor.execute(joined.sql, [bound])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    values = _converted(row, joined.converters, connection)
-    instance = model.from_db(using, [f.attname for f in model._meta.concrete_fields], values[: joined.split])
-    owner = joined.related.from_db(
-        using, [f.attname for f in joined.related._meta.concrete_fields], values[joined.split :]
-    )
-    setattr(instance, related, owner)
-    return instance
 
 
 def _converted(row: Any, converters: Converters, connection: Any) -> list[Any]:
