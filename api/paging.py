@@ -38,23 +38,8 @@ def page[M: Model](
 
 def listing(rows: QuerySet[Any], columns: Sequence[Any], *, descending: bool = False) -> QuerySet[Any]:
     """``rows`` in paging order reading the key and ``columns``: built once (at import) per list, so a
-    request clones it instead of resolving the columns again; page it with :func:`page_shaped` (or
-    :func:`page_listed`)."""
+    request clones it instead of resolving the columns again; page it with :func:`page_shaped`."""
     return rows.order_by("-pk" if descending else "pk").values_list("pk", *columns)
-
-
-def page_listed(
-    rows: QuerySet[Any], cursor: str | None, limit: int, *, descending: bool = False
-) -> tuple[list[tuple[Any, ...]], str | None]:
-    """:func:`page` of a :func:`listing` (filtered further with ``filter`` or ``alias``, never
-    ``annotate``, which would add a column), as tuples of its columns: no model objects built."""
-    if cursor:
-        last = int(cursor)
-        rows = rows.filter(pk__lt=last) if descending else rows.filter(pk__gt=last)
-    found = list(rows[: limit + 1])
-    more = len(found) > limit
-    found = found[:limit]
-    return [row[1:] for row in found], str(found[-1][0]) if more and found else None
 
 
 def page_shaped(
@@ -67,8 +52,9 @@ def page_shaped(
     *,
     descending: bool = False,
 ) -> tuple[list[tuple[Any, ...]], str | None]:
-    """:func:`page_listed` of the :func:`listing` ``build`` makes from ``values``, its SQL compiled
-    once per shape (``key``: whatever decides the query besides ``values``; see portal.lib.shapes)."""
+    """One page of the :func:`listing` ``build`` makes from ``values``, as tuples of its columns (no
+    model objects built), and the cursor of the next; its SQL compiled once per shape (``key``:
+    whatever decides the query besides ``values``; see portal.lib.shapes)."""
     bound = dict(values)
     if cursor:
         bound["cursor"] = int(cursor)
