@@ -145,7 +145,7 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict[str, Any]:
         except ValueError as exc:
             raise ImproperlyConfigured(f"DATABASE_URL: bad port in {url!r}") from exc
         return {
-            "ENGINE": "django.db.backends.postgresql",
+            "ENGINE": "portal.lib.postgresql",
             "NAME": name,
             "USER": unquote(parts.username or ""),
             "PASSWORD": unquote(parts.password or ""),
