@@ -1,6 +1,11 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import CSRF_ALLOWED_CHARS, CsrfViewMiddleware
+from django.test import RequestFactory
+from django.utils.crypto import get_random_string
 
 from portal.lib import fragments
 from portal.lib.fragments import Fragments
@@ -92,3 +97,34 @@ def test_forgetting_drops_every_piece(clock: list[float]) -> None:
     store.forget()
     store.kept("k", render, max_age=60)
     assert render.calls == 2
+
+
+def _posting(secret: str, token: str) -> HttpRequest:
+    request = RequestFactory().post("/", HTTP_X_CSRFTOKEN=token, secure=False)
+    request.COOKIES[settings.CSRF_COOKIE_NAME] = secret
+    return request
+
+
+def _accepted(request: HttpRequest) -> bool:
+    middleware = CsrfViewMiddleware(lambda r: HttpResponse())
+    middleware.process_request(request)
+    return middleware.process_view(request, lambda r: HttpResponse(), (), {}) is None
+
+
+def test_the_csrf_token_put_in_a_kept_page_passes_djangos_check_for_the_cookie_it_was_made_for() -> None:
+    secret = get_random_string(32, CSRF_ALLOWED_CHARS)
+    request = RequestFactory().get("/")
+    request.META["CSRF_COOKIE"] = secret
+    tokens = {fragments.csrf_token(request) for _ in range(50)}
+    assert len(tokens) == 50  # masked anew on every view
+    assert request.META["CSRF_COOKIE_NEEDS_UPDATE"] is True
+    assert all(_accepted(_posting(secret, token)) for token in tokens)
+    other = get_random_string(32, CSRF_ALLOWED_CHARS)
+    assert not any(_accepted(_posting(other, token)) for token in tokens)
+
+
+def test_a_request_without_a_csrf_cookie_gets_a_new_secret_from_django() -> None:
+    request = RequestFactory().get("/")
+    token = fragments.csrf_token(request)
+    assert len(request.META["CSRF_COOKIE"]) == 32
+    assert _accepted(_posting(request.META["CSRF_COOKIE"], token))
