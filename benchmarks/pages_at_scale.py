@@ -5,8 +5,7 @@
         .venv/bin/python benchmarks/pages_at_scale.py
 
 Builds (once; ``--rebuild`` to start again) 100,000 users, 200,000 devices, 1,000 groups with
-about 700,000 memberships, 297,000 certificates, 50 profiles and the audit trail such a tenant has
-(an upload event per certificate after each administrator's import), then serves the portal with
+about 700,000 memberships, 297,000 certificates, 50 profiles and their audit trail, then serves with
 gunicorn (2 workers x 4 threads, DEBUG off) and drives each page from a separate process with 16
 concurrent keep-alive clients. Pages are measured for an administrator with every permission and
 a Help Desk Operator over one scope tag (who sees half of the profiles): p50/p95/p99, throughput
@@ -50,7 +49,8 @@ def _browser_cookies(client: Any) -> str:
 
 
 def drive(base: str, cookie: str, paths: list[str], clients: int, seconds: float) -> dict[str, Any]:
-    """Request ``paths`` round-robin over ``clients`` keep-alive connections for ``seconds``.
+    """Request ``paths`` round-robin over ``clients`` keep-alive connections for ``seconds``, and
+    until every client has asked for every path once (so a warm-up leaves each page in each worker).
 
     One asyncio loop on raw sockets: the client shares the machine's cores with the server, and
     a thread per connection with http.client would cost more CPU than some of the pages measured.
@@ -70,7 +70,7 @@ async def _drive(base: str, cookie: str, paths: list[str], clients: int, seconds
     async def client(offset: int) -> None:
         reader, writer = await asyncio.open_connection(host, int(port))
         i = offset
-        while time.perf_counter() < stop_at:
+        while time.perf_counter() < stop_at or i - offset < len(paths):
             path = paths[i % len(paths)]
             request = requests[i % len(paths)]
             i += 1
@@ -242,7 +242,7 @@ def measure(args: argparse.Namespace) -> None:
         )
         for name, label, paths in [*floor, *pages]:
             cookie = sessions[label][1]
-            # Warm each worker's connection and caches, then measure.
+            # Warm each worker's connections and the pages it keeps, then measure.
             _load(port, cookie, paths, args.clients, 2.0)
             server_cpu = harness.tree_cpu(server.pid)
             result = _load(port, cookie, paths, args.clients, args.seconds)
