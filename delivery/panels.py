@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from typing import Any
 
 from django.db import connection
@@ -37,22 +36,22 @@ def user_panel(request: AuthenticatedHttpRequest, user: DirectoryUser) -> dict[s
     }
 
 
-def user_clock(user: DirectoryUser) -> Hashable:
-    """Moves with every delivery row of ``user`` written, added or deleted, and with each Intune sync.
+def user_clock(user_id: str) -> list[str]:
+    """Moves with every delivery row of the user written, added or deleted (see
+    ``directory.panels.register_user_clock``).
 
-    Device reports and Intune's status syncs write these rows without an audit event, so the user
-    page's kept sections key on this too. Every writer stamps ``updated_at`` (by hand where
-    ``update()``/``bulk_update()`` would not); the count and newest id catch rows deleted or
-    added with an older stamp.
+    Device reports write these rows without an audit event, so the user page's kept sections key
+    on this too. Every writer stamps ``updated_at`` (by hand where ``update()``/``bulk_update()``
+    would not); the count and newest id catch rows deleted or added with an older stamp.
     """
-    # Written out: it runs on every view of the page, and building it through the ORM costs more than it.
-    table = connection.ops.quote_name(DeliveryState._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT COUNT(*), MAX(id), MAX(updated_at) FROM {table} WHERE user_id = %s", [user.pk]
-        )
-        row = cursor.fetchone()
-    return (*row, states.intune_last_sync())
+    q = connection.ops.quote_name
+    table = q(DeliveryState._meta.db_table)
+    rows = f"FROM {table} WHERE {table}.{q('user_id')} = {user_id}"
+    return [
+        f"(SELECT COUNT(*) {rows})",
+        f"(SELECT MAX({q('id')}) {rows})",
+        f"(SELECT MAX({q('updated_at')}) {rows})",
+    ]
 
 
 def device_panel(request: AuthenticatedHttpRequest, device: Device) -> dict[str, Any] | None:

@@ -12,23 +12,27 @@ as ``panel`` and the page's user as ``directory_user``.
 
 The user page renders its sections once and keeps them (``portal.summaries.fragment``) until an
 audit event is written, or until a clock an app registers for the user moves: an app whose panel
-shows rows written without an audit event (device reports) registers one::
+shows rows written without an audit event (device reports) registers one, as SQL over the user's
+id::
 
-    register_user_clock("delivery", delivery_clock)
+    register_user_clock("delivery", lambda user_id: [f"(SELECT COUNT(*) FROM ... = {user_id})"])
 
-A clock is read on every view of the page: one cheap query, the same whatever the user holds.
+Clocks are read with the user on every view of the page: one statement, whatever the user holds.
 Panels are rendered without the request: a form posts with ``{% csrf_token %}`` (the page puts
 the token in) and names the page by ``panel``'s values, never by ``request``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
+from functools import cache
 from typing import Any
+
+from django.db import connection
 
 from directory.models import Device, DirectoryUser
 from portal.http import AuthenticatedHttpRequest
-from portal.lib import sections
+from portal.lib import lean, sections
 
 
 class UserPanel(sections.Section[[AuthenticatedHttpRequest, DirectoryUser]]):
@@ -43,17 +47,43 @@ def register_user_panel(panel: UserPanel) -> None:
     _USER_PANELS[panel.template] = panel
 
 
-_USER_CLOCKS: dict[str, Callable[[DirectoryUser], Hashable]] = {}
+# name -> the SQL expressions of that clock, given the SQL of the user's id column.
+_USER_CLOCKS: dict[str, Callable[[str], Sequence[str]]] = {}
 
 
-def register_user_clock(name: str, clock: Callable[[DirectoryUser], Hashable]) -> None:
-    """Add (or replace, by name) a value that moves whenever a panel of ``user`` would show otherwise."""
-    _USER_CLOCKS[name] = clock
+def register_user_clock(name: str, columns: Callable[[str], Sequence[str]]) -> None:
+    """Add (or replace, by name) values that move whenever a panel of a user would show otherwise.
+
+    ``columns(user_id)`` gives SQL expressions of one value each (scalar subqueries, without
+    parameters), where ``user_id`` is the SQL of the user's id: the page reads them with the
+    user's row, in one statement.
+    """
+    _USER_CLOCKS[name] = columns
+    _user_sql.cache_clear()
 
 
-def user_clock(user: DirectoryUser) -> tuple[Hashable, ...]:
-    """Every registered clock of ``user``, in the order of their names."""
-    return tuple(_USER_CLOCKS[name](user) for name in sorted(_USER_CLOCKS))
+def user_and_clock(object_id: Any) -> tuple[DirectoryUser, tuple[Hashable, ...]] | None:
+    """The user ``object_id`` and the values of every registered clock of theirs, read in one
+    statement (None when there is no such user)."""
+    statement = lean.statement(DirectoryUser, "object_id", object_id)
+    if statement is None:  # pragma: no cover - the user table is a plain one
+        user = lean.get(DirectoryUser, "object_id", object_id)
+        return None if user is None else (user, ())
+    value = statement.field.get_db_prep_value(object_id, connection, prepared=False)
+    with connection.cursor() as cursor:
+        cursor.execute(_user_sql(statement.sql), [value])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    width = len(DirectoryUser._meta.concrete_fields)
+    return lean.instance(DirectoryUser, row, statement), tuple(row[width:])
+
+
+@cache
+def _user_sql(user_sql: str) -> str:
+    user_id = f"u.{connection.ops.quote_name('id')}"
+    columns = [column for name in sorted(_USER_CLOCKS) for column in _USER_CLOCKS[name](user_id)]
+    return f"SELECT {', '.join(['u.*', *columns])} FROM ({user_sql}) u"
 
 
 def user_panels(request: AuthenticatedHttpRequest, user: DirectoryUser) -> list[dict[str, Any]]:

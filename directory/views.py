@@ -18,12 +18,11 @@ from django.views.decorators.http import require_GET, require_http_methods
 from directory import imports, memberships
 from directory.forms import DeviceFilterForm, GroupFilterForm, ImportForm, ListFilterForm, UserFilterForm
 from directory.models import Device, DirectoryUser, Group, GroupDeviceMember, GroupUserMember
-from directory.panels import device_panels, user_clock, user_panels
+from directory.panels import device_panels, user_and_clock, user_panels
 from portal import access, summaries
 from portal.access import permission_required
 from portal.audit import Actor
 from portal.http import AuthenticatedHttpRequest
-from portal.lib import lean
 from portal.lib.lean import Prepared
 from portal.lib.listing import filter_state, query_key
 from portal.lib.paging import CountAsFarAsShown
@@ -132,12 +131,13 @@ def user_detail(request: AuthenticatedHttpRequest, object_id: str) -> HttpRespon
     """The help desk's page on one user: rendered once per scope and kept while nothing it shows changed.
 
     Kept whole (``summaries.page``) on the audit clock, the viewer's scope and the user's own clocks
-    (``panels.user_clock``: delivery rows are written without audit events), so a device report
+    (``panels.user_and_clock``: delivery rows are written without audit events), so a device report
     shows at once.
     """
-    user = lean.get(DirectoryUser, "object_id", object_id)
-    if user is None:
+    found = user_and_clock(object_id)
+    if found is None:
         raise Http404("No such user.")
+    user, clock = found
 
     def context() -> dict[str, Any]:
         # Only when the page is rendered, not when a kept one is shown.
@@ -149,7 +149,7 @@ def user_detail(request: AuthenticatedHttpRequest, object_id: str) -> HttpRespon
             "nav_active": "users",
         }
 
-    return summaries.page(request, "directory/user_detail.html", context, params=(user.pk, user_clock(user)))
+    return summaries.page(request, "directory/user_detail.html", context, params=(user.pk, clock))
 
 
 # The user page's lists, read on every first view of a user (see portal.lib.lean).

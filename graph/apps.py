@@ -93,6 +93,9 @@ class GraphConfig(AppConfig):
         register_intune(
             IntuneSide(last_sync=status_sync.last_sync, profile_summary=status_sync.profile_summary)
         )
+        from directory.panels import register_user_clock
+
+        register_user_clock("intune", status_sync.user_clock)
 
         from graph.views_intune import profile_section
         from profiles import hooks as profile_hooks

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
+from django.db import connection as db
 from django.db import transaction
 from django.utils import timezone
 
@@ -105,6 +106,15 @@ _LAST_SYNC = lean.Fixed(
 def last_sync() -> dt.datetime | None:
     rows = _LAST_SYNC.rows()
     return rows[0][0] if rows else None
+
+
+def user_clock(user_id: str) -> list[str]:
+    """Moves with each finished status sync: the user page shows when Intune was last read (see
+    ``directory.panels.register_user_clock``). The same for every user."""
+    q = db.ops.quote_name
+    done = str(StatusSyncRun.State.DONE)  # a constant of letters: written into the SQL as it is
+    runs = q(StatusSyncRun._meta.db_table)
+    return [f"(SELECT MAX({runs}.{q('finished_at')}) FROM {runs} WHERE {runs}.{q('state')} = '{done}')"]
 
 
 def profile_summary(profile_id: int) -> dict[str, Any] | None:
