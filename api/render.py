@@ -6,6 +6,9 @@ writes a UUID as its text and a time as ISO 8601 (``plain``), only where it meet
 per-value conversion runs in Python for the rest (strings, numbers, booleans, None). The longest
 lists (certificates, audit events, profiles) go further: the database writes each item's JSON
 (``columns.JsonObject``) and the answer only joins them (``json_page``, ``json_text``).
+
+Those lists' answers are also kept (``kept_json``), as the pages' pieces are: a script polling the
+same list gets the answer again until something changes.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
+
+from portal import summaries
 
 
 def plain(value: Any) -> Any:
@@ -61,8 +66,23 @@ def schema_answer(body: Any, status: int = 200) -> HttpResponse:
 
 def json_page(items: Sequence[str], cursor: str | None) -> HttpResponse:
     """A page answer (``items`` and ``next_cursor``) of items already JSON text (columns.JsonObject)."""
-    body = f'{{"items":[{",".join(items)}],"next_cursor":{_ENCODER.encode(cursor)}}}'
-    return HttpResponse(body, content_type="application/json")
+    return json_text(page_text(items, cursor))
+
+
+def page_text(items: Sequence[str], cursor: str | None) -> str:
+    """``json_page``'s body."""
+    return f'{{"items":[{",".join(items)}],"next_cursor":{_ENCODER.encode(cursor)}}}'
+
+
+def kept_json(request: HttpRequest, name: str, text: Callable[[], str]) -> HttpResponse:
+    """The JSON answer ``text()`` writes, kept like a page's piece (``portal.summaries.fragment``).
+
+    Kept under the request's path and query string and the caller's scope until the audit clock
+    moves (every change writes an audit event), and at most ``PORTAL_FRAGMENT_MAX_AGE`` seconds:
+    that bounds what the clock cannot see, the moment a certificate expires. Only for answers built
+    from rows every change of which is audited (never delivery or connector health rows).
+    """
+    return json_text(summaries.fragment(request, f"api:{name}", text, params=request.get_full_path()))
 
 
 def json_text(text: str, status: int = 200) -> HttpResponse:

@@ -139,10 +139,14 @@ def audit_list(request: HttpRequest, filters: Query[AuditFilters]) -> HttpRespon
         return rows
 
     key = access.viewer_key(admin)
-    found, cursor = paging.page_shaped(
-        SHAPES, key, build, values, filters.cursor, filters.limit, descending=True
-    )
-    return render.json_page([row[0] for row in found], cursor)
+
+    def answer() -> str:
+        found, cursor = paging.page_shaped(
+            SHAPES, key, build, values, filters.cursor, filters.limit, descending=True
+        )
+        return render.page_text([row[0] for row in found], cursor)
+
+    return render.kept_json(request, "audit-events", answer)
 
 
 @router.get(

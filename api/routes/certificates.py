@@ -153,8 +153,11 @@ def certificate_list(request: HttpRequest, filters: Query[CertificateFilters]) -
             rows = rows.filter(batch__code=v["batch"])
         return rows
 
-    found, cursor = paging.page_shaped(SHAPES, key, build, values, filters.cursor, filters.limit)
-    return render.json_page([row[0] for row in found], cursor)
+    def answer() -> str:
+        found, cursor = paging.page_shaped(SHAPES, key, build, values, filters.cursor, filters.limit)
+        return render.page_text([row[0] for row in found], cursor)
+
+    return render.kept_json(request, "certificates", answer)
 
 
 @router.get(

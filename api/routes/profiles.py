@@ -171,10 +171,16 @@ def _groups(ids: Sequence[uuid.UUID]) -> tuple[Group, ...]:
 )
 def profile_list(request: HttpRequest) -> HttpResponse:
     admin = user(request)
-    texts = profile_texts(
-        access.viewer_key(admin), lambda v: access.scoped(Profile.objects.order_by("name", "pk"), admin), {}
-    )
-    return render.json_text(f"[{','.join(texts)}]")
+
+    def answer() -> str:
+        texts = profile_texts(
+            access.viewer_key(admin),
+            lambda v: access.scoped(Profile.objects.order_by("name", "pk"), admin),
+            {},
+        )
+        return f"[{','.join(texts)}]"
+
+    return render.kept_json(request, "profiles", answer)
 
 
 @router.get(
