@@ -11,8 +11,15 @@ from api.common import ERRORS, user
 from api.schemas import ConnectorOut
 from connectors.models import Connector
 from portal import access
+from portal.lib.shapes import Shapes
+from portal.models import User
 
 router = Router(tags=["Connectors"])
+
+# Read as columns through SQL compiled once per caller's scope: building the scoped query through
+# the ORM cost a Help Desk Operator's call more than answering it.
+_FIELDS = [f.attname for f in Connector._meta.concrete_fields]
+SHAPES = Shapes("api.connectors")
 
 
 @router.get(
@@ -36,5 +43,14 @@ def connector_list(request: HttpRequest) -> list[ConnectorOut]:
             last_seen=c.last_seen,
             clock_skew_seconds=c.clock_skew_seconds,
         )
-        for c in access.scoped(Connector.objects.all(), admin)
+        for c in _connectors(admin)
     ]
+
+
+def _connectors(admin: User) -> list[Connector]:
+    rows = SHAPES.rows(
+        access.viewer_key(admin),
+        lambda v: access.scoped(Connector.objects.all(), admin).values_list(*_FIELDS),
+        {},
+    )
+    return [Connector.from_db("default", _FIELDS, row) for row in rows]
