@@ -54,13 +54,14 @@ def csrf_token(request: HttpRequest) -> str:
 
     Django draws the token's mask one character at a time from the system's random source (32
     reads, about 85 µs); a kept page is shown in little more than that, so the mask is drawn here
-    from one read of 24 bytes (192 bits, more than the 32 base-62 characters hold). A request
-    without a CSRF cookie yet goes to Django, which makes the secret and sets the cookie.
+    from one read of 24 bytes (192 bits, more than the 32 base-62 characters hold). Nor is the
+    cookie the browser already holds sent again to push its expiry a year on (Django does, at
+    the cost of writing an HTTP date on every page); when it does expire, the next page gets a new
+    one. A request without a CSRF cookie yet goes to Django, which makes the secret and sets it.
     """
     secret = request.META.get("CSRF_COOKIE")
     if not isinstance(secret, str) or len(secret) != CSRF_SECRET_LENGTH:
         return get_token(request)
-    request.META["CSRF_COOKIE_NEEDS_UPDATE"] = True  # as get_token does: the cookie's expiry moves on
     n = int.from_bytes(os.urandom(24))
     size = len(_CHARS)
     mask: list[int] = []
