@@ -80,7 +80,16 @@ def _scene(emulator: Emulator) -> tuple[str, DirectoryUser, Certificate]:
         ),
     )
     record = ProfileRecord.objects.get(profile=profile)
+    # The worker sends the new profile too: whichever claims it first creates Intune's copy.
     profile_sync.push(record.pk, client=connection.client_for(stored))
+    wait_for(
+        lambda: (
+            ProfileRecord.objects.filter(pk=record.pk, state=ProfileRecord.State.SYNCED)
+            .exclude(graph_id="")
+            .exists()
+        ),
+        timeout=30,
+    )
     record.refresh_from_db()
     config_id = record.graph_id
     with emulator.state.lock:
