@@ -5,7 +5,7 @@ Rows are plain dicts of the column values as the database driver reads them: the
 writes a UUID as its text and a time as ISO 8601 (``plain``), only where it meets one, so no
 per-value conversion runs in Python for the rest (strings, numbers, booleans, None). The longest
 lists (certificates, audit events, profiles) go further: the database writes each item's JSON
-(``columns.JsonObject``) and the answer only joins them (``json_page``, ``json_text``).
+(``columns.JsonObject``) and the answer only joins them (``page_text``, ``json_text``).
 
 Those lists' answers are also kept (``kept_json``), as the pages' pieces are: a script polling the
 same list gets the answer again until something changes.
@@ -64,13 +64,8 @@ def schema_answer(body: Any, status: int = 200) -> HttpResponse:
     return HttpResponse(_SCHEMA_ENCODER.encode(body), status=status, content_type=SCHEMA_CONTENT_TYPE)
 
 
-def json_page(items: Sequence[str], cursor: str | None) -> HttpResponse:
-    """A page answer (``items`` and ``next_cursor``) of items already JSON text (columns.JsonObject)."""
-    return json_text(page_text(items, cursor))
-
-
 def page_text(items: Sequence[str], cursor: str | None) -> str:
-    """``json_page``'s body."""
+    """A page answer's body (``items`` and ``next_cursor``) of items already JSON text (columns.JsonObject)."""
     return f'{{"items":[{",".join(items)}],"next_cursor":{_ENCODER.encode(cursor)}}}'
 
 
