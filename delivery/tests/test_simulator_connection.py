@@ -9,6 +9,31 @@ import pytest
 from delivery.simulator import Api
 
 
+def _read_request(conn: socket.socket) -> None:
+    """Read one whole request: its head and body may arrive in separate segments, and closing with
+    some unread would reset the connection before the answer is read (a different failure)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        body += chunk
+
+
 @pytest.fixture
 def cut_short_then_whole() -> Iterator[tuple[str, list[int]]]:
     """A server whose first answer breaks off mid-body (its process died) and whose next is whole."""
@@ -19,7 +44,7 @@ def cut_short_then_whole() -> Iterator[tuple[str, list[int]]]:
         for answer in (b'{"status": "o', b'{"status": "ok"}'):
             conn, _ = listener.accept()
             connections.append(conn.fileno())
-            conn.recv(65536)
+            _read_request(conn)
             conn.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n" + answer
             )
