@@ -5,11 +5,11 @@ an import through the API next to the same import through the bulk upload page.
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/pfx_api_scale .venv/bin/python benchmarks/api_lists.py
 
 Builds (once; ``--rebuild`` to start again) the tenant of ``pages_at_scale.py``: 100,000 users,
-about 297,000 certificates, 50 profiles and their audit trail. Then serves the portal with gunicorn
-(2 workers x 4 threads, DEBUG off) and drives each endpoint with 16 concurrent keep-alive clients
-from a separate process, for two API tokens: an administrator with every permission, and a Help Desk
-Operator over one scope tag. It prints p50/p95/p99 latency, throughput, the CPU gunicorn and the client
-spent per request (the server's is what a busy machine changes least) and the queries one request
+about 297,000 certificates, 50 profiles and their audit trail. Then serves the portal with granian
+(2 workers x 4 threads, DEBUG off; ``--server gunicorn`` for the earlier server) and drives each
+endpoint with 16 concurrent keep-alive clients from a separate process, for two API tokens: an
+administrator with every permission, and a Help Desk Operator over one scope tag. It prints
+p50/p95/p99 latency, throughput, the CPU the server and the client spent per request (the server's is what a busy machine changes least) and the queries one request
 runs for several different requests (the same count means it does not grow with the data). The
 baseline in the same run is ``/healthz`` (one ``SELECT 1``) under the same load.
 
@@ -109,6 +109,7 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="build the tenant again")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full tenant size")
     parser.add_argument("--clients", type=int, default=16)
+    harness.add_server_argument(parser)
     parser.add_argument("--seconds", type=float, default=10.0, help="load time per endpoint")
     parser.add_argument(
         "--import-files", type=int, default=10_000, help="files of the import comparison (0: skip)"
@@ -223,24 +224,11 @@ def measure(args: argparse.Namespace) -> None:
         return
     port = harness.free_port()
     env = {**os.environ, "ALLOWED_HOSTS": "localhost,127.0.0.1"}
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "portal.wsgi",
-            "--workers=2",
-            "--threads=4",
-            f"--bind=127.0.0.1:{port}",
-            "--log-level=warning",
-            "--access-logfile=/dev/null",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
+    server = harness.serve(args.server, port, workers=2, threads=4, env=env, cwd=ROOT)
     try:
         harness.wait_http(port)
         print(
-            f"\ngunicorn 2 workers x 4 threads, {args.clients} clients from a separate process, "
+            f"\n{args.server} 2 workers x 4 threads, {args.clients} clients from a separate process, "
             f"{args.seconds:.0f} s per endpoint (target p95 < {TARGET_P95_MS:.0f} ms)"
         )
         print(

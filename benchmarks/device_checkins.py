@@ -6,13 +6,13 @@
 
 Builds a tenant of ``--devices`` devices on the six platforms, each with a primary user holding
 one S/MIME encryption certificate and one profile per platform assigned to all users. Then, all
-on this machine: the portal under gunicorn, the real connector agent (its key encrypts every
+on this machine: the portal under its web server, the real connector agent (its key encrypts every
 password) and ``--drivers`` simulator processes, each a :mod:`delivery.simulator` fleet that
 enrols its devices (not timed), then checks in back to back: every device's first check-ins
 queue a re-encryption job per certificate; the agent re-encrypts them to the device keys; the
 device decrypts the password, opens the PFX, checks the thumbprint and reports.
 
-Mid-run the agent is killed with SIGKILL and started again, and one gunicorn worker is killed
+Mid-run the agent is killed with SIGKILL and started again, and one web server worker is killed
 with SIGKILL. At the end it checks that every job was done exactly once (one success event per
 job, none failed) and every device reports Succeeded: nothing lost, nothing twice.
 
@@ -69,7 +69,7 @@ def drive(args: argparse.Namespace) -> None:
     from delivery.simulator import Api, DeviceApiError, DeviceSpec, SimulatedDevice
 
     specs = json.loads(Path(args.drive).read_text())
-    api = Api(args.server)
+    api = Api(args.portal)
     fleet = []
     for item in specs:
         # Made from shared primes by the parent (see devtools.certificates.distinct_keys): skip the slow check.
@@ -142,7 +142,7 @@ def drive(args: argparse.Namespace) -> None:
 
 def healthz(args: argparse.Namespace) -> None:
     """Baseline driver: /healthz from as many threads as the simulators use, for ``seconds``."""
-    json.dump(harness.healthz_load(args.server, args.seconds, args.threads), sys.stdout)
+    json.dump(harness.healthz_load(args.portal, args.seconds, args.threads), sys.stdout)
 
 
 # --- The run ---------------------------------------------------------------------------
@@ -170,25 +170,19 @@ def measure(args: argparse.Namespace) -> None:
     call_command("migrate", verbosity=0)
     build(args.devices)
     reset()
+    with connection.cursor() as cursor:
+        # What autovacuum does between two runs (it is off on some hosts): each run deletes and
+        # rewrites every job, state and credential row, and a table holding the dead rows of
+        # earlier runs made each run slower than the last (169, 165, then 137 check-ins/s).
+        cursor.execute("VACUUM ANALYZE")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     port = harness.free_port()
     server_url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "ALLOWED_HOSTS": "localhost,127.0.0.1"}
     children: list[subprocess.Popen[Any]] = []
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "portal.wsgi",
-            f"--workers={args.workers}",
-            f"--threads={args.threads_per_worker}",
-            f"--bind=127.0.0.1:{port}",
-            "--log-level=warning",
-            "--access-logfile=/dev/null",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
+    server = harness.serve(
+        args.server, port, workers=args.workers, threads=args.threads_per_worker, env=env, cwd=ROOT
     )
     children.append(server)
 
@@ -263,7 +257,7 @@ def measure(args: argparse.Namespace) -> None:
                         __file__,
                         "--drive",
                         str(path),
-                        "--server",
+                        "--portal",
                         server_url,
                         f"--max-seconds={args.max_seconds}",
                         f"--threads={args.client_threads}",
@@ -296,6 +290,9 @@ def measure(args: argparse.Namespace) -> None:
         agent_cpu: dict[int, float] = {}
         db_cpu: dict[int, float] = {}  # PostgreSQL backends serving this database
         db_before = harness.database_cpu(connection, {})
+        # What the web workers and the agent used before the start (booting, enrolling the fleet)
+        # is not the phase's: a process started later (a respawned worker) counts from zero.
+        web_before, agent_before = harness.cpu_by_pid(server.pid), harness.cpu_by_pid(connector.pid)
         machine_at_start = harness.machine_cpu()
         machine_at_split: tuple[float, float] | None = None
         web_at_split = agent_at_split = db_at_split = 0.0
@@ -315,9 +312,7 @@ def measure(args: argparse.Namespace) -> None:
                 and killed_agent_at is not None
                 and now - start_at > killed_agent_at + 2
             ):
-                workers = subprocess.run(
-                    ["pgrep", "-P", str(server.pid)], capture_output=True, text=True, check=False
-                ).stdout.split()
+                workers = harness.workers_of(server)
                 if workers:
                     os.kill(int(workers[0]), signal.SIGKILL)
                     killed_worker_at = now - start_at
@@ -326,7 +321,8 @@ def measure(args: argparse.Namespace) -> None:
                 if delivered == args.devices:
                     all_delivered_at = now
                     machine_at_split = harness.machine_cpu()
-                    web_at_split, agent_at_split = sum(web_cpu.values()), sum(agent_cpu.values())
+                    web_at_split = sum(v - web_before.get(pid, 0.0) for pid, v in web_cpu.items())
+                    agent_at_split = sum(v - agent_before.get(pid, 0.0) for pid, v in agent_cpu.items())
                     db_at_split = sum(db_cpu.values())
             if all_delivered_at is not None and now - all_delivered_at >= args.seconds:
                 for proc in drivers:
@@ -349,7 +345,7 @@ def measure(args: argparse.Namespace) -> None:
                         sys.executable,
                         __file__,
                         "--healthz",
-                        "--server",
+                        "--portal",
                         server_url,
                         "--seconds=10",
                         f"--threads={args.client_threads}",
@@ -417,7 +413,7 @@ def measure(args: argparse.Namespace) -> None:
 
     print(
         f"\n{args.devices} devices, {args.drivers} simulator processes x {args.client_threads} threads, "
-        f"gunicorn {args.workers} workers x {args.threads_per_worker} threads, one connector agent; "
+        f"{args.server} {args.workers} workers x {args.threads_per_worker} threads, one connector agent; "
         f"{os.cpu_count()} CPUs shared by all"
     )
     print(f"  {'phase':<52} {'check-ins':>9} {'per s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
@@ -440,7 +436,7 @@ def measure(args: argparse.Namespace) -> None:
         ours = web_at_split + sim + agent_at_split + db_at_split
         print(
             f"\nCPU in the re-encryption phase: machine {busy:.0f} of {total:.0f} CPU-s busy (every process, "
-            f"other users' too); gunicorn {web_at_split:.0f}, simulators {sim:.0f}, agent {agent_at_split:.0f}, "
+            f"other users' too); web server {web_at_split:.0f}, simulators {sim:.0f}, agent {agent_at_split:.0f}, "
             f"PostgreSQL {db_at_split:.0f} (this database's backends), the rest {busy - ours:.0f}. "
             f"This run's own processes: {ours * 1000 / max(1, phase1):.1f} ms CPU per check-in, so 2 cores of "
             f"their own would carry about {2 * phase1 / max(ours, 1e-9):.0f} per second"
@@ -479,12 +475,13 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=900.0, help="give up after this long")
     parser.add_argument("--drivers", type=int, default=2, help="simulator processes")
     parser.add_argument("--client-threads", type=int, default=8, help="threads per simulator process")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers")
+    parser.add_argument("--workers", type=int, default=3, help="web server workers")
+    harness.add_server_argument(parser)
     parser.add_argument("--threads-per-worker", type=int, default=4)
     parser.add_argument("--work", default=str(ROOT / "var" / "bench-devices"))
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("--healthz", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--server", help=argparse.SUPPRESS)
+    parser.add_argument("--portal", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=8, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -1,16 +1,68 @@
-"""What the benchmarks that drive a real gunicorn share: a free port, waiting for it to answer,
-the CPU its processes used, percentiles, and the /healthz baseline load."""
+"""What the benchmarks that drive a real web server share: starting it, a free port, waiting for
+it to answer, the CPU its processes used, percentiles, and the /healthz baseline load."""
 
 from __future__ import annotations
 
 import http.client
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+SERVERS = ("granian", "gunicorn")
+
+
+def add_server_argument(parser: Any) -> None:
+    parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        default="granian",
+        help="web server: granian, as the image runs it (default), or gunicorn's threaded workers",
+    )
+
+
+def serve(
+    server: str, port: int, *, workers: int, threads: int, env: dict[str, str], cwd: Path
+) -> subprocess.Popen[bytes]:
+    """Start the portal under ``server`` on 127.0.0.1:``port``, without an access log (not what
+    is measured), in a session of its own so it can be stopped with its workers."""
+    bin_dir = Path(sys.executable).parent
+    if server == "granian":
+        argv = [
+            str(bin_dir / "granian"),
+            "--interface=wsgi",
+            f"--workers={workers}",
+            f"--blocking-threads={threads}",
+            "--respawn-failed-workers",
+            "--workers-kill-timeout=5",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            "--log-level=warning",
+            "--no-access-log",
+            "portal.wsgi:application",
+        ]
+    else:
+        argv = [
+            str(bin_dir / "gunicorn"),
+            "portal.wsgi",
+            f"--workers={workers}",
+            f"--threads={threads}",
+            f"--bind=127.0.0.1:{port}",
+            "--log-level=warning",
+            # gunicorn.conf.py (read from the working directory) logs every request.
+            "--access-logfile=/dev/null",
+        ]
+    return subprocess.Popen(argv, cwd=cwd, env=env, start_new_session=True)
+
+
+def workers_of(server: subprocess.Popen[bytes]) -> list[int]:
+    """The worker processes of a running server (children of its main process)."""
+    found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(server.pid)], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
 
 
 def free_port() -> int:
@@ -32,11 +84,11 @@ def wait_http(port: int) -> None:
         except OSError:
             pass
         time.sleep(0.3)
-    sys.exit("gunicorn did not answer within 60 s")
+    sys.exit("the web server did not answer within 60 s")
 
 
 def tree_cpu(pid: int) -> float:
-    """CPU seconds used so far by a process and its descendants (gunicorn's master and workers)."""
+    """CPU seconds used so far by a process and its descendants (a web server's main process and workers)."""
     total = 0.0
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

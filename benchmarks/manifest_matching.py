@@ -8,7 +8,7 @@ the upload before it creates the batch: ``read_zip``, ``read_manifest`` and ``en
 row-to-file matching). The manifest leaves ``upn`` empty (the user is taken from the
 certificate), so no database is needed and the figures are the parsing and matching alone.
 10,000 rows is the documented maximum (``CERTS_MAX_FILES``); the upload has to finish well
-inside the web server's request timeout (see gunicorn.conf.py).
+inside the request timeout of a reverse proxy in front of the portal (README, "Web server").
 """
 
 from __future__ import annotations

@@ -6,10 +6,11 @@
 
 Builds (once; ``--rebuild`` to start again) 100,000 users, 200,000 devices, 1,000 groups with
 about 700,000 memberships, 297,000 certificates, 50 profiles and their audit trail, then serves with
-gunicorn (2 workers x 4 threads, DEBUG off) and drives each page from a separate process with 16
-concurrent keep-alive clients. Pages are measured for an administrator with every permission and
-a Help Desk Operator over one scope tag (who sees half of the profiles): p50/p95/p99, throughput
-and queries per request (for several objects), beside ``/healthz`` (one ``SELECT 1``), the floor.
+granian (2 workers x 4 threads, DEBUG off; ``--server gunicorn`` for the earlier server) and drives
+each page from a separate process with 16 concurrent keep-alive clients. Pages are measured for an
+administrator with every permission and a Help Desk Operator over one scope tag (who sees half of
+the profiles): p50/p95/p99, throughput and queries per request (for several objects), beside
+``/healthz`` (one ``SELECT 1``), the floor.
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="build the tenant again")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full tenant size")
     parser.add_argument("--clients", type=int, default=16)
+    harness.add_server_argument(parser)
     parser.add_argument("--seconds", type=float, default=15.0, help="load time per page")
     parser.add_argument("--drive", nargs=2, metavar=("HOST:PORT", "COOKIE"), help=argparse.SUPPRESS)
     parser.add_argument("--paths", nargs="*", help=argparse.SUPPRESS)
@@ -215,25 +217,11 @@ def measure(args: argparse.Namespace) -> None:
 
     port = harness.free_port()
     env = {**os.environ, "ALLOWED_HOSTS": "localhost,127.0.0.1"}
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "portal.wsgi",
-            "--workers=2",
-            "--threads=4",
-            f"--bind=127.0.0.1:{port}",
-            "--log-level=warning",
-            # gunicorn.conf.py (read from the working directory) logs every request: not what is measured.
-            "--access-logfile=/dev/null",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-    )
+    server = harness.serve(args.server, port, workers=2, threads=4, env=env, cwd=ROOT)
     try:
         harness.wait_http(port)
         print(
-            f"\ngunicorn 2 workers x 4 threads, {args.clients} clients from a separate process, "
+            f"\n{args.server} 2 workers x 4 threads, {args.clients} clients from a separate process, "
             f"{args.seconds:.0f} s per page (target p95 < {TARGET_P95_MS:.0f} ms)"
         )
         print(

@@ -7,7 +7,7 @@
 Builds the tenant of pages_at_scale.py (once; ``--rebuild`` to start again), keeps 150,000 of its
 devices, and writes the delivery states such a tenant has: each device holds the certificates of
 its primary user for two or three of the profiles of its platform, most Succeeded, some in Error
-(with error codes), Pending or Removed. Then serves the portal with gunicorn (2 workers x 4
+(with error codes), Pending or Removed. Then serves the portal with granian (2 workers x 4
 threads, DEBUG off) and drives the directory user page of 64 users from a separate process with
 16 concurrent keep-alive clients, for an administrator with every permission and for a Help Desk
 Operator over one scope tag (half of the profiles): pages kept, as on a second view, and then
@@ -24,7 +24,6 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -53,6 +52,7 @@ def main() -> None:
     )
     parser.add_argument("--rebuild", action="store_true", help="build the tenant again")
     parser.add_argument("--clients", type=int, default=16)
+    harness.add_server_argument(parser)
     parser.add_argument("--seconds", type=float, default=20.0, help="load time per page")
     args = parser.parse_args()
 
@@ -192,7 +192,7 @@ def measure(args: argparse.Namespace) -> None:
         print(f"  {label:<12} {', '.join(counts)}")
 
     print(
-        f"\ngunicorn 2 workers x 4 threads, {args.clients} clients from a separate process, "
+        f"\n{args.server} 2 workers x 4 threads, {args.clients} clients from a separate process, "
         f"{args.seconds:.0f} s per page (target p95 < {TARGET_P95_MS:.0f} ms)"
     )
     print(
@@ -215,21 +215,7 @@ def _serve_and_load(
 ) -> None:
     port = harness.free_port()
     env = {**os.environ, "ALLOWED_HOSTS": "localhost,127.0.0.1", **settings}
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    server = subprocess.Popen(
-        [
-            gunicorn,
-            "portal.wsgi",
-            "--workers=2",
-            "--threads=4",
-            f"--bind=127.0.0.1:{port}",
-            "--log-level=warning",
-            "--access-logfile=/dev/null",
-        ],
-        cwd=ROOT.parent,
-        env=env,
-        start_new_session=True,
-    )
+    server = harness.serve(args.server, port, workers=2, threads=4, env=env, cwd=ROOT.parent)
     try:
         harness.wait_http(port)
         for name, label, paths in runs:

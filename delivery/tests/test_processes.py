@@ -187,15 +187,19 @@ def test_killing_a_web_worker_mid_run_loses_no_delivery(
         "CONNECTOR_JOB_TIMEOUT_SECONDS": "10",
         "PORTAL_ENFORCE_MFA": "false",
     }
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    granian = str(Path(sys.executable).parent / "granian")
     with (tmp_path / "web.log").open("ab") as out:
         web = subprocess.Popen(
             [
-                gunicorn,
-                "portal.wsgi",
+                granian,
+                "--interface=wsgi",
                 "--workers=2",
-                f"--bind=127.0.0.1:{port}",
-                "--access-logfile=/dev/null",
+                "--respawn-failed-workers",
+                # The simulated devices keep their connections open: stop anyway at the end.
+                "--workers-kill-timeout=5",
+                "--host=127.0.0.1",
+                f"--port={port}",
+                "portal.wsgi:application",
             ],
             cwd=settings.BASE_DIR,
             env=env,
