@@ -314,7 +314,7 @@ def measure(args: argparse.Namespace) -> None:
             ):
                 workers = harness.workers_of(server)
                 if workers:
-                    os.kill(int(workers[0]), signal.SIGKILL)
+                    os.kill(workers[0], signal.SIGKILL)
                     killed_worker_at = now - start_at
             if all_delivered_at is None and done == args.devices:
                 delivered = DeliveryState.objects.filter(status=DeliveryStatus.SUCCEEDED).count()
