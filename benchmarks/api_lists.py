@@ -9,8 +9,9 @@ about 297,000 certificates, 50 profiles and their audit trail. Then serves the p
 (2 workers x 4 threads, DEBUG off; ``--server gunicorn`` for the earlier server) and drives each
 endpoint with 16 concurrent keep-alive clients from a separate process, for two API tokens: an
 administrator with every permission, and a Help Desk Operator over one scope tag. It prints
-p50/p95/p99 latency, throughput, the CPU the server and the client spent per request (the server's is what a busy machine changes least) and the queries one request
-runs for several different requests (the same count means it does not grow with the data). The
+p50/p95/p99 latency, throughput, the CPU the server and the client spent per request (the
+server's is what a busy machine changes least) and the queries one request runs for several
+different requests (the same count means it does not grow with the data). The
 baseline in the same run is ``/healthz`` (one ``SELECT 1``) under the same load.
 
 ``--import-files N`` (default 10,000) then imports N PFX files twice, once through
